@@ -1,0 +1,87 @@
+/*
+ * Availability projection: the state of one practitioner as the events of
+ * events.md define it, and the 36-byte Redis value of each day derived from
+ * it. Pure functions on in-memory state: no I/O, no clock, no randomness.
+ *
+ * State: published slots and booked slots as CRoaring bitmaps indexed by
+ * day * 288 + slot, a booking table (booking id -> day and slots), the
+ * `active` flag, and a set of dirty days (days whose Redis value may have
+ * changed since rm_avail_clear_dirty()).
+ */
+#ifndef READMODEL_AVAILABILITY_H
+#define READMODEL_AVAILABILITY_H
+
+#include "readmodel/date.h"
+#include "readmodel/event.h"
+
+#include <roaring/roaring.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    char *id; /* owned, NUL-terminated */
+    uint16_t id_len;
+    uint16_t day, start, count;
+} rm_booking_t;
+
+/* Open-addressing table of bookings keyed by id. */
+typedef struct {
+    rm_booking_t *slots; /* capacity entries; id == NULL means empty */
+    uint32_t capacity;   /* power of two, or 0 */
+    uint32_t count;
+} rm_booking_table_t;
+
+typedef struct {
+    bool exists; /* at least one event has been applied */
+    bool active; /* false after PractitionerDeactivated until re-registration */
+    roaring_bitmap_t *published;
+    roaring_bitmap_t *booked;  /* slots held by at least one booking */
+    roaring_bitmap_t *overlap; /* slots held by two or more bookings */
+    rm_booking_table_t bookings;
+    roaring_bitmap_t *dirty; /* day numbers */
+} rm_avail_t;
+
+typedef enum {
+    RM_APPLY_OK,
+    RM_APPLY_UNKNOWN_BOOKING, /* BookingCancelled of an unknown id: nothing changed */
+} rm_apply_t;
+
+/* Initialises empty state (no practitioner). Returns RM_ERR_NOMEM on failure,
+ * leaving *st safe to pass to rm_avail_free. */
+int rm_avail_init(rm_avail_t *st);
+/* Frees everything *st owns; a zeroed or freed state is a no-op. */
+void rm_avail_free(rm_avail_t *st);
+
+/* Applies one valid event. Marks affected days dirty. Returns
+ * RM_APPLY_UNKNOWN_BOOKING for a cancellation of an unknown booking (an
+ * anomaly, state unchanged), else RM_APPLY_OK. Aborts only on allocation
+ * failure inside CRoaring, which has no error return. */
+rm_apply_t rm_avail_apply(rm_avail_t *st, const rm_event_t *ev);
+
+/* Writes day's 36-byte value (bit i, MSB-first, set when slot i is free) and
+ * returns the number of free slots; 0 means the Redis key must not exist. */
+unsigned rm_avail_day(const rm_avail_t *st, uint16_t day, uint8_t out[RM_DAY_BYTES]);
+
+/* Marks every day that has a published slot dirty (all days whose value may
+ * exist in Redis). */
+void rm_avail_mark_all_dirty(rm_avail_t *st);
+void rm_avail_clear_dirty(rm_avail_t *st);
+bool rm_avail_is_dirty(const rm_avail_t *st);
+
+/* Serialises the state into a newly malloc'd buffer (*out, *len, caller
+ * frees). Returns 0, or RM_ERR_NOMEM. Dirty days are not serialised. */
+int rm_avail_encode(const rm_avail_t *st, char **out, size_t *len);
+/* Rebuilds state from rm_avail_encode bytes; *st must be freshly initialised.
+ * Returns 0, or RM_ERR_CORRUPT for bytes it did not write (checked, never
+ * trusted: lengths are bounds-checked and bitmaps are read with CRoaring's
+ * _safe deserialiser), or RM_ERR_NOMEM. */
+int rm_avail_decode(rm_avail_t *st, const char *buf, size_t len);
+
+/* Booking table (booking_table.c). Ids are copied; lookups by bytes. */
+rm_booking_t *rm_booking_find(rm_booking_table_t *t, const char *id, size_t len);
+/* Inserts or returns the existing entry for id; NULL when out of memory. */
+rm_booking_t *rm_booking_upsert(rm_booking_table_t *t, const char *id, size_t len);
+void rm_booking_remove(rm_booking_table_t *t, rm_booking_t *b);
+void rm_booking_table_free(rm_booking_table_t *t);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * Error codes shared by every module. One X-macro generates the enum, the
+ * names and the messages, so they never drift apart (as libuv does).
+ * Functions below main() return an rm_err_t; they never exit().
+ */
+#ifndef READMODEL_ERROR_H
+#define READMODEL_ERROR_H
+
+#define RM_ERR_MAP(X)                                                                              \
+    X(OK, "success")                                                                               \
+    X(NOMEM, "out of memory")                                                                      \
+    X(INVAL, "invalid argument")                                                                   \
+    X(IO, "connection or I/O error")                                                               \
+    X(REPLY, "unexpected reply from the server")                                                   \
+    X(CORRUPT, "stored data could not be decoded")                                                 \
+    X(KAFKA, "Kafka client error")                                                                 \
+    X(STOPPED, "stopped before completion")                                                        \
+    X(UNSUPPORTED, "not supported")
+
+typedef enum {
+#define RM_ERR_ENUM(name, msg) RM_ERR_##name,
+    RM_ERR_MAP(RM_ERR_ENUM)
+#undef RM_ERR_ENUM
+        RM_ERR__COUNT
+} rm_err_t;
+
+/* Static string naming the code ("IO"); never NULL, never to be freed. */
+const char *rm_err_name(rm_err_t err);
+/* Static human message for the code; never NULL, never to be freed. */
+const char *rm_err_str(rm_err_t err);
+
+#endif

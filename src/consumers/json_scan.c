@@ -1,0 +1,350 @@
+/*
+ * Strict JSON tokenizer: one pass, recursive descent with a depth limit,
+ * writing a flat token array. Each token records where its subtree ends
+ * (`next`), so the decoder skips unknown members in O(1). Strings are checked
+ * for control characters, escapes, surrogate pairs and UTF-8 (no overlongs,
+ * no encoded surrogates, nothing above U+10FFFF); numbers follow the JSON
+ * grammar exactly.
+ */
+#include "json_scan.h"
+
+#include <string.h>
+
+typedef struct {
+    const char *s;
+    size_t len, pos;
+    rm_json_tok_t *toks;
+    size_t max, n;
+    rm_json_err_t err;
+} scanner_t;
+
+static void skip_ws(scanner_t *sc) {
+    while (sc->pos < sc->len) {
+        char c = sc->s[sc->pos];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+            return;
+        sc->pos++;
+    }
+}
+
+static int fail(scanner_t *sc, rm_json_err_t err) {
+    if (sc->err == RM_JSON_OK)
+        sc->err = err;
+    return -1;
+}
+
+static long new_tok(scanner_t *sc, rm_json_type_t type) {
+    if (sc->n >= sc->max)
+        return fail(sc, RM_JSON_ERR_NOMEM);
+    rm_json_tok_t *t = &sc->toks[sc->n];
+    memset(t, 0, sizeof(*t));
+    t->type = (uint8_t)type;
+    t->start = (uint32_t)sc->pos;
+    return (long)sc->n++;
+}
+
+static int hex4(const char *p, unsigned *out) {
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *p, size_t avail) {
+    unsigned char c = p[0];
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        return avail >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (avail < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xE0 && p[1] < 0xA0)
+            return 0; /* overlong */
+        if (c == 0xED && p[1] >= 0xA0)
+            return 0; /* UTF-16 surrogate */
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (avail < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && p[1] < 0x90)
+            return 0; /* overlong */
+        if (c == 0xF4 && p[1] >= 0x90)
+            return 0; /* above U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+static int scan_string(scanner_t *sc) {
+    sc->pos++; /* opening quote */
+    long ti = new_tok(sc, RM_JSON_STRING);
+    if (ti < 0)
+        return -1;
+    rm_json_tok_t *t = &sc->toks[ti];
+    const unsigned char *s = (const unsigned char *)sc->s;
+    while (sc->pos < sc->len) {
+        unsigned char c = s[sc->pos];
+        if (c == '"') {
+            t->end = (uint32_t)sc->pos++;
+            t->next = (uint32_t)sc->n;
+            return 0;
+        }
+        if (c < 0x20)
+            return fail(sc, RM_JSON_ERR_SYNTAX);
+        if (c == '\\') {
+            t->escaped = 1;
+            if (sc->pos + 1 >= sc->len)
+                return fail(sc, RM_JSON_ERR_SYNTAX);
+            char e = (char)s[sc->pos + 1];
+            if (strchr("\"\\/bfnrt", e) && e != '\0') {
+                sc->pos += 2;
+                continue;
+            }
+            if (e != 'u')
+                return fail(sc, RM_JSON_ERR_SYNTAX);
+            unsigned cp;
+            if (sc->pos + 6 > sc->len || hex4(sc->s + sc->pos + 2, &cp) < 0)
+                return fail(sc, RM_JSON_ERR_SYNTAX);
+            sc->pos += 6;
+            if (cp >= 0xDC00 && cp <= 0xDFFF)
+                return fail(sc, RM_JSON_ERR_UTF8); /* lone low surrogate */
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                unsigned lo;
+                if (sc->pos + 6 > sc->len || s[sc->pos] != '\\' || s[sc->pos + 1] != 'u' ||
+                    hex4(sc->s + sc->pos + 2, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
+                    return fail(sc, RM_JSON_ERR_UTF8);
+                sc->pos += 6;
+            }
+            continue;
+        }
+        size_t n = utf8_seq(s + sc->pos, sc->len - sc->pos);
+        if (n == 0)
+            return fail(sc, RM_JSON_ERR_UTF8);
+        sc->pos += n;
+    }
+    return fail(sc, RM_JSON_ERR_SYNTAX);
+}
+
+static int is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+
+static int scan_number(scanner_t *sc) {
+    long ti = new_tok(sc, RM_JSON_NUMBER);
+    if (ti < 0)
+        return -1;
+    const char *s = sc->s;
+    size_t p = sc->pos;
+    int integer = 1;
+    if (p < sc->len && s[p] == '-')
+        p++;
+    if (p >= sc->len)
+        return fail(sc, RM_JSON_ERR_SYNTAX);
+    if (s[p] == '0') {
+        p++;
+    } else if (s[p] >= '1' && s[p] <= '9') {
+        while (p < sc->len && is_digit(s[p]))
+            p++;
+    } else {
+        return fail(sc, RM_JSON_ERR_SYNTAX);
+    }
+    if (p < sc->len && s[p] == '.') {
+        integer = 0;
+        p++;
+        if (p >= sc->len || !is_digit(s[p]))
+            return fail(sc, RM_JSON_ERR_SYNTAX);
+        while (p < sc->len && is_digit(s[p]))
+            p++;
+    }
+    if (p < sc->len && (s[p] == 'e' || s[p] == 'E')) {
+        integer = 0;
+        p++;
+        if (p < sc->len && (s[p] == '+' || s[p] == '-'))
+            p++;
+        if (p >= sc->len || !is_digit(s[p]))
+            return fail(sc, RM_JSON_ERR_SYNTAX);
+        while (p < sc->len && is_digit(s[p]))
+            p++;
+    }
+    rm_json_tok_t *t = &sc->toks[ti];
+    t->integer = (uint8_t)integer;
+    t->end = (uint32_t)p;
+    t->next = (uint32_t)sc->n;
+    sc->pos = p;
+    return 0;
+}
+
+static int scan_literal(scanner_t *sc, const char *word, rm_json_type_t type) {
+    size_t n = strlen(word);
+    if (sc->len - sc->pos < n || memcmp(sc->s + sc->pos, word, n) != 0)
+        return fail(sc, RM_JSON_ERR_SYNTAX);
+    long ti = new_tok(sc, type);
+    if (ti < 0)
+        return -1;
+    sc->pos += n;
+    sc->toks[ti].end = (uint32_t)sc->pos;
+    sc->toks[ti].next = (uint32_t)sc->n;
+    return 0;
+}
+
+static int scan_value(scanner_t *sc, int depth);
+
+static int scan_container(scanner_t *sc, int depth, int object) {
+    if (depth >= RM_JSON_MAX_DEPTH)
+        return fail(sc, RM_JSON_ERR_DEPTH);
+    long ti = new_tok(sc, object ? RM_JSON_OBJECT : RM_JSON_ARRAY);
+    if (ti < 0)
+        return -1;
+    char close = object ? '}' : ']';
+    sc->pos++;
+    skip_ws(sc);
+    uint32_t count = 0;
+    if (sc->pos < sc->len && sc->s[sc->pos] == close) {
+        sc->pos++;
+    } else {
+        for (;;) {
+            skip_ws(sc);
+            if (object) {
+                if (sc->pos >= sc->len || sc->s[sc->pos] != '"')
+                    return fail(sc, RM_JSON_ERR_SYNTAX);
+                if (scan_string(sc) < 0)
+                    return -1;
+                skip_ws(sc);
+                if (sc->pos >= sc->len || sc->s[sc->pos] != ':')
+                    return fail(sc, RM_JSON_ERR_SYNTAX);
+                sc->pos++;
+            }
+            if (scan_value(sc, depth + 1) < 0)
+                return -1;
+            count++;
+            skip_ws(sc);
+            if (sc->pos >= sc->len)
+                return fail(sc, RM_JSON_ERR_SYNTAX);
+            char c = sc->s[sc->pos++];
+            if (c == close)
+                break;
+            if (c != ',')
+                return fail(sc, RM_JSON_ERR_SYNTAX);
+        }
+    }
+    rm_json_tok_t *t = &sc->toks[ti];
+    t->size = count;
+    t->end = (uint32_t)sc->pos;
+    t->next = (uint32_t)sc->n;
+    return 0;
+}
+
+static int scan_value(scanner_t *sc, int depth) {
+    skip_ws(sc);
+    if (sc->pos >= sc->len)
+        return fail(sc, RM_JSON_ERR_SYNTAX);
+    switch (sc->s[sc->pos]) {
+    case '{':
+        return scan_container(sc, depth, 1);
+    case '[':
+        return scan_container(sc, depth, 0);
+    case '"':
+        return scan_string(sc);
+    case 't':
+        return scan_literal(sc, "true", RM_JSON_TRUE);
+    case 'f':
+        return scan_literal(sc, "false", RM_JSON_FALSE);
+    case 'n':
+        return scan_literal(sc, "null", RM_JSON_NULL);
+    default:
+        return scan_number(sc);
+    }
+}
+
+rm_json_err_t rm_json_scan(const char *s, size_t len, rm_json_tok_t *toks, size_t max_toks,
+                           size_t *ntok) {
+    scanner_t sc = {.s = s, .len = len, .toks = toks, .max = max_toks, .err = RM_JSON_OK};
+    if (scan_value(&sc, 0) < 0)
+        return sc.err;
+    skip_ws(&sc);
+    if (sc.pos != len)
+        return RM_JSON_ERR_SYNTAX;
+    *ntok = sc.n;
+    return RM_JSON_OK;
+}
+
+static size_t put_utf8(unsigned cp, char *out) {
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+size_t rm_json_unescape(const char *s, const rm_json_tok_t *t, char *out) {
+    size_t o = 0;
+    for (size_t i = t->start; i < t->end;) {
+        if (s[i] != '\\') {
+            out[o++] = s[i++];
+            continue;
+        }
+        char e = s[i + 1];
+        i += 2;
+        switch (e) {
+        case 'b':
+            out[o++] = '\b';
+            break;
+        case 'f':
+            out[o++] = '\f';
+            break;
+        case 'n':
+            out[o++] = '\n';
+            break;
+        case 'r':
+            out[o++] = '\r';
+            break;
+        case 't':
+            out[o++] = '\t';
+            break;
+        case 'u': {
+            unsigned cp = 0, lo = 0;
+            hex4(s + i, &cp);
+            i += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                hex4(s + i + 2, &lo);
+                i += 6;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            }
+            o += put_utf8(cp, out + o);
+            break;
+        }
+        default:
+            out[o++] = e;
+        }
+    }
+    return o;
+}

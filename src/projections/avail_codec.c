@@ -1,0 +1,189 @@
+/*
+ * Byte encoding of a practitioner's availability state, stored beside its
+ * keys in the sink so a restarted worker resumes exactly where the last
+ * flush left off. The encoding is canonical (published slots as sorted runs,
+ * bookings sorted by id), so the same state always gives the same bytes.
+ *
+ *   "RMA1"  u8 flags (bit0 exists, bit1 active)
+ *   u32 nruns, nruns x (u32 first, u32 length)          published slots
+ *   u32 nbookings, nbookings x (u16 idlen, id, u16 day, u16 start, u16 count)
+ *
+ * All integers little-endian. Decoding bounds-checks every length.
+ */
+#include "readmodel/availability.h"
+#include "readmodel/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int err;
+} wbuf_t;
+
+static void put(wbuf_t *w, const void *p, size_t n) {
+    if (w->err)
+        return;
+    if (w->len + n > w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 256;
+        while (cap < w->len + n)
+            cap *= 2;
+        char *b = realloc(w->buf, cap);
+        if (!b) {
+            w->err = RM_ERR_NOMEM;
+            return;
+        }
+        w->buf = b;
+        w->cap = cap;
+    }
+    memcpy(w->buf + w->len, p, n);
+    w->len += n;
+}
+
+static void put_u16(wbuf_t *w, uint16_t v) {
+    uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    put(w, b, 2);
+}
+
+static void put_u32(wbuf_t *w, uint32_t v) {
+    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    put(w, b, 4);
+}
+
+static int cmp_booking(const void *a, const void *b) {
+    const rm_booking_t *x = *(const rm_booking_t *const *)a, *y = *(const rm_booking_t *const *)b;
+    size_t n = x->id_len < y->id_len ? x->id_len : y->id_len;
+    int c = memcmp(x->id, y->id, n);
+    return c ? c : (int)x->id_len - (int)y->id_len;
+}
+
+int rm_avail_encode(const rm_avail_t *st, char **out, size_t *len) {
+    wbuf_t w = {0};
+    put(&w, "RMA1", 4);
+    uint8_t flags = (uint8_t)((st->exists ? 1 : 0) | (st->active ? 2 : 0));
+    put(&w, &flags, 1);
+
+    size_t runs_at = w.len;
+    put_u32(&w, 0);
+    uint32_t nruns = 0, first = 0, prev = 0;
+    roaring_uint32_iterator_t it;
+    roaring_init_iterator(st->published, &it);
+    for (bool have = false; it.has_value; roaring_advance_uint32_iterator(&it)) {
+        uint32_t v = it.current_value;
+        if (have && v == prev + 1) {
+            prev = v;
+            continue;
+        }
+        if (have) {
+            put_u32(&w, first);
+            put_u32(&w, prev - first + 1);
+            nruns++;
+        }
+        first = prev = v;
+        have = true;
+    }
+    if (!roaring_bitmap_is_empty(st->published)) {
+        put_u32(&w, first);
+        put_u32(&w, prev - first + 1);
+        nruns++;
+    }
+
+    const rm_booking_table_t *t = &st->bookings;
+    const rm_booking_t **sorted = t->count ? malloc(t->count * sizeof(*sorted)) : NULL;
+    if (t->count && !sorted)
+        w.err = RM_ERR_NOMEM;
+    size_t n = 0;
+    for (uint32_t i = 0; sorted && i < t->capacity; i++)
+        if (t->slots[i].id)
+            sorted[n++] = &t->slots[i];
+    if (n)
+        qsort(sorted, n, sizeof(*sorted), cmp_booking);
+    put_u32(&w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        put_u16(&w, sorted[i]->id_len);
+        put(&w, sorted[i]->id, sorted[i]->id_len);
+        put_u16(&w, sorted[i]->day);
+        put_u16(&w, sorted[i]->start);
+        put_u16(&w, sorted[i]->count);
+    }
+    free(sorted);
+    if (w.err) {
+        free(w.buf);
+        return w.err;
+    }
+    uint8_t *p = (uint8_t *)w.buf + runs_at;
+    p[0] = (uint8_t)nruns;
+    p[1] = (uint8_t)(nruns >> 8);
+    p[2] = (uint8_t)(nruns >> 16);
+    p[3] = (uint8_t)(nruns >> 24);
+    *out = w.buf;
+    *len = w.len;
+    return 0;
+}
+
+typedef struct {
+    const uint8_t *p;
+    size_t len, pos;
+    bool bad;
+} rbuf_t;
+
+static const uint8_t *take(rbuf_t *r, size_t n) {
+    if (r->bad || r->len - r->pos < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const uint8_t *p = r->p + r->pos;
+    r->pos += n;
+    return p;
+}
+
+static uint16_t get_u16(rbuf_t *r) {
+    const uint8_t *p = take(r, 2);
+    return p ? (uint16_t)(p[0] | p[1] << 8) : 0;
+}
+
+static uint32_t get_u32(rbuf_t *r) {
+    const uint8_t *p = take(r, 4);
+    return p ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24
+             : 0;
+}
+
+static const uint64_t slot_limit = (uint64_t)(RM_DAY_MAX + 1) * RM_SLOTS_PER_DAY;
+
+int rm_avail_decode(rm_avail_t *st, const char *buf, size_t len) {
+    rbuf_t r = {(const uint8_t *)buf, len, 0, false};
+    const uint8_t *magic = take(&r, 4);
+    if (!magic || memcmp(magic, "RMA1", 4) != 0)
+        return RM_ERR_CORRUPT;
+    const uint8_t *flags = take(&r, 1);
+    if (!flags)
+        return RM_ERR_CORRUPT;
+    st->exists = *flags & 1;
+    st->active = (*flags & 2) != 0;
+    uint32_t nruns = get_u32(&r);
+    for (uint32_t i = 0; i < nruns && !r.bad; i++) {
+        uint64_t first = get_u32(&r), n = get_u32(&r);
+        if (r.bad || n == 0 || first + n > slot_limit)
+            return RM_ERR_CORRUPT;
+        roaring_bitmap_add_range(st->published, first, first + n);
+    }
+    uint32_t nb = get_u32(&r);
+    for (uint32_t i = 0; i < nb && !r.bad; i++) {
+        uint16_t idlen = get_u16(&r);
+        const uint8_t *id = take(&r, idlen);
+        uint16_t day = get_u16(&r), start = get_u16(&r), count = get_u16(&r);
+        if (r.bad || idlen == 0 || day > RM_DAY_MAX || count == 0 ||
+            start + count > (int)RM_SLOTS_PER_DAY)
+            return RM_ERR_CORRUPT;
+        rm_event_t ev = {.type = RM_EV_BOOKING_CREATED,
+                         .booking_id = {(const char *)id, idlen},
+                         .slots = {day, start, count}};
+        rm_avail_apply(st, &ev);
+    }
+    if (r.bad || r.pos != len)
+        return RM_ERR_CORRUPT;
+    rm_avail_clear_dirty(st);
+    st->exists = *flags & 1;
+    return 0;
+}

@@ -1,0 +1,249 @@
+/*
+ * Availability projection, table-driven: each case is a list of events and
+ * the expected free slots of one day, compared as 36-byte Redis values.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "readmodel/availability.h"
+#include "readmodel/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define D0 9823 /* 2026-11-23 */
+#define D1 9824
+
+static rm_event_t ev_type(rm_event_type_t t) {
+    rm_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.type = t;
+    return e;
+}
+static rm_event_t slots(rm_event_type_t t, uint16_t day, uint16_t s, uint16_t n) {
+    rm_event_t e = ev_type(t);
+    e.slots = (rm_slots_t){day, s, n};
+    return e;
+}
+static rm_event_t booking(rm_event_type_t t, const char *id, uint16_t day, uint16_t s, uint16_t n) {
+    rm_event_t e = slots(t, day, s, n);
+    e.booking_id = (rm_span_t){id, strlen(id)};
+    return e;
+}
+
+#define PUB(d, s, n)         slots(RM_EV_SLOTS_PUBLISHED, d, s, n)
+#define WDR(d, s, n)         slots(RM_EV_SLOTS_WITHDRAWN, d, s, n)
+#define BOOK(id, d, s, n)    booking(RM_EV_BOOKING_CREATED, id, d, s, n)
+#define CANCEL(id, d, s, n)  booking(RM_EV_BOOKING_CANCELLED, id, d, s, n)
+#define RESCHED(id, d, s, n) booking(RM_EV_BOOKING_RESCHEDULED, id, d, s, n)
+#define DEACT                ev_type(RM_EV_PRACTITIONER_DEACTIVATED)
+#define REG                  ev_type(RM_EV_PRACTITIONER_REGISTERED)
+
+/* Expected free slots as a list of [start, count) runs. */
+typedef struct {
+    uint16_t start, count;
+} run_t;
+
+static void expect_day(const rm_avail_t *st, uint16_t day, const run_t *runs, size_t n) {
+    uint8_t want[RM_DAY_BYTES] = {0}, got[RM_DAY_BYTES];
+    unsigned free_slots = 0;
+    for (size_t i = 0; i < n; i++)
+        for (unsigned s = runs[i].start; s < (unsigned)runs[i].start + runs[i].count; s++) {
+            want[s / 8] |= (uint8_t)(0x80 >> (s % 8));
+            free_slots++;
+        }
+    assert_int_equal(rm_avail_day(st, day, got), free_slots);
+    assert_memory_equal(got, want, RM_DAY_BYTES);
+}
+
+static void run_events(rm_avail_t *st, const rm_event_t *evs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        rm_avail_apply(st, &evs[i]);
+}
+
+#define RUN(st, ...)                                                                               \
+    do {                                                                                           \
+        const rm_event_t evs_[] = {__VA_ARGS__};                                                   \
+        run_events(st, evs_, sizeof(evs_) / sizeof(evs_[0]));                                      \
+    } while (0)
+#define EXPECT(st, day, ...)                                                                       \
+    do {                                                                                           \
+        const run_t runs_[] = {__VA_ARGS__};                                                       \
+        expect_day(st, day, runs_, sizeof(runs_) / sizeof(runs_[0]));                              \
+    } while (0)
+#define EXPECT_NONE(st, day) expect_day(st, day, NULL, 0)
+
+static void test_bit_order(void **state) {
+    (void)state;
+    rm_avail_t st;
+    rm_avail_init(&st);
+    RUN(&st, PUB(D0, 0, 1), PUB(D0, 287, 1));
+    uint8_t v[RM_DAY_BYTES];
+    assert_int_equal(rm_avail_day(&st, D0, v), 2);
+    assert_int_equal(v[0], 0x80);  /* GETBIT 0 = MSB of byte 0 */
+    assert_int_equal(v[35], 0x01); /* GETBIT 287 = LSB of byte 35 */
+    rm_avail_free(&st);
+}
+
+static void test_publish_withdraw_book(void **state) {
+    (void)state;
+    rm_avail_t st;
+    rm_avail_init(&st);
+    RUN(&st, PUB(D0, 100, 50), WDR(D0, 140, 20), BOOK("b1", D0, 110, 5));
+    EXPECT(&st, D0, {100, 10}, {115, 25});
+    EXPECT_NONE(&st, D1);
+    RUN(&st, CANCEL("b1", D0, 110, 5));
+    EXPECT(&st, D0, {100, 40});
+    /* A booking outside published slots holds nothing visible. */
+    RUN(&st, BOOK("b2", D0, 0, 10));
+    EXPECT(&st, D0, {100, 40});
+    rm_avail_free(&st);
+}
+
+static void test_cancel_unknown_is_anomaly(void **state) {
+    (void)state;
+    rm_avail_t st;
+    rm_avail_init(&st);
+    RUN(&st, PUB(D0, 0, 10));
+    rm_event_t c = CANCEL("nope", D0, 0, 10);
+    assert_int_equal(rm_avail_apply(&st, &c), RM_APPLY_UNKNOWN_BOOKING);
+    EXPECT(&st, D0, {0, 10});
+    rm_avail_free(&st);
+}
+
+static void test_repeated_create_replaces(void **state) {
+    (void)state;
+    rm_avail_t st;
+    rm_avail_init(&st);
+    RUN(&st, PUB(D0, 0, 20), PUB(D1, 0, 20), BOOK("b1", D0, 0, 5), BOOK("b1", D1, 10, 2));
+    EXPECT(&st, D0, {0, 20});
+    EXPECT(&st, D1, {0, 10}, {12, 8});
+    rm_avail_free(&st);
+}
+
+static void test_overlapping_bookings(void **state) {
+    (void)state;
+    rm_avail_t st;
+    rm_avail_init(&st);
+    RUN(&st, PUB(D0, 0, 30), BOOK("a", D0, 0, 10), BOOK("b", D0, 5, 10));
+    EXPECT(&st, D0, {15, 15});
+    RUN(&st, CANCEL("a", D0, 0, 10)); /* b still holds 5..14 */
+    EXPECT(&st, D0, {0, 5}, {15, 15});
+    RUN(&st, RESCHED("b", D0, 20, 2));
+    EXPECT(&st, D0, {0, 20}, {22, 8});
+    rm_avail_free(&st);
+}
+
+static void test_reschedule_unknown_creates(void **state) {
+    (void)state;
+    rm_avail_t st;
+    rm_avail_init(&st);
+    RUN(&st, PUB(D1, 0, 10), RESCHED("x", D1, 2, 2));
+    EXPECT(&st, D1, {0, 2}, {4, 6});
+    rm_avail_free(&st);
+}
+
+static void test_deactivate_and_reregister(void **state) {
+    (void)state;
+    rm_avail_t st;
+    rm_avail_init(&st);
+    RUN(&st, PUB(D0, 0, 10), PUB(D1, 5, 5), BOOK("b", D0, 0, 2));
+    rm_avail_clear_dirty(&st);
+    RUN(&st, DEACT);
+    assert_true(roaring_bitmap_contains(st.dirty, D0) && roaring_bitmap_contains(st.dirty, D1));
+    EXPECT_NONE(&st, D0);
+    EXPECT_NONE(&st, D1);
+    /* Changes while inactive are kept and appear on re-registration. */
+    RUN(&st, PUB(D0, 20, 2), CANCEL("b", D0, 0, 2), REG);
+    EXPECT(&st, D0, {0, 10}, {20, 2});
+    EXPECT(&st, D1, {5, 5});
+    rm_avail_free(&st);
+}
+
+static void test_snapshot_replaces_day(void **state) {
+    (void)state;
+    rm_avail_t st;
+    rm_avail_init(&st);
+    RUN(&st, PUB(D0, 0, 100), PUB(D1, 0, 10), BOOK("old", D0, 0, 5), BOOK("moved", D1, 0, 2),
+        BOOK("keep", D1, 5, 1));
+    rm_event_t s = ev_type(RM_EV_AVAILABILITY_SNAPSHOT);
+    s.slots.day = D0;
+    const rm_slots_t pub[] = {{D0, 50, 10}, {D0, 70, 5}};
+    const rm_snapshot_booking_t bk[] = {{{"moved", 5}, 52, 2}};
+    s.published = pub;
+    s.n_published = 2;
+    s.bookings = bk;
+    s.n_bookings = 1;
+    rm_avail_apply(&st, &s);
+    EXPECT(&st, D0, {50, 2}, {54, 6}, {70, 5});
+    EXPECT(&st, D1, {0, 5}, {6, 4}); /* "moved" left D1, "keep" stays */
+    /* "old" was removed by the snapshot: cancelling it is now unknown. */
+    rm_event_t c = CANCEL("old", D0, 0, 5);
+    assert_int_equal(rm_avail_apply(&st, &c), RM_APPLY_UNKNOWN_BOOKING);
+    rm_avail_free(&st);
+}
+
+static void test_codec_roundtrip(void **state) {
+    (void)state;
+    rm_avail_t a, b;
+    rm_avail_init(&a);
+    rm_avail_init(&b);
+    char id[16];
+    for (int i = 0; i < 200; i++) {
+        RUN(&a, PUB((uint16_t)(D0 + i % 7), (uint16_t)(i % 200), 30));
+        snprintf(id, sizeof(id), "b%d", i);
+        rm_event_t e = BOOK(id, (uint16_t)(D0 + i % 7), (uint16_t)(i % 250), 3);
+        rm_avail_apply(&a, &e);
+    }
+    RUN(&a, DEACT);
+    char *buf;
+    size_t len;
+    assert_int_equal(rm_avail_encode(&a, &buf, &len), 0);
+    assert_int_equal(rm_avail_decode(&b, buf, len), 0);
+    assert_false(b.active);
+    RUN(&a, REG);
+    RUN(&b, REG);
+    for (uint16_t d = D0; d < D0 + 7; d++) {
+        uint8_t x[36], y[36];
+        assert_int_equal(rm_avail_day(&a, d, x), rm_avail_day(&b, d, y));
+        assert_memory_equal(x, y, 36);
+    }
+    /* Canonical: re-encoding the decoded state gives the same bytes. */
+    char *buf2;
+    size_t len2;
+    RUN(&b, DEACT);
+    assert_int_equal(rm_avail_encode(&b, &buf2, &len2), 0);
+    assert_int_equal(len, len2);
+    assert_memory_equal(buf, buf2, len);
+    /* Truncated or altered bytes are rejected, never trusted. */
+    for (size_t cut = 0; cut < len; cut += 7) {
+        rm_avail_t c;
+        rm_avail_init(&c);
+        assert_int_equal(rm_avail_decode(&c, buf, cut), RM_ERR_CORRUPT);
+        rm_avail_free(&c);
+    }
+    free(buf);
+    free(buf2);
+    rm_avail_free(&a);
+    rm_avail_free(&b);
+    rm_avail_free(&b); /* freeing twice is a no-op */
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bit_order),
+        cmocka_unit_test(test_publish_withdraw_book),
+        cmocka_unit_test(test_cancel_unknown_is_anomaly),
+        cmocka_unit_test(test_repeated_create_replaces),
+        cmocka_unit_test(test_overlapping_bookings),
+        cmocka_unit_test(test_reschedule_unknown_creates),
+        cmocka_unit_test(test_deactivate_and_reregister),
+        cmocka_unit_test(test_snapshot_replaces_day),
+        cmocka_unit_test(test_codec_roundtrip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,357 @@
+/*
+ * Decoder rules, table-driven: each row is a message (key, value) and the
+ * result and reason events.md requires for it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "readmodel/event.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ENV "\"event_id\":\"e1\",\"schema_version\":1,\"occurred_at\":\"2026-11-20T10:15:00Z\","
+#define PID "\"practitioner_id\":\"p-42\""
+
+typedef struct {
+    const char *name;
+    const char *key; /* NULL: no key */
+    const char *value;
+    rm_decode_result_t want;
+    rm_reason_t reason;
+    const char *field;
+} row_t;
+
+#define OK(n, v)                                                                                   \
+    { n, "p-42", v, RM_DECODE_OK, 0, NULL }
+#define BAD(n, v, r, f)                                                                            \
+    { n, "p-42", v, RM_DECODE_INVALID, RM_REASON_##r, f }
+
+static const row_t rows[] = {
+    OK("registered", "{" ENV PID ",\"type\":\"PractitionerRegistered\",\"name\":\"Dr A. Jones\","
+                     "\"specialties\":[\"dermatology\"],\"city\":\"Dublin\",\"location\":{\"lat\":"
+                     "53.35,\"lon\":-6.26},\"languages\":[\"en\",\"ga\"],\"accepts_new_patients\":"
+                     "true}"),
+    OK("updated subset", "{" ENV PID ",\"type\":\"PractitionerUpdated\",\"city\":\"Cork\"}"),
+    OK("deactivated", "{" ENV PID ",\"type\":\"PractitionerDeactivated\"}"),
+    OK("published", "{" ENV PID ",\"type\":\"SlotsPublished\",\"date\":\"2026-11-23\","
+                    "\"start_slot\":0,\"slot_count\":288}"),
+    OK("withdrawn last slot", "{" ENV PID ",\"type\":\"SlotsWithdrawn\",\"date\":\"2099-12-31\","
+                              "\"start_slot\":287,\"slot_count\":1}"),
+    OK("created", "{" ENV PID ",\"type\":\"BookingCreated\",\"booking_id\":\"b1\",\"patient_id\":"
+                  "\"x\",\"date\":\"2000-01-01\",\"start_slot\":10,\"slot_count\":3}"),
+    OK("cancelled", "{" ENV PID ",\"type\":\"BookingCancelled\",\"booking_id\":\"b1\","
+                    "\"date\":\"2026-11-23\",\"start_slot\":10,\"slot_count\":3}"),
+    OK("rescheduled", "{" ENV PID ",\"type\":\"BookingRescheduled\",\"booking_id\":\"b1\","
+                      "\"from\":{\"date\":\"2026-11-23\",\"start_slot\":10,\"slot_count\":3},"
+                      "\"to\":{\"date\":\"2026-11-24\",\"start_slot\":20,\"slot_count\":2}}"),
+    OK("snapshot", "{" ENV PID ",\"type\":\"AvailabilitySnapshot\",\"date\":\"2026-11-23\","
+                   "\"published\":[[0,10],[100,20]],\"bookings\":[{\"booking_id\":\"b9\","
+                   "\"start_slot\":100,\"slot_count\":2}]}"),
+    OK("leap day", "{" ENV PID ",\"type\":\"SlotsPublished\",\"date\":\"2028-02-29\","
+                   "\"start_slot\":0,\"slot_count\":1}"),
+    OK("unknown fields ignored", "{" ENV PID ",\"type\":\"PractitionerDeactivated\",\"x\":[1,{}]}"),
+    {"no key is fine", NULL, "{" ENV PID ",\"type\":\"PractitionerDeactivated\"}", RM_DECODE_OK, 0,
+     NULL},
+    {"unknown type ignored", "p-42", "{" ENV PID ",\"type\":\"PaymentTaken\"}", RM_DECODE_IGNORED,
+     0, NULL},
+    {"tombstone", "p-42", NULL, RM_DECODE_TOMBSTONE, 0, NULL},
+
+    BAD("malformed", "{" ENV PID, MALFORMED_JSON, ""),
+    BAD("trailing comma", "{" ENV PID ",\"type\":\"PractitionerDeactivated\",}", MALFORMED_JSON,
+        ""),
+    BAD("missing colon", "{\"event_id\" \"e1\"}", MALFORMED_JSON, ""),
+    BAD("trailing garbage", "{" ENV PID ",\"type\":\"PractitionerDeactivated\"} x", MALFORMED_JSON,
+        ""),
+    BAD("bad escape", "{" ENV PID ",\"type\":\"PractitionerDeactivated\",\"x\":\"\\q\"}",
+        MALFORMED_JSON, ""),
+    BAD("raw control char", "{" ENV PID ",\"type\":\"PractitionerDeactivated\",\"x\":\"a\nb\"}",
+        MALFORMED_JSON, ""),
+    BAD("leading zero",
+        "{" ENV PID ",\"type\":\"SlotsPublished\",\"date\":\"2026-11-23\","
+        "\"start_slot\":01,\"slot_count\":1}",
+        MALFORMED_JSON, ""),
+    BAD("not an object", "[1,2]", NOT_AN_OBJECT, ""),
+    BAD("empty", "", MALFORMED_JSON, ""),
+    BAD("invalid utf8", "{" ENV PID ",\"type\":\"PractitionerDeactivated\",\"x\":\"\xC3\x28\"}",
+        INVALID_UTF8, ""),
+    BAD("overlong utf8", "{" ENV PID ",\"type\":\"PractitionerDeactivated\",\"x\":\"\xC0\xAF\"}",
+        INVALID_UTF8, ""),
+    BAD("encoded surrogate",
+        "{" ENV PID ",\"type\":\"PractitionerDeactivated\",\"x\":\"\xED\xA0\x80\"}", INVALID_UTF8,
+        ""),
+    BAD("lone surrogate escape",
+        "{" ENV PID ",\"type\":\"PractitionerDeactivated\",\"x\":\"\\ud800\"}", INVALID_UTF8, ""),
+    BAD("duplicate field", "{" ENV PID ",\"type\":\"PractitionerDeactivated\",\"type\":\"x\"}",
+        DUPLICATE_FIELD, "type"),
+    BAD("schema 2",
+        "{\"event_id\":\"e1\",\"schema_version\":2,\"occurred_at\":\"2026-11-20T10:15:"
+        "00Z\"," PID ",\"type\":\"PractitionerDeactivated\"}",
+        UNSUPPORTED_SCHEMA_VERSION, "schema_version"),
+    BAD("schema 0",
+        "{\"event_id\":\"e1\",\"schema_version\":0,\"occurred_at\":\"2026-11-20T10:15:"
+        "00Z\"," PID ",\"type\":\"PractitionerDeactivated\"}",
+        UNSUPPORTED_SCHEMA_VERSION, "schema_version"),
+    BAD("schema float",
+        "{\"event_id\":\"e1\",\"schema_version\":1.0,\"occurred_at\":\"2026-11-20T1"
+        "0:15:00Z\"," PID ",\"type\":\"PractitionerDeactivated\"}",
+        NOT_AN_INTEGER, "schema_version"),
+    BAD("schema string",
+        "{\"event_id\":\"e1\",\"schema_version\":\"1\",\"occurred_at\":\"2026-11-"
+        "20T10:15:00Z\"," PID ",\"type\":\"PractitionerDeactivated\"}",
+        WRONG_TYPE, "schema_version"),
+    BAD("schema missing",
+        "{\"event_id\":\"e1\",\"occurred_at\":\"2026-11-20T10:15:00Z\"," PID
+        ",\"type\":\"PractitionerDeactivated\"}",
+        MISSING_FIELD, "schema_version"),
+    BAD("event_id empty",
+        "{\"event_id\":\"\",\"schema_version\":1,\"occurred_at\":\"2026-11-20T10:"
+        "15:00Z\"," PID ",\"type\":\"PractitionerDeactivated\"}",
+        INVALID_ID, "event_id"),
+    BAD("event_id 65 chars",
+        "{\"event_id\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
+        "\"schema_version\":1,\"occurred_at\":\"2026-11-20T10:15:00Z\"," PID
+        ",\"type\":\"PractitionerDeactivated\"}",
+        INVALID_ID, "event_id"),
+    BAD("occurred_at not utc",
+        "{\"event_id\":\"e1\",\"schema_version\":1,\"occurred_at\":\"2026-11-"
+        "20T10:15:00+01:00\"," PID ",\"type\":\"PractitionerDeactivated\"}",
+        INVALID_TIMESTAMP, "occurred_at"),
+    BAD("occurred_at bad day",
+        "{\"event_id\":\"e1\",\"schema_version\":1,\"occurred_at\":\"2026-02-"
+        "30T10:15:00Z\"," PID ",\"type\":\"PractitionerDeactivated\"}",
+        INVALID_TIMESTAMP, "occurred_at"),
+    BAD("pid bad char",
+        "{" ENV "\"practitioner_id\":\"p 42\",\"type\":\"PractitionerDeactivated\"}", INVALID_ID,
+        "practitioner_id"),
+    BAD("pid missing", "{" ENV "\"type\":\"PractitionerDeactivated\"}", MISSING_FIELD,
+        "practitioner_id"),
+    {"key mismatch", "p-43", "{" ENV PID ",\"type\":\"PractitionerDeactivated\"}",
+     RM_DECODE_INVALID, RM_REASON_KEY_MISMATCH, "practitioner_id"},
+    {"empty key mismatch", "", "{" ENV PID ",\"type\":\"PractitionerDeactivated\"}",
+     RM_DECODE_INVALID, RM_REASON_KEY_MISMATCH, "practitioner_id"},
+    BAD("type missing", "{" ENV PID "}", MISSING_FIELD, "type"),
+    BAD("type number", "{" ENV PID ",\"type\":3}", WRONG_TYPE, "type"),
+    BAD("registered missing city",
+        "{" ENV PID ",\"type\":\"PractitionerRegistered\",\"name\":\"n\",\"specialties\":[],"
+        "\"location\":{\"lat\":1,\"lon\":2},\"languages\":[],\"accepts_new_patients\":true}",
+        MISSING_FIELD, "city"),
+    BAD("lat out of range",
+        "{" ENV PID ",\"type\":\"PractitionerUpdated\",\"location\":{\"lat\":"
+        "90.5,\"lon\":2}}",
+        OUT_OF_RANGE, "location.lat"),
+    BAD("lon string",
+        "{" ENV PID ",\"type\":\"PractitionerUpdated\",\"location\":{\"lat\":1,"
+        "\"lon\":\"2\"}}",
+        WRONG_TYPE, "location.lon"),
+    BAD("specialties not strings",
+        "{" ENV PID ",\"type\":\"PractitionerUpdated\",\"specialties\":"
+        "[1]}",
+        WRONG_TYPE, "specialties"),
+    BAD("accepts string",
+        "{" ENV PID ",\"type\":\"PractitionerUpdated\",\"accepts_new_patients\":"
+        "\"yes\"}",
+        WRONG_TYPE, "accepts_new_patients"),
+    BAD("empty update", "{" ENV PID ",\"type\":\"PractitionerUpdated\"}", EMPTY_UPDATE, ""),
+    BAD("impossible date",
+        "{" ENV PID ",\"type\":\"SlotsPublished\",\"date\":\"2026-02-29\","
+        "\"start_slot\":0,\"slot_count\":1}",
+        INVALID_DATE, "date"),
+    BAD("date before 2000",
+        "{" ENV PID ",\"type\":\"SlotsPublished\",\"date\":\"1999-12-31\","
+        "\"start_slot\":0,\"slot_count\":1}",
+        INVALID_DATE, "date"),
+    BAD("date after 2099",
+        "{" ENV PID ",\"type\":\"SlotsPublished\",\"date\":\"2100-01-01\","
+        "\"start_slot\":0,\"slot_count\":1}",
+        INVALID_DATE, "date"),
+    BAD("date shape",
+        "{" ENV PID ",\"type\":\"SlotsPublished\",\"date\":\"2026-1-23\","
+        "\"start_slot\":0,\"slot_count\":1}",
+        INVALID_DATE, "date"),
+    BAD("start float",
+        "{" ENV PID ",\"type\":\"SlotsPublished\",\"date\":\"2026-11-23\","
+        "\"start_slot\":1.0,\"slot_count\":1}",
+        NOT_AN_INTEGER, "start_slot"),
+    BAD("start exponent",
+        "{" ENV PID ",\"type\":\"SlotsPublished\",\"date\":\"2026-11-23\","
+        "\"start_slot\":1e1,\"slot_count\":1}",
+        NOT_AN_INTEGER, "start_slot"),
+    BAD("start negative",
+        "{" ENV PID ",\"type\":\"SlotsPublished\",\"date\":\"2026-11-23\","
+        "\"start_slot\":-1,\"slot_count\":1}",
+        OUT_OF_RANGE, "start_slot"),
+    BAD("start 288",
+        "{" ENV PID ",\"type\":\"SlotsPublished\",\"date\":\"2026-11-23\","
+        "\"start_slot\":288,\"slot_count\":1}",
+        OUT_OF_RANGE, "start_slot"),
+    BAD("count 0",
+        "{" ENV PID ",\"type\":\"SlotsPublished\",\"date\":\"2026-11-23\","
+        "\"start_slot\":0,\"slot_count\":0}",
+        OUT_OF_RANGE, "slot_count"),
+    BAD("huge count",
+        "{" ENV PID ",\"type\":\"SlotsPublished\",\"date\":\"2026-11-23\","
+        "\"start_slot\":0,\"slot_count\":99999999999999999999}",
+        OUT_OF_RANGE, "slot_count"),
+    BAD("past end of day",
+        "{" ENV PID ",\"type\":\"SlotsPublished\",\"date\":\"2026-11-23\","
+        "\"start_slot\":280,\"slot_count\":9}",
+        RANGE_PAST_END_OF_DAY, "slot_count"),
+    BAD("created without patient",
+        "{" ENV PID ",\"type\":\"BookingCreated\",\"booking_id\":\"b1\","
+        "\"date\":\"2026-11-23\",\"start_slot\":10,\"slot_count\":3}",
+        MISSING_FIELD, "patient_id"),
+    BAD("booking id number",
+        "{" ENV PID ",\"type\":\"BookingCancelled\",\"booking_id\":7,"
+        "\"date\":\"2026-11-23\",\"start_slot\":10,\"slot_count\":3}",
+        WRONG_TYPE, "booking_id"),
+    BAD("reschedule to past end",
+        "{" ENV PID ",\"type\":\"BookingRescheduled\",\"booking_id\":"
+        "\"b1\",\"from\":{\"date\":\"2026-11-23\",\"start_slot\":10,"
+        "\"slot_count\":3},\"to\":{\"date\":\"2026-11-24\","
+        "\"start_slot\":287,\"slot_count\":2}}",
+        RANGE_PAST_END_OF_DAY, "to.slot_count"),
+    BAD("reschedule missing from",
+        "{" ENV PID ",\"type\":\"BookingRescheduled\",\"booking_id\":"
+        "\"b1\",\"to\":{\"date\":\"2026-11-24\",\"start_slot\":1,"
+        "\"slot_count\":2}}",
+        MISSING_FIELD, "from"),
+    BAD("snapshot bad pair",
+        "{" ENV PID ",\"type\":\"AvailabilitySnapshot\",\"date\":\"2026-11-23\","
+        "\"published\":[[0,10,3]],\"bookings\":[]}",
+        WRONG_TYPE, "published"),
+    BAD("snapshot range",
+        "{" ENV PID ",\"type\":\"AvailabilitySnapshot\",\"date\":\"2026-11-23\","
+        "\"published\":[[280,10]],\"bookings\":[]}",
+        RANGE_PAST_END_OF_DAY, "published.slot_count"),
+    BAD("snapshot booking missing id",
+        "{" ENV PID ",\"type\":\"AvailabilitySnapshot\",\"date\":"
+        "\"2026-11-23\",\"published\":[],\"bookings\":[{"
+        "\"start_slot\":1,\"slot_count\":1}]}",
+        MISSING_FIELD, "bookings.booking_id"),
+    BAD("snapshot missing bookings",
+        "{" ENV PID ",\"type\":\"AvailabilitySnapshot\",\"date\":"
+        "\"2026-11-23\",\"published\":[]}",
+        MISSING_FIELD, "bookings"),
+};
+
+static void test_rows(void **state) {
+    (void)state;
+    rm_decoder_t *d = rm_decoder_new();
+    assert_non_null(d);
+    int failures = 0;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const row_t *r = &rows[i];
+        rm_event_t ev;
+        rm_reject_t why = {RM_REASON__COUNT, "(unset)"};
+        rm_decode_result_t got = rm_decode(d, r->key, r->key ? strlen(r->key) : 0, r->value,
+                                           r->value ? strlen(r->value) : 0, &ev, &why);
+        int ok = got == r->want;
+        if (ok && got == RM_DECODE_INVALID)
+            ok = why.reason == r->reason && strcmp(why.field, r->field) == 0;
+        if (!ok) {
+            fprintf(stderr, "row '%s': got result %d reason %s field '%s'\n", r->name, got,
+                    rm_reason_name(why.reason), why.field);
+            failures++;
+        }
+    }
+    rm_decoder_free(d);
+    assert_int_equal(failures, 0);
+}
+
+static void test_fields_decoded(void **state) {
+    (void)state;
+    rm_decoder_t *d = rm_decoder_new();
+    rm_event_t ev;
+    rm_reject_t why;
+    const char *v = "{" ENV PID ",\"type\":\"BookingRescheduled\",\"booking_id\":\"b\\u0031\","
+                    "\"from\":{\"date\":\"2026-11-23\",\"start_slot\":10,\"slot_count\":3},"
+                    "\"to\":{\"date\":\"2026-11-24\",\"start_slot\":20,\"slot_count\":2}}";
+    assert_int_equal(rm_decode(d, "p-42", 4, v, strlen(v), &ev, &why), RM_DECODE_OK);
+    assert_int_equal(ev.type, RM_EV_BOOKING_RESCHEDULED);
+    assert_int_equal(ev.booking_id.len, 2);
+    assert_memory_equal(ev.booking_id.ptr, "b1", 2);
+    assert_int_equal(ev.from.start, 10);
+    assert_int_equal(ev.slots.day, ev.from.day + 1);
+    assert_int_equal(ev.slots.start, 20);
+    assert_int_equal(ev.slots.count, 2);
+
+    const char *s = "{" ENV PID ",\"type\":\"AvailabilitySnapshot\",\"date\":\"2000-01-02\","
+                    "\"published\":[[0,10],[100,20]],\"bookings\":[{\"booking_id\":\"b9\","
+                    "\"start_slot\":100,\"slot_count\":2}]}";
+    assert_int_equal(rm_decode(d, NULL, 0, s, strlen(s), &ev, &why), RM_DECODE_OK);
+    assert_int_equal(ev.slots.day, 1);
+    assert_int_equal(ev.n_published, 2);
+    assert_int_equal(ev.published[1].start, 100);
+    assert_int_equal(ev.published[1].count, 20);
+    assert_int_equal(ev.n_bookings, 1);
+    assert_memory_equal(ev.bookings[0].booking_id.ptr, "b9", 2);
+
+    const char *r = "{" ENV PID ",\"type\":\"PractitionerRegistered\",\"name\":\"Dr \\\"A\\\"\","
+                    "\"specialties\":[\"x\"],\"city\":\"Dublin\",\"location\":{\"lat\":-90,"
+                    "\"lon\":180},\"languages\":[],\"accepts_new_patients\":false}";
+    assert_int_equal(rm_decode(d, "p-42", 4, r, strlen(r), &ev, &why), RM_DECODE_OK);
+    assert_int_equal(ev.profile, RM_PROFILE_ALL);
+    assert_int_equal(ev.name_json.len, strlen("\"Dr \\\"A\\\"\""));
+    assert_true(ev.lat == -90 && ev.lon == 180);
+    assert_false(ev.accepts_new_patients);
+    rm_decoder_free(d);
+}
+
+static void test_oversized(void **state) {
+    (void)state;
+    rm_decoder_t *d = rm_decoder_new();
+    size_t n = RM_MAX_MESSAGE_BYTES + 1;
+    char *big = malloc(n);
+    memset(big, ' ', n);
+    const char *ev = "{" ENV PID ",\"type\":\"PractitionerDeactivated\"}";
+    memcpy(big, ev, strlen(ev));
+    rm_event_t out;
+    rm_reject_t why;
+    assert_int_equal(rm_decode(d, NULL, 0, big, n, &out, &why), RM_DECODE_INVALID);
+    assert_int_equal(why.reason, RM_REASON_TOO_LARGE);
+    /* Exactly at the limit is accepted (trailing whitespace is valid JSON). */
+    assert_int_equal(rm_decode(d, NULL, 0, big, n - 1, &out, &why), RM_DECODE_OK);
+    free(big);
+    rm_decoder_free(d);
+}
+
+/* Deep nesting and random bytes never crash and never pass as valid. */
+static void test_hostile_inputs(void **state) {
+    (void)state;
+    rm_decoder_t *d = rm_decoder_new();
+    char buf[4096];
+    memset(buf, '[', sizeof(buf));
+    rm_event_t ev;
+    rm_reject_t why;
+    assert_int_equal(rm_decode(d, NULL, 0, buf, sizeof(buf), &ev, &why), RM_DECODE_INVALID);
+    unsigned seed = 7;
+    const char *base = "{" ENV PID ",\"type\":\"SlotsPublished\",\"date\":\"2026-11-23\","
+                       "\"start_slot\":0,\"slot_count\":288}";
+    size_t len = strlen(base);
+    for (int i = 0; i < 20000; i++) {
+        memcpy(buf, base, len);
+        for (int k = 0; k < 3; k++) {
+            seed = seed * 1103515245u + 12345u;
+            buf[(seed >> 8) % len] = (char)(seed >> 20);
+        }
+        rm_decode_result_t r = rm_decode(d, NULL, 0, buf, len, &ev, &why);
+        if (r == RM_DECODE_OK && ev.type == RM_EV_SLOTS_PUBLISHED)
+            assert_true(ev.slots.start + ev.slots.count <= 288);
+    }
+    rm_decoder_free(d);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rows),
+        cmocka_unit_test(test_fields_decoded),
+        cmocka_unit_test(test_oversized),
+        cmocka_unit_test(test_hostile_inputs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
