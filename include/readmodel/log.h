@@ -1,0 +1,41 @@
+/*
+ * Logging to stderr, one line per record, as text or JSON lines. Thread-safe
+ * (one write(2) per line). Secrets never reach a log line: callers log
+ * redacted URLs (rm_redis_url_redacted) and never raw configuration values.
+ */
+#ifndef READMODEL_LOG_H
+#define READMODEL_LOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum { RM_LOG_DEBUG, RM_LOG_INFO, RM_LOG_WARN, RM_LOG_ERROR } rm_log_level_t;
+
+/* Process-wide settings; call before starting threads. */
+void rm_log_set_level(rm_log_level_t level);
+void rm_log_set_json(bool json);
+/* Parses "debug|info|warn|error"; false on anything else. */
+bool rm_log_parse_level(const char *s, rm_log_level_t *out);
+
+void rm_log(rm_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define rm_debug(...) rm_log(RM_LOG_DEBUG, __VA_ARGS__)
+#define rm_info(...)  rm_log(RM_LOG_INFO, __VA_ARGS__)
+#define rm_warn(...)  rm_log(RM_LOG_WARN, __VA_ARGS__)
+#define rm_error(...) rm_log(RM_LOG_ERROR, __VA_ARGS__)
+
+/* Rate limiter: at most `burst` lines per window of `window_s` seconds.
+ * rm_ratelimit_allow returns true when a line may be written and, through
+ * *suppressed, how many were dropped since the last allowed one. Not
+ * thread-safe: keep one per thread. */
+typedef struct {
+    unsigned burst;
+    unsigned window_s;
+    int64_t window_start;
+    unsigned used;
+    uint64_t suppressed;
+} rm_ratelimit_t;
+
+bool rm_ratelimit_allow(rm_ratelimit_t *rl, uint64_t *suppressed);
+
+#endif
