@@ -1,0 +1,89 @@
+/*
+ * Redis sink for the availability read model.
+ *
+ * Keys (prefix default "rm:"; {id} is a Redis Cluster hash tag):
+ *   <prefix>avail:{<id>}:<YYYY-MM-DD>  36-byte bitmap, present iff a slot is free
+ *   <prefix>state:{<id>}               hash: p (partition), f (fence offset),
+ *                                      s (rm_avail_encode bytes)
+ *   <prefix>checkpoint:<topic>:<part>  next offset to consume
+ *
+ * A practitioner's flush is one Lua script (atomic) that writes its dirty
+ * day keys and its state only when the new fence is above the stored one,
+ * so a replayed or stale write never moves a practitioner backwards.
+ * Checkpoints are written with compare-and-set, so a writer learns when
+ * someone else (a rebuild, another consumer, a restarted empty Redis) has
+ * moved the checkpoint under it.
+ *
+ * Errors: every call returns RM_ERR_OK, RM_ERR_IO (connection lost or
+ * refused: the context is dropped and the next call reconnects) or
+ * RM_ERR_REPLY (the server answered with an error). Nothing retries inside
+ * the sink; the caller owns the retry policy.
+ */
+#ifndef READMODEL_REDIS_SINK_H
+#define READMODEL_REDIS_SINK_H
+
+#include "readmodel/availability.h"
+#include "readmodel/error.h"
+#include "readmodel/redis_url.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct rm_redis_sink rm_redis_sink_t;
+
+/* Creates a sink; copies url and prefix. Does not connect. NULL on ENOMEM. */
+rm_redis_sink_t *rm_redis_sink_new(const rm_redis_url_t *url, const char *prefix);
+/* Closes the connection and frees; NULL is a no-op. */
+void rm_redis_sink_free(rm_redis_sink_t *s);
+
+/* Connects (when not connected), authenticates, selects the db and loads
+ * the scripts. Returns RM_ERR_OK or RM_ERR_IO/RM_ERR_REPLY; the reason is in
+ * rm_redis_sink_last_error(). */
+rm_err_t rm_redis_sink_connect(rm_redis_sink_t *s);
+/* Last error text (static buffer inside the sink; no secrets). */
+const char *rm_redis_sink_last_error(const rm_redis_sink_t *s);
+
+typedef struct {
+    const char *pid; /* borrowed */
+    size_t pid_len;
+    rm_avail_t *st;    /* in: freshly initialised; out: the stored state */
+    int32_t partition; /* out: partition of the stored fence, -1 if none */
+    int64_t fence;     /* out: offset of the last event applied, -1 if none */
+} rm_redis_load_t;
+
+/* Loads the stored state of n practitioners in one pipeline. A practitioner
+ * without stored state is left as initialised with fence -1. RM_ERR_CORRUPT
+ * when a stored state cannot be decoded (reported, not trusted). */
+rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_redis_load_t *items, size_t n);
+
+typedef struct {
+    const char *pid; /* borrowed */
+    size_t pid_len;
+    const rm_avail_t *st; /* borrowed; its dirty days are written */
+    int32_t partition;
+    int64_t fence;
+    bool written; /* out: false when the stored fence was already >= fence */
+} rm_redis_flush_t;
+
+/* Writes each practitioner's dirty days and state atomically (one script per
+ * practitioner, pipelined). On any error nothing is reported as written. */
+rm_err_t rm_redis_sink_flush(rm_redis_sink_t *s, rm_redis_flush_t *items, size_t n);
+
+/* Reads a checkpoint: *next = stored next offset, or -1 when there is none. */
+rm_err_t rm_redis_sink_checkpoint_get(rm_redis_sink_t *s, const char *topic, int32_t partition,
+                                      int64_t *next);
+/* Sets the checkpoint to next only if it is still `expected` (-1: absent).
+ * *ok tells whether it was set; when not, *current holds the stored value
+ * (-1 when absent). */
+rm_err_t rm_redis_sink_checkpoint_cas(rm_redis_sink_t *s, const char *topic, int32_t partition,
+                                      int64_t expected, int64_t next, bool *ok, int64_t *current);
+
+/* Key formatting, exposed for tools and tests. Returns the length written
+ * (truncated to cap-1 like snprintf). */
+int rm_redis_key_avail(char *out, size_t cap, const char *prefix, const char *pid, size_t pid_len,
+                       uint16_t day);
+int rm_redis_key_state(char *out, size_t cap, const char *prefix, const char *pid, size_t pid_len);
+int rm_redis_key_checkpoint(char *out, size_t cap, const char *prefix, const char *topic,
+                            int32_t partition);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * Redis connection URLs:
+ *   redis://[[user]:password@]host[:port][/db]
+ *   unix:///path/to.sock[?db=N]
+ * Parsed with libcurl's URL API (percent-decoding included); `unix://` is
+ * split by hand because curl 7.88 reads its first path segment as a host.
+ */
+#ifndef READMODEL_REDIS_URL_H
+#define READMODEL_REDIS_URL_H
+
+#include <stddef.h>
+
+typedef struct {
+    char *host;        /* owned; NULL for unix sockets */
+    int port;          /* default 6379 */
+    char *socket_path; /* owned; NULL for TCP */
+    char *user;        /* owned; NULL when absent */
+    char *password;    /* owned; NULL when absent */
+    int db;            /* default 0 */
+} rm_redis_url_t;
+
+/* Parses url into *out (zeroed first). Returns 0, or -1 with a one-line
+ * reason in err (which never contains the password). On failure *out holds
+ * nothing to free. */
+int rm_redis_url_parse(const char *url, rm_redis_url_t *out, char *err, size_t errlen);
+/* Frees the strings; a zeroed struct is a no-op. */
+void rm_redis_url_free(rm_redis_url_t *u);
+/* Writes the URL with any password replaced by "***", for logs. */
+void rm_redis_url_redacted(const rm_redis_url_t *u, char *out, size_t cap);
+
+#endif

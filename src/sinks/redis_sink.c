@@ -1,0 +1,389 @@
+/*
+ * Redis sink: hiredis, pipelined (append every command, then read every
+ * reply: one write and one read per batch), one Lua script per practitioner
+ * so its keys, state and fence change together. After an I/O error the
+ * redisContext is never reused: it is freed and the next call reconnects.
+ */
+#include "readmodel/redis_sink.h"
+#include "readmodel/log.h"
+
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PIPELINE_PRACTITIONERS 256
+
+/* KEYS[1] state, KEYS[2..] day keys; ARGV[1] partition, ARGV[2] fence,
+ * ARGV[3] state bytes, ARGV[4..] day values ("" deletes the key). */
+static const char flush_lua[] =
+    "local cur = redis.call('HMGET', KEYS[1], 'p', 'f')\n"
+    "if cur[2] and cur[1] == ARGV[1] and tonumber(cur[2]) >= tonumber(ARGV[2]) then\n"
+    "  return 0\n"
+    "end\n"
+    "for i = 2, #KEYS do\n"
+    "  local v = ARGV[i + 2]\n"
+    "  if v == '' then redis.call('DEL', KEYS[i]) else redis.call('SET', KEYS[i], v) end\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'p', ARGV[1], 'f', ARGV[2], 's', ARGV[3])\n"
+    "return 1\n";
+
+/* KEYS[1] checkpoint; ARGV[1] expected ("" = absent), ARGV[2] new. */
+static const char cas_lua[] = "local cur = redis.call('GET', KEYS[1]) or ''\n"
+                              "if cur ~= ARGV[1] then return {0, cur} end\n"
+                              "redis.call('SET', KEYS[1], ARGV[2])\n"
+                              "return {1, ARGV[2]}\n";
+
+struct rm_redis_sink {
+    rm_redis_url_t url;
+    char *prefix;
+    redisContext *c;
+    char flush_sha[48];
+    char cas_sha[48];
+    char err[256];
+};
+
+int rm_redis_key_avail(char *out, size_t cap, const char *prefix, const char *pid, size_t pid_len,
+                       uint16_t day) {
+    char date[RM_DATE_LEN + 1];
+    rm_date_format(day, date);
+    return snprintf(out, cap, "%savail:{%.*s}:%s", prefix, (int)pid_len, pid, date);
+}
+
+int rm_redis_key_state(char *out, size_t cap, const char *prefix, const char *pid, size_t pid_len) {
+    return snprintf(out, cap, "%sstate:{%.*s}", prefix, (int)pid_len, pid);
+}
+
+int rm_redis_key_checkpoint(char *out, size_t cap, const char *prefix, const char *topic,
+                            int32_t partition) {
+    return snprintf(out, cap, "%scheckpoint:%s:%d", prefix, topic, (int)partition);
+}
+
+rm_redis_sink_t *rm_redis_sink_new(const rm_redis_url_t *url, const char *prefix) {
+    rm_redis_sink_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->url = *url;
+    s->url.host = url->host ? strdup(url->host) : NULL;
+    s->url.socket_path = url->socket_path ? strdup(url->socket_path) : NULL;
+    s->url.user = url->user ? strdup(url->user) : NULL;
+    s->url.password = url->password ? strdup(url->password) : NULL;
+    s->prefix = strdup(prefix);
+    if (!s->prefix) {
+        rm_redis_sink_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void rm_redis_sink_free(rm_redis_sink_t *s) {
+    if (!s)
+        return;
+    if (s->c)
+        redisFree(s->c);
+    rm_redis_url_free(&s->url);
+    free(s->prefix);
+    free(s);
+}
+
+const char *rm_redis_sink_last_error(const rm_redis_sink_t *s) {
+    return s->err;
+}
+
+static rm_err_t io_error(rm_redis_sink_t *s) {
+    if (s->c) {
+        snprintf(s->err, sizeof(s->err), "redis: %s", s->c->errstr[0] ? s->c->errstr : "I/O error");
+        redisFree(s->c);
+        s->c = NULL;
+    }
+    return RM_ERR_IO;
+}
+
+static rm_err_t reply_error(rm_redis_sink_t *s, const redisReply *r, const char *what) {
+    snprintf(s->err, sizeof(s->err), "redis %s: %.*s", what,
+             r && r->type == REDIS_REPLY_ERROR ? (int)r->len : 16,
+             r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    return RM_ERR_REPLY;
+}
+
+/* Runs one command; on success *out is the reply (caller frees). */
+static rm_err_t command(rm_redis_sink_t *s, redisReply **out, int argc, const char **argv,
+                        const size_t *lens) {
+    redisReply *r = redisCommandArgv(s->c, argc, argv, lens);
+    if (!r)
+        return io_error(s);
+    if (r->type == REDIS_REPLY_ERROR) {
+        rm_err_t e = reply_error(s, r, argv[0]);
+        freeReplyObject(r);
+        return e;
+    }
+    *out = r;
+    return RM_ERR_OK;
+}
+
+static rm_err_t load_script(rm_redis_sink_t *s, const char *src, char sha[48]) {
+    const char *argv[] = {"SCRIPT", "LOAD", src};
+    size_t lens[] = {6, 4, strlen(src)};
+    redisReply *r;
+    rm_err_t e = command(s, &r, 3, argv, lens);
+    if (e)
+        return e;
+    if (r->type != REDIS_REPLY_STRING || r->len >= 48) {
+        freeReplyObject(r);
+        return reply_error(s, NULL, "SCRIPT LOAD");
+    }
+    memcpy(sha, r->str, r->len + 1);
+    freeReplyObject(r);
+    return RM_ERR_OK;
+}
+
+rm_err_t rm_redis_sink_connect(rm_redis_sink_t *s) {
+    if (s->c)
+        return RM_ERR_OK;
+    struct timeval tv = {2, 0};
+    s->c = s->url.socket_path ? redisConnectUnixWithTimeout(s->url.socket_path, tv)
+                              : redisConnectWithTimeout(s->url.host, s->url.port, tv);
+    if (!s->c) {
+        snprintf(s->err, sizeof(s->err), "redis: cannot allocate a connection");
+        return RM_ERR_NOMEM;
+    }
+    if (s->c->err)
+        return io_error(s);
+    struct timeval cmd_tv = {10, 0};
+    redisSetTimeout(s->c, cmd_tv);
+    redisReply *r;
+    rm_err_t e;
+    if (s->url.password) {
+        const char *argv[] = {"AUTH", s->url.user ? s->url.user : s->url.password, s->url.password};
+        size_t lens[] = {4, strlen(argv[1]), strlen(s->url.password)};
+        if ((e = command(s, &r, s->url.user ? 3 : 2, argv, lens)))
+            goto fail;
+        freeReplyObject(r);
+    }
+    if (s->url.db) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", s->url.db);
+        const char *argv[] = {"SELECT", db};
+        size_t lens[] = {6, strlen(db)};
+        if ((e = command(s, &r, 2, argv, lens)))
+            goto fail;
+        freeReplyObject(r);
+    }
+    if ((e = load_script(s, flush_lua, s->flush_sha)) || (e = load_script(s, cas_lua, s->cas_sha)))
+        goto fail;
+    return RM_ERR_OK;
+fail:
+    if (s->c) {
+        redisFree(s->c);
+        s->c = NULL;
+    }
+    return e;
+}
+
+static int64_t parse_i64(const char *str, size_t len, bool *ok) {
+    char buf[32];
+    if (len == 0 || len >= sizeof(buf)) {
+        *ok = false;
+        return -1;
+    }
+    memcpy(buf, str, len);
+    buf[len] = '\0';
+    char *end;
+    long long v = strtoll(buf, &end, 10);
+    *ok = *end == '\0';
+    return v;
+}
+
+rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_redis_load_t *items, size_t n) {
+    rm_err_t e = rm_redis_sink_connect(s);
+    if (e)
+        return e;
+    char key[256];
+    for (size_t i = 0; i < n; i++) {
+        int kl = rm_redis_key_state(key, sizeof(key), s->prefix, items[i].pid, items[i].pid_len);
+        const char *argv[] = {"HMGET", key, "p", "f", "s"};
+        size_t lens[] = {5, (size_t)kl, 1, 1, 1};
+        if (redisAppendCommandArgv(s->c, 5, argv, lens) != REDIS_OK)
+            return io_error(s);
+    }
+    rm_err_t result = RM_ERR_OK;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r;
+        if (redisGetReply(s->c, (void **)&r) != REDIS_OK)
+            return io_error(s);
+        rm_redis_load_t *it = &items[i];
+        it->partition = -1;
+        it->fence = -1;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+            if (result == RM_ERR_OK)
+                result = reply_error(s, r, "HMGET");
+        } else if (r->element[2]->type == REDIS_REPLY_STRING) {
+            bool ok1 = false, ok2 = false;
+            const redisReply *p = r->element[0], *f = r->element[1];
+            if (p->type == REDIS_REPLY_STRING && f->type == REDIS_REPLY_STRING) {
+                it->partition = (int32_t)parse_i64(p->str, p->len, &ok1);
+                it->fence = parse_i64(f->str, f->len, &ok2);
+            }
+            if (!ok1 || !ok2 ||
+                rm_avail_decode(it->st, r->element[2]->str, r->element[2]->len) != 0) {
+                snprintf(s->err, sizeof(s->err), "redis: stored state of %.*s is corrupt",
+                         (int)it->pid_len, it->pid);
+                result = RM_ERR_CORRUPT;
+            }
+        }
+        freeReplyObject(r);
+    }
+    return result;
+}
+
+/* Appends the flush script call for one practitioner. */
+static int append_flush(rm_redis_sink_t *s, const rm_redis_flush_t *it, char **state,
+                        size_t *state_len) {
+    uint64_t ndays = roaring_bitmap_get_cardinality(it->st->dirty);
+    size_t argc = 4 + 2 + 2 * ndays; /* EVALSHA sha numkeys statekey p f s + keys + values */
+    const char **argv = malloc(argc * sizeof(*argv));
+    size_t *lens = malloc(argc * sizeof(*lens));
+    char *keys = malloc((ndays + 1) * 256);
+    uint8_t *vals = malloc(ndays * RM_DAY_BYTES + 1);
+    char nk[24], part[16], fence[24];
+    int rc = -1;
+    if (!argv || !lens || !keys || !vals || rm_avail_encode(it->st, state, state_len) != RM_ERR_OK)
+        goto done;
+    size_t a = 0;
+    argv[a] = "EVALSHA", lens[a++] = 7;
+    argv[a] = s->flush_sha, lens[a++] = strlen(s->flush_sha);
+    snprintf(nk, sizeof(nk), "%llu", (unsigned long long)ndays + 1);
+    argv[a] = nk, lens[a++] = strlen(nk);
+    argv[a] = keys;
+    lens[a++] = (size_t)rm_redis_key_state(keys, 256, s->prefix, it->pid, it->pid_len);
+    roaring_uint32_iterator_t iter;
+    roaring_init_iterator(it->st->dirty, &iter);
+    for (size_t d = 0; iter.has_value; d++, roaring_advance_uint32_iterator(&iter)) {
+        char *k = keys + (d + 1) * 256;
+        argv[a] = k;
+        lens[a++] = (size_t)rm_redis_key_avail(k, 256, s->prefix, it->pid, it->pid_len,
+                                               (uint16_t)iter.current_value);
+    }
+    snprintf(part, sizeof(part), "%d", (int)it->partition);
+    snprintf(fence, sizeof(fence), "%lld", (long long)it->fence);
+    argv[a] = part, lens[a++] = strlen(part);
+    argv[a] = fence, lens[a++] = strlen(fence);
+    argv[a] = *state, lens[a++] = *state_len;
+    roaring_init_iterator(it->st->dirty, &iter);
+    for (size_t d = 0; iter.has_value; d++, roaring_advance_uint32_iterator(&iter)) {
+        uint8_t *v = vals + d * RM_DAY_BYTES;
+        unsigned nfree = rm_avail_day(it->st, (uint16_t)iter.current_value, v);
+        argv[a] = (const char *)v;
+        lens[a++] = nfree ? RM_DAY_BYTES : 0;
+    }
+    rc = redisAppendCommandArgv(s->c, (int)a, argv, lens) == REDIS_OK ? 0 : -1;
+done:
+    free(argv);
+    free(lens);
+    free(keys);
+    free(vals);
+    return rc;
+}
+
+static rm_err_t flush_chunk(rm_redis_sink_t *s, rm_redis_flush_t *items, size_t n) {
+    char *states[PIPELINE_PRACTITIONERS] = {0};
+    size_t state_lens[PIPELINE_PRACTITIONERS];
+    rm_err_t e = RM_ERR_OK;
+    size_t appended = 0;
+    for (; appended < n; appended++) {
+        if (append_flush(s, &items[appended], &states[appended], &state_lens[appended]) < 0) {
+            e = s->c && s->c->err ? io_error(s) : RM_ERR_NOMEM;
+            break;
+        }
+    }
+    for (size_t i = 0; i < appended && s->c; i++) {
+        redisReply *r;
+        if (redisGetReply(s->c, (void **)&r) != REDIS_OK) {
+            e = io_error(s);
+            break;
+        }
+        if (r->type == REDIS_REPLY_INTEGER) {
+            items[i].written = r->integer == 1;
+        } else if (e == RM_ERR_OK) {
+            /* NOSCRIPT (a SCRIPT FLUSH happened): reload on reconnect. */
+            if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0)
+                s->flush_sha[0] = '\0';
+            e = reply_error(s, r, "flush script");
+        }
+        freeReplyObject(r);
+    }
+    for (size_t i = 0; i < appended; i++)
+        free(states[i]);
+    if (e == RM_ERR_REPLY && s->flush_sha[0] == '\0' && s->c) {
+        redisFree(s->c); /* reconnecting reloads the scripts */
+        s->c = NULL;
+    }
+    return e;
+}
+
+rm_err_t rm_redis_sink_flush(rm_redis_sink_t *s, rm_redis_flush_t *items, size_t n) {
+    rm_err_t e = rm_redis_sink_connect(s);
+    for (size_t i = 0; i < n; i++)
+        items[i].written = false;
+    for (size_t off = 0; e == RM_ERR_OK && off < n; off += PIPELINE_PRACTITIONERS) {
+        size_t m = n - off < PIPELINE_PRACTITIONERS ? n - off : PIPELINE_PRACTITIONERS;
+        e = flush_chunk(s, items + off, m);
+    }
+    if (e != RM_ERR_OK)
+        for (size_t i = 0; i < n; i++)
+            items[i].written = false;
+    return e;
+}
+
+rm_err_t rm_redis_sink_checkpoint_get(rm_redis_sink_t *s, const char *topic, int32_t partition,
+                                      int64_t *next) {
+    rm_err_t e = rm_redis_sink_connect(s);
+    if (e)
+        return e;
+    char key[512];
+    int kl = rm_redis_key_checkpoint(key, sizeof(key), s->prefix, topic, partition);
+    const char *argv[] = {"GET", key};
+    size_t lens[] = {3, (size_t)kl};
+    redisReply *r;
+    if ((e = command(s, &r, 2, argv, lens)))
+        return e;
+    *next = -1;
+    if (r->type == REDIS_REPLY_STRING) {
+        bool ok;
+        *next = parse_i64(r->str, r->len, &ok);
+        if (!ok || *next < 0) {
+            snprintf(s->err, sizeof(s->err), "redis: checkpoint of partition %d is not an offset",
+                     (int)partition);
+            e = RM_ERR_CORRUPT;
+        }
+    }
+    freeReplyObject(r);
+    return e;
+}
+
+rm_err_t rm_redis_sink_checkpoint_cas(rm_redis_sink_t *s, const char *topic, int32_t partition,
+                                      int64_t expected, int64_t next, bool *ok, int64_t *current) {
+    rm_err_t e = rm_redis_sink_connect(s);
+    if (e)
+        return e;
+    char key[512], exp[24] = "", nx[24];
+    int kl = rm_redis_key_checkpoint(key, sizeof(key), s->prefix, topic, partition);
+    if (expected >= 0)
+        snprintf(exp, sizeof(exp), "%lld", (long long)expected);
+    snprintf(nx, sizeof(nx), "%lld", (long long)next);
+    const char *argv[] = {"EVALSHA", s->cas_sha, "1", key, exp, nx};
+    size_t lens[] = {7, strlen(s->cas_sha), 1, (size_t)kl, strlen(exp), strlen(nx)};
+    redisReply *r;
+    if ((e = command(s, &r, 6, argv, lens)))
+        return e;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_STRING) {
+        freeReplyObject(r);
+        return reply_error(s, NULL, "checkpoint script");
+    }
+    *ok = r->element[0]->integer == 1;
+    bool parsed;
+    *current = r->element[1]->len ? parse_i64(r->element[1]->str, r->element[1]->len, &parsed) : -1;
+    freeReplyObject(r);
+    return RM_ERR_OK;
+}

@@ -1,0 +1,166 @@
+/*
+ * Redis sink against a real redis-server: keys and values as events.md
+ * defines them, fences that refuse stale writes, compare-and-set
+ * checkpoints, and reconnection after the server restarts.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "readmodel/redis_sink.h"
+#include "test_redis.h"
+
+#include <signal.h>
+#include <string.h>
+
+#define D0 9823 /* 2026-11-23 */
+
+static rm_test_redis_t srv;
+
+static int setup(void **state) {
+    (void)state;
+    signal(SIGPIPE, SIG_IGN); /* as main() does: a dead socket is an error, not a signal */
+    return rm_test_redis_start(&srv);
+}
+
+static int teardown(void **state) {
+    (void)state;
+    rm_test_redis_destroy(&srv);
+    return 0;
+}
+
+static rm_redis_sink_t *new_sink(void) {
+    rm_redis_url_t u;
+    char err[128];
+    assert_int_equal(rm_redis_url_parse(srv.url, &u, err, sizeof(err)), 0);
+    rm_redis_sink_t *s = rm_redis_sink_new(&u, "rm:");
+    rm_redis_url_free(&u);
+    assert_non_null(s);
+    return s;
+}
+
+static void apply(rm_avail_t *st, rm_event_type_t t, uint16_t day, uint16_t start, uint16_t n) {
+    rm_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.type = t;
+    e.slots = (rm_slots_t){day, start, n};
+    e.booking_id = (rm_span_t){"b1", 2};
+    rm_avail_apply(st, &e);
+}
+
+static void test_flush_writes_keys_and_state(void **state) {
+    (void)state;
+    rm_redis_sink_t *s = new_sink();
+    rm_avail_t st;
+    rm_avail_init(&st);
+    apply(&st, RM_EV_SLOTS_PUBLISHED, D0, 0, 2);
+    apply(&st, RM_EV_SLOTS_PUBLISHED, D0 + 1, 10, 1);
+    rm_redis_flush_t it = {"p-1", 3, &st, 0, 41, false};
+    assert_int_equal(rm_redis_sink_flush(s, &it, 1), RM_ERR_OK);
+    assert_true(it.written);
+
+    redisContext *c = rm_test_redis_connect(&srv);
+    redisReply *r = redisCommand(c, "GET rm:avail:{p-1}:2026-11-23");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_int_equal(r->len, 36);
+    assert_int_equal((unsigned char)r->str[0], 0xC0);
+    freeReplyObject(r);
+    r = redisCommand(c, "GETBIT rm:avail:{p-1}:2026-11-24 10");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    r = redisCommand(c, "BITCOUNT rm:avail:{p-1}:2026-11-24");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+
+    /* Booking the last free slot deletes the key. */
+    rm_avail_clear_dirty(&st);
+    apply(&st, RM_EV_BOOKING_CREATED, D0 + 1, 10, 1);
+    it.fence = 42;
+    assert_int_equal(rm_redis_sink_flush(s, &it, 1), RM_ERR_OK);
+    r = redisCommand(c, "EXISTS rm:avail:{p-1}:2026-11-24");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+
+    /* A replay at or below the fence is refused and changes nothing. */
+    rm_avail_t old;
+    rm_avail_init(&old);
+    apply(&old, RM_EV_SLOTS_PUBLISHED, D0 + 1, 10, 1);
+    rm_redis_flush_t stale = {"p-1", 3, &old, 0, 42, true};
+    assert_int_equal(rm_redis_sink_flush(s, &stale, 1), RM_ERR_OK);
+    assert_false(stale.written);
+    r = redisCommand(c, "EXISTS rm:avail:{p-1}:2026-11-24");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+
+    /* The stored state loads back with its fence. */
+    rm_avail_t back;
+    rm_avail_init(&back);
+    rm_redis_load_t ld[2] = {{"p-1", 3, &back, 0, 0}, {"nobody", 6, &old, 0, 0}};
+    assert_int_equal(rm_redis_sink_load(s, ld, 2), RM_ERR_OK);
+    assert_int_equal(ld[0].fence, 42);
+    assert_int_equal(ld[0].partition, 0);
+    assert_int_equal(ld[1].fence, -1);
+    uint8_t a[36], b[36];
+    assert_int_equal(rm_avail_day(&back, D0, a), rm_avail_day(&st, D0, b));
+    assert_memory_equal(a, b, 36);
+    assert_int_equal(rm_avail_day(&back, D0 + 1, a), 0);
+
+    /* A corrupt stored state is reported, not trusted. */
+    freeReplyObject(redisCommand(c, "HSET rm:state:{bad} p 0 f 1 s garbage"));
+    rm_avail_t bad;
+    rm_avail_init(&bad);
+    rm_redis_load_t lb = {"bad", 3, &bad, 0, 0};
+    assert_int_equal(rm_redis_sink_load(s, &lb, 1), RM_ERR_CORRUPT);
+    redisFree(c);
+    rm_avail_free(&st);
+    rm_avail_free(&old);
+    rm_avail_free(&back);
+    rm_avail_free(&bad);
+    rm_redis_sink_free(s);
+}
+
+static void test_checkpoint_cas(void **state) {
+    (void)state;
+    rm_redis_sink_t *s = new_sink();
+    int64_t next, cur;
+    bool ok;
+    assert_int_equal(rm_redis_sink_checkpoint_get(s, "t", 3, &next), RM_ERR_OK);
+    assert_int_equal(next, -1);
+    assert_int_equal(rm_redis_sink_checkpoint_cas(s, "t", 3, -1, 100, &ok, &cur), RM_ERR_OK);
+    assert_true(ok);
+    assert_int_equal(rm_redis_sink_checkpoint_cas(s, "t", 3, -1, 200, &ok, &cur), RM_ERR_OK);
+    assert_false(ok);
+    assert_int_equal(cur, 100);
+    assert_int_equal(rm_redis_sink_checkpoint_cas(s, "t", 3, 100, 200, &ok, &cur), RM_ERR_OK);
+    assert_true(ok);
+    assert_int_equal(rm_redis_sink_checkpoint_get(s, "t", 3, &next), RM_ERR_OK);
+    assert_int_equal(next, 200);
+    rm_redis_sink_free(s);
+}
+
+static void test_reconnects_after_restart(void **state) {
+    (void)state;
+    rm_redis_sink_t *s = new_sink();
+    int64_t next;
+    assert_int_equal(rm_redis_sink_checkpoint_get(s, "t", 0, &next), RM_ERR_OK);
+    rm_test_redis_stop(&srv, 1);
+    assert_int_equal(rm_redis_sink_checkpoint_get(s, "t", 0, &next), RM_ERR_IO);
+    assert_int_equal(rm_redis_sink_checkpoint_get(s, "t", 0, &next), RM_ERR_IO);
+    assert_true(strlen(rm_redis_sink_last_error(s)) > 0);
+    assert_int_equal(rm_test_redis_restart(&srv), 0);
+    assert_int_equal(rm_redis_sink_checkpoint_get(s, "t", 0, &next), RM_ERR_OK);
+    assert_int_equal(next, -1); /* persistence is off: the restarted server is empty */
+    rm_redis_sink_free(s);
+    rm_redis_sink_free(NULL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_flush_writes_keys_and_state),
+        cmocka_unit_test(test_checkpoint_cas),
+        cmocka_unit_test(test_reconnects_after_restart),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
