@@ -1,0 +1,73 @@
+/*
+ * `readmodel serve`: consumer workers that keep the Redis availability
+ * model in step with the booking log.
+ *
+ * Flow per worker: poll a batch -> decode -> project (per-partition state)
+ * -> flush dirty practitioners (sink) -> checkpoint (sink, compare-and-set)
+ * -> commit offsets to Kafka (for lag tools). Each worker thread is its own
+ * consumer in the group `<group>-redis`, so the partitions it is assigned
+ * are owned by that thread alone and rebalance callbacks run on it.
+ */
+#ifndef READMODEL_SERVE_H
+#define READMODEL_SERVE_H
+
+#include "readmodel/event.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char *brokers;
+    char *topic;
+    char *group;
+    char *redis_url;
+    char *redis_prefix;
+    char *dlq_topic; /* NULL: invalid events are only counted and logged */
+    int workers;
+    char **kafka; /* "key=value" librdkafka properties, applied last */
+    size_t n_kafka;
+    size_t max_batch;       /* messages per batch */
+    size_t cache_limit;     /* practitioners kept in memory per worker */
+    bool until_caught_up;   /* exit 0 once every partition is applied to its end */
+    int shutdown_timeout_s; /* how long a stop may wait for an unreachable sink */
+    bool check_config;      /* only validate and print the configuration */
+} rm_serve_config_t;
+
+/* Result counters, shared by all workers (relaxed atomics). */
+#define RM_RESULT_MAP(X)                                                                           \
+    X(APPLIED, "applied")                                                                          \
+    X(INVALID, "invalid")                                                                          \
+    X(IGNORED, "ignored")                                                                          \
+    X(DUPLICATE, "duplicate")                                                                      \
+    X(TOMBSTONE, "tombstone")
+
+typedef enum {
+#define RM_RESULT_ENUM(n, s) RM_RESULT_##n,
+    RM_RESULT_MAP(RM_RESULT_ENUM)
+#undef RM_RESULT_ENUM
+        RM_RESULT__COUNT
+} rm_result_t;
+
+typedef struct {
+    atomic_uint_least64_t events[RM_RESULT__COUNT];
+    atomic_uint_least64_t invalid[RM_REASON__COUNT];
+    atomic_uint_least64_t anomalies; /* cancellations of unknown bookings */
+    atomic_uint_least64_t dead_lettered;
+    atomic_uint_least64_t flushes;
+    atomic_uint_least64_t practitioners_written;
+    atomic_uint_least64_t sink_errors;
+    atomic_uint_least64_t resets; /* checkpoint moved under us: partition re-read */
+} rm_serve_stats_t;
+
+const char *rm_result_name(rm_result_t r);
+
+/* Runs serve until rm_serve_stop() (or, with until_caught_up, until the end
+ * of the log). Returns 0 on a clean stop, 1 on a runtime failure (logged),
+ * 2 on a configuration the clients rejected (logged). stats may be NULL. */
+int rm_serve_run(const rm_serve_config_t *cfg, rm_serve_stats_t *stats);
+/* Async-signal-safe: asks every worker to finish its batch and stop. */
+void rm_serve_stop(void);
+
+#endif

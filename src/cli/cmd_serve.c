@@ -1,0 +1,31 @@
+/* `readmodel serve`: parse the configuration, then run the workers. */
+#include "commands.h"
+#include "readmodel/config.h"
+#include "readmodel/log.h"
+
+#include <stdio.h>
+
+int rm_cmd_serve(int argc, char **argv) {
+    rm_serve_config_t cfg;
+    char err[512];
+    switch (rm_serve_config_parse(argc, argv, &cfg, err, sizeof(err))) {
+    case RM_CONFIG_HELP:
+        fputs(rm_serve_usage, stdout);
+        rm_serve_config_free(&cfg);
+        return 0;
+    case RM_CONFIG_ERROR:
+        fprintf(stderr, "readmodel serve: %s\n", err);
+        rm_serve_config_free(&cfg);
+        return 2;
+    case RM_CONFIG_OK:
+        break;
+    }
+    if (cfg.check_config) {
+        rm_serve_config_print(&cfg, stdout);
+        rm_serve_config_free(&cfg);
+        return 0;
+    }
+    int rc = rm_serve_run(&cfg, NULL);
+    rm_serve_config_free(&cfg);
+    return rc;
+}

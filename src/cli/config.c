@@ -1,0 +1,322 @@
+/*
+ * serve configuration: defaults in one designated initializer, then the
+ * environment, then flags (getopt_long). Every value is checked here so a
+ * bad setting fails at startup with one line naming it.
+ */
+#include "readmodel/config.h"
+#include "readmodel/log.h"
+#include "readmodel/redis_url.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char rm_serve_usage[] =
+    "Usage: readmodel serve [options]\n"
+    "\n"
+    "Consume the booking log and keep the Redis availability bitmaps in step with it.\n"
+    "\n"
+    "Options (flags override the environment):\n"
+    "  --brokers LIST          Kafka bootstrap servers (env READMODEL_BROKERS; required)\n"
+    "  --topic NAME            booking event topic (default booking.events)\n"
+    "  --group NAME            consumer group prefix; the Redis pipeline uses NAME-redis\n"
+    "                          (default readmodel)\n"
+    "  --redis URL             redis://[[user]:password@]host[:port][/db] or unix:///path.sock\n"
+    "                          (env READMODEL_REDIS_URL; default redis://127.0.0.1:6379)\n"
+    "  --redis-prefix P        key prefix (default rm:)\n"
+    "  --workers N             consumer threads, each owning its partitions\n"
+    "                          (default: number of cores)\n"
+    "  --dlq-topic NAME        produce invalid events there, unchanged, with headers\n"
+    "                          reason, source_topic, source_partition, source_offset\n"
+    "  --kafka KEY=VALUE       any librdkafka property (security.protocol, sasl.*, ssl.*);\n"
+    "                          repeatable, applied last\n"
+    "  --max-batch N           messages per batch between flushes (default 10000)\n"
+    "  --cache-practitioners N practitioners kept in memory per worker (default 100000)\n"
+    "  --until-caught-up       exit 0 once every partition is applied to its end\n"
+    "  --shutdown-timeout S    on SIGTERM, how long to keep retrying an unreachable sink\n"
+    "                          before exiting 1 with the batch unwritten (default 10)\n"
+    "  --log-format text|json  (default text)\n"
+    "  --log-level L           debug, info, warn or error (default info)\n"
+    "  --check-config          validate, print the effective configuration, exit 0 or 2\n"
+    "  -h, --help              this help\n"
+    "\n"
+    "Exit codes: 0 stopped cleanly (SIGTERM/SIGINT or --until-caught-up), 1 runtime failure,\n"
+    "2 bad configuration.\n";
+
+static int set_str(char **dst, const char *v) {
+    char *s = strdup(v);
+    if (!s)
+        return -1;
+    free(*dst);
+    *dst = s;
+    return 0;
+}
+
+static int parse_count(const char *name, const char *v, long min, long max, long *out, char *err,
+                       size_t errlen) {
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < min || n > max) {
+        snprintf(err, errlen, "%s: must be a whole number %ld..%ld (got '%s')", name, min, max, v);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static bool topic_name_ok(const char *t) {
+    size_t n = strlen(t);
+    if (n == 0 || n > 249 || strcmp(t, ".") == 0 || strcmp(t, "..") == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = t[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+void rm_serve_config_free(rm_serve_config_t *cfg) {
+    free(cfg->brokers);
+    free(cfg->topic);
+    free(cfg->group);
+    free(cfg->redis_url);
+    free(cfg->redis_prefix);
+    free(cfg->dlq_topic);
+    for (size_t i = 0; i < cfg->n_kafka; i++)
+        free(cfg->kafka[i]);
+    free(cfg->kafka);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+enum {
+    OPT_BROKERS = 256,
+    OPT_TOPIC,
+    OPT_GROUP,
+    OPT_REDIS,
+    OPT_PREFIX,
+    OPT_WORKERS,
+    OPT_DLQ,
+    OPT_KAFKA,
+    OPT_MAX_BATCH,
+    OPT_CACHE,
+    OPT_UNTIL,
+    OPT_SHUTDOWN,
+    OPT_LOG_FORMAT,
+    OPT_LOG_LEVEL,
+    OPT_CHECK,
+};
+
+static const struct option options[] = {
+    {"brokers", required_argument, NULL, OPT_BROKERS},
+    {"topic", required_argument, NULL, OPT_TOPIC},
+    {"group", required_argument, NULL, OPT_GROUP},
+    {"redis", required_argument, NULL, OPT_REDIS},
+    {"redis-prefix", required_argument, NULL, OPT_PREFIX},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"dlq-topic", required_argument, NULL, OPT_DLQ},
+    {"kafka", required_argument, NULL, OPT_KAFKA},
+    {"max-batch", required_argument, NULL, OPT_MAX_BATCH},
+    {"cache-practitioners", required_argument, NULL, OPT_CACHE},
+    {"until-caught-up", no_argument, NULL, OPT_UNTIL},
+    {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"check-config", no_argument, NULL, OPT_CHECK},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static const char *option_name(int c) {
+    for (const struct option *o = options; o->name; o++)
+        if (o->val == c)
+            return o->name;
+    return "?";
+}
+
+rm_config_result_t rm_serve_config_parse(int argc, char **argv, rm_serve_config_t *cfg, char *err,
+                                         size_t errlen) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    *cfg = (rm_serve_config_t){
+        .workers = cores > 0 ? (int)cores : 1,
+        .max_batch = 10000,
+        .cache_limit = 100000,
+        .shutdown_timeout_s = 10,
+    };
+    const char *env_brokers = getenv("READMODEL_BROKERS");
+    const char *env_redis = getenv("READMODEL_REDIS_URL");
+    if (set_str(&cfg->topic, "booking.events") || set_str(&cfg->group, "readmodel") ||
+        set_str(&cfg->redis_url, env_redis && *env_redis ? env_redis : "redis://127.0.0.1:6379") ||
+        set_str(&cfg->redis_prefix, "rm:") ||
+        (env_brokers && *env_brokers && set_str(&cfg->brokers, env_brokers)))
+        goto nomem;
+    bool check = false;
+    long n;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            return RM_CONFIG_HELP;
+        case OPT_BROKERS:
+        case OPT_TOPIC:
+        case OPT_GROUP:
+        case OPT_REDIS:
+        case OPT_PREFIX:
+        case OPT_DLQ: {
+            char **dst = c == OPT_BROKERS  ? &cfg->brokers
+                         : c == OPT_TOPIC  ? &cfg->topic
+                         : c == OPT_GROUP  ? &cfg->group
+                         : c == OPT_REDIS  ? &cfg->redis_url
+                         : c == OPT_PREFIX ? &cfg->redis_prefix
+                                           : &cfg->dlq_topic;
+            if (!*optarg) {
+                snprintf(err, errlen, "--%s: must not be empty", option_name(c));
+                return RM_CONFIG_ERROR;
+            }
+            if (set_str(dst, optarg))
+                goto nomem;
+            break;
+        }
+        case OPT_WORKERS:
+            if (parse_count("--workers", optarg, 1, 256, &n, err, errlen))
+                return RM_CONFIG_ERROR;
+            cfg->workers = (int)n;
+            break;
+        case OPT_MAX_BATCH:
+            if (parse_count("--max-batch", optarg, 1, 1000000, &n, err, errlen))
+                return RM_CONFIG_ERROR;
+            cfg->max_batch = (size_t)n;
+            break;
+        case OPT_CACHE:
+            if (parse_count("--cache-practitioners", optarg, 1, 100000000, &n, err, errlen))
+                return RM_CONFIG_ERROR;
+            cfg->cache_limit = (size_t)n;
+            break;
+        case OPT_SHUTDOWN:
+            if (parse_count("--shutdown-timeout", optarg, 0, 3600, &n, err, errlen))
+                return RM_CONFIG_ERROR;
+            cfg->shutdown_timeout_s = (int)n;
+            break;
+        case OPT_KAFKA: {
+            const char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg) {
+                snprintf(err, errlen, "--kafka: expected KEY=VALUE (got '%s')", optarg);
+                return RM_CONFIG_ERROR;
+            }
+            char **k = realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*k));
+            if (!k)
+                goto nomem;
+            cfg->kafka = k;
+            if (!(cfg->kafka[cfg->n_kafka] = strdup(optarg)))
+                goto nomem;
+            cfg->n_kafka++;
+            break;
+        }
+        case OPT_UNTIL:
+            cfg->until_caught_up = true;
+            break;
+        case OPT_LOG_FORMAT:
+            if (strcmp(optarg, "text") && strcmp(optarg, "json")) {
+                snprintf(err, errlen, "--log-format: must be text or json (got '%s')", optarg);
+                return RM_CONFIG_ERROR;
+            }
+            rm_log_set_json(strcmp(optarg, "json") == 0);
+            break;
+        case OPT_LOG_LEVEL: {
+            rm_log_level_t lvl;
+            if (!rm_log_parse_level(optarg, &lvl)) {
+                snprintf(err, errlen, "--log-level: must be debug, info, warn or error (got '%s')",
+                         optarg);
+                return RM_CONFIG_ERROR;
+            }
+            rm_log_set_level(lvl);
+            break;
+        }
+        case OPT_CHECK:
+            check = true;
+            break;
+        case ':':
+            snprintf(err, errlen, "%s: needs a value", argv[optind - 1]);
+            return RM_CONFIG_ERROR;
+        default:
+            snprintf(err, errlen, "unknown option '%s' (see readmodel serve --help)",
+                     argv[optind - 1]);
+            return RM_CONFIG_ERROR;
+        }
+    }
+    if (optind < argc) {
+        snprintf(err, errlen, "unexpected argument '%s' (see readmodel serve --help)",
+                 argv[optind]);
+        return RM_CONFIG_ERROR;
+    }
+    if (!cfg->brokers) {
+        snprintf(err, errlen, "--brokers: required (or set READMODEL_BROKERS)");
+        return RM_CONFIG_ERROR;
+    }
+    if (!topic_name_ok(cfg->topic)) {
+        snprintf(err, errlen, "--topic: not a valid Kafka topic name ('%s')", cfg->topic);
+        return RM_CONFIG_ERROR;
+    }
+    if (cfg->dlq_topic && !topic_name_ok(cfg->dlq_topic)) {
+        snprintf(err, errlen, "--dlq-topic: not a valid Kafka topic name ('%s')", cfg->dlq_topic);
+        return RM_CONFIG_ERROR;
+    }
+    if (cfg->dlq_topic && strcmp(cfg->dlq_topic, cfg->topic) == 0) {
+        snprintf(err, errlen, "--dlq-topic: must differ from --topic");
+        return RM_CONFIG_ERROR;
+    }
+    rm_redis_url_t u;
+    char uerr[200];
+    if (rm_redis_url_parse(cfg->redis_url, &u, uerr, sizeof(uerr)) < 0) {
+        snprintf(err, errlen, "--redis: %s", uerr);
+        return RM_CONFIG_ERROR;
+    }
+    rm_redis_url_free(&u);
+    if (strpbrk(cfg->redis_prefix, " {}\r\n")) {
+        snprintf(err, errlen, "--redis-prefix: must not contain spaces or braces");
+        return RM_CONFIG_ERROR;
+    }
+    cfg->check_config = check;
+    return RM_CONFIG_OK;
+nomem:
+    snprintf(err, errlen, "out of memory");
+    return RM_CONFIG_ERROR;
+}
+
+static bool secret_key(const char *kv) {
+    static const char *const words[] = {"password", "secret", "sasl.oauthbearer.config", "key.pem",
+                                        "token"};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strstr(kv, words[i]) && strchr(kv, '=') > strstr(kv, words[i]))
+            return true;
+    return false;
+}
+
+void rm_serve_config_print(const rm_serve_config_t *cfg, FILE *out) {
+    rm_redis_url_t u;
+    char err[200], redacted[512] = "(invalid)";
+    if (rm_redis_url_parse(cfg->redis_url, &u, err, sizeof(err)) == 0) {
+        rm_redis_url_redacted(&u, redacted, sizeof(redacted));
+        rm_redis_url_free(&u);
+    }
+    fprintf(out, "brokers=%s\ntopic=%s\ngroup=%s (Redis pipeline: %s-redis)\nredis=%s\n",
+            cfg->brokers, cfg->topic, cfg->group, cfg->group, redacted);
+    fprintf(out, "redis-prefix=%s\nworkers=%d\ndlq-topic=%s\nmax-batch=%zu\n", cfg->redis_prefix,
+            cfg->workers, cfg->dlq_topic ? cfg->dlq_topic : "(none)", cfg->max_batch);
+    fprintf(out, "cache-practitioners=%zu\nuntil-caught-up=%s\nshutdown-timeout=%d\n",
+            cfg->cache_limit, cfg->until_caught_up ? "true" : "false", cfg->shutdown_timeout_s);
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        const char *eq = strchr(cfg->kafka[i], '=');
+        if (secret_key(cfg->kafka[i]))
+            fprintf(out, "kafka.%.*s=***\n", (int)(eq - cfg->kafka[i]), cfg->kafka[i]);
+        else
+            fprintf(out, "kafka.%s\n", cfg->kafka[i]);
+    }
+}

@@ -1,0 +1,666 @@
+/*
+ * Consumer worker: the data flow of one thread.
+ *
+ *   poll batch -> decode -> project -> flush -> checkpoint -> commit
+ *
+ * Invariants that make effects exactly-once:
+ *  - The worker never polls while it holds unflushed state, so a
+ *    revocation (which runs inside poll) finds nothing unflushed except the
+ *    messages collected in the current poll loop, which it processes and
+ *    flushes before giving the partitions up.
+ *  - A practitioner's keys, state and fence change in one atomic sink step;
+ *    an event at or below the fence is a duplicate and is skipped.
+ *  - The checkpoint (next offset) is written only after the flush that
+ *    covers it, with compare-and-set: if it moved under us (a rebuild, a
+ *    restarted empty Redis, another consumer), the partition's cache is
+ *    dropped and consumption resumes from the stored checkpoint.
+ *  - Dead-lettered messages are confirmed delivered before the checkpoint
+ *    passes them.
+ * On any sink error the batch is retried after a capped exponential
+ * backoff; nothing is checkpointed that was not written.
+ */
+#include "worker.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+volatile sig_atomic_t rm_serve_running = 1;
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+static void count(rm_worker_t *w, rm_result_t r) {
+    atomic_fetch_add_explicit(&w->sh->stats->events[r], 1, memory_order_relaxed);
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Sleeps the current backoff and doubles it (capped). Returns false when
+ * the worker is stopping and the stop deadline has passed. */
+static bool backoff(rm_worker_t *w, int *ms, time_t *stop_deadline) {
+    if (!rm_serve_running) {
+        if (!*stop_deadline)
+            *stop_deadline = time(NULL) + w->sh->cfg->shutdown_timeout_s;
+        if (time(NULL) >= *stop_deadline)
+            return false;
+    }
+    sleep_ms(*ms);
+    *ms = *ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *ms * 2;
+    return true;
+}
+
+static void sink_failed(rm_worker_t *w, const char *what, int backoff_ms) {
+    atomic_fetch_add_explicit(&w->sh->stats->sink_errors, 1, memory_order_relaxed);
+    rm_warn("worker %d: %s failed: %s; retrying in %d ms", w->id, what,
+            rm_redis_sink_last_error(w->sink), backoff_ms);
+}
+
+static part_t *part_get(rm_worker_t *w, int32_t partition) {
+    if (partition < 0 || partition >= w->nparts)
+        return NULL;
+    part_t *p = w->parts[partition];
+    return p && p->owned ? p : NULL;
+}
+
+static void set_eof(rm_worker_t *w, part_t *p, bool eof) {
+    if (p->at_eof != eof) {
+        p->at_eof = eof;
+        atomic_fetch_add(&w->sh->eof_partitions, eof ? 1 : -1);
+    }
+}
+
+static void part_drop(rm_worker_t *w, part_t *p) {
+    set_eof(w, p, false);
+    rm_pract_map_free(&p->cache);
+    p->owned = false;
+}
+
+/* ---- load: read stored state of practitioners not in the cache ---- */
+
+static int load_missing(rm_worker_t *w, pract_t **need, int32_t *parts, size_t n) {
+    if (n == 0)
+        return 0;
+    rm_redis_load_t *items = calloc(n, sizeof(*items));
+    if (!items)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        items[i] = (rm_redis_load_t){need[i]->pid, need[i]->pid_len, &need[i]->st, -1, -1};
+    int ms = BACKOFF_MIN_MS;
+    time_t deadline = 0;
+    int rc = 0;
+    for (;;) {
+        rm_err_t e = rm_redis_sink_load(w->sink, items, n);
+        if (e == RM_ERR_OK || e == RM_ERR_CORRUPT) {
+            if (e == RM_ERR_CORRUPT)
+                rm_error("worker %d: %s; that practitioner is projected from the retained log only "
+                         "until `readmodel rebuild` repairs it",
+                         w->id, rm_redis_sink_last_error(w->sink));
+            break;
+        }
+        /* A failed load may have half-filled states: start them afresh. */
+        for (size_t i = 0; i < n; i++) {
+            rm_avail_free(&need[i]->st);
+            rm_avail_init(&need[i]->st);
+        }
+        sink_failed(w, "loading state", ms);
+        if (!backoff(w, &ms, &deadline)) {
+            rc = -1;
+            break;
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        need[i]->loaded = true;
+        /* A fence from another partition (the topic was repartitioned) does
+         * not order offsets of this one. */
+        bool same = items[i].partition == parts[i];
+        need[i]->fence = same ? items[i].fence : -1;
+        need[i]->fence_partition = same ? items[i].partition : -1;
+    }
+    free(items);
+    return rc;
+}
+
+static bool key_is_pid(const rd_kafka_message_t *m) {
+    return m->key && m->key_len >= 1 && m->key_len <= RM_MAX_ID_CHARS;
+}
+
+/* Prefetch: every practitioner named by a message key and not cached is
+ * loaded in one pipeline before the batch is applied. */
+static int prefetch(rm_worker_t *w) {
+    pract_t **need = malloc(w->nmsgs * sizeof(*need));
+    int32_t *parts = malloc(w->nmsgs * sizeof(*parts));
+    size_t n = 0;
+    int rc = need && parts ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < w->nmsgs; i++) {
+        rd_kafka_message_t *m = w->msgs[i];
+        part_t *p = m->err ? NULL : part_get(w, m->partition);
+        if (!p || !m->payload || !key_is_pid(m))
+            continue;
+        pract_t *pr = rm_pract_find(&p->cache, m->key, m->key_len);
+        if (pr)
+            continue;
+        pr = rm_pract_add(&p->cache, m->key, m->key_len);
+        if (!pr) {
+            rc = -1;
+            break;
+        }
+        need[n] = pr;
+        parts[n++] = m->partition;
+    }
+    if (rc == 0)
+        rc = load_missing(w, need, parts, n);
+    free(need);
+    free(parts);
+    return rc;
+}
+
+/* ---- dead letters ---- */
+
+static void dead_letter(rm_worker_t *w, const rd_kafka_message_t *m, const rm_reject_t *why) {
+    rd_kafka_t *dlq = w->sh->dlq;
+    if (!dlq)
+        return;
+    char reason[96], part[16], off[24];
+    snprintf(reason, sizeof(reason), "%s%s%s", rm_reason_name(why->reason),
+             why->field[0] ? ":" : "", why->field);
+    snprintf(part, sizeof(part), "%d", (int)m->partition);
+    snprintf(off, sizeof(off), "%lld", (long long)m->offset);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    rd_kafka_header_add(h, "reason", -1, reason, -1);
+    rd_kafka_header_add(h, "source_topic", -1, rd_kafka_topic_name(m->rkt), -1);
+    rd_kafka_header_add(h, "source_partition", -1, part, -1);
+    rd_kafka_header_add(h, "source_offset", -1, off, -1);
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            dlq, RD_KAFKA_V_TOPIC(w->sh->cfg->dlq_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            atomic_fetch_add_explicit(&w->sh->stats->dead_lettered, 1, memory_order_relaxed);
+            return; /* headers now owned by the message */
+        }
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rm_error("worker %d: dead-letter produce failed: %s", w->id, rd_kafka_err2str(err));
+            rd_kafka_headers_destroy(h);
+            atomic_store(&w->sh->failed, 1);
+            return;
+        }
+        rd_kafka_poll(dlq, 100);
+    }
+}
+
+static void log_invalid(rm_worker_t *w, const rd_kafka_message_t *m, const rm_reject_t *why) {
+    uint64_t suppressed = 0;
+    if (!rm_ratelimit_allow(&w->invalid_log, &suppressed))
+        return;
+    rm_warn("invalid event at partition %d offset %lld: %s%s%s%s", (int)m->partition,
+            (long long)m->offset, rm_reason_name(why->reason), why->field[0] ? " (" : "",
+            why->field, why->field[0] ? ")" : "");
+    if (suppressed)
+        rm_warn("%llu more invalid events were not logged (rate limit)",
+                (unsigned long long)suppressed);
+}
+
+/* ---- project ---- */
+
+static void apply_message(rm_worker_t *w, rd_kafka_message_t *m) {
+    if (m->err) {
+        part_t *p = part_get(w, m->partition);
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (p && (p->next_offset < 0 || m->offset >= p->next_offset))
+                set_eof(w, p, true);
+        } else {
+            rm_warn("worker %d: consumer: %s", w->id, rd_kafka_message_errstr(m));
+        }
+        return;
+    }
+    part_t *p = part_get(w, m->partition);
+    if (!p || (p->next_offset >= 0 && m->offset < p->next_offset))
+        return; /* not ours any more, or before a seek point */
+    set_eof(w, p, false);
+    p->next_offset = m->offset + 1;
+
+    rm_event_t ev;
+    rm_reject_t why;
+    switch (rm_decode(w->dec, m->key, m->key_len, m->payload, m->len, &ev, &why)) {
+    case RM_DECODE_TOMBSTONE:
+        count(w, RM_RESULT_TOMBSTONE);
+        return;
+    case RM_DECODE_IGNORED:
+        count(w, RM_RESULT_IGNORED);
+        return;
+    case RM_DECODE_INVALID:
+        count(w, RM_RESULT_INVALID);
+        atomic_fetch_add_explicit(&w->sh->stats->invalid[why.reason], 1, memory_order_relaxed);
+        log_invalid(w, m, &why);
+        dead_letter(w, m, &why);
+        return;
+    case RM_DECODE_OK:
+        break;
+    }
+    pract_t *pr = rm_pract_find(&p->cache, ev.practitioner_id.ptr, ev.practitioner_id.len);
+    if (!pr) { /* message without a key: load on first touch */
+        pr = rm_pract_add(&p->cache, ev.practitioner_id.ptr, ev.practitioner_id.len);
+        int32_t part = m->partition;
+        if (!pr || load_missing(w, &pr, &part, 1) < 0) {
+            atomic_store(&w->sh->failed, 1);
+            rm_serve_running = 0;
+            return;
+        }
+    }
+    pr->last_used = w->batch_seq;
+    if (pr->fence_partition == m->partition && m->offset <= pr->fence) {
+        count(w, RM_RESULT_DUPLICATE);
+        return;
+    }
+    if (rm_avail_apply(&pr->st, &ev) == RM_APPLY_UNKNOWN_BOOKING)
+        atomic_fetch_add_explicit(&w->sh->stats->anomalies, 1, memory_order_relaxed);
+    pr->fence = m->offset;
+    pr->fence_partition = m->partition;
+    pr->dirty = true;
+    count(w, RM_RESULT_APPLIED);
+}
+
+/* ---- flush ---- */
+
+static int flush_dirty(rm_worker_t *w) {
+    size_t n = 0, cap = 0;
+    rm_redis_flush_t *items = NULL;
+    pract_t **owners = NULL;
+    for (int pi = 0; pi < w->nparts; pi++) {
+        part_t *p = part_get(w, pi);
+        for (uint32_t i = 0; p && i < p->cache.capacity; i++) {
+            pract_t *pr = p->cache.slots[i];
+            if (!pr || !pr->dirty)
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 256;
+                rm_redis_flush_t *ni = realloc(items, cap * sizeof(*items));
+                pract_t **no = realloc(owners, cap * sizeof(*owners));
+                if (ni)
+                    items = ni;
+                if (no)
+                    owners = no;
+                if (!ni || !no) {
+                    free(items);
+                    free(owners);
+                    return -1;
+                }
+            }
+            items[n] = (rm_redis_flush_t){pr->pid, pr->pid_len, &pr->st, pi, pr->fence, false};
+            owners[n++] = pr;
+        }
+    }
+    int ms = BACKOFF_MIN_MS, rc = 0;
+    time_t deadline = 0;
+    while (n > 0) {
+        rm_err_t e = rm_redis_sink_flush(w->sink, items, n);
+        if (e == RM_ERR_OK)
+            break;
+        sink_failed(w, "flush", ms);
+        if (!backoff(w, &ms, &deadline)) {
+            rc = -1;
+            break;
+        }
+    }
+    if (rc == 0 && n > 0) {
+        atomic_fetch_add_explicit(&w->sh->stats->flushes, 1, memory_order_relaxed);
+        for (size_t i = 0; i < n; i++) {
+            pract_t *pr = owners[i];
+            part_t *p = w->parts[items[i].partition];
+            if (items[i].written) {
+                atomic_fetch_add_explicit(&w->sh->stats->practitioners_written, 1,
+                                          memory_order_relaxed);
+                pr->dirty = false;
+                rm_avail_clear_dirty(&pr->st);
+            } else {
+                /* The sink holds a newer state (another writer got there
+                 * first): ours is stale, so forget it and reload on touch. */
+                pr->dirty = false;
+                rm_pract_remove(&p->cache, pr);
+            }
+        }
+    }
+    free(items);
+    free(owners);
+    return rc;
+}
+
+static int dlq_drain(rm_worker_t *w) {
+    rd_kafka_t *dlq = w->sh->dlq;
+    time_t deadline = 0;
+    while (dlq && rd_kafka_outq_len(dlq) > 0) {
+        rd_kafka_flush(dlq, 1000);
+        if (!rm_serve_running) {
+            if (!deadline)
+                deadline = time(NULL) + w->sh->cfg->shutdown_timeout_s;
+            if (time(NULL) >= deadline)
+                return -1;
+        }
+    }
+    return atomic_load(&w->sh->failed) ? -1 : 0;
+}
+
+/* Resumes a partition from the checkpoint stored in the sink. */
+static void part_reset(rm_worker_t *w, part_t *p, int64_t stored) {
+    rm_warn("worker %d: checkpoint of partition %d moved under this worker (%lld -> %lld): "
+            "dropping its cache and resuming from the stored checkpoint",
+            w->id, (int)p->partition, (long long)p->stored_cp, (long long)stored);
+    atomic_fetch_add_explicit(&w->sh->stats->resets, 1, memory_order_relaxed);
+    rm_pract_map_free(&p->cache);
+    set_eof(w, p, false);
+    p->stored_cp = stored;
+    p->next_offset = stored;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, w->sh->cfg->topic, p->partition)->offset =
+        stored >= 0 ? stored : RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_error_t *err = rd_kafka_seek_partitions(w->rk, l, 5000);
+    if (err) {
+        rm_error("worker %d: seek partition %d: %s", w->id, (int)p->partition,
+                 rd_kafka_error_string(err));
+        rd_kafka_error_destroy(err);
+    } else if (l->elems[0].err) {
+        rm_error("worker %d: seek partition %d: %s", w->id, (int)p->partition,
+                 rd_kafka_err2str(l->elems[0].err));
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static int checkpoint(rm_worker_t *w, bool sync_commit) {
+    rd_kafka_topic_partition_list_t *commit = rd_kafka_topic_partition_list_new(4);
+    for (int pi = 0; pi < w->nparts; pi++) {
+        part_t *p = part_get(w, pi);
+        if (!p || p->next_offset < 0 || p->next_offset == p->stored_cp)
+            continue;
+        int ms = BACKOFF_MIN_MS;
+        time_t deadline = 0;
+        for (;;) {
+            bool ok;
+            int64_t cur;
+            rm_err_t e = rm_redis_sink_checkpoint_cas(w->sink, w->sh->cfg->topic, pi, p->stored_cp,
+                                                      p->next_offset, &ok, &cur);
+            if (e == RM_ERR_OK) {
+                if (ok) {
+                    p->stored_cp = p->next_offset;
+                    rd_kafka_topic_partition_list_add(commit, w->sh->cfg->topic, pi)->offset =
+                        p->next_offset;
+                } else {
+                    part_reset(w, p, cur);
+                }
+                break;
+            }
+            sink_failed(w, "checkpoint", ms);
+            if (!backoff(w, &ms, &deadline)) {
+                rd_kafka_topic_partition_list_destroy(commit);
+                return -1;
+            }
+        }
+    }
+    if (commit->cnt > 0) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(w->rk, commit, sync_commit ? 0 : 1);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            rm_debug("worker %d: Kafka commit: %s (the sink's checkpoint is authoritative)", w->id,
+                     rd_kafka_err2str(err));
+    }
+    rd_kafka_topic_partition_list_destroy(commit);
+    return 0;
+}
+
+/* Decode, project, flush and checkpoint the pending batch. On a sink that
+ * stays unreachable past the stop deadline the batch is dropped unwritten
+ * (it is not checkpointed, so it is read again by the next owner). */
+static int process_pending(rm_worker_t *w, bool sync_commit) {
+    int rc = 0;
+    w->batch_seq++;
+    if (w->nmsgs > 0) {
+        if (prefetch(w) < 0)
+            rc = -1;
+        for (size_t i = 0; rc == 0 && i < w->nmsgs; i++)
+            apply_message(w, w->msgs[i]);
+    }
+    if (rc == 0 && (rc = flush_dirty(w)) == 0 && (rc = dlq_drain(w)) == 0)
+        rc = checkpoint(w, sync_commit);
+    for (size_t i = 0; i < w->nmsgs; i++)
+        rd_kafka_message_destroy(w->msgs[i]);
+    w->nmsgs = 0;
+    for (int pi = 0; rc == 0 && pi < w->nparts; pi++) {
+        part_t *p = part_get(w, pi);
+        if (p)
+            rm_pract_evict(&p->cache, w->sh->cfg->cache_limit, w->batch_seq);
+    }
+    if (rc < 0) {
+        atomic_store(&w->sh->failed, 1);
+        rm_serve_running = 0;
+    }
+    return rc;
+}
+
+/* ---- rebalance ---- */
+
+static part_t *part_own(rm_worker_t *w, int32_t partition) {
+    if (partition >= w->nparts) {
+        part_t **np = realloc(w->parts, (size_t)(partition + 1) * sizeof(*np));
+        if (!np)
+            return NULL;
+        for (int i = w->nparts; i <= partition; i++)
+            np[i] = NULL;
+        w->parts = np;
+        w->nparts = partition + 1;
+    }
+    if (!w->parts[partition] && !(w->parts[partition] = calloc(1, sizeof(part_t))))
+        return NULL;
+    part_t *p = w->parts[partition];
+    p->partition = partition;
+    p->owned = true;
+    p->at_eof = false;
+    return p;
+}
+
+static void on_assign(rm_worker_t *w, rd_kafka_topic_partition_list_t *l) {
+    for (int i = 0; i < l->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &l->elems[i];
+        int64_t cp = -1;
+        int ms = BACKOFF_MIN_MS;
+        time_t deadline = 0;
+        while (rm_redis_sink_checkpoint_get(w->sink, tp->topic, tp->partition, &cp) != RM_ERR_OK) {
+            sink_failed(w, "reading checkpoint", ms);
+            if (!backoff(w, &ms, &deadline))
+                break;
+        }
+        part_t *p = part_own(w, tp->partition);
+        if (!p) {
+            atomic_store(&w->sh->failed, 1);
+            rm_serve_running = 0;
+            continue;
+        }
+        p->stored_cp = cp;
+        p->next_offset = cp;
+        tp->offset = cp >= 0 ? cp : RD_KAFKA_OFFSET_BEGINNING;
+        rm_info("worker %d: assigned %s [%d], resuming from %s%lld", w->id, tp->topic,
+                (int)tp->partition, cp >= 0 ? "checkpoint " : "the beginning (no checkpoint)",
+                cp >= 0 ? (long long)cp : 0LL);
+    }
+}
+
+static void on_revoke(rm_worker_t *w, rd_kafka_topic_partition_list_t *l, bool lost) {
+    /* Flush what was collected before the revocation, then let go. */
+    if (lost)
+        rm_warn("worker %d: partitions lost (session timeout); unflushed work will be re-read",
+                w->id);
+    process_pending(w, true);
+    for (int i = 0; i < l->cnt; i++) {
+        part_t *p = part_get(w, l->elems[i].partition);
+        if (p) {
+            part_drop(w, p);
+            rm_info("worker %d: revoked %s [%d]", w->id, l->elems[i].topic,
+                    (int)l->elems[i].partition);
+        }
+    }
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *l, void *opaque) {
+    rm_worker_t *w = opaque;
+    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        on_assign(w, l);
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, l);
+        else
+            rd_kafka_assign(rk, l);
+    } else {
+        on_revoke(w, l, rd_kafka_assignment_lost(rk));
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, l);
+        else
+            rd_kafka_assign(rk, NULL);
+    }
+    if (error) {
+        rm_error("worker %d: rebalance: %s", w->id, rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+}
+
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    rm_log(level <= 3   ? RM_LOG_ERROR
+           : level <= 4 ? RM_LOG_WARN
+                        : RM_LOG_DEBUG,
+           "kafka %s: %s", fac, buf);
+}
+
+int rm_kafka_conf_apply(rd_kafka_conf_t *conf, char *const *props, size_t n) {
+    char err[256];
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(props[i], '=');
+        if (!eq || eq == props[i]) {
+            rm_error("--kafka %s: expected key=value", props[i]);
+            return -1;
+        }
+        char key[128];
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - props[i]), props[i]);
+        if (rd_kafka_conf_set(conf, key, eq + 1, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+            rm_error("--kafka %s: %s", key, err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
+    const rm_serve_config_t *cfg = sh->cfg;
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->sh = sh;
+    w->invalid_log = (rm_ratelimit_t){.burst = 10, .window_s = 10};
+    w->msgs = calloc(cfg->max_batch, sizeof(*w->msgs));
+    w->dec = rm_decoder_new();
+    rm_redis_url_t url;
+    char err[256];
+    if (rm_redis_url_parse(cfg->redis_url, &url, err, sizeof(err)) < 0) {
+        rm_error("--redis: %s", err);
+        return -1;
+    }
+    w->sink = rm_redis_sink_new(&url, cfg->redis_prefix);
+    rm_redis_url_free(&url);
+    if (!w->msgs || !w->dec || !w->sink) {
+        rm_error("worker %d: out of memory", id);
+        return -1;
+    }
+
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char group[256], client[64];
+    snprintf(group, sizeof(group), "%s-redis", cfg->group);
+    snprintf(client, sizeof(client), "readmodel-redis-%d", id);
+    const char *defaults[][2] = {
+        {"bootstrap.servers", cfg->brokers},
+        {"group.id", group},
+        {"client.id", client},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"enable.partition.eof", "true"},
+        {"auto.offset.reset", "earliest"},
+    };
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+        if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], err, sizeof(err)) !=
+            RD_KAFKA_CONF_OK) {
+            rm_error("kafka %s: %s", defaults[i][0], err);
+            rd_kafka_conf_destroy(conf);
+            return -1;
+        }
+    }
+    if (rm_kafka_conf_apply(conf, cfg->kafka, cfg->n_kafka) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, w);
+    w->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!w->rk) {
+        rm_error("kafka consumer: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    conf = NULL; /* now owned by rk */
+    rd_kafka_poll_set_consumer(w->rk);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, cfg->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t kerr = rd_kafka_subscribe(w->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (kerr) {
+        rm_error("kafka subscribe %s: %s", cfg->topic, rd_kafka_err2str(kerr));
+        return -1;
+    }
+    return 0;
+}
+
+void *rm_worker_main(void *arg) {
+    rm_worker_t *w = arg;
+    const rm_serve_config_t *cfg = w->sh->cfg;
+    while (rm_serve_running) {
+        /* Collect: block briefly for the first message, then take what is
+         * already there, up to the batch size. */
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 100);
+        while (m) {
+            w->msgs[w->nmsgs++] = m;
+            if (w->nmsgs >= cfg->max_batch)
+                break;
+            m = rd_kafka_consumer_poll(w->rk, 0);
+        }
+        process_pending(w, false);
+        if (cfg->until_caught_up && w->sh->topic_partitions > 0 &&
+            atomic_load(&w->sh->eof_partitions) >= w->sh->topic_partitions) {
+            rm_info("caught up: every partition is applied to its end");
+            rm_serve_running = 0;
+        }
+    }
+    process_pending(w, true);
+    rd_kafka_consumer_close(w->rk); /* runs the final revocation */
+    return NULL;
+}
+
+void rm_worker_destroy(rm_worker_t *w) {
+    if (w->rk)
+        rd_kafka_destroy(w->rk);
+    for (int i = 0; i < w->nparts; i++) {
+        if (w->parts[i]) {
+            rm_pract_map_free(&w->parts[i]->cache);
+            free(w->parts[i]);
+        }
+    }
+    free(w->parts);
+    for (size_t i = 0; i < w->nmsgs; i++)
+        rd_kafka_message_destroy(w->msgs[i]);
+    free(w->msgs);
+    rm_decoder_free(w->dec);
+    rm_redis_sink_free(w->sink);
+    memset(w, 0, sizeof(*w));
+}
