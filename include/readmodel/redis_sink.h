@@ -8,8 +8,10 @@
  *   <prefix>checkpoint:<topic>:<part>  next offset to consume
  *
  * A practitioner's flush is one Lua script (atomic) that writes its dirty
- * day keys and its state only when the new fence is above the stored one,
- * so a replayed or stale write never moves a practitioner backwards.
+ * day keys and its state only when the stored fence is still the one the
+ * writer last read or wrote (compare-and-set), so a replayed or stale write
+ * never moves a practitioner backwards, and a Redis that lost data (restart
+ * without persistence, failover, FLUSHALL) is noticed instead of papered over.
  * Checkpoints are written with compare-and-set, so a writer learns when
  * someone else (a rebuild, another consumer, a restarted empty Redis) has
  * moved the checkpoint under it.
@@ -49,6 +51,7 @@ typedef struct {
     rm_avail_t *st;    /* in: freshly initialised; out: the stored state */
     int32_t partition; /* out: partition of the stored fence, -1 if none */
     int64_t fence;     /* out: offset of the last event applied, -1 if none */
+    bool corrupt;      /* out: stored state present but undecodable */
 } rm_redis_load_t;
 
 /* Loads the stored state of n practitioners in one pipeline. A practitioner
@@ -62,7 +65,9 @@ typedef struct {
     const rm_avail_t *st; /* borrowed; its dirty days are written */
     int32_t partition;
     int64_t fence;
-    bool written; /* out: false when the stored fence was already >= fence */
+    int32_t expect_partition; /* stored fence the writer believes is there; */
+    int64_t expect_fence;     /* expect_fence -1: no stored state */
+    bool written;             /* out: false when the stored fence was not the expected one */
 } rm_redis_flush_t;
 
 /* Writes each practitioner's dirty days and state atomically (one script per

@@ -57,6 +57,8 @@ pract_t *rm_pract_add(pract_map_t *m, const char *pid, size_t len) {
     p->pid_len = (uint8_t)len;
     p->fence = -1;
     p->fence_partition = -1;
+    p->stored_fence = -1;
+    p->stored_partition = -1;
     *probe(m, pid, len) = p;
     m->count++;
     return p;

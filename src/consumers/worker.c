@@ -116,6 +116,8 @@ static int load_missing(rm_worker_t *w, pract_t **need, int32_t *parts, size_t n
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
         need[i]->loaded = true;
+        need[i]->stored_partition = items[i].partition;
+        need[i]->stored_fence = items[i].fence;
         /* A fence from another partition (the topic was repartitioned) does
          * not order offsets of this one. */
         bool same = items[i].partition == parts[i];
@@ -267,6 +269,47 @@ static void apply_message(rm_worker_t *w, rd_kafka_message_t *m) {
     count(w, RM_RESULT_APPLIED);
 }
 
+/* Resumes a partition from the checkpoint stored in the sink. */
+static void part_reset(rm_worker_t *w, part_t *p, int64_t stored) {
+    rm_warn("worker %d: the sink's state of partition %d is not what this worker wrote "
+            "(checkpoint %lld, stored %lld): dropping its cache and resuming from the stored "
+            "checkpoint",
+            w->id, (int)p->partition, (long long)p->stored_cp, (long long)stored);
+    atomic_fetch_add_explicit(&w->sh->stats->resets, 1, memory_order_relaxed);
+    rm_pract_map_free(&p->cache);
+    set_eof(w, p, false);
+    p->stored_cp = stored;
+    p->next_offset = stored;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, w->sh->cfg->topic, p->partition)->offset =
+        stored >= 0 ? stored : RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_error_t *err = rd_kafka_seek_partitions(w->rk, l, 5000);
+    if (err) {
+        rm_error("worker %d: seek partition %d: %s", w->id, (int)p->partition,
+                 rd_kafka_error_string(err));
+        rd_kafka_error_destroy(err);
+    } else if (l->elems[0].err) {
+        rm_error("worker %d: seek partition %d: %s", w->id, (int)p->partition,
+                 rd_kafka_err2str(l->elems[0].err));
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Reads the stored checkpoint and resumes the partition from it. */
+static int part_resync(rm_worker_t *w, part_t *p) {
+    int64_t cp = -1;
+    int ms = BACKOFF_MIN_MS;
+    time_t deadline = 0;
+    while (rm_redis_sink_checkpoint_get(w->sink, w->sh->cfg->topic, p->partition, &cp) !=
+           RM_ERR_OK) {
+        sink_failed(w, "reading checkpoint", ms);
+        if (!backoff(w, &ms, &deadline))
+            return -1;
+    }
+    part_reset(w, p, cp);
+    return 0;
+}
+
 /* ---- flush ---- */
 
 static int flush_dirty(rm_worker_t *w) {
@@ -293,7 +336,8 @@ static int flush_dirty(rm_worker_t *w) {
                     return -1;
                 }
             }
-            items[n] = (rm_redis_flush_t){pr->pid, pr->pid_len, &pr->st, pi, pr->fence, false};
+            items[n] = (rm_redis_flush_t){pr->pid,   pr->pid_len,          &pr->st,          pi,
+                                          pr->fence, pr->stored_partition, pr->stored_fence, false};
             owners[n++] = pr;
         }
     }
@@ -309,24 +353,32 @@ static int flush_dirty(rm_worker_t *w) {
             break;
         }
     }
+    bool *diverged = calloc((size_t)w->nparts + 1, sizeof(bool));
     if (rc == 0 && n > 0) {
         atomic_fetch_add_explicit(&w->sh->stats->flushes, 1, memory_order_relaxed);
         for (size_t i = 0; i < n; i++) {
             pract_t *pr = owners[i];
-            part_t *p = w->parts[items[i].partition];
+            pr->dirty = false;
             if (items[i].written) {
                 atomic_fetch_add_explicit(&w->sh->stats->practitioners_written, 1,
                                           memory_order_relaxed);
-                pr->dirty = false;
                 rm_avail_clear_dirty(&pr->st);
-            } else {
-                /* The sink holds a newer state (another writer got there
-                 * first): ours is stale, so forget it and reload on touch. */
-                pr->dirty = false;
-                rm_pract_remove(&p->cache, pr);
+                pr->stored_partition = items[i].partition;
+                pr->stored_fence = items[i].fence;
+            } else if (diverged) {
+                /* The sink does not hold the state this worker last saw
+                 * (another writer, a rebuild, or Redis lost data): nothing
+                 * of this partition in memory can be trusted any more. */
+                diverged[items[i].partition] = true;
             }
         }
     }
+    for (int pi = 0; rc == 0 && diverged && pi < w->nparts; pi++)
+        if (diverged[pi] && part_get(w, pi))
+            rc = part_resync(w, part_get(w, pi));
+    if (!diverged && rc == 0 && n > 0)
+        rc = -1;
+    free(diverged);
     free(items);
     free(owners);
     return rc;
@@ -345,31 +397,6 @@ static int dlq_drain(rm_worker_t *w) {
         }
     }
     return atomic_load(&w->sh->failed) ? -1 : 0;
-}
-
-/* Resumes a partition from the checkpoint stored in the sink. */
-static void part_reset(rm_worker_t *w, part_t *p, int64_t stored) {
-    rm_warn("worker %d: checkpoint of partition %d moved under this worker (%lld -> %lld): "
-            "dropping its cache and resuming from the stored checkpoint",
-            w->id, (int)p->partition, (long long)p->stored_cp, (long long)stored);
-    atomic_fetch_add_explicit(&w->sh->stats->resets, 1, memory_order_relaxed);
-    rm_pract_map_free(&p->cache);
-    set_eof(w, p, false);
-    p->stored_cp = stored;
-    p->next_offset = stored;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, w->sh->cfg->topic, p->partition)->offset =
-        stored >= 0 ? stored : RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_error_t *err = rd_kafka_seek_partitions(w->rk, l, 5000);
-    if (err) {
-        rm_error("worker %d: seek partition %d: %s", w->id, (int)p->partition,
-                 rd_kafka_error_string(err));
-        rd_kafka_error_destroy(err);
-    } else if (l->elems[0].err) {
-        rm_error("worker %d: seek partition %d: %s", w->id, (int)p->partition,
-                 rd_kafka_err2str(l->elems[0].err));
-    }
-    rd_kafka_topic_partition_list_destroy(l);
 }
 
 static int checkpoint(rm_worker_t *w, bool sync_commit) {

@@ -30,7 +30,9 @@ typedef struct pract {
     bool dirty;  /* an event was applied since the last flush */
     bool loaded; /* stored state has been read */
     int32_t fence_partition;
-    int64_t fence; /* offset of the last event applied, -1 if none */
+    int64_t fence;            /* offset of the last event applied, -1 if none */
+    int32_t stored_partition; /* the fence the sink holds, as last read or written */
+    int64_t stored_fence;     /* -1: the sink holds no state */
     uint64_t last_used;
     rm_avail_t st;
 } pract_t;

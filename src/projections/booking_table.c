@@ -56,6 +56,7 @@ rm_booking_t *rm_booking_upsert(rm_booking_table_t *t, const char *id, size_t le
     rm_booking_t *b = probe(t, id, len);
     if (b->id)
         return b;
+    memset(b, 0, sizeof(*b)); /* a reused slot must not keep a removed booking's fields */
     b->id = malloc(len + 1);
     if (!b->id)
         return NULL;
@@ -70,7 +71,7 @@ void rm_booking_remove(rm_booking_table_t *t, rm_booking_t *b) {
     uint32_t mask = t->capacity - 1;
     uint32_t i = (uint32_t)(b - t->slots);
     free(b->id);
-    t->slots[i].id = NULL;
+    memset(&t->slots[i], 0, sizeof(t->slots[i]));
     t->count--;
     /* Backward-shift: move later entries of the probe run into the hole. */
     for (uint32_t j = (i + 1) & mask; t->slots[j].id; j = (j + 1) & mask) {
@@ -78,7 +79,7 @@ void rm_booking_remove(rm_booking_table_t *t, rm_booking_t *b) {
         /* Entry j may move to i if its home is not in the cyclic range (i, j]. */
         if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
             t->slots[i] = t->slots[j];
-            t->slots[j].id = NULL;
+            memset(&t->slots[j], 0, sizeof(t->slots[j]));
             i = j;
         }
     }

@@ -15,14 +15,16 @@
 #define PIPELINE_PRACTITIONERS 256
 
 /* KEYS[1] state, KEYS[2..] day keys; ARGV[1] partition, ARGV[2] fence,
- * ARGV[3] state bytes, ARGV[4..] day values ("" deletes the key). */
+ * ARGV[3] state bytes, ARGV[4] expected stored partition, ARGV[5] expected
+ * stored fence ("" and "": no stored state), ARGV[6..] day values ("" deletes
+ * the key). The write happens only when the stored fence is the one the
+ * writer read or wrote last: anything else (a replay, another writer, a
+ * Redis that lost data) returns 0 and changes nothing. */
 static const char flush_lua[] =
     "local cur = redis.call('HMGET', KEYS[1], 'p', 'f')\n"
-    "if cur[2] and cur[1] == ARGV[1] and tonumber(cur[2]) >= tonumber(ARGV[2]) then\n"
-    "  return 0\n"
-    "end\n"
+    "if (cur[1] or '') ~= ARGV[4] or (cur[2] or '') ~= ARGV[5] then return 0 end\n"
     "for i = 2, #KEYS do\n"
-    "  local v = ARGV[i + 2]\n"
+    "  local v = ARGV[i + 4]\n"
     "  if v == '' then redis.call('DEL', KEYS[i]) else redis.call('SET', KEYS[i], v) end\n"
     "end\n"
     "redis.call('HSET', KEYS[1], 'p', ARGV[1], 'f', ARGV[2], 's', ARGV[3])\n"
@@ -214,6 +216,7 @@ rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_redis_load_t *items, size_t n
         rm_redis_load_t *it = &items[i];
         it->partition = -1;
         it->fence = -1;
+        it->corrupt = false;
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
             if (result == RM_ERR_OK)
                 result = reply_error(s, r, "HMGET");
@@ -228,6 +231,7 @@ rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_redis_load_t *items, size_t n
                 rm_avail_decode(it->st, r->element[2]->str, r->element[2]->len) != 0) {
                 snprintf(s->err, sizeof(s->err), "redis: stored state of %.*s is corrupt",
                          (int)it->pid_len, it->pid);
+                it->corrupt = true;
                 result = RM_ERR_CORRUPT;
             }
         }
@@ -240,12 +244,12 @@ rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_redis_load_t *items, size_t n
 static int append_flush(rm_redis_sink_t *s, const rm_redis_flush_t *it, char **state,
                         size_t *state_len) {
     uint64_t ndays = roaring_bitmap_get_cardinality(it->st->dirty);
-    size_t argc = 4 + 2 + 2 * ndays; /* EVALSHA sha numkeys statekey p f s + keys + values */
+    size_t argc = 4 + 5 + 2 * ndays; /* EVALSHA sha numkeys statekey, 5 args, keys, values */
     const char **argv = malloc(argc * sizeof(*argv));
     size_t *lens = malloc(argc * sizeof(*lens));
     char *keys = malloc((ndays + 1) * 256);
     uint8_t *vals = malloc(ndays * RM_DAY_BYTES + 1);
-    char nk[24], part[16], fence[24];
+    char nk[24], part[16], fence[24], epart[16] = "", efence[24] = "";
     int rc = -1;
     if (!argv || !lens || !keys || !vals || rm_avail_encode(it->st, state, state_len) != RM_ERR_OK)
         goto done;
@@ -269,6 +273,12 @@ static int append_flush(rm_redis_sink_t *s, const rm_redis_flush_t *it, char **s
     argv[a] = part, lens[a++] = strlen(part);
     argv[a] = fence, lens[a++] = strlen(fence);
     argv[a] = *state, lens[a++] = *state_len;
+    if (it->expect_fence >= 0) {
+        snprintf(epart, sizeof(epart), "%d", (int)it->expect_partition);
+        snprintf(efence, sizeof(efence), "%lld", (long long)it->expect_fence);
+    }
+    argv[a] = epart, lens[a++] = strlen(epart);
+    argv[a] = efence, lens[a++] = strlen(efence);
     roaring_init_iterator(it->st->dirty, &iter);
     for (size_t d = 0; iter.has_value; d++, roaring_advance_uint32_iterator(&iter)) {
         uint8_t *v = vals + d * RM_DAY_BYTES;

@@ -138,6 +138,24 @@ static void test_overlapping_bookings(void **state) {
     rm_avail_free(&st);
 }
 
+/* Regression: a booking created into a table slot freed by a cancellation
+ * must not inherit the cancelled booking's hold (found by the e2e test). */
+static void test_reused_table_slot(void **state) {
+    (void)state;
+    rm_avail_t st;
+    rm_avail_init(&st);
+    RUN(&st, PUB(D0, 160, 32), BOOK("b5", D0, 164, 3), BOOK("b6", D0, 165, 4));
+    RUN(&st, CANCEL("b6", D0, 165, 4));
+    char id[8];
+    for (int i = 0; i < 40; i++) { /* new ids land in freed slots */
+        snprintf(id, sizeof(id), "n%d", i);
+        rm_event_t e = BOOK(id, D1, (uint16_t)(i % 200), 1);
+        rm_avail_apply(&st, &e);
+        EXPECT(&st, D0, {160, 4}, {167, 25});
+    }
+    rm_avail_free(&st);
+}
+
 static void test_reschedule_unknown_creates(void **state) {
     (void)state;
     rm_avail_t st;
@@ -240,6 +258,7 @@ int main(void) {
         cmocka_unit_test(test_cancel_unknown_is_anomaly),
         cmocka_unit_test(test_repeated_create_replaces),
         cmocka_unit_test(test_overlapping_bookings),
+        cmocka_unit_test(test_reused_table_slot),
         cmocka_unit_test(test_reschedule_unknown_creates),
         cmocka_unit_test(test_deactivate_and_reregister),
         cmocka_unit_test(test_snapshot_replaces_day),

@@ -57,7 +57,7 @@ static void test_flush_writes_keys_and_state(void **state) {
     rm_avail_init(&st);
     apply(&st, RM_EV_SLOTS_PUBLISHED, D0, 0, 2);
     apply(&st, RM_EV_SLOTS_PUBLISHED, D0 + 1, 10, 1);
-    rm_redis_flush_t it = {"p-1", 3, &st, 0, 41, false};
+    rm_redis_flush_t it = {"p-1", 3, &st, 0, 41, -1, -1, false};
     assert_int_equal(rm_redis_sink_flush(s, &it, 1), RM_ERR_OK);
     assert_true(it.written);
 
@@ -77,22 +77,29 @@ static void test_flush_writes_keys_and_state(void **state) {
     /* Booking the last free slot deletes the key. */
     rm_avail_clear_dirty(&st);
     apply(&st, RM_EV_BOOKING_CREATED, D0 + 1, 10, 1);
+    it.expect_partition = 0;
+    it.expect_fence = 41;
     it.fence = 42;
     assert_int_equal(rm_redis_sink_flush(s, &it, 1), RM_ERR_OK);
+    assert_true(it.written);
     r = redisCommand(c, "EXISTS rm:avail:{p-1}:2026-11-24");
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
 
-    /* A replay at or below the fence is refused and changes nothing. */
+    /* A writer whose idea of the stored fence is out of date (a replay,
+     * another writer, a Redis that lost data) is refused and changes nothing. */
     rm_avail_t old;
     rm_avail_init(&old);
     apply(&old, RM_EV_SLOTS_PUBLISHED, D0 + 1, 10, 1);
-    rm_redis_flush_t stale = {"p-1", 3, &old, 0, 42, true};
+    rm_redis_flush_t stale = {"p-1", 3, &old, 0, 43, 0, 41, true};
     assert_int_equal(rm_redis_sink_flush(s, &stale, 1), RM_ERR_OK);
     assert_false(stale.written);
     r = redisCommand(c, "EXISTS rm:avail:{p-1}:2026-11-24");
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
+    stale.expect_fence = -1; /* "nothing stored" is just as wrong */
+    assert_int_equal(rm_redis_sink_flush(s, &stale, 1), RM_ERR_OK);
+    assert_false(stale.written);
 
     /* The stored state loads back with its fence. */
     rm_avail_t back;

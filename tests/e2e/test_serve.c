@@ -1,0 +1,334 @@
+/*
+ * End to end: a real redis-server, a local Kafka (librdkafka mock cluster on
+ * loopback), `readmodel serve` as a real subprocess, and a reference
+ * projection written separately from the production code. Every test ends
+ * by comparing every key in Redis with the reference.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "e2e.h"
+#include "readmodel/date.h"
+#include "readmodel/gen.h"
+
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TOPIC "booking.events"
+
+static rm_gen_t *generator(uint64_t seed, int practitioners) {
+    rm_gen_config_t cfg = {.seed = seed,
+                           .practitioners = practitioners,
+                           .days = 7,
+                           .invalid_ratio = 0.02,
+                           .ignored_ratio = 0.01};
+    rm_date_parse("2026-11-23", 10, &cfg.start_day);
+    return rm_gen_new(&cfg);
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+#define ENV(id, type, pid)                                                                         \
+    "{\"event_id\":\"" id "\",\"type\":\"" type "\",\"schema_version\":1,\"occurred_at\":"         \
+    "\"2026-11-20T10:15:00Z\",\"practitioner_id\":\"" pid "\""
+
+/* Edge cases written by hand, in the order a platform could send them. */
+static void produce_edge_cases(e2e_t *e) {
+    const char *pub = ENV("x1", "SlotsPublished", "edge-1") ",\"date\":\"2026-11-23\","
+                                                            "\"start_slot\":0,\"slot_count\":288}";
+    e2e_produce(e, "edge-1", pub, strlen(pub));
+    const char *bk = ENV("x2", "BookingCreated", "edge-1") ",\"booking_id\":\"b\\u00e9\","
+                                                           "\"patient_id\":\"q\",\"date\":"
+                                                           "\"2026-11-23\",\"start_slot\":0,"
+                                                           "\"slot_count\":8}";
+    e2e_produce(e, "edge-1", bk, strlen(bk));
+    e2e_produce(e, "edge-1", NULL, 0); /* tombstone */
+    const char *mismatch = ENV("x3", "SlotsWithdrawn", "edge-2") ",\"date\":\"2026-11-23\","
+                                                                 "\"start_slot\":0,\"slot_count\":"
+                                                                 "288}";
+    e2e_produce(e, "edge-1", mismatch, strlen(mismatch)); /* key differs: invalid */
+    const char *nokey = ENV("x4", "SlotsPublished", "edge-3") ",\"date\":\"2026-11-24\","
+                                                              "\"start_slot\":10,\"slot_count\":5}";
+    e2e_produce(e, NULL, nokey, strlen(nokey));
+    const char *flt = ENV("x5", "SlotsWithdrawn", "edge-1") ",\"date\":\"2026-11-23\","
+                                                            "\"start_slot\":8.0,\"slot_count\":1}";
+    e2e_produce(e, "edge-1", flt, strlen(flt));
+    const char *cancel =
+        ENV("x6", "BookingCancelled", "edge-1") ",\"booking_id\":\"nope\","
+                                                "\"date\":\"2026-11-23\","
+                                                "\"start_slot\":0,\"slot_count\":1}";
+    e2e_produce(e, "edge-1", cancel, strlen(cancel));
+    size_t big_len = 70000;
+    char *big = malloc(big_len);
+    memset(big, ' ', big_len);
+    memcpy(big, pub, strlen(pub));
+    e2e_produce(e, "edge-1", big, big_len); /* oversized: invalid */
+    free(big);
+    const char *deact = ENV("x7", "PractitionerDeactivated", "edge-4") "}";
+    const char *pub4 = ENV("x8", "SlotsPublished", "edge-4") ",\"date\":\"2026-11-25\","
+                                                             "\"start_slot\":100,\"slot_count\":4}";
+    e2e_produce(e, "edge-4", pub4, strlen(pub4));
+    e2e_produce(e, "edge-4", deact, strlen(deact));
+    const char *v2 = "{\"event_id\":\"x9\",\"type\":\"SlotsPublished\",\"schema_version\":2,"
+                     "\"occurred_at\":\"2026-11-20T10:15:00Z\",\"practitioner_id\":\"edge-1\"}";
+    e2e_produce(e, "edge-1", v2, strlen(v2));
+    e2e_flush(e);
+}
+
+/* Reads the dead-letter topic to its end and checks every message. */
+static long check_dead_letters(e2e_t *e, int *key_mismatch_seen) {
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", rm_mock_kafka_bootstraps(e->kafka), err,
+                      sizeof(err));
+    rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof(err));
+    rd_kafka_conf_set(conf, "group.id", "dlq-check", err, sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, "booking.dlq", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    long n = 0;
+    for (int idle = 0; idle < 100;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) {
+            idle++;
+            continue;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            rd_kafka_message_destroy(m);
+            break;
+        }
+        assert_int_equal(m->err, 0);
+        rd_kafka_headers_t *h;
+        assert_int_equal(rd_kafka_message_headers(m, &h), 0);
+        const void *v;
+        size_t vl;
+        assert_int_equal(rd_kafka_header_get_last(h, "reason", &v, &vl), 0);
+        assert_true(vl > 0);
+        if (vl == strlen("key_mismatch:practitioner_id") &&
+            !memcmp(v, "key_mismatch:practitioner_id", vl))
+            (*key_mismatch_seen)++;
+        assert_int_equal(rd_kafka_header_get_last(h, "source_topic", &v, &vl), 0);
+        assert_memory_equal(v, TOPIC, vl);
+        assert_int_equal(rd_kafka_header_get_last(h, "source_partition", &v, &vl), 0);
+        assert_int_equal(rd_kafka_header_get_last(h, "source_offset", &v, &vl), 0);
+        n++;
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+static void test_log_matches_reference_and_dead_letters(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 4), 0);
+    rm_gen_t *g = generator(11, 80);
+    e2e_produce_generated(&e, g, 3000);
+    produce_edge_cases(&e);
+    e2e_produce_generated(&e, g, -1);
+    rm_gen_free(g);
+    fprintf(stderr, "produced %llu messages, %zu invalid\n", e.produced, ref_invalid_count(e.ref));
+
+    const char *extra[] = {"--until-caught-up", "--dlq-topic", "booking.dlq", NULL};
+    assert_int_equal(e2e_wait(e2e_serve(&e, extra)), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    assert_true(e2e_count_keys(&e) > 100);
+
+    int mismatch = 0;
+    assert_int_equal(check_dead_letters(&e, &mismatch), (long)ref_invalid_count(e.ref));
+    assert_true(mismatch >= 1);
+
+    /* An empty Redis in front of the existing log is rebuilt by serve alone. */
+    redisContext *c = rm_test_redis_connect(&e.redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    redisFree(c);
+    assert_int_equal(e2e_count_keys(&e), 0);
+    const char *again[] = {"--until-caught-up", NULL};
+    assert_int_equal(e2e_wait(e2e_serve(&e, again)), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    e2e_stop(&e);
+}
+
+static void test_kill9_at_random_moments(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 4), 0);
+    unsigned seed = (unsigned)time(NULL);
+    fprintf(stderr, "kill -9 schedule seed %u\n", seed);
+    srand(seed);
+    rm_gen_t *g = generator(22, 120);
+    for (int round = 0; round < 4; round++) {
+        e2e_produce_generated(&e, g, 2500);
+        pid_t pid = e2e_serve(&e, (const char *const[]){"--max-batch", "50", NULL});
+        sleep_ms(300 + rand() % 1500);
+        kill(pid, SIGKILL);
+        assert_int_equal(e2e_wait(pid), 128 + SIGKILL);
+    }
+    e2e_produce_generated(&e, g, -1);
+    rm_gen_free(g);
+    const char *extra[] = {"--until-caught-up", NULL};
+    assert_int_equal(e2e_wait(e2e_serve(&e, extra)), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    e2e_stop(&e);
+}
+
+static void test_redis_restart_and_pause(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 4), 0);
+    rm_gen_t *g = generator(33, 60);
+    e2e_produce_generated(&e, g, 2000);
+    pid_t pid = e2e_serve(&e, NULL);
+    assert_true(e2e_wait_caught_up(&e, 60));
+
+    /* Redis dies and comes back empty (no persistence): serve notices the
+     * checkpoints are gone and replays the log from the beginning. */
+    rm_test_redis_stop(&e.redis, 1);
+    e2e_produce_generated(&e, g, 1500);
+    sleep_ms(1500);
+    assert_int_equal(rm_test_redis_restart(&e.redis), 0);
+    assert_true(e2e_wait_caught_up(&e, 90));
+    assert_int_equal(e2e_compare(&e), 0);
+
+    /* Writes paused: events wait, nothing is lost. */
+    redisContext *c = rm_test_redis_connect(&e.redis);
+    freeReplyObject(redisCommand(c, "CLIENT PAUSE 3000 WRITE"));
+    redisFree(c);
+    e2e_produce_generated(&e, g, -1);
+    rm_gen_free(g);
+    assert_true(e2e_wait_caught_up(&e, 90));
+    assert_int_equal(e2e_compare(&e), 0);
+
+    kill(pid, SIGTERM);
+    assert_int_equal(e2e_wait(pid), 0);
+    e2e_stop(&e);
+}
+
+static void test_two_serves_one_leaves(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 6), 0);
+    rm_gen_t *g = generator(44, 90);
+    const char *one[] = {"--workers", "1", NULL};
+    pid_t a = e2e_serve(&e, one);
+    pid_t b = e2e_serve(&e, one);
+    e2e_produce_generated(&e, g, 3000);
+    sleep_ms(2000);
+    time_t t0 = time(NULL);
+    kill(b, SIGTERM);
+    assert_int_equal(e2e_wait(b), 0);
+    assert_true(time(NULL) - t0 <= 10);
+    e2e_produce_generated(&e, g, -1);
+    rm_gen_free(g);
+    assert_true(e2e_wait_caught_up(&e, 90));
+    assert_int_equal(e2e_compare(&e), 0);
+    kill(a, SIGTERM);
+    assert_int_equal(e2e_wait(a), 0);
+    e2e_stop(&e);
+}
+
+/* An independent producer: kcat sends a log written by `readmodel gen
+ * --output` plus hand-written lines; the reference reads the same file. */
+static void test_kcat_producer(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 3), 0);
+    char path[] = "/tmp/rm-kcat-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "'%s' gen --output '%s' --practitioners 40 --days 5 --seed 5 --invalid-ratio 0.03 "
+             "2>/dev/null",
+             getenv("READMODEL_BIN"), path);
+    assert_int_equal(system(cmd), 0);
+    FILE *f = fopen(path, "a");
+    fputs("kc-1\t" ENV("k1", "SlotsPublished", "kc-1") ",\"date\":\"2026-11-23\",\"start_slot\":"
+                                                       "100,\"slot_count\":12}\n",
+          f);
+    fputs("kc-1\t" ENV("k2", "AvailabilitySnapshot", "kc-1") ",\"date\":\"2026-11-23\","
+                                                             "\"published\":[[0,4],[100,2]],"
+                                                             "\"bookings\":[{\"booking_id\":\"z\","
+                                                             "\"start_slot\":1,\"slot_count\":1}]}"
+                                                             "\n",
+          f);
+    fputs("kc-1\t{\"event_id\":\"k3\",\"type\":\"SlotsPublished\"\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "kcat -P -l -b %s -t %s -K '\\t' -z lz4 '%s'",
+             rm_mock_kafka_bootstraps(e.kafka), TOPIC, path);
+    assert_int_equal(system(cmd), 0);
+    f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        line[--n] = '\0';
+        char *tab = memchr(line, '\t', (size_t)n);
+        *tab = '\0';
+        ref_apply(e.ref, line, strlen(line), tab + 1, (size_t)(line + n - tab - 1));
+    }
+    free(line);
+    fclose(f);
+    unlink(path);
+    const char *extra[] = {"--until-caught-up", NULL};
+    assert_int_equal(e2e_wait(e2e_serve(&e, extra)), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    e2e_stop(&e);
+}
+
+static void test_bad_configuration_exits_2(void **state) {
+    (void)state;
+    char cmd[512];
+    const char *bin = getenv("READMODEL_BIN");
+    const char *cases[] = {
+        "serve --redis redis://127.0.0.1:6379",  /* no brokers */
+        "serve --brokers x --workers 0",         /* bad workers */
+        "serve --brokers x --redis http://nope", /* bad redis URL */
+        "serve --brokers x --kafka novalue",     /* bad pass-through */
+        "serve --brokers x --topic 'bad topic'", /* bad topic */
+        "serve --brokers x --bogus",             /* unknown flag */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(cmd, sizeof(cmd), "env -u READMODEL_BROKERS '%s' %s 2>/dev/null", bin, cases[i]);
+        int st = system(cmd);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 2);
+    }
+    snprintf(cmd, sizeof(cmd),
+             "READMODEL_BROKERS=envb:9092 '%s' serve --check-config --redis "
+             "redis://u:hunter2@h:1/0 | grep -q '^brokers=envb:9092$'",
+             bin);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd),
+             "'%s' serve --check-config --brokers b --redis redis://u:hunter2@h:1/0 --kafka "
+             "sasl.password=s3cret | grep -q -e hunter2 -e s3cret",
+             bin);
+    assert_int_not_equal(system(cmd), 0); /* secrets are masked */
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_configuration_exits_2),
+        cmocka_unit_test(test_log_matches_reference_and_dead_letters),
+        cmocka_unit_test(test_kcat_producer),
+        cmocka_unit_test(test_kill9_at_random_moments),
+        cmocka_unit_test(test_redis_restart_and_pause),
+        cmocka_unit_test(test_two_serves_one_leaves),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

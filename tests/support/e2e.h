@@ -1,0 +1,52 @@
+/*
+ * End-to-end helpers: a local Kafka (mock cluster in the test process), a
+ * producer that also feeds the reference model, `readmodel serve` as a real
+ * subprocess, and the comparison of Redis with the reference.
+ */
+#ifndef RM_E2E_H
+#define RM_E2E_H
+
+#include "readmodel/mock_kafka.h"
+#include "ref_model.h"
+#include "test_redis.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+typedef struct {
+    rm_mock_kafka_t *kafka;
+    rd_kafka_t *producer;
+    rm_test_redis_t redis;
+    ref_model_t *ref;
+    const char *topic;
+    int partitions;
+    unsigned long long produced;
+} e2e_t;
+
+int e2e_start(e2e_t *e, const char *topic, int partitions);
+void e2e_stop(e2e_t *e);
+
+/* Produces one message (key may be NULL, value NULL = tombstone) and applies
+ * it to the reference. Waits for delivery when flush is true. */
+void e2e_produce(e2e_t *e, const char *key, const char *value, size_t value_len);
+void e2e_flush(e2e_t *e);
+/* Produces `count` generated messages from generator state g (NULL: make one
+ * with seed). */
+struct rm_gen;
+void e2e_produce_generated(e2e_t *e, struct rm_gen *g, long count);
+
+/* Starts `readmodel serve` with the common flags plus extra ones (NULL
+ * terminated). Output goes to the test's stderr. */
+pid_t e2e_serve(e2e_t *e, const char *const *extra);
+/* Waits for pid; returns its exit code, or 128+signal. */
+int e2e_wait(pid_t pid);
+/* Waits until every partition's checkpoint in Redis equals its end offset. */
+bool e2e_wait_caught_up(e2e_t *e, int timeout_s);
+/* Compares Redis with the reference; prints differences, returns their
+ * number (missing + wrong + extra keys). */
+int e2e_compare(e2e_t *e);
+/* Number of rm:avail:* keys in Redis. */
+long e2e_count_keys(e2e_t *e);
+
+#endif
