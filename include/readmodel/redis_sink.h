@@ -67,6 +67,7 @@ typedef struct {
     int64_t fence;
     int32_t expect_partition; /* stored fence the writer believes is there; */
     int64_t expect_fence;     /* expect_fence -1: no stored state */
+    bool force;               /* write whatever is stored (rebuild) */
     bool written;             /* out: false when the stored fence was not the expected one */
 } rm_redis_flush_t;
 
@@ -82,6 +83,43 @@ rm_err_t rm_redis_sink_checkpoint_get(rm_redis_sink_t *s, const char *topic, int
  * (-1 when absent). */
 rm_err_t rm_redis_sink_checkpoint_cas(rm_redis_sink_t *s, const char *topic, int32_t partition,
                                       int64_t expected, int64_t next, bool *ok, int64_t *current);
+
+/* ---- administration (redis_admin.c): rebuild, verify, status ---- */
+
+/* The lease a rebuild holds on the Redis target: <prefix>lease:redis. */
+/* Takes the lease for ttl_ms if free: *got false (and *holder_out filled when
+ * non-NULL, cap bytes) when someone else holds it. */
+rm_err_t rm_redis_lease_acquire(rm_redis_sink_t *s, const char *holder, int ttl_ms, bool *got,
+                                char *holder_out, size_t cap);
+/* Extends the lease if still ours: *ok false when it was lost. */
+rm_err_t rm_redis_lease_renew(rm_redis_sink_t *s, const char *holder, int ttl_ms, bool *ok);
+rm_err_t rm_redis_lease_release(rm_redis_sink_t *s, const char *holder);
+/* Current holder ("" when free) and remaining ttl in ms (-1 when free). */
+rm_err_t rm_redis_lease_get(rm_redis_sink_t *s, char *holder, size_t cap, long long *ttl_ms);
+
+/* Calls fn for every key matching <prefix>PATTERN (SCAN, COUNT 1000). The
+ * key passed to fn is without the prefix and valid during the call. */
+rm_err_t rm_redis_scan(rm_redis_sink_t *s, const char *pattern,
+                       void (*fn)(const char *key, size_t len, void *arg), void *arg);
+/* Pipelined GET of n keys (without prefix). values[i] receives a malloc'd
+ * copy (NULL when absent) and lens[i] its length; the caller frees. */
+rm_err_t rm_redis_get_many(rm_redis_sink_t *s, char *const *keys, size_t n, char **values,
+                           size_t *lens);
+/* Pipelined HMGET p f of n practitioners' state keys: partitions/fences -1
+ * when absent. */
+rm_err_t rm_redis_fences(rm_redis_sink_t *s, char *const *pids, size_t n, int32_t *partitions,
+                         int64_t *fences);
+/* Pipelined DEL of n keys (without prefix). */
+rm_err_t rm_redis_del_many(rm_redis_sink_t *s, char *const *keys, size_t n);
+/* Unconditional checkpoint write (rebuild). */
+rm_err_t rm_redis_checkpoint_set(rm_redis_sink_t *s, const char *topic, int32_t partition,
+                                 int64_t next);
+/* The record of the last rebuild (<prefix>rebuild:last:<target>), as field/value pairs. */
+rm_err_t rm_redis_record_set(rm_redis_sink_t *s, const char *target, const char *const *fields,
+                             const char *const *values, size_t n);
+/* Writes "field=value" lines of the record to out (nothing when absent). */
+rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *target, char *out, size_t cap);
+const char *rm_redis_sink_prefix(const rm_redis_sink_t *s);
 
 /* Key formatting, exposed for tools and tests. Returns the length written
  * (truncated to cap-1 like snprintf). */

@@ -33,6 +33,15 @@ typedef struct {
     bool until_caught_up;   /* exit 0 once every partition is applied to its end */
     int shutdown_timeout_s; /* how long a stop may wait for an unreachable sink */
     bool check_config;      /* only validate and print the configuration */
+
+    /* rebuild / verify / status */
+    char *target;         /* redis | opensearch | all */
+    bool from_beginning;  /* rebuild: required, the only mode */
+    bool allow_truncated; /* rebuild/verify: accept partitions starting above offset 0 */
+    bool dry_run;         /* rebuild: print the plan only */
+    bool flush;           /* rebuild: drop the model first (the seed runbook) */
+    bool yes;             /* rebuild --flush: confirmed */
+    int lease_ttl_ms;     /* rebuild: lease expiry, renewed at a third of it */
 } rm_serve_config_t;
 
 /* Result counters, shared by all workers (relaxed atomics). */

@@ -8,9 +8,9 @@
 int rm_cmd_serve(int argc, char **argv) {
     rm_serve_config_t cfg;
     char err[512];
-    switch (rm_serve_config_parse(argc, argv, &cfg, err, sizeof(err))) {
+    switch (rm_config_parse(RM_CMD_SERVE, argc, argv, &cfg, err, sizeof(err))) {
     case RM_CONFIG_HELP:
-        fputs(rm_serve_usage, stdout);
+        fputs(rm_usage(RM_CMD_SERVE), stdout);
         rm_serve_config_free(&cfg);
         return 0;
     case RM_CONFIG_ERROR:

@@ -5,6 +5,9 @@
 int rm_cmd_serve(int argc, char **argv);
 int rm_cmd_dev_kafka(int argc, char **argv);
 int rm_cmd_gen(int argc, char **argv);
+int rm_cmd_rebuild(int argc, char **argv);
+int rm_cmd_verify(int argc, char **argv);
+int rm_cmd_status(int argc, char **argv);
 
 /* Set by SIGINT/SIGTERM (see main.c). */
 extern volatile int rm_cli_interrupted;

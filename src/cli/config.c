@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-const char rm_serve_usage[] =
+static const char serve_usage[] =
     "Usage: readmodel serve [options]\n"
     "\n"
     "Consume the booking log and keep the Redis availability bitmaps in step with it.\n"
@@ -45,6 +45,71 @@ const char rm_serve_usage[] =
     "\n"
     "Exit codes: 0 stopped cleanly (SIGTERM/SIGINT or --until-caught-up), 1 runtime failure,\n"
     "2 bad configuration.\n";
+
+static const char rebuild_usage[] =
+    "Usage: readmodel rebuild --target redis --from-beginning [options]\n"
+    "\n"
+    "Repair the read model while readers keep reading: replay every partition from its\n"
+    "earliest offset to the end offsets captured at start, build the model in memory, then\n"
+    "write the final value of every key (fences and checkpoints included) and delete keys\n"
+    "under the prefix that should not exist. Live `serve` processes pause writing while the\n"
+    "rebuild holds its lease and resume from the rebuilt checkpoints.\n"
+    "\n"
+    "  --target redis|opensearch|all  the model to rebuild (opensearch: not built yet)\n"
+    "  --from-beginning         replay from the earliest offsets (required; the only mode)\n"
+    "  --allow-truncated-history  rebuild even when a partition starts above offset 0\n"
+    "  --dry-run                print the plan (partitions, offset ranges, events, truncated\n"
+    "                           partitions) and change nothing\n"
+    "  --flush --yes            the seed runbook: delete the model first, then replay\n"
+    "                           (readers see an empty model until it is rebuilt)\n"
+    "  --lease-ttl MS           lease expiry, renewed every third of it (default 30000)\n"
+    "  --brokers, --topic, --group, --redis, --redis-prefix, --kafka, --workers,\n"
+    "  --log-format, --log-level, --check-config: as for serve\n"
+    "  -h, --help               this help\n"
+    "\n"
+    "Progress: a live line on a terminal, otherwise a log line every 5 s; a summary at the end.\n"
+    "Exit codes: 0 rebuilt, 1 failed (the model stays consistent; run it again), 2 bad usage,\n"
+    "3 truncated history refused, 4 another rebuild holds the lease.\n";
+
+static const char verify_usage[] =
+    "Usage: readmodel verify --target redis [options]\n"
+    "\n"
+    "Replay the log as rebuild does and compare with the live model instead of writing:\n"
+    "missing, extra and wrong keys, practitioner states (fences) and checkpoints, with a few\n"
+    "examples of each. Practitioners that a live serve moved past the captured end offsets\n"
+    "while verify ran are skipped and counted.\n"
+    "\n"
+    "  --target redis|opensearch|all  (opensearch: not built yet)\n"
+    "  --allow-truncated-history  compare even when a partition starts above offset 0\n"
+    "  --brokers, --topic, --group, --redis, --redis-prefix, --kafka, --workers,\n"
+    "  --log-format, --log-level: as for serve\n"
+    "\n"
+    "Exit codes: 0 identical, 1 drift found, 2 error, 3 truncated history refused.\n";
+
+static const char status_usage[] =
+    "Usage: readmodel status [--target redis] [options]\n"
+    "\n"
+    "Per partition: earliest and end offsets, checkpoint and lag; the rebuild lease holder if\n"
+    "any; the time and result of the last rebuild.\n"
+    "\n"
+    "  --brokers, --topic, --redis, --redis-prefix, --kafka, --log-format, --log-level\n"
+    "\n"
+    "Exit codes: 0 printed, 1 a sink or Kafka could not be read, 2 bad usage.\n";
+
+const char *rm_usage(rm_command_t cmd) {
+    switch (cmd) {
+    case RM_CMD_REBUILD:
+        return rebuild_usage;
+    case RM_CMD_VERIFY:
+        return verify_usage;
+    case RM_CMD_STATUS:
+        return status_usage;
+    default:
+        return serve_usage;
+    }
+}
+
+static const char *const command_names[] = {"serve", "rebuild", "verify", "status"};
 
 static int set_str(char **dst, const char *v) {
     char *s = strdup(v);
@@ -88,6 +153,7 @@ void rm_serve_config_free(rm_serve_config_t *cfg) {
     free(cfg->redis_url);
     free(cfg->redis_prefix);
     free(cfg->dlq_topic);
+    free(cfg->target);
     for (size_t i = 0; i < cfg->n_kafka; i++)
         free(cfg->kafka[i]);
     free(cfg->kafka);
@@ -110,6 +176,13 @@ enum {
     OPT_LOG_FORMAT,
     OPT_LOG_LEVEL,
     OPT_CHECK,
+    OPT_TARGET,
+    OPT_FROM_BEGINNING,
+    OPT_ALLOW_TRUNCATED,
+    OPT_DRY_RUN,
+    OPT_FLUSH,
+    OPT_YES,
+    OPT_LEASE_TTL,
 };
 
 static const struct option options[] = {
@@ -128,6 +201,13 @@ static const struct option options[] = {
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"check-config", no_argument, NULL, OPT_CHECK},
+    {"target", required_argument, NULL, OPT_TARGET},
+    {"from-beginning", no_argument, NULL, OPT_FROM_BEGINNING},
+    {"allow-truncated-history", no_argument, NULL, OPT_ALLOW_TRUNCATED},
+    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"flush", no_argument, NULL, OPT_FLUSH},
+    {"yes", no_argument, NULL, OPT_YES},
+    {"lease-ttl", required_argument, NULL, OPT_LEASE_TTL},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -139,20 +219,56 @@ static const char *option_name(int c) {
     return "?";
 }
 
-rm_config_result_t rm_serve_config_parse(int argc, char **argv, rm_serve_config_t *cfg, char *err,
-                                         size_t errlen) {
+/* Which flags each command takes. */
+static bool allowed(rm_command_t cmd, int c) {
+    switch (c) {
+    case OPT_BROKERS:
+    case OPT_TOPIC:
+    case OPT_REDIS:
+    case OPT_PREFIX:
+    case OPT_KAFKA:
+    case OPT_LOG_FORMAT:
+    case OPT_LOG_LEVEL:
+    case OPT_TARGET:
+        return cmd != RM_CMD_SERVE || c != OPT_TARGET;
+    case OPT_GROUP:
+    case OPT_WORKERS:
+    case OPT_CHECK:
+        return cmd != RM_CMD_STATUS;
+    case OPT_DLQ:
+    case OPT_MAX_BATCH:
+    case OPT_CACHE:
+    case OPT_UNTIL:
+    case OPT_SHUTDOWN:
+        return cmd == RM_CMD_SERVE;
+    case OPT_ALLOW_TRUNCATED:
+        return cmd == RM_CMD_REBUILD || cmd == RM_CMD_VERIFY;
+    case OPT_FROM_BEGINNING:
+    case OPT_DRY_RUN:
+    case OPT_FLUSH:
+    case OPT_YES:
+    case OPT_LEASE_TTL:
+        return cmd == RM_CMD_REBUILD;
+    default:
+        return true;
+    }
+}
+
+rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_serve_config_t *cfg,
+                                   char *err, size_t errlen) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     *cfg = (rm_serve_config_t){
         .workers = cores > 0 ? (int)cores : 1,
         .max_batch = 10000,
         .cache_limit = 100000,
         .shutdown_timeout_s = 10,
+        .lease_ttl_ms = 30000,
     };
     const char *env_brokers = getenv("READMODEL_BROKERS");
     const char *env_redis = getenv("READMODEL_REDIS_URL");
     if (set_str(&cfg->topic, "booking.events") || set_str(&cfg->group, "readmodel") ||
         set_str(&cfg->redis_url, env_redis && *env_redis ? env_redis : "redis://127.0.0.1:6379") ||
-        set_str(&cfg->redis_prefix, "rm:") ||
+        set_str(&cfg->redis_prefix, "rm:") || set_str(&cfg->target, "redis") ||
         (env_brokers && *env_brokers && set_str(&cfg->brokers, env_brokers)))
         goto nomem;
     bool check = false;
@@ -161,6 +277,11 @@ rm_config_result_t rm_serve_config_parse(int argc, char **argv, rm_serve_config_
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        if (c >= OPT_BROKERS && !allowed(cmd, c)) {
+            snprintf(err, errlen, "--%s is not an option of %s (see readmodel %s --help)",
+                     option_name(c), command_names[cmd], command_names[cmd]);
+            return RM_CONFIG_ERROR;
+        }
         switch (c) {
         case 'h':
             return RM_CONFIG_HELP;
@@ -242,6 +363,35 @@ rm_config_result_t rm_serve_config_parse(int argc, char **argv, rm_serve_config_
         case OPT_CHECK:
             check = true;
             break;
+        case OPT_TARGET:
+            if (strcmp(optarg, "redis") && strcmp(optarg, "opensearch") && strcmp(optarg, "all")) {
+                snprintf(err, errlen, "--target: must be redis, opensearch or all (got '%s')",
+                         optarg);
+                return RM_CONFIG_ERROR;
+            }
+            if (set_str(&cfg->target, optarg))
+                goto nomem;
+            break;
+        case OPT_FROM_BEGINNING:
+            cfg->from_beginning = true;
+            break;
+        case OPT_ALLOW_TRUNCATED:
+            cfg->allow_truncated = true;
+            break;
+        case OPT_DRY_RUN:
+            cfg->dry_run = true;
+            break;
+        case OPT_FLUSH:
+            cfg->flush = true;
+            break;
+        case OPT_YES:
+            cfg->yes = true;
+            break;
+        case OPT_LEASE_TTL:
+            if (parse_count("--lease-ttl", optarg, 1000, 3600000, &n, err, errlen))
+                return RM_CONFIG_ERROR;
+            cfg->lease_ttl_ms = (int)n;
+            break;
         case ':':
             snprintf(err, errlen, "%s: needs a value", argv[optind - 1]);
             return RM_CONFIG_ERROR;
@@ -281,6 +431,25 @@ rm_config_result_t rm_serve_config_parse(int argc, char **argv, rm_serve_config_
     rm_redis_url_free(&u);
     if (strpbrk(cfg->redis_prefix, " {}\r\n")) {
         snprintf(err, errlen, "--redis-prefix: must not contain spaces or braces");
+        return RM_CONFIG_ERROR;
+    }
+    if (cmd != RM_CMD_SERVE && strcmp(cfg->target, "redis") != 0) {
+        snprintf(err, errlen,
+                 "--target %s: the OpenSearch read model is not built yet (issue 4); only "
+                 "--target redis is available",
+                 cfg->target);
+        return RM_CONFIG_ERROR;
+    }
+    if (cmd == RM_CMD_REBUILD && !cfg->from_beginning && !cfg->dry_run) {
+        snprintf(err, errlen,
+                 "--from-beginning: required (a rebuild always replays the whole "
+                 "retained log)");
+        return RM_CONFIG_ERROR;
+    }
+    if (cfg->flush && !cfg->yes) {
+        snprintf(err, errlen,
+                 "--flush: deletes the model before replaying, so readers see it "
+                 "empty; add --yes to confirm");
         return RM_CONFIG_ERROR;
     }
     cfg->check_config = check;

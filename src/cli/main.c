@@ -23,6 +23,9 @@ static const char usage[] =
     "\n"
     "Commands:\n"
     "  serve       consume the log and maintain the Redis availability bitmaps\n"
+    "  rebuild     repair a read model from the whole log while readers keep reading\n"
+    "  verify      replay the log and compare with the live model (exit 1 on drift)\n"
+    "  status      offsets, checkpoints, lag, rebuild lease and last rebuild\n"
     "  dev-kafka   run a local Kafka (librdkafka mock cluster) and print its bootstrap servers\n"
     "  gen         generate a deterministic, realistic booking log into Kafka or a file\n"
     "  version     print the version\n"
@@ -58,6 +61,12 @@ int main(int argc, char **argv) {
     }
     if (strcmp(cmd, "serve") == 0)
         return rm_cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "rebuild") == 0)
+        return rm_cmd_rebuild(argc - 1, argv + 1);
+    if (strcmp(cmd, "verify") == 0)
+        return rm_cmd_verify(argc - 1, argv + 1);
+    if (strcmp(cmd, "status") == 0)
+        return rm_cmd_status(argc - 1, argv + 1);
     if (strcmp(cmd, "dev-kafka") == 0)
         return rm_cmd_dev_kafka(argc - 1, argv + 1);
     if (strcmp(cmd, "gen") == 0)

@@ -271,10 +271,11 @@ static void apply_message(rm_worker_t *w, rd_kafka_message_t *m) {
 
 /* Resumes a partition from the checkpoint stored in the sink. */
 static void part_reset(rm_worker_t *w, part_t *p, int64_t stored) {
-    rm_warn("worker %d: the sink's state of partition %d is not what this worker wrote "
-            "(checkpoint %lld, stored %lld): dropping its cache and resuming from the stored "
-            "checkpoint",
-            w->id, (int)p->partition, (long long)p->stored_cp, (long long)stored);
+    if (!w->paused)
+        rm_warn("worker %d: the sink's state of partition %d is not what this worker wrote "
+                "(checkpoint %lld, stored %lld): dropping its cache and resuming from the stored "
+                "checkpoint",
+                w->id, (int)p->partition, (long long)p->stored_cp, (long long)stored);
     atomic_fetch_add_explicit(&w->sh->stats->resets, 1, memory_order_relaxed);
     rm_pract_map_free(&p->cache);
     set_eof(w, p, false);
@@ -439,13 +440,98 @@ static int checkpoint(rm_worker_t *w, bool sync_commit) {
     return 0;
 }
 
+/* ---- rebuild lease ---- */
+
+/* Whether a rebuild holds the lease; a sink error counts as "not known" and
+ * is retried like any other sink outage. */
+static int lease_held(rm_worker_t *w, bool *held, char *holder, size_t cap) {
+    int ms = BACKOFF_MIN_MS;
+    time_t deadline = 0;
+    long long ttl;
+    while (rm_redis_lease_get(w->sink, holder, cap, &ttl) != RM_ERR_OK) {
+        sink_failed(w, "reading the rebuild lease", ms);
+        if (!backoff(w, &ms, &deadline))
+            return -1;
+    }
+    *held = holder[0] != '\0';
+    return 0;
+}
+
+static void pause_assignment(rm_worker_t *w, bool pause) {
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(w->rk, &l) == RD_KAFKA_RESP_ERR_NO_ERROR && l) {
+        if (pause)
+            rd_kafka_pause_partitions(w->rk, l);
+        else
+            rd_kafka_resume_partitions(w->rk, l);
+    }
+    if (l)
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* A rebuild holds the lease: drop the batch and everything in memory (the
+ * rebuild rewrites it), pause the partitions and keep polling so the group
+ * membership stays alive, until the lease is released; then resume every
+ * partition from the checkpoint the rebuild wrote. */
+static void pause_for_rebuild(rm_worker_t *w, const char *holder) {
+    rm_warn("worker %d: paused: a rebuild holds the Redis lease (%s); writes wait for it", w->id,
+            holder);
+    w->paused = true;
+    atomic_fetch_add(&w->sh->paused_workers, 1);
+    for (size_t i = 0; i < w->nmsgs; i++)
+        rd_kafka_message_destroy(w->msgs[i]);
+    w->nmsgs = 0;
+    for (int pi = 0; pi < w->nparts; pi++) {
+        part_t *p = part_get(w, pi);
+        if (p) {
+            rm_pract_map_free(&p->cache);
+            set_eof(w, p, false);
+        }
+    }
+    pause_assignment(w, true);
+    char h[256];
+    bool held = true;
+    while (rm_serve_running && held) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 1000);
+        if (m)
+            rd_kafka_message_destroy(m); /* re-read after the resync below */
+        if (lease_held(w, &held, h, sizeof(h)) < 0)
+            break;
+    }
+    for (int pi = 0; pi < w->nparts; pi++) {
+        part_t *p = part_get(w, pi);
+        if (p && part_resync(w, p) < 0)
+            break;
+    }
+    pause_assignment(w, false);
+    w->paused = false;
+    atomic_fetch_sub(&w->sh->paused_workers, 1);
+    rm_info("worker %d: resumed from the checkpoints written by the rebuild", w->id);
+}
+
 /* Decode, project, flush and checkpoint the pending batch. On a sink that
  * stays unreachable past the stop deadline the batch is dropped unwritten
  * (it is not checkpointed, so it is read again by the next owner). */
 static int process_pending(rm_worker_t *w, bool sync_commit) {
     int rc = 0;
     w->batch_seq++;
+    if (w->paused) { /* a rebalance during a pause: nothing may be written */
+        for (size_t i = 0; i < w->nmsgs; i++)
+            rd_kafka_message_destroy(w->msgs[i]);
+        w->nmsgs = 0;
+        return 0;
+    }
     if (w->nmsgs > 0) {
+        char holder[256];
+        bool held = false;
+        if (lease_held(w, &held, holder, sizeof(holder)) < 0) {
+            rc = -1;
+        } else if (held) {
+            pause_for_rebuild(w, holder);
+            return 0;
+        }
+    }
+    if (rc == 0 && w->nmsgs > 0) {
         if (prefetch(w) < 0)
             rc = -1;
         for (size_t i = 0; rc == 0 && i < w->nmsgs; i++)
@@ -542,6 +628,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             error = rd_kafka_incremental_assign(rk, l);
         else
             rd_kafka_assign(rk, l);
+        if (w->paused)
+            rd_kafka_pause_partitions(rk, l);
     } else {
         on_revoke(w, l, rd_kafka_assignment_lost(rk));
         if (cooperative)

@@ -22,6 +22,7 @@ typedef struct {
     atomic_int eof_partitions;
     int topic_partitions;
     atomic_int failed;
+    atomic_int paused_workers; /* workers currently paused by a rebuild */
 } rm_serve_shared_t;
 
 typedef struct pract {
@@ -63,6 +64,7 @@ typedef struct {
     size_t nmsgs;
     uint64_t batch_seq;
     rm_ratelimit_t invalid_log;
+    bool paused; /* a rebuild holds the lease: partitions paused, nothing written */
     pthread_t thread;
 } rm_worker_t;
 

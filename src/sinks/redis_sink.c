@@ -4,10 +4,9 @@
  * so its keys, state and fence change together. After an I/O error the
  * redisContext is never reused: it is freed and the next call reconnects.
  */
-#include "readmodel/redis_sink.h"
+#include "redis_internal.h"
 #include "readmodel/log.h"
 
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,13 +15,16 @@
 
 /* KEYS[1] state, KEYS[2..] day keys; ARGV[1] partition, ARGV[2] fence,
  * ARGV[3] state bytes, ARGV[4] expected stored partition, ARGV[5] expected
- * stored fence ("" and "": no stored state), ARGV[6..] day values ("" deletes
- * the key). The write happens only when the stored fence is the one the
- * writer read or wrote last: anything else (a replay, another writer, a
- * Redis that lost data) returns 0 and changes nothing. */
+ * stored fence ("" and "": no stored state; "*": write unconditionally, as a
+ * rebuild does), ARGV[6..] day values ("" deletes the key). Otherwise the
+ * write happens only when the stored fence is the one the writer read or
+ * wrote last: anything else (a replay, another writer, a Redis that lost
+ * data) returns 0 and changes nothing. */
 static const char flush_lua[] =
     "local cur = redis.call('HMGET', KEYS[1], 'p', 'f')\n"
-    "if (cur[1] or '') ~= ARGV[4] or (cur[2] or '') ~= ARGV[5] then return 0 end\n"
+    "if ARGV[4] ~= '*' and ((cur[1] or '') ~= ARGV[4] or (cur[2] or '') ~= ARGV[5]) then\n"
+    "  return 0\n"
+    "end\n"
     "for i = 2, #KEYS do\n"
     "  local v = ARGV[i + 4]\n"
     "  if v == '' then redis.call('DEL', KEYS[i]) else redis.call('SET', KEYS[i], v) end\n"
@@ -35,15 +37,6 @@ static const char cas_lua[] = "local cur = redis.call('GET', KEYS[1]) or ''\n"
                               "if cur ~= ARGV[1] then return {0, cur} end\n"
                               "redis.call('SET', KEYS[1], ARGV[2])\n"
                               "return {1, ARGV[2]}\n";
-
-struct rm_redis_sink {
-    rm_redis_url_t url;
-    char *prefix;
-    redisContext *c;
-    char flush_sha[48];
-    char cas_sha[48];
-    char err[256];
-};
 
 int rm_redis_key_avail(char *out, size_t cap, const char *prefix, const char *pid, size_t pid_len,
                        uint16_t day) {
@@ -92,7 +85,7 @@ const char *rm_redis_sink_last_error(const rm_redis_sink_t *s) {
     return s->err;
 }
 
-static rm_err_t io_error(rm_redis_sink_t *s) {
+rm_err_t rm_redis_io_error(rm_redis_sink_t *s) {
     if (s->c) {
         snprintf(s->err, sizeof(s->err), "redis: %s", s->c->errstr[0] ? s->c->errstr : "I/O error");
         redisFree(s->c);
@@ -101,7 +94,7 @@ static rm_err_t io_error(rm_redis_sink_t *s) {
     return RM_ERR_IO;
 }
 
-static rm_err_t reply_error(rm_redis_sink_t *s, const redisReply *r, const char *what) {
+rm_err_t rm_redis_reply_error(rm_redis_sink_t *s, const redisReply *r, const char *what) {
     snprintf(s->err, sizeof(s->err), "redis %s: %.*s", what,
              r && r->type == REDIS_REPLY_ERROR ? (int)r->len : 16,
              r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
@@ -109,13 +102,13 @@ static rm_err_t reply_error(rm_redis_sink_t *s, const redisReply *r, const char 
 }
 
 /* Runs one command; on success *out is the reply (caller frees). */
-static rm_err_t command(rm_redis_sink_t *s, redisReply **out, int argc, const char **argv,
-                        const size_t *lens) {
+rm_err_t rm_redis_command(rm_redis_sink_t *s, redisReply **out, int argc, const char **argv,
+                          const size_t *lens) {
     redisReply *r = redisCommandArgv(s->c, argc, argv, lens);
     if (!r)
-        return io_error(s);
+        return rm_redis_io_error(s);
     if (r->type == REDIS_REPLY_ERROR) {
-        rm_err_t e = reply_error(s, r, argv[0]);
+        rm_err_t e = rm_redis_reply_error(s, r, argv[0]);
         freeReplyObject(r);
         return e;
     }
@@ -127,12 +120,12 @@ static rm_err_t load_script(rm_redis_sink_t *s, const char *src, char sha[48]) {
     const char *argv[] = {"SCRIPT", "LOAD", src};
     size_t lens[] = {6, 4, strlen(src)};
     redisReply *r;
-    rm_err_t e = command(s, &r, 3, argv, lens);
+    rm_err_t e = rm_redis_command(s, &r, 3, argv, lens);
     if (e)
         return e;
     if (r->type != REDIS_REPLY_STRING || r->len >= 48) {
         freeReplyObject(r);
-        return reply_error(s, NULL, "SCRIPT LOAD");
+        return rm_redis_reply_error(s, NULL, "SCRIPT LOAD");
     }
     memcpy(sha, r->str, r->len + 1);
     freeReplyObject(r);
@@ -150,7 +143,7 @@ rm_err_t rm_redis_sink_connect(rm_redis_sink_t *s) {
         return RM_ERR_NOMEM;
     }
     if (s->c->err)
-        return io_error(s);
+        return rm_redis_io_error(s);
     struct timeval cmd_tv = {10, 0};
     redisSetTimeout(s->c, cmd_tv);
     redisReply *r;
@@ -158,7 +151,7 @@ rm_err_t rm_redis_sink_connect(rm_redis_sink_t *s) {
     if (s->url.password) {
         const char *argv[] = {"AUTH", s->url.user ? s->url.user : s->url.password, s->url.password};
         size_t lens[] = {4, strlen(argv[1]), strlen(s->url.password)};
-        if ((e = command(s, &r, s->url.user ? 3 : 2, argv, lens)))
+        if ((e = rm_redis_command(s, &r, s->url.user ? 3 : 2, argv, lens)))
             goto fail;
         freeReplyObject(r);
     }
@@ -167,7 +160,7 @@ rm_err_t rm_redis_sink_connect(rm_redis_sink_t *s) {
         snprintf(db, sizeof(db), "%d", s->url.db);
         const char *argv[] = {"SELECT", db};
         size_t lens[] = {6, strlen(db)};
-        if ((e = command(s, &r, 2, argv, lens)))
+        if ((e = rm_redis_command(s, &r, 2, argv, lens)))
             goto fail;
         freeReplyObject(r);
     }
@@ -206,20 +199,20 @@ rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_redis_load_t *items, size_t n
         const char *argv[] = {"HMGET", key, "p", "f", "s"};
         size_t lens[] = {5, (size_t)kl, 1, 1, 1};
         if (redisAppendCommandArgv(s->c, 5, argv, lens) != REDIS_OK)
-            return io_error(s);
+            return rm_redis_io_error(s);
     }
     rm_err_t result = RM_ERR_OK;
     for (size_t i = 0; i < n; i++) {
         redisReply *r;
         if (redisGetReply(s->c, (void **)&r) != REDIS_OK)
-            return io_error(s);
+            return rm_redis_io_error(s);
         rm_redis_load_t *it = &items[i];
         it->partition = -1;
         it->fence = -1;
         it->corrupt = false;
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
             if (result == RM_ERR_OK)
-                result = reply_error(s, r, "HMGET");
+                result = rm_redis_reply_error(s, r, "HMGET");
         } else if (r->element[2]->type == REDIS_REPLY_STRING) {
             bool ok1 = false, ok2 = false;
             const redisReply *p = r->element[0], *f = r->element[1];
@@ -273,7 +266,9 @@ static int append_flush(rm_redis_sink_t *s, const rm_redis_flush_t *it, char **s
     argv[a] = part, lens[a++] = strlen(part);
     argv[a] = fence, lens[a++] = strlen(fence);
     argv[a] = *state, lens[a++] = *state_len;
-    if (it->expect_fence >= 0) {
+    if (it->force) {
+        strcpy(epart, "*");
+    } else if (it->expect_fence >= 0) {
         snprintf(epart, sizeof(epart), "%d", (int)it->expect_partition);
         snprintf(efence, sizeof(efence), "%lld", (long long)it->expect_fence);
     }
@@ -302,14 +297,14 @@ static rm_err_t flush_chunk(rm_redis_sink_t *s, rm_redis_flush_t *items, size_t 
     size_t appended = 0;
     for (; appended < n; appended++) {
         if (append_flush(s, &items[appended], &states[appended], &state_lens[appended]) < 0) {
-            e = s->c && s->c->err ? io_error(s) : RM_ERR_NOMEM;
+            e = s->c && s->c->err ? rm_redis_io_error(s) : RM_ERR_NOMEM;
             break;
         }
     }
     for (size_t i = 0; i < appended && s->c; i++) {
         redisReply *r;
         if (redisGetReply(s->c, (void **)&r) != REDIS_OK) {
-            e = io_error(s);
+            e = rm_redis_io_error(s);
             break;
         }
         if (r->type == REDIS_REPLY_INTEGER) {
@@ -318,7 +313,7 @@ static rm_err_t flush_chunk(rm_redis_sink_t *s, rm_redis_flush_t *items, size_t 
             /* NOSCRIPT (a SCRIPT FLUSH happened): reload on reconnect. */
             if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0)
                 s->flush_sha[0] = '\0';
-            e = reply_error(s, r, "flush script");
+            e = rm_redis_reply_error(s, r, "flush script");
         }
         freeReplyObject(r);
     }
@@ -355,7 +350,7 @@ rm_err_t rm_redis_sink_checkpoint_get(rm_redis_sink_t *s, const char *topic, int
     const char *argv[] = {"GET", key};
     size_t lens[] = {3, (size_t)kl};
     redisReply *r;
-    if ((e = command(s, &r, 2, argv, lens)))
+    if ((e = rm_redis_command(s, &r, 2, argv, lens)))
         return e;
     *next = -1;
     if (r->type == REDIS_REPLY_STRING) {
@@ -384,12 +379,12 @@ rm_err_t rm_redis_sink_checkpoint_cas(rm_redis_sink_t *s, const char *topic, int
     const char *argv[] = {"EVALSHA", s->cas_sha, "1", key, exp, nx};
     size_t lens[] = {7, strlen(s->cas_sha), 1, (size_t)kl, strlen(exp), strlen(nx)};
     redisReply *r;
-    if ((e = command(s, &r, 6, argv, lens)))
+    if ((e = rm_redis_command(s, &r, 6, argv, lens)))
         return e;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
         r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_STRING) {
         freeReplyObject(r);
-        return reply_error(s, NULL, "checkpoint script");
+        return rm_redis_reply_error(s, NULL, "checkpoint script");
     }
     *ok = r->element[0]->integer == 1;
     bool parsed;

@@ -78,21 +78,23 @@ void e2e_produce_generated(e2e_t *e, struct rm_gen *g, long count) {
     e2e_flush(e);
 }
 
-pid_t e2e_serve(e2e_t *e, const char *const *extra) {
+pid_t e2e_command(e2e_t *e, const char *cmd, const char *const *extra) {
     const char *bin = getenv("READMODEL_BIN");
     if (!bin)
         bin = "./readmodel";
-    const char *argv[40] = {bin,           "serve",
-                            "--brokers",   rm_mock_kafka_bootstraps(e->kafka),
-                            "--topic",     e->topic,
-                            "--redis",     e->redis.url,
-                            "--workers",   "2",
-                            "--max-batch", "500",
-                            "--log-level", "warn",
-                            "--kafka",     "session.timeout.ms=6000",
-                            "--kafka",     "heartbeat.interval.ms=500"};
-    int n = 18;
-    for (int i = 0; extra && extra[i] && n < 39; i++)
+    const char *argv[48] = {
+        bin,         cmd,      "--brokers",   rm_mock_kafka_bootstraps(e->kafka),
+        "--topic",   e->topic, "--redis",     e->redis.url,
+        "--workers", "2",      "--log-level", "warn"};
+    int n = 12;
+    if (strcmp(cmd, "serve") == 0) {
+        const char *serve[] = {"--max-batch", "500",
+                               "--kafka",     "session.timeout.ms=6000",
+                               "--kafka",     "heartbeat.interval.ms=500"};
+        for (size_t i = 0; i < sizeof(serve) / sizeof(serve[0]); i++)
+            argv[n++] = serve[i];
+    }
+    for (int i = 0; extra && extra[i] && n < 47; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
     pid_t pid = fork();
@@ -102,6 +104,14 @@ pid_t e2e_serve(e2e_t *e, const char *const *extra) {
         _exit(127);
     }
     return pid;
+}
+
+pid_t e2e_serve(e2e_t *e, const char *const *extra) {
+    return e2e_command(e, "serve", extra);
+}
+
+int e2e_run(e2e_t *e, const char *cmd, const char *const *extra) {
+    return e2e_wait(e2e_command(e, cmd, extra));
 }
 
 int e2e_wait(pid_t pid) {

@@ -39,6 +39,10 @@ void e2e_produce_generated(e2e_t *e, struct rm_gen *g, long count);
 /* Starts `readmodel serve` with the common flags plus extra ones (NULL
  * terminated). Output goes to the test's stderr. */
 pid_t e2e_serve(e2e_t *e, const char *const *extra);
+/* Starts `readmodel CMD` with the connection flags of e plus extra. */
+pid_t e2e_command(e2e_t *e, const char *cmd, const char *const *extra);
+/* Runs `readmodel CMD ...` to completion; returns its exit code. */
+int e2e_run(e2e_t *e, const char *cmd, const char *const *extra);
 /* Waits for pid; returns its exit code, or 128+signal. */
 int e2e_wait(pid_t pid);
 /* Waits until every partition's checkpoint in Redis equals its end offset. */

@@ -1,0 +1,709 @@
+/*
+ * rebuild and verify of the Redis model.
+ *
+ *   plan -> (lease) -> replay into memory -> diff with Redis -> write or report
+ *
+ * The plan captures each partition's earliest and end offsets and reports
+ * truncated partitions before anything is written. The replay uses the same
+ * decoder and projection as serve. The diff reads what Redis holds (SCAN of
+ * <prefix>avail:* and <prefix>state:*, then pipelined GETs), so a rebuild
+ * writes only the keys whose value is wrong or missing, deletes the keys
+ * that should not exist, and rewrites every practitioner's state and fence,
+ * one atomic script per practitioner: readers see a key's old value until
+ * the corrected one replaces it, never an empty model. Checkpoints are
+ * written last, then the lease is released and live writers resume from
+ * them. A rebuild that dies leaves every practitioner consistent (old or
+ * new), and its lease expires.
+ */
+#include "../consumers/replay.h"
+#include "progress.h"
+#include "readmodel/admin.h"
+#include "readmodel/date.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHUNK    500
+#define EXAMPLES 5
+
+typedef struct {
+    uint64_t written, deleted, unchanged; /* rebuild */
+    uint64_t missing, wrong, extra;       /* keys */
+    uint64_t state_missing, state_wrong, state_extra;
+    uint64_t checkpoint_wrong, skipped;
+    char examples[4][EXAMPLES][160];
+    int nexamples[4];
+} diff_t;
+
+enum { EX_MISSING, EX_WRONG, EX_EXTRA, EX_STATE };
+
+static void example(diff_t *d, int kind, const char *fmt, const char *a, const char *b) {
+    if (d->nexamples[kind] < EXAMPLES)
+        snprintf(d->examples[kind][d->nexamples[kind]++], 160, fmt, a, b);
+}
+
+/* What Redis holds: per practitioner the days with a key (in st.dirty) and
+ * whether a state key exists (loaded); keys under the model's patterns that
+ * name no practitioner or date are foreign. */
+typedef struct {
+    pract_map_t by_pid;
+    char **foreign;
+    size_t nforeign, cap;
+    int failed;
+} existing_t;
+
+static void add_foreign(existing_t *ex, const char *key, size_t len) {
+    if (ex->nforeign == ex->cap) {
+        ex->cap = ex->cap ? ex->cap * 2 : 64;
+        char **n = realloc(ex->foreign, ex->cap * sizeof(*n));
+        if (!n) {
+            ex->failed = 1;
+            return;
+        }
+        ex->foreign = n;
+    }
+    ex->foreign[ex->nforeign++] = strndup(key, len);
+}
+
+static bool pid_ok(const char *s, size_t n) {
+    if (n < 1 || n > RM_MAX_ID_CHARS)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static pract_t *existing_get(existing_t *ex, const char *pid, size_t n) {
+    pract_t *p = rm_pract_find(&ex->by_pid, pid, n);
+    if (!p && !(p = rm_pract_add(&ex->by_pid, pid, n)))
+        ex->failed = 1;
+    return p;
+}
+
+/* "avail:{pid}:YYYY-MM-DD" */
+static void on_avail_key(const char *key, size_t len, void *arg) {
+    existing_t *ex = arg;
+    const char *open = key + 6, *close = memchr(key, '}', len);
+    uint16_t day;
+    if (len > 7 && key[6] == '{' && close && close + 12 == key + len && close[1] == ':' &&
+        pid_ok(open + 1, (size_t)(close - open - 1)) && rm_date_parse(close + 2, 10, &day)) {
+        pract_t *p = existing_get(ex, open + 1, (size_t)(close - open - 1));
+        if (p)
+            roaring_bitmap_add(p->st.dirty, day);
+    } else {
+        add_foreign(ex, key, len);
+    }
+}
+
+/* "state:{pid}" */
+static void on_state_key(const char *key, size_t len, void *arg) {
+    existing_t *ex = arg;
+    if (len > 8 && key[6] == '{' && key[len - 1] == '}' && pid_ok(key + 7, len - 8)) {
+        pract_t *p = existing_get(ex, key + 7, len - 8);
+        if (p)
+            p->loaded = true;
+    } else {
+        add_foreign(ex, key, len);
+    }
+}
+
+static void existing_free(existing_t *ex) {
+    rm_pract_map_free(&ex->by_pid);
+    for (size_t i = 0; i < ex->nforeign; i++)
+        free(ex->foreign[i]);
+    free(ex->foreign);
+}
+
+static rm_redis_sink_t *open_sink(const rm_serve_config_t *cfg) {
+    rm_redis_url_t url;
+    char err[256];
+    if (rm_redis_url_parse(cfg->redis_url, &url, err, sizeof(err)) < 0) {
+        rm_error("--redis: %s", err);
+        return NULL;
+    }
+    rm_redis_sink_t *s = rm_redis_sink_new(&url, cfg->redis_prefix);
+    rm_redis_url_free(&url);
+    if (s && rm_redis_sink_connect(s) != RM_ERR_OK) {
+        rm_error("%s", rm_redis_sink_last_error(s));
+        rm_redis_sink_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void print_plan(const rm_serve_config_t *cfg, const rm_replay_t *r, FILE *out) {
+    fprintf(out, "plan: topic %s, %d partition(s), %llu event(s) to replay\n", cfg->topic,
+            r->partitions, (unsigned long long)r->total);
+    for (int p = 0; p < r->partitions; p++)
+        fprintf(out, "  partition %d: offsets %lld..%lld (%lld events)%s\n", p,
+                (long long)r->low[p], (long long)r->high[p], (long long)(r->high[p] - r->low[p]),
+                r->low[p] > 0 ? "  TRUNCATED: history before the earliest offset is gone" : "");
+}
+
+/* Runs the replay with progress. 0 when every partition reached its end. */
+static int replay(const rm_serve_config_t *cfg, rm_replay_t *r) {
+    if (rm_replay_start(cfg, r) < 0) {
+        rm_replay_join(r);
+        return -1;
+    }
+    rm_progress_t pr;
+    rm_progress_begin(&pr, "replay", r->total);
+    while (atomic_load(&r->done) < r->total && !atomic_load(&r->failed) && rm_serve_running) {
+        usleep(100 * 1000);
+        rm_progress_update(&pr, atomic_load(&r->done));
+    }
+    int rc = rm_replay_join(r);
+    rm_progress_end(&pr, atomic_load(&r->done));
+    if (rc < 0 || !rm_serve_running)
+        rm_error("replay did not complete%s", rm_serve_running ? "" : " (interrupted)");
+    return rc < 0 || !rm_serve_running ? -1 : 0;
+}
+
+/* Compares one chunk of replayed practitioners with Redis. Fills each
+ * practitioner's st.dirty with the days to write or delete. */
+static int diff_chunk(rm_redis_sink_t *s, existing_t *ex, pract_t **chunk, size_t n, diff_t *d) {
+    size_t nkeys = 0, cap = 0;
+    char **keys = NULL;
+    uint16_t *key_day = NULL;
+    size_t *key_owner = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        pract_t *pr = chunk[i];
+        rm_avail_mark_all_dirty(&pr->st);
+        pract_t *have = rm_pract_find(&ex->by_pid, pr->pid, pr->pid_len);
+        if (have) {
+            roaring_bitmap_or_inplace(pr->st.dirty, have->st.dirty);
+            have->dirty = true; /* matched: not extra */
+        }
+        roaring_uint32_iterator_t it;
+        roaring_init_iterator(pr->st.dirty, &it);
+        for (; it.has_value; roaring_advance_uint32_iterator(&it)) {
+            if (!have || !roaring_bitmap_contains(have->st.dirty, it.current_value))
+                continue;
+            if (nkeys == cap) {
+                cap = cap ? cap * 2 : 1024;
+                char **k = realloc(keys, cap * sizeof(*k));
+                uint16_t *kd = realloc(key_day, cap * sizeof(*kd));
+                size_t *ko = realloc(key_owner, cap * sizeof(*ko));
+                keys = k ? k : keys;
+                key_day = kd ? kd : key_day;
+                key_owner = ko ? ko : key_owner;
+                if (!k || !kd || !ko) {
+                    rc = -1;
+                    goto out;
+                }
+            }
+            keys[nkeys] = malloc(RM_MAX_ID_CHARS + 32);
+            if (!keys[nkeys]) {
+                rc = -1;
+                goto out;
+            }
+            rm_redis_key_avail(keys[nkeys], RM_MAX_ID_CHARS + 32, "", pr->pid, pr->pid_len,
+                               (uint16_t)it.current_value);
+            key_day[nkeys] = (uint16_t)it.current_value;
+            key_owner[nkeys++] = i;
+        }
+    }
+    char **vals = calloc(nkeys ? nkeys : 1, sizeof(*vals));
+    size_t *lens = calloc(nkeys ? nkeys : 1, sizeof(*lens));
+    if (!vals || !lens || rm_redis_get_many(s, keys, nkeys, vals, lens) != RM_ERR_OK) {
+        if (vals && lens)
+            rm_error("%s", rm_redis_sink_last_error(s));
+        free(vals);
+        free(lens);
+        rc = -1;
+        goto out;
+    }
+    /* Days with an existing key: compare values. */
+    roaring_bitmap_t **keep = calloc(n, sizeof(*keep)); /* unchanged days, per practitioner */
+    for (size_t i = 0; keep && i < n; i++)
+        keep[i] = roaring_bitmap_create();
+    for (size_t k = 0; keep && k < nkeys; k++) {
+        pract_t *pr = chunk[key_owner[k]];
+        uint8_t want[RM_DAY_BYTES];
+        unsigned nfree = rm_avail_day(&pr->st, key_day[k], want);
+        if (nfree == 0) {
+            d->extra++;
+            example(d, EX_EXTRA, "%s%s (should not exist)", "", keys[k]);
+        } else if (!vals[k]) {
+            d->missing++; /* deleted between SCAN and GET */
+            example(d, EX_MISSING, "%s%s", "", keys[k]);
+        } else if (lens[k] != RM_DAY_BYTES || memcmp(vals[k], want, RM_DAY_BYTES) != 0) {
+            d->wrong++;
+            example(d, EX_WRONG, "%s%s (wrong bits)", "", keys[k]);
+        } else {
+            d->unchanged++;
+            roaring_bitmap_add(keep[key_owner[k]], key_day[k]);
+        }
+    }
+    /* Days without a key: missing when they have a free slot. */
+    for (size_t i = 0; keep && i < n; i++) {
+        pract_t *pr = chunk[i];
+        pract_t *have = rm_pract_find(&ex->by_pid, pr->pid, pr->pid_len);
+        roaring_uint32_iterator_t it;
+        roaring_init_iterator(pr->st.dirty, &it);
+        uint8_t want[RM_DAY_BYTES];
+        for (; it.has_value; roaring_advance_uint32_iterator(&it)) {
+            if (have && roaring_bitmap_contains(have->st.dirty, it.current_value))
+                continue;
+            if (rm_avail_day(&pr->st, (uint16_t)it.current_value, want) > 0) {
+                d->missing++;
+                char key[RM_MAX_ID_CHARS + 32];
+                rm_redis_key_avail(key, sizeof(key), "", pr->pid, pr->pid_len,
+                                   (uint16_t)it.current_value);
+                example(d, EX_MISSING, "%s%s", "", key);
+            } else {
+                roaring_bitmap_add(keep[i], it.current_value); /* absent, as it should be */
+            }
+        }
+        roaring_bitmap_andnot_inplace(pr->st.dirty, keep[i]);
+        roaring_bitmap_free(keep[i]);
+    }
+    if (!keep)
+        rc = -1;
+    free(keep);
+    for (size_t k = 0; k < nkeys; k++)
+        free(vals[k]);
+    free(vals);
+    free(lens);
+out:
+    for (size_t k = 0; k < nkeys; k++)
+        free(keys[k]);
+    free(keys);
+    free(key_day);
+    free(key_owner);
+    return rc;
+}
+
+/* Practitioners of all partitions, in a stable order. */
+static pract_t **collect(rm_replay_t *r, size_t *n) {
+    size_t total = 0;
+    for (int p = 0; p < r->partitions; p++)
+        total += r->maps[p].count;
+    pract_t **all = malloc((total ? total : 1) * sizeof(*all));
+    *n = 0;
+    for (int p = 0; all && p < r->partitions; p++)
+        for (uint32_t i = 0; i < r->maps[p].capacity; i++)
+            if (r->maps[p].slots[i])
+                all[(*n)++] = r->maps[p].slots[i];
+    return all;
+}
+
+/* Keys of what Redis holds that no replayed practitioner accounts for. */
+static int leftovers(existing_t *ex, char ***out, size_t *n, diff_t *d) {
+    size_t cap = ex->nforeign + 16;
+    char **keys = malloc(cap * sizeof(*keys));
+    if (!keys)
+        return -1;
+    *n = 0;
+    for (size_t i = 0; i < ex->nforeign; i++) {
+        keys[(*n)++] = strdup(ex->foreign[i]);
+        d->extra++;
+        example(d, EX_EXTRA, "%s%s (not a model key)", "", ex->foreign[i]);
+    }
+    for (uint32_t i = 0; i < ex->by_pid.capacity; i++) {
+        pract_t *p = ex->by_pid.slots[i];
+        if (!p || p->dirty)
+            continue;
+        size_t need = *n + 1 + roaring_bitmap_get_cardinality(p->st.dirty);
+        if (need > cap) {
+            cap = need * 2;
+            char **k = realloc(keys, cap * sizeof(*k));
+            if (!k)
+                return -1;
+            keys = k;
+        }
+        roaring_uint32_iterator_t it;
+        roaring_init_iterator(p->st.dirty, &it);
+        for (; it.has_value; roaring_advance_uint32_iterator(&it)) {
+            char *k = malloc(RM_MAX_ID_CHARS + 32);
+            rm_redis_key_avail(k, RM_MAX_ID_CHARS + 32, "", p->pid, p->pid_len,
+                               (uint16_t)it.current_value);
+            keys[(*n)++] = k;
+            d->extra++;
+            example(d, EX_EXTRA, "%s%s (no such practitioner in the log)", "", k);
+        }
+        if (p->loaded) {
+            char *k = malloc(RM_MAX_ID_CHARS + 16);
+            rm_redis_key_state(k, RM_MAX_ID_CHARS + 16, "", p->pid, p->pid_len);
+            keys[(*n)++] = k;
+            d->state_extra++;
+            example(d, EX_STATE, "%s%s (no such practitioner in the log)", "", k);
+        }
+    }
+    *out = keys;
+    return 0;
+}
+
+static void free_keys(char **keys, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+}
+
+static int scan_existing(rm_redis_sink_t *s, existing_t *ex) {
+    memset(ex, 0, sizeof(*ex));
+    if (rm_redis_scan(s, "avail:*", on_avail_key, ex) != RM_ERR_OK ||
+        rm_redis_scan(s, "state:*", on_state_key, ex) != RM_ERR_OK) {
+        rm_error("%s", rm_redis_sink_last_error(s));
+        return -1;
+    }
+    return ex->failed ? -1 : 0;
+}
+
+static void log_events(const rm_replay_t *r) {
+    const rm_serve_stats_t *st = &r->stats;
+    rm_info("events: applied=%llu invalid=%llu ignored=%llu tombstone=%llu anomalies=%llu",
+            (unsigned long long)atomic_load(&st->events[RM_RESULT_APPLIED]),
+            (unsigned long long)atomic_load(&st->events[RM_RESULT_INVALID]),
+            (unsigned long long)atomic_load(&st->events[RM_RESULT_IGNORED]),
+            (unsigned long long)atomic_load(&st->events[RM_RESULT_TOMBSTONE]),
+            (unsigned long long)atomic_load(&st->anomalies));
+}
+
+/* ---- lease renewal ---- */
+
+typedef struct {
+    rm_redis_sink_t *sink; /* its own connection */
+    const char *holder;
+    int ttl_ms;
+    atomic_int stop, lost;
+    pthread_t thread;
+} renewer_t;
+
+static void *renew_main(void *arg) {
+    renewer_t *rn = arg;
+    while (!atomic_load(&rn->stop)) {
+        for (int i = 0; i < rn->ttl_ms / 3 / 100 && !atomic_load(&rn->stop); i++)
+            usleep(100 * 1000);
+        if (atomic_load(&rn->stop))
+            break;
+        bool ok = false;
+        if (rm_redis_lease_renew(rn->sink, rn->holder, rn->ttl_ms, &ok) == RM_ERR_OK && !ok) {
+            rm_error("the rebuild lease was lost (expired or taken); stopping");
+            atomic_store(&rn->lost, 1);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static int flush_model(rm_redis_sink_t *s) {
+    existing_t ex;
+    if (scan_existing(s, &ex) < 0)
+        return -1;
+    diff_t d = {0};
+    char **keys;
+    size_t n;
+    int rc = leftovers(&ex, &keys, &n, &d);
+    if (rc == 0 && rm_redis_del_many(s, keys, n) != RM_ERR_OK)
+        rc = -1;
+    if (rc == 0)
+        rm_warn("--flush: deleted %zu key(s); readers see an empty model until the rebuild ends",
+                n);
+    free_keys(keys, rc == 0 ? n : 0);
+    existing_free(&ex);
+    return rc;
+}
+
+int rm_rebuild_main(const rm_serve_config_t *cfg) {
+    rm_replay_t r;
+    if (rm_replay_plan(cfg, &r) < 0)
+        return RM_EXIT_FAILED;
+    print_plan(cfg, &r, stdout);
+    int truncated = rm_replay_truncated(&r);
+    if (truncated && !cfg->allow_truncated) {
+        fprintf(stderr,
+                "readmodel rebuild: %d partition(s) start above offset 0: a model built from this "
+                "log would be incomplete unless AvailabilitySnapshot events after the earliest "
+                "offsets summarise what is gone. Nothing was written. Re-run with "
+                "--allow-truncated-history to accept it.\n",
+                truncated);
+        rm_replay_free(&r);
+        return RM_EXIT_TRUNCATED;
+    }
+    if (cfg->dry_run) {
+        printf("dry run: nothing changed\n");
+        rm_replay_free(&r);
+        return RM_EXIT_OK;
+    }
+    rm_redis_sink_t *s = open_sink(cfg), *lease_sink = open_sink(cfg);
+    if (!s || !lease_sink) {
+        rm_redis_sink_free(s);
+        rm_redis_sink_free(lease_sink);
+        rm_replay_free(&r);
+        return RM_EXIT_FAILED;
+    }
+    char holder[256], host[128] = "host", other[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(holder, sizeof(holder), "%s:%d:%lld", host, (int)getpid(), (long long)time(NULL));
+    bool got = false;
+    int rc = RM_EXIT_FAILED;
+    renewer_t rn = {lease_sink, holder, cfg->lease_ttl_ms, 0, 0, 0};
+    if (rm_redis_lease_acquire(s, holder, cfg->lease_ttl_ms, &got, other, sizeof(other)) !=
+        RM_ERR_OK) {
+        rm_error("%s", rm_redis_sink_last_error(s));
+        goto done;
+    }
+    if (!got) {
+        fprintf(stderr, "readmodel rebuild: another rebuild holds the lease (%s); not starting\n",
+                other);
+        rc = RM_EXIT_LEASE_HELD;
+        goto done;
+    }
+    rm_info("lease taken as %s; live serve processes pause writes until it is released", holder);
+    pthread_create(&rn.thread, NULL, renew_main, &rn);
+    time_t started = time(NULL);
+    rm_progress_t total;
+    rm_progress_begin(&total, "rebuild", 0);
+
+    if (cfg->flush && flush_model(s) < 0)
+        goto release;
+    /* A flush changes what the replay must write, so the plan's offsets are
+     * kept: events after them are serve's to apply after the lease. */
+    if (replay(cfg, &r) < 0)
+        goto release;
+    log_events(&r);
+
+    double write_start = rm_progress_elapsed(&total);
+    existing_t ex;
+    if (scan_existing(s, &ex) < 0)
+        goto release;
+    size_t n;
+    pract_t **all = collect(&r, &n);
+    diff_t d = {0};
+    rm_progress_t wp;
+    rm_progress_begin(&wp, "write", n);
+    bool ok = all != NULL;
+    for (size_t off = 0; ok && off < n; off += CHUNK) {
+        if (atomic_load(&rn.lost) || !rm_serve_running) {
+            ok = false;
+            break;
+        }
+        size_t m = n - off < CHUNK ? n - off : CHUNK;
+        if (diff_chunk(s, &ex, all + off, m, &d) < 0) {
+            ok = false;
+            break;
+        }
+        rm_redis_flush_t items[CHUNK];
+        for (size_t i = 0; i < m; i++) {
+            pract_t *pr = all[off + i];
+            items[i] = (rm_redis_flush_t){.pid = pr->pid,
+                                          .pid_len = pr->pid_len,
+                                          .st = &pr->st,
+                                          .partition = pr->fence_partition,
+                                          .fence = pr->fence,
+                                          .force = true};
+        }
+        if (rm_redis_sink_flush(s, items, m) != RM_ERR_OK) {
+            rm_error("%s", rm_redis_sink_last_error(s));
+            ok = false;
+        }
+        rm_progress_update(&wp, off + m);
+    }
+    rm_progress_end(&wp, ok ? n : 0);
+    char **extra_keys = NULL;
+    size_t nextra = 0;
+    if (ok && (leftovers(&ex, &extra_keys, &nextra, &d) < 0 ||
+               rm_redis_del_many(s, extra_keys, nextra) != RM_ERR_OK))
+        ok = false;
+    d.written = d.missing + d.wrong;
+    d.deleted = d.extra + d.state_extra;
+    for (int p = 0; ok && p < r.partitions; p++)
+        if (rm_redis_checkpoint_set(s, cfg->topic, p, r.high[p]) != RM_ERR_OK)
+            ok = false;
+    if (!ok && !atomic_load(&rn.lost))
+        rm_error("rebuild failed: %s", rm_redis_sink_last_error(s));
+    free_keys(extra_keys, nextra);
+    free(all);
+    existing_free(&ex);
+    double secs = rm_progress_elapsed(&total);
+    char started_s[32], finished[32], dur[32], events[32], written[32], deleted[32], unchanged[32],
+        trunc[16], write_share[32];
+    snprintf(started_s, sizeof(started_s), "%lld", (long long)started);
+    snprintf(finished, sizeof(finished), "%lld", (long long)time(NULL));
+    snprintf(dur, sizeof(dur), "%.3f", secs);
+    snprintf(events, sizeof(events), "%llu", (unsigned long long)atomic_load(&r.done));
+    snprintf(written, sizeof(written), "%llu", (unsigned long long)d.written);
+    snprintf(deleted, sizeof(deleted), "%llu", (unsigned long long)d.deleted);
+    snprintf(unchanged, sizeof(unchanged), "%llu", (unsigned long long)d.unchanged);
+    snprintf(trunc, sizeof(trunc), "%d", truncated);
+    snprintf(write_share, sizeof(write_share), "%.3f",
+             secs > 0 ? (secs - write_start) / secs : 0.0);
+    const char *fields[] = {
+        "started_at",   "finished_at",  "result",         "duration_s",           "events",
+        "keys_written", "keys_deleted", "keys_unchanged", "truncated_partitions", "write_share"};
+    const char *values[] = {
+        started_s, finished, ok ? "ok" : "failed", dur, events, written, deleted,
+        unchanged, trunc,    write_share};
+    rm_redis_record_set(s, "redis", fields, values, 10);
+    printf("rebuild %s in %.1f s: events applied=%llu invalid=%llu ignored=%llu; keys written=%s "
+           "deleted=%s unchanged=%s; writing took %.0f%% of the time%s\n",
+           ok ? "completed" : "FAILED", secs,
+           (unsigned long long)atomic_load(&r.stats.events[RM_RESULT_APPLIED]),
+           (unsigned long long)atomic_load(&r.stats.events[RM_RESULT_INVALID]),
+           (unsigned long long)atomic_load(&r.stats.events[RM_RESULT_IGNORED]), written, deleted,
+           unchanged, secs > 0 ? 100.0 * (secs - write_start) / secs : 0.0,
+           truncated ? "; WARNING: built from truncated history" : "");
+    rc = ok ? RM_EXIT_OK : RM_EXIT_FAILED;
+release:
+    atomic_store(&rn.stop, 1);
+    pthread_join(rn.thread, NULL);
+    if (!atomic_load(&rn.lost))
+        rm_redis_lease_release(s, holder);
+done:
+    rm_redis_sink_free(s);
+    rm_redis_sink_free(lease_sink);
+    rm_replay_free(&r);
+    return rc;
+}
+
+static void print_examples(const diff_t *d, int kind, const char *title) {
+    for (int i = 0; i < d->nexamples[kind]; i++)
+        printf("  %s: %s\n", title, d->examples[kind][i]);
+}
+
+int rm_verify_main(const rm_serve_config_t *cfg) {
+    rm_replay_t r;
+    if (rm_replay_plan(cfg, &r) < 0)
+        return RM_EXIT_USAGE;
+    int truncated = rm_replay_truncated(&r);
+    if (truncated && !cfg->allow_truncated) {
+        print_plan(cfg, &r, stderr);
+        fprintf(stderr,
+                "readmodel verify: %d partition(s) start above offset 0; re-run with "
+                "--allow-truncated-history to compare anyway\n",
+                truncated);
+        rm_replay_free(&r);
+        return RM_EXIT_TRUNCATED;
+    }
+    rm_redis_sink_t *s = open_sink(cfg);
+    int rc = RM_EXIT_USAGE;
+    if (!s || replay(cfg, &r) < 0)
+        goto done;
+    existing_t ex;
+    if (scan_existing(s, &ex) < 0)
+        goto done;
+    size_t n;
+    pract_t **all = collect(&r, &n);
+    diff_t d = {0};
+    bool ok = all != NULL;
+    char *pids[CHUNK];
+    int32_t parts[CHUNK];
+    int64_t fences[CHUNK];
+    for (size_t off = 0; ok && off < n; off += CHUNK) {
+        size_t m = n - off < CHUNK ? n - off : CHUNK, keep = 0;
+        for (size_t i = 0; i < m; i++)
+            pids[i] = all[off + i]->pid;
+        if (rm_redis_fences(s, pids, m, parts, fences) != RM_ERR_OK) {
+            ok = false;
+            break;
+        }
+        pract_t *chunk[CHUNK];
+        for (size_t i = 0; i < m; i++) {
+            pract_t *pr = all[off + i];
+            pract_t *have = rm_pract_find(&ex.by_pid, pr->pid, pr->pid_len);
+            if (parts[i] == pr->fence_partition && fences[i] >= r.high[parts[i]]) {
+                d.skipped++; /* a live serve applied newer events: not comparable */
+                if (have)
+                    have->dirty = true;
+                continue;
+            }
+            if (fences[i] < 0) {
+                d.state_missing++;
+                example(&d, EX_STATE, "state:{%s}%s", pr->pid, " (missing)");
+            } else if (parts[i] != pr->fence_partition || fences[i] != pr->fence) {
+                d.state_wrong++;
+                example(&d, EX_STATE, "state:{%s}%s", pr->pid, " (wrong fence)");
+            }
+            chunk[keep++] = pr;
+        }
+        if (diff_chunk(s, &ex, chunk, keep, &d) < 0)
+            ok = false;
+    }
+    char **extra_keys = NULL;
+    size_t nextra = 0;
+    if (ok && leftovers(&ex, &extra_keys, &nextra, &d) < 0)
+        ok = false;
+    free_keys(extra_keys, nextra);
+    for (int p = 0; ok && p < r.partitions; p++) {
+        int64_t cp;
+        if (rm_redis_sink_checkpoint_get(s, cfg->topic, p, &cp) != RM_ERR_OK) {
+            ok = false;
+        } else if (cp != r.high[p] && !(cp > r.high[p])) {
+            d.checkpoint_wrong++;
+            printf("  checkpoint of partition %d: %lld, log end %lld\n", p, (long long)cp,
+                   (long long)r.high[p]);
+        }
+    }
+    free(all);
+    existing_free(&ex);
+    if (!ok) {
+        rm_error("verify could not compare: %s", rm_redis_sink_last_error(s));
+        goto done;
+    }
+    uint64_t drift = d.missing + d.wrong + d.extra + d.state_missing + d.state_wrong +
+                     d.state_extra + d.checkpoint_wrong;
+    printf("verify: %s. keys: %llu missing, %llu wrong, %llu extra, %llu correct; states: %llu "
+           "missing, %llu wrong, %llu extra; checkpoints: %llu wrong; %llu practitioner(s) "
+           "skipped (moved on during verify)%s\n",
+           drift ? "DRIFT FOUND" : "identical", (unsigned long long)d.missing,
+           (unsigned long long)d.wrong, (unsigned long long)d.extra,
+           (unsigned long long)d.unchanged, (unsigned long long)d.state_missing,
+           (unsigned long long)d.state_wrong, (unsigned long long)d.state_extra,
+           (unsigned long long)d.checkpoint_wrong, (unsigned long long)d.skipped,
+           truncated ? "; compared against truncated history" : "");
+    print_examples(&d, EX_MISSING, "missing");
+    print_examples(&d, EX_WRONG, "wrong");
+    print_examples(&d, EX_EXTRA, "extra");
+    print_examples(&d, EX_STATE, "state");
+    rc = drift ? RM_EXIT_FAILED : RM_EXIT_OK;
+done:
+    rm_redis_sink_free(s);
+    rm_replay_free(&r);
+    return rc;
+}
+
+int rm_status_main(const rm_serve_config_t *cfg) {
+    rm_replay_t r;
+    if (rm_replay_plan(cfg, &r) < 0)
+        return RM_EXIT_FAILED;
+    rm_redis_sink_t *s = open_sink(cfg);
+    if (!s) {
+        rm_replay_free(&r);
+        return RM_EXIT_FAILED;
+    }
+    int rc = RM_EXIT_OK;
+    printf("target redis, topic %s, prefix %s\n", cfg->topic, cfg->redis_prefix);
+    printf("%-10s %12s %12s %12s %10s\n", "partition", "earliest", "end", "checkpoint", "lag");
+    for (int p = 0; p < r.partitions; p++) {
+        int64_t cp = -1;
+        if (rm_redis_sink_checkpoint_get(s, cfg->topic, p, &cp) != RM_ERR_OK) {
+            rm_error("%s", rm_redis_sink_last_error(s));
+            rc = RM_EXIT_FAILED;
+            break;
+        }
+        char cps[24] = "none", lag[24];
+        if (cp >= 0)
+            snprintf(cps, sizeof(cps), "%lld", (long long)cp);
+        snprintf(lag, sizeof(lag), "%lld", (long long)(r.high[p] - (cp >= 0 ? cp : r.low[p])));
+        printf("%-10d %12lld %12lld %12s %10s%s\n", p, (long long)r.low[p], (long long)r.high[p],
+               cps, lag, r.low[p] > 0 ? "  (truncated history)" : "");
+    }
+    char holder[256], record[1024];
+    long long ttl;
+    if (rc == 0 && rm_redis_lease_get(s, holder, sizeof(holder), &ttl) == RM_ERR_OK)
+        printf("lease: %s\n", holder[0] ? holder : "free");
+    if (rc == 0 && rm_redis_record_get(s, "redis", record, sizeof(record)) == RM_ERR_OK)
+        printf("last rebuild:%s%s", record[0] ? "\n" : " none\n", record);
+    rm_redis_sink_free(s);
+    rm_replay_free(&r);
+    return rc;
+}

@@ -1,0 +1,34 @@
+/*
+ * Replay (internal to rebuild and verify): reads every partition from its
+ * earliest offset to the end offset captured when the plan was made, and
+ * projects it into fresh in-memory state, one practitioner map per
+ * partition. Threads each own a consumer with a manual assignment (no group
+ * membership, nothing committed).
+ */
+#ifndef READMODEL_REPLAY_H
+#define READMODEL_REPLAY_H
+
+#include "worker.h"
+
+typedef struct {
+    int partitions;
+    int64_t *low;  /* earliest offset when planned */
+    int64_t *high; /* end offset captured when planned */
+    pract_map_t *maps;
+    rm_serve_stats_t stats;
+    atomic_uint_least64_t done; /* messages read so far */
+    uint64_t total;             /* sum of high - low */
+    atomic_int failed;
+} rm_replay_t;
+
+/* Reads the topic's partitions and their offsets. 0, or -1 (logged). */
+int rm_replay_plan(const rm_serve_config_t *cfg, rm_replay_t *r);
+/* Number of partitions whose earliest offset is above 0. */
+int rm_replay_truncated(const rm_replay_t *r);
+/* Starts the replay threads; returns at once. 0, or -1 (logged). */
+int rm_replay_start(const rm_serve_config_t *cfg, rm_replay_t *r);
+/* Waits for the threads. 0 when every partition reached its end offset. */
+int rm_replay_join(rm_replay_t *r);
+void rm_replay_free(rm_replay_t *r);
+
+#endif

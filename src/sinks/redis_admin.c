@@ -1,0 +1,316 @@
+/*
+ * Redis administration for rebuild, verify and status: the rebuild lease
+ * (a key with an expiry, renewed by its holder, released only by it), key
+ * scans under the prefix, pipelined reads and deletes, unconditional
+ * checkpoints and the record of the last rebuild. Same error contract as
+ * redis_sink.c: RM_ERR_IO drops the connection, the next call reconnects.
+ */
+#include "redis_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char renew_lua[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+                                "  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+                                "end\n"
+                                "return 0\n";
+static const char release_lua[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+                                  "  return redis.call('DEL', KEYS[1])\n"
+                                  "end\n"
+                                  "return 0\n";
+
+const char *rm_redis_sink_prefix(const rm_redis_sink_t *s) {
+    return s->prefix;
+}
+
+static void lease_key(const rm_redis_sink_t *s, char *out, size_t cap) {
+    snprintf(out, cap, "%slease:redis", s->prefix);
+}
+
+rm_err_t rm_redis_lease_acquire(rm_redis_sink_t *s, const char *holder, int ttl_ms, bool *got,
+                                char *holder_out, size_t cap) {
+    rm_err_t e = rm_redis_sink_connect(s);
+    if (e)
+        return e;
+    char key[256], ttl[24];
+    lease_key(s, key, sizeof(key));
+    snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
+    const char *argv[] = {"SET", key, holder, "NX", "PX", ttl};
+    size_t lens[] = {3, strlen(key), strlen(holder), 2, 2, strlen(ttl)};
+    redisReply *r;
+    if ((e = rm_redis_command(s, &r, 6, argv, lens)))
+        return e;
+    *got = r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    if (!*got && holder_out) {
+        long long left;
+        return rm_redis_lease_get(s, holder_out, cap, &left);
+    }
+    return RM_ERR_OK;
+}
+
+static rm_err_t lease_script(rm_redis_sink_t *s, const char *src, const char *holder, int ttl_ms,
+                             long long *result) {
+    rm_err_t e = rm_redis_sink_connect(s);
+    if (e)
+        return e;
+    char key[256], ttl[24];
+    lease_key(s, key, sizeof(key));
+    snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
+    const char *argv[] = {"EVAL", src, "1", key, holder, ttl};
+    size_t lens[] = {4, strlen(src), 1, strlen(key), strlen(holder), strlen(ttl)};
+    redisReply *r;
+    if ((e = rm_redis_command(s, &r, 6, argv, lens)))
+        return e;
+    *result = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    freeReplyObject(r);
+    return RM_ERR_OK;
+}
+
+rm_err_t rm_redis_lease_renew(rm_redis_sink_t *s, const char *holder, int ttl_ms, bool *ok) {
+    long long res = 0;
+    rm_err_t e = lease_script(s, renew_lua, holder, ttl_ms, &res);
+    *ok = res == 1;
+    return e;
+}
+
+rm_err_t rm_redis_lease_release(rm_redis_sink_t *s, const char *holder) {
+    long long res;
+    return lease_script(s, release_lua, holder, 0, &res);
+}
+
+rm_err_t rm_redis_lease_get(rm_redis_sink_t *s, char *holder, size_t cap, long long *ttl_ms) {
+    rm_err_t e = rm_redis_sink_connect(s);
+    if (e)
+        return e;
+    char key[256];
+    lease_key(s, key, sizeof(key));
+    const char *a1[] = {"GET", key}, *a2[] = {"PTTL", key};
+    size_t l[] = {3, strlen(key)}, l2[] = {4, strlen(key)};
+    if (redisAppendCommandArgv(s->c, 2, a1, l) != REDIS_OK ||
+        redisAppendCommandArgv(s->c, 2, a2, l2) != REDIS_OK)
+        return rm_redis_io_error(s);
+    redisReply *r1, *r2;
+    if (redisGetReply(s->c, (void **)&r1) != REDIS_OK)
+        return rm_redis_io_error(s);
+    if (redisGetReply(s->c, (void **)&r2) != REDIS_OK) {
+        freeReplyObject(r1);
+        return rm_redis_io_error(s);
+    }
+    snprintf(holder, cap, "%.*s", r1->type == REDIS_REPLY_STRING ? (int)r1->len : 0,
+             r1->type == REDIS_REPLY_STRING ? r1->str : "");
+    *ttl_ms = r2->type == REDIS_REPLY_INTEGER && r2->integer >= 0 ? r2->integer : -1;
+    freeReplyObject(r1);
+    freeReplyObject(r2);
+    return RM_ERR_OK;
+}
+
+rm_err_t rm_redis_scan(rm_redis_sink_t *s, const char *pattern,
+                       void (*fn)(const char *key, size_t len, void *arg), void *arg) {
+    rm_err_t e = rm_redis_sink_connect(s);
+    if (e)
+        return e;
+    char match[512], cursor[32] = "0";
+    snprintf(match, sizeof(match), "%s%s", s->prefix, pattern);
+    size_t plen = strlen(s->prefix);
+    do {
+        const char *argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
+        size_t lens[] = {4, strlen(cursor), 5, strlen(match), 5, 4};
+        redisReply *r;
+        if ((e = rm_redis_command(s, &r, 6, argv, lens)))
+            return e;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            freeReplyObject(r);
+            return rm_redis_reply_error(s, NULL, "SCAN");
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        const redisReply *keys = r->element[1];
+        for (size_t i = 0; i < keys->elements; i++)
+            if (keys->element[i]->len >= plen)
+                fn(keys->element[i]->str + plen, keys->element[i]->len - plen, arg);
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return RM_ERR_OK;
+}
+
+/* Appends `cmd <prefix>key [extra...]` for each key, then reads each reply
+ * into fn. Pipelined in chunks so memory stays bounded. */
+static rm_err_t pipeline_keys(rm_redis_sink_t *s, const char *cmd, const char *const *extra,
+                              int nextra, char *const *keys, size_t n,
+                              void (*fn)(size_t i, redisReply *r, void *arg), void *arg) {
+    rm_err_t e = rm_redis_sink_connect(s);
+    if (e)
+        return e;
+    char key[512];
+    const size_t chunk = 1000;
+    for (size_t off = 0; off < n; off += chunk) {
+        size_t m = n - off < chunk ? n - off : chunk;
+        for (size_t i = 0; i < m; i++) {
+            const char *argv[8] = {cmd, key};
+            size_t lens[8] = {strlen(cmd), 0};
+            lens[1] = (size_t)snprintf(key, sizeof(key), "%s%s", s->prefix, keys[off + i]);
+            for (int k = 0; k < nextra; k++) {
+                argv[2 + k] = extra[k];
+                lens[2 + k] = strlen(extra[k]);
+            }
+            if (redisAppendCommandArgv(s->c, 2 + nextra, argv, lens) != REDIS_OK)
+                return rm_redis_io_error(s);
+        }
+        for (size_t i = 0; i < m; i++) {
+            redisReply *r;
+            if (redisGetReply(s->c, (void **)&r) != REDIS_OK)
+                return rm_redis_io_error(s);
+            if (r->type == REDIS_REPLY_ERROR) {
+                e = rm_redis_reply_error(s, r, cmd);
+                freeReplyObject(r);
+                continue;
+            }
+            fn(off + i, r, arg);
+            freeReplyObject(r);
+        }
+        if (e)
+            return e;
+    }
+    return RM_ERR_OK;
+}
+
+typedef struct {
+    char **values;
+    size_t *lens;
+} get_ctx_t;
+
+static void on_get(size_t i, redisReply *r, void *arg) {
+    get_ctx_t *g = arg;
+    g->values[i] = NULL;
+    g->lens[i] = 0;
+    if (r->type == REDIS_REPLY_STRING && (g->values[i] = malloc(r->len + 1))) {
+        memcpy(g->values[i], r->str, r->len);
+        g->values[i][r->len] = '\0';
+        g->lens[i] = r->len;
+    }
+}
+
+rm_err_t rm_redis_get_many(rm_redis_sink_t *s, char *const *keys, size_t n, char **values,
+                           size_t *lens) {
+    get_ctx_t g = {values, lens};
+    memset(values, 0, n * sizeof(*values));
+    return pipeline_keys(s, "GET", NULL, 0, keys, n, on_get, &g);
+}
+
+typedef struct {
+    int32_t *parts;
+    int64_t *fences;
+} fence_ctx_t;
+
+static void on_fence(size_t i, redisReply *r, void *arg) {
+    fence_ctx_t *f = arg;
+    f->parts[i] = -1;
+    f->fences[i] = -1;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING) {
+        f->parts[i] = (int32_t)atol(r->element[0]->str);
+        f->fences[i] = atoll(r->element[1]->str);
+    }
+}
+
+rm_err_t rm_redis_fences(rm_redis_sink_t *s, char *const *pids, size_t n, int32_t *partitions,
+                         int64_t *fences) {
+    char **keys = malloc((n ? n : 1) * sizeof(*keys));
+    if (!keys)
+        return RM_ERR_NOMEM;
+    size_t made = 0;
+    rm_err_t e = RM_ERR_OK;
+    for (; made < n; made++) {
+        size_t len = strlen(pids[made]) + 16;
+        if (!(keys[made] = malloc(len))) {
+            e = RM_ERR_NOMEM;
+            break;
+        }
+        snprintf(keys[made], len, "state:{%s}", pids[made]);
+    }
+    const char *extra[] = {"p", "f"};
+    fence_ctx_t f = {partitions, fences};
+    if (e == RM_ERR_OK)
+        e = pipeline_keys(s, "HMGET", extra, 2, keys, n, on_fence, &f);
+    for (size_t i = 0; i < made; i++)
+        free(keys[i]);
+    free(keys);
+    return e;
+}
+
+static void on_ignore(size_t i, redisReply *r, void *arg) {
+    (void)i;
+    (void)r;
+    (void)arg;
+}
+
+rm_err_t rm_redis_del_many(rm_redis_sink_t *s, char *const *keys, size_t n) {
+    return pipeline_keys(s, "DEL", NULL, 0, keys, n, on_ignore, NULL);
+}
+
+rm_err_t rm_redis_checkpoint_set(rm_redis_sink_t *s, const char *topic, int32_t partition,
+                                 int64_t next) {
+    rm_err_t e = rm_redis_sink_connect(s);
+    if (e)
+        return e;
+    char key[512], v[24];
+    int kl = rm_redis_key_checkpoint(key, sizeof(key), s->prefix, topic, partition);
+    snprintf(v, sizeof(v), "%lld", (long long)next);
+    const char *argv[] = {"SET", key, v};
+    size_t lens[] = {3, (size_t)kl, strlen(v)};
+    redisReply *r;
+    if ((e = rm_redis_command(s, &r, 3, argv, lens)))
+        return e;
+    freeReplyObject(r);
+    return RM_ERR_OK;
+}
+
+rm_err_t rm_redis_record_set(rm_redis_sink_t *s, const char *target, const char *const *fields,
+                             const char *const *values, size_t n) {
+    rm_err_t e = rm_redis_sink_connect(s);
+    if (e)
+        return e;
+    char key[256];
+    snprintf(key, sizeof(key), "%srebuild:last:%s", s->prefix, target);
+    const char **argv = malloc((2 + 2 * n) * sizeof(*argv));
+    size_t *lens = malloc((2 + 2 * n) * sizeof(*lens));
+    if (!argv || !lens) {
+        free(argv);
+        free(lens);
+        return RM_ERR_NOMEM;
+    }
+    argv[0] = "HSET", lens[0] = 4;
+    argv[1] = key, lens[1] = strlen(key);
+    for (size_t i = 0; i < n; i++) {
+        argv[2 + 2 * i] = fields[i], lens[2 + 2 * i] = strlen(fields[i]);
+        argv[3 + 2 * i] = values[i], lens[3 + 2 * i] = strlen(values[i]);
+    }
+    redisReply *r;
+    e = rm_redis_command(s, &r, (int)(2 + 2 * n), argv, lens);
+    if (!e)
+        freeReplyObject(r);
+    free(argv);
+    free(lens);
+    return e;
+}
+
+rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *target, char *out, size_t cap) {
+    rm_err_t e = rm_redis_sink_connect(s);
+    if (e)
+        return e;
+    char key[256];
+    snprintf(key, sizeof(key), "%srebuild:last:%s", s->prefix, target);
+    const char *argv[] = {"HGETALL", key};
+    size_t lens[] = {7, strlen(key)};
+    redisReply *r;
+    if ((e = rm_redis_command(s, &r, 2, argv, lens)))
+        return e;
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements && o < cap; i += 2)
+        o += (size_t)snprintf(out + o, cap - o, "%s=%s\n", r->element[i]->str,
+                              r->element[i + 1]->str);
+    freeReplyObject(r);
+    return RM_ERR_OK;
+}

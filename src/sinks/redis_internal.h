@@ -1,0 +1,26 @@
+/* Internals shared by redis_sink.c and redis_admin.c. */
+#ifndef READMODEL_REDIS_INTERNAL_H
+#define READMODEL_REDIS_INTERNAL_H
+
+#include "readmodel/redis_sink.h"
+
+#include <hiredis/hiredis.h>
+
+struct rm_redis_sink {
+    rm_redis_url_t url;
+    char *prefix;
+    redisContext *c;
+    char flush_sha[48];
+    char cas_sha[48];
+    char err[256];
+};
+
+/* Records the I/O error, frees the context (never reused) and returns RM_ERR_IO. */
+rm_err_t rm_redis_io_error(rm_redis_sink_t *s);
+/* Records an error reply (r may be NULL) and returns RM_ERR_REPLY. */
+rm_err_t rm_redis_reply_error(rm_redis_sink_t *s, const redisReply *r, const char *what);
+/* One command; on RM_ERR_OK *out is the (non-error) reply, caller frees. */
+rm_err_t rm_redis_command(rm_redis_sink_t *s, redisReply **out, int argc, const char **argv,
+                          const size_t *lens);
+
+#endif

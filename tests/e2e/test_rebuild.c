@@ -1,0 +1,321 @@
+/*
+ * rebuild, verify and status end to end: each kind of corruption is found
+ * by verify and repaired by rebuild; a rebuild while serve runs and events
+ * keep arriving; readers never see fewer keys than should exist; a rebuild
+ * killed midway and run again; one rebuild at a time; truncated history.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "e2e.h"
+#include "readmodel/date.h"
+#include "readmodel/gen.h"
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TOPIC "booking.events"
+
+static rm_gen_t *generator(uint64_t seed, int practitioners) {
+    rm_gen_config_t cfg = {.seed = seed,
+                           .practitioners = practitioners,
+                           .days = 7,
+                           .invalid_ratio = 0.02,
+                           .ignored_ratio = 0.01};
+    rm_date_parse("2026-11-23", 10, &cfg.start_day);
+    return rm_gen_new(&cfg);
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void redis_cmd(e2e_t *e, const char *fmt, const char *arg) {
+    redisContext *c = rm_test_redis_connect(&e->redis);
+    freeReplyObject(redisCommand(c, fmt, arg));
+    redisFree(c);
+}
+
+/* A model built by serve from a generated log, checked against the reference. */
+static void built_model(e2e_t *e, int partitions, uint64_t seed, int practitioners) {
+    assert_int_equal(e2e_start(e, TOPIC, partitions), 0);
+    rm_gen_t *g = generator(seed, practitioners);
+    e2e_produce_generated(e, g, -1);
+    rm_gen_free(g);
+    const char *until[] = {"--until-caught-up", NULL};
+    assert_int_equal(e2e_wait(e2e_serve(e, until)), 0);
+    assert_int_equal(e2e_compare(e), 0);
+}
+
+static const char *const rebuild_args[] = {"--target", "redis", "--from-beginning", NULL};
+static const char *const verify_args[] = {"--target", "redis", NULL};
+
+typedef struct {
+    const char *name;
+    const char *commands[4]; /* redis commands with one %s: a real key */
+} corruption_t;
+
+static void test_each_corruption_found_and_repaired(void **state) {
+    (void)state;
+    e2e_t e;
+    built_model(&e, 3, 7, 60);
+    assert_int_equal(e2e_run(&e, "verify", verify_args), 0);
+    const corruption_t kinds[] = {
+        {"deleted keys", {"DEL %s", NULL}},
+        {"wrong bits", {"SETRANGE %s 0 \x5a\xa5", NULL}}, /* slots 0-15 are never published */
+        {"foreign keys under the prefix",
+         {"SET rm:avail:{ghost}:2026-11-24 %s", "SET rm:avail:not-a-model-key %s",
+          "HSET rm:state:{ghost} p 0 f 1 s %s", NULL}},
+        {"deleted fences and checkpoints",
+         {"DEL rm:state:{p-00001} rm:state:{p-00002}", "DEL rm:checkpoint:booking.events:1", NULL}},
+    };
+    redisContext *c = rm_test_redis_connect(&e.redis);
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        fprintf(stderr, "corruption: %s\n", kinds[k].name);
+        redisReply *keys = redisCommand(c, "KEYS rm:avail:{p-0000*");
+        assert_true(keys->elements >= 3);
+        for (int i = 0; kinds[k].commands[i]; i++)
+            for (size_t j = 0; j < 3; j++)
+                freeReplyObject(redisCommand(c, kinds[k].commands[i], keys->element[j]->str));
+        freeReplyObject(keys);
+        assert_int_equal(e2e_run(&e, "verify", verify_args), 1);
+        assert_int_equal(e2e_run(&e, "rebuild", rebuild_args), 0);
+        assert_int_equal(e2e_run(&e, "verify", verify_args), 0);
+        assert_int_equal(e2e_compare(&e), 0);
+        redisReply *r = redisCommand(c, "EXISTS rm:avail:not-a-model-key rm:state:{ghost}");
+        assert_int_equal(r->integer, 0);
+        freeReplyObject(r);
+    }
+    /* status prints the partitions and the last rebuild. */
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "'%s' status --brokers %s --redis %s | grep -q 'result=ok'",
+             getenv("READMODEL_BIN"), rm_mock_kafka_bootstraps(e.kafka), e.redis.url);
+    assert_int_equal(system(cmd), 0);
+    redisFree(c);
+    e2e_stop(&e);
+}
+
+/* Counts rm:avail:* keys continuously and records the smallest count. */
+typedef struct {
+    e2e_t *e;
+    volatile int stop;
+    long min, samples;
+} sampler_t;
+
+static void *sample_main(void *arg) {
+    sampler_t *s = arg;
+    s->min = -1;
+    while (!s->stop) {
+        long n = e2e_count_keys(s->e);
+        if (n >= 0 && (s->min < 0 || n < s->min))
+            s->min = n;
+        s->samples++;
+    }
+    return NULL;
+}
+
+static void rebuild_sampled(e2e_t *e, const char *const *args, sampler_t *s) {
+    *s = (sampler_t){.e = e};
+    pthread_t t;
+    pthread_create(&t, NULL, sample_main, s);
+    sleep_ms(50);
+    assert_int_equal(e2e_run(e, "rebuild", args), 0);
+    s->stop = 1;
+    pthread_join(t, NULL);
+}
+
+static void test_readers_never_see_fewer_keys(void **state) {
+    (void)state;
+    e2e_t e;
+    built_model(&e, 4, 8, 300);
+    long expected = e2e_count_keys(&e);
+    /* Corrupt bits everywhere so that the rebuild really rewrites keys. */
+    redisContext *c = rm_test_redis_connect(&e.redis);
+    redisReply *keys = redisCommand(c, "KEYS rm:avail:*");
+    for (size_t j = 0; j < keys->elements; j += 2)
+        freeReplyObject(redisCommand(c, "SETRANGE %s 0 \x01", keys->element[j]->str));
+    freeReplyObject(keys);
+    redisFree(c);
+    sampler_t s;
+    rebuild_sampled(&e, rebuild_args, &s);
+    fprintf(stderr, "in-place rebuild: %ld samples, fewest keys %ld of %ld\n", s.samples, s.min,
+            expected);
+    assert_true(s.samples > 10);
+    assert_true(s.min >= expected);
+    assert_int_equal(e2e_compare(&e), 0);
+
+    /* The sampler does see the drop of the seed runbook's --flush. */
+    const char *flush[] = {"--target", "redis", "--from-beginning", "--flush", "--yes", NULL};
+    rebuild_sampled(&e, flush, &s);
+    fprintf(stderr, "--flush rebuild: fewest keys %ld of %ld\n", s.min, expected);
+    assert_true(s.min < expected);
+    assert_int_equal(e2e_compare(&e), 0);
+    e2e_stop(&e);
+}
+
+typedef struct {
+    e2e_t *e;
+    rm_gen_t *g;
+} producer_t;
+
+static void *produce_slowly(void *arg) {
+    producer_t *p = arg;
+    for (int i = 0; i < 20; i++) {
+        e2e_produce_generated(p->e, p->g, 150);
+        sleep_ms(100);
+    }
+    e2e_produce_generated(p->e, p->g, -1);
+    return NULL;
+}
+
+static void test_rebuild_while_serve_runs(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 4), 0);
+    rm_gen_t *g = generator(9, 150);
+    e2e_produce_generated(&e, g, 4000);
+    pid_t serve = e2e_serve(&e, NULL);
+    assert_true(e2e_wait_caught_up(&e, 60));
+    /* Corrupt, then rebuild while serve runs and events keep arriving. */
+    redis_cmd(&e, "DEL %s", "rm:checkpoint:booking.events:2");
+    redis_cmd(&e, "SET rm:avail:{ghost}:2026-11-25 %s", "x");
+    producer_t p = {&e, g};
+    pthread_t t;
+    pthread_create(&t, NULL, produce_slowly, &p);
+    sleep_ms(300);
+    assert_int_equal(e2e_run(&e, "rebuild", rebuild_args), 0);
+    pthread_join(t, NULL);
+    rm_gen_free(g);
+    assert_true(e2e_wait_caught_up(&e, 90));
+    assert_int_equal(e2e_compare(&e), 0);
+    kill(serve, SIGTERM);
+    assert_int_equal(e2e_wait(serve), 0);
+    assert_int_equal(e2e_run(&e, "verify", verify_args), 0);
+    e2e_stop(&e);
+}
+
+static void test_killed_rebuild_then_rerun_and_one_at_a_time(void **state) {
+    (void)state;
+    e2e_t e;
+    built_model(&e, 4, 10, 300);
+    /* Another holder: a second rebuild must not start. */
+    redis_cmd(&e, "SET rm:lease:redis %s PX 60000", "someone-else");
+    assert_int_equal(e2e_run(&e, "rebuild", rebuild_args), 4);
+    redis_cmd(&e, "DEL %s", "rm:lease:redis");
+
+    /* How long a whole rebuild takes here, so the kills land inside one. */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(e2e_run(&e, "rebuild", rebuild_args), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long full_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    fprintf(stderr, "a full rebuild takes %ld ms\n", full_ms);
+    /* Kill points spread over the run; the write phase is its last part. */
+    const int kill_permille[] = {300, 700, 880, 930, 970};
+    redisContext *c = rm_test_redis_connect(&e.redis);
+    for (int round = 0; round < 5; round++) {
+        redisReply *keys = redisCommand(c, "KEYS rm:avail:*");
+        for (size_t j = 0; j < keys->elements; j++)
+            freeReplyObject(redisCommand(c, "SETRANGE %s 30 \xaa", keys->element[j]->str));
+        freeReplyObject(keys);
+        const char *args[] = {"--target", "redis", "--from-beginning", "--lease-ttl", "2000", NULL};
+        pid_t pid = e2e_command(&e, "rebuild", args);
+        sleep_ms(full_ms * kill_permille[round] / 1000);
+        kill(pid, SIGKILL);
+        e2e_wait(pid);
+        fprintf(stderr, "killed; verify now exits %d\n", e2e_run(&e, "verify", verify_args));
+        /* Run again until the dead one's lease has expired. */
+        int rc;
+        time_t deadline = time(NULL) + 20;
+        while ((rc = e2e_run(&e, "rebuild", args)) == 4 && time(NULL) < deadline)
+            sleep_ms(500);
+        assert_int_equal(rc, 0);
+        assert_int_equal(e2e_run(&e, "verify", verify_args), 0);
+        assert_int_equal(e2e_compare(&e), 0);
+    }
+    redisFree(c);
+    e2e_stop(&e);
+}
+
+static void test_truncated_history(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 1), 0);
+    /* Fill the one partition past what the local Kafka retains (about 5 MiB)
+     * with events that compress poorly, so its earliest offset moves up. */
+    char v[1024], pad[601];
+    unsigned x = 12345;
+    for (int i = 0; i < 15000; i++) {
+        for (int k = 0; k < 600; k++) {
+            x = x * 1103515245u + 12345u;
+            pad[k] = "0123456789abcdef"[(x >> 16) & 15];
+        }
+        pad[600] = '\0';
+        int n =
+            snprintf(v, sizeof(v),
+                     "{\"event_id\":\"t%d\",\"type\":\"SlotsPublished\",\"schema_version\":1,"
+                     "\"occurred_at\":\"2026-11-20T10:15:00Z\",\"practitioner_id\":\"t-%d\","
+                     "\"date\":\"2026-11-23\",\"start_slot\":%d,\"slot_count\":1,\"pad\":\"%s\"}",
+                     i, i % 50, i % 288, pad);
+        char key[16];
+        snprintf(key, sizeof(key), "t-%d", i % 50);
+        e2e_produce(&e, key, v, (size_t)n);
+    }
+    e2e_flush(&e);
+    int64_t lo, hi;
+    assert_int_equal(rd_kafka_query_watermark_offsets(e.producer, TOPIC, 0, &lo, &hi, 5000), 0);
+    fprintf(stderr, "partition 0 retains offsets %lld..%lld\n", (long long)lo, (long long)hi);
+    assert_true(lo > 0);
+    assert_int_equal(e2e_run(&e, "rebuild", rebuild_args), 3);
+    assert_int_equal(e2e_count_keys(&e), 0); /* refused before writing anything */
+    assert_int_equal(e2e_run(&e, "verify", verify_args), 3);
+    const char *dry[] = {"--target", "redis", "--from-beginning", "--dry-run", NULL};
+    assert_int_equal(e2e_run(&e, "rebuild", dry), 3);
+    const char *allow[] = {"--target", "redis", "--from-beginning", "--allow-truncated-history",
+                           NULL};
+    assert_int_equal(e2e_run(&e, "rebuild", allow), 0);
+    assert_true(e2e_count_keys(&e) > 0);
+    e2e_stop(&e);
+}
+
+static void test_usage_errors(void **state) {
+    (void)state;
+    char cmd[512];
+    const char *bin = getenv("READMODEL_BIN");
+    const char *cases[] = {
+        "rebuild --brokers x --target redis",                          /* no --from-beginning */
+        "rebuild --brokers x --target opensearch --from-beginning",    /* not built yet */
+        "rebuild --brokers x --target redis --from-beginning --flush", /* no --yes */
+        "rebuild --brokers x --target nope --from-beginning",          /* bad target */
+        "verify --brokers x --dlq-topic d",                            /* serve-only flag */
+        "status --brokers x --workers 2",                              /* not a status flag */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(cmd, sizeof(cmd), "'%s' %s 2>/dev/null", bin, cases[i]);
+        int st = system(cmd);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 2);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_each_corruption_found_and_repaired),
+        cmocka_unit_test(test_readers_never_see_fewer_keys),
+        cmocka_unit_test(test_rebuild_while_serve_runs),
+        cmocka_unit_test(test_killed_rebuild_then_rerun_and_one_at_a_time),
+        cmocka_unit_test(test_truncated_history),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
