@@ -221,9 +221,9 @@ static void test_killed_rebuild_then_rerun_and_one_at_a_time(void **state) {
     long full_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     fprintf(stderr, "a full rebuild takes %ld ms\n", full_ms);
     /* Kill points spread over the run; the write phase is its last part. */
-    const int kill_permille[] = {300, 700, 880, 930, 970};
+    const int kill_permille[] = {200, 350, 420, 470, 520, 570, 650};
     redisContext *c = rm_test_redis_connect(&e.redis);
-    for (int round = 0; round < 5; round++) {
+    for (int round = 0; round < 7; round++) {
         redisReply *keys = redisCommand(c, "KEYS rm:avail:*");
         for (size_t j = 0; j < keys->elements; j++)
             freeReplyObject(redisCommand(c, "SETRANGE %s 30 \xaa", keys->element[j]->str));
