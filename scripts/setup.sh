@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config clang-format
   librdkafka-dev libhiredis-dev libcurl4-openssl-dev libjansson-dev libroaring-dev
   libcmocka-dev
-  redis-server redis-tools kcat
+  redis-server redis-tools kcat python3
 )
 
 missing=()

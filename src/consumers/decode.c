@@ -14,6 +14,7 @@
 #include "json_scan.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,7 +99,24 @@ const char *rm_reason_name(rm_reason_t r) {
     return (unsigned)r < RM_REASON__COUNT ? reason_names[r] : "unknown";
 }
 
+/* Field names by length, so a member name costs one or two memcmp. */
+static uint8_t field_len[F__COUNT];
+
+static void field_init(void) {
+    for (int f = 0; f < F__COUNT; f++)
+        field_len[f] = (uint8_t)strlen(field_names[f]);
+}
+
+static field_t field_lookup(const char *k, size_t n) {
+    for (int f = 0; f < F__COUNT; f++)
+        if (field_len[f] == n && k[0] == field_names[f][0] && memcmp(field_names[f], k, n) == 0)
+            return (field_t)f;
+    return F__COUNT;
+}
+
 rm_decoder_t *rm_decoder_new(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, field_init);
     return calloc(1, sizeof(rm_decoder_t));
 }
 
@@ -111,13 +129,6 @@ static int reject(rm_reject_t *why, rm_reason_t reason, const char *field) {
     why->reason = reason;
     why->field = field;
     return -1;
-}
-
-static field_t field_lookup(const char *k, size_t n) {
-    for (int f = 0; f < F__COUNT; f++)
-        if (strlen(field_names[f]) == n && memcmp(field_names[f], k, n) == 0)
-            return (field_t)f;
-    return F__COUNT;
 }
 
 /* The decoded text of a string token: points into the message when it has no
@@ -522,8 +533,8 @@ rm_decode_result_t rm_decode(rm_decoder_t *d, const void *key, size_t key_len, c
     }
     rm_span_t tname = str_of(d, type);
     ev->type = RM_EV__COUNT;
-    for (int t = 0; t < RM_EV__COUNT; t++)
-        if (strlen(type_names[t]) == tname.len && memcmp(type_names[t], tname.ptr, tname.len) == 0)
+    for (int t = 0; t < RM_EV__COUNT && ev->type == RM_EV__COUNT; t++)
+        if (strncmp(type_names[t], tname.ptr, tname.len) == 0 && type_names[t][tname.len] == '\0')
             ev->type = (rm_event_type_t)t;
     if (ev->type == RM_EV__COUNT)
         return RM_DECODE_IGNORED;

@@ -97,6 +97,21 @@ static int scan_string(scanner_t *sc) {
     rm_json_tok_t *t = &sc->toks[ti];
     const unsigned char *s = (const unsigned char *)sc->s;
     while (sc->pos < sc->len) {
+        /* Fast path: 8 plain ASCII bytes at a time (no quote, backslash,
+         * control character or non-ASCII byte among them). */
+        while (sc->pos + 8 <= sc->len) {
+            uint64_t v;
+            memcpy(&v, s + sc->pos, 8);
+            const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+            uint64_t quote = v ^ (ones * '"'), bslash = v ^ (ones * '\\');
+            uint64_t special = ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) |
+                               ((v - ones * 0x20) & ~v) | v;
+            if (special & highs)
+                break;
+            sc->pos += 8;
+        }
+        if (sc->pos >= sc->len)
+            break;
         unsigned char c = s[sc->pos];
         if (c == '"') {
             t->end = (uint32_t)sc->pos++;

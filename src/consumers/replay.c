@@ -151,10 +151,19 @@ static void *replay_main(void *arg) {
         rm_error("replay: cannot assign partitions");
         goto fail;
     }
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
+    rd_kafka_message_t *batch[1024];
+    ssize_t nb = 0, bi = 0;
     while (remaining > 0 && rm_serve_running) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-        if (!m)
-            continue;
+        if (bi == nb) {
+            nb = rd_kafka_consume_batch_queue(q, 200, batch, 1024);
+            bi = 0;
+            if (nb <= 0) {
+                nb = 0;
+                continue;
+            }
+        }
+        rd_kafka_message_t *m = batch[bi++];
         int32_t p = m->partition;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             if (p >= 0 && p < r->partitions && !done[p] && m->offset >= r->high[p]) {
@@ -164,7 +173,7 @@ static void *replay_main(void *arg) {
         } else if (m->err) {
             rm_error("replay: partition %d: %s", (int)p, rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
-            goto fail;
+            goto drain;
         } else if (!done[p]) {
             if (m->offset != next[p]) {
                 /* Kafka never skips offsets of a non-compacted topic except
@@ -173,12 +182,12 @@ static void *replay_main(void *arg) {
                          "truncated during the replay",
                          (int)p, (long long)next[p], (long long)m->offset);
                 rd_kafka_message_destroy(m);
-                goto fail;
+                goto drain;
             }
             if (m->offset < r->high[p]) {
                 if (apply(r, dec, m) < 0) {
                     rd_kafka_message_destroy(m);
-                    goto fail;
+                    goto drain;
                 }
                 atomic_fetch_add_explicit(&r->done, 1, memory_order_relaxed);
                 next[p] = m->offset + 1;
@@ -192,6 +201,12 @@ static void *replay_main(void *arg) {
     }
     if (remaining > 0)
         atomic_store(&r->failed, 1);
+drain:
+    if (remaining > 0)
+        atomic_store(&r->failed, 1);
+    while (bi < nb)
+        rd_kafka_message_destroy(batch[bi++]);
+    rd_kafka_queue_destroy(q);
     goto out;
 fail:
     atomic_store(&r->failed, 1);
