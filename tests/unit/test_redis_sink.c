@@ -57,7 +57,13 @@ static void test_flush_writes_keys_and_state(void **state) {
     rm_avail_init(&st);
     apply(&st, RM_EV_SLOTS_PUBLISHED, D0, 0, 2);
     apply(&st, RM_EV_SLOTS_PUBLISHED, D0 + 1, 10, 1);
-    rm_redis_flush_t it = {"p-1", 3, &st, 0, 41, -1, -1, false};
+    rm_redis_flush_t it = {.pid = "p-1",
+                           .pid_len = 3,
+                           .st = &st,
+                           .partition = 0,
+                           .fence = 41,
+                           .expect_partition = -1,
+                           .expect_fence = -1};
     assert_int_equal(rm_redis_sink_flush(s, &it, 1), RM_ERR_OK);
     assert_true(it.written);
 
@@ -91,7 +97,14 @@ static void test_flush_writes_keys_and_state(void **state) {
     rm_avail_t old;
     rm_avail_init(&old);
     apply(&old, RM_EV_SLOTS_PUBLISHED, D0 + 1, 10, 1);
-    rm_redis_flush_t stale = {"p-1", 3, &old, 0, 43, 0, 41, true};
+    rm_redis_flush_t stale = {.pid = "p-1",
+                              .pid_len = 3,
+                              .st = &old,
+                              .partition = 0,
+                              .fence = 43,
+                              .expect_partition = 0,
+                              .expect_fence = 41,
+                              .written = true};
     assert_int_equal(rm_redis_sink_flush(s, &stale, 1), RM_ERR_OK);
     assert_false(stale.written);
     r = redisCommand(c, "EXISTS rm:avail:{p-1}:2026-11-24");
@@ -100,13 +113,24 @@ static void test_flush_writes_keys_and_state(void **state) {
     stale.expect_fence = -1; /* "nothing stored" is just as wrong */
     assert_int_equal(rm_redis_sink_flush(s, &stale, 1), RM_ERR_OK);
     assert_false(stale.written);
+    /* A rebuild's forced write replaces whatever is stored. */
+    stale.force = true;
+    assert_int_equal(rm_redis_sink_flush(s, &stale, 1), RM_ERR_OK);
+    assert_true(stale.written);
+    r = redisCommand(c, "EXISTS rm:avail:{p-1}:2026-11-24");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    it.expect_fence = 43; /* back to the state of `st` for the load below */
+    it.fence = 44;
+    assert_int_equal(rm_redis_sink_flush(s, &it, 1), RM_ERR_OK);
+    assert_true(it.written);
 
     /* The stored state loads back with its fence. */
     rm_avail_t back;
     rm_avail_init(&back);
     rm_redis_load_t ld[2] = {{"p-1", 3, &back, 0, 0}, {"nobody", 6, &old, 0, 0}};
     assert_int_equal(rm_redis_sink_load(s, ld, 2), RM_ERR_OK);
-    assert_int_equal(ld[0].fence, 42);
+    assert_int_equal(ld[0].fence, 44);
     assert_int_equal(ld[0].partition, 0);
     assert_int_equal(ld[1].fence, -1);
     uint8_t a[36], b[36];
