@@ -26,10 +26,22 @@ static rd_kafka_t *new_consumer(const rm_serve_config_t *cfg, const char *suffix
     char err[256], group[256];
     snprintf(group, sizeof(group), "%s-%s", cfg->group, suffix);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *defaults[][2] = {
-        {"bootstrap.servers", cfg->brokers}, {"group.id", group},
-        {"enable.auto.commit", "false"},     {"enable.auto.offset.store", "false"},
-        {"enable.partition.eof", "true"},    {"auto.offset.reset", "error"}};
+    const char *defaults[][2] = {{"bootstrap.servers", cfg->brokers},
+                                 {"group.id", group},
+                                 {"enable.auto.commit", "false"},
+                                 {"enable.auto.offset.store", "false"},
+                                 {"enable.partition.eof", "true"},
+                                 {"auto.offset.reset", "error"},
+                                 /* librdkafka 2.0 stops fetching a partition while this
+                                  * many messages are queued, counted on the consumer queue
+                                  * that every partition forwards to, and resumes only on a
+                                  * later broker wakeup. At the default (100000) a replay
+                                  * that is slower than a bare consumer spent most of its
+                                  * time waiting for fetches (debug=fetch: "queued.min.
+                                  * messages exceeded"; bench/replay.sh: 3.4M events in
+                                  * 10 s, 4.8 s with 10M). The cost is memory: fetched data
+                                  * queues ahead of the projection. */
+                                 {"queued.min.messages", "10000000"}};
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
         if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], err, sizeof(err))) {
             rm_error("kafka %s: %s", defaults[i][0], err);
