@@ -89,6 +89,21 @@ static size_t utf8_seq(const unsigned char *p, size_t avail) {
     return 0;
 }
 
+/* 1 for bytes that can stand alone inside a string: printable ASCII other
+ * than '"' and '\\'. */
+static const unsigned char plain[256] = {
+#define R4(x)  x, x, x, x
+#define R16(x) R4(x), R4(x), R4(x), R4(x)
+    R16(0), R16(0),                                    /* 0x00-0x1f: control characters */
+    1,      1,      0,      R4(1),  R4(1),  R4(1),  1, /* 0x20-0x2f: '"' is 0x22 */
+    R16(1), R16(1),                                    /* 0x30-0x4f */
+    R4(1),  R4(1),  R4(1),  0,      1,      1,      1, /* 0x50-0x5f: '\\' is 0x5c */
+    R16(1), R16(1),                                    /* 0x60-0x7f (0x7f DEL is allowed by JSON) */
+    R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), /* non-ASCII */
+#undef R16
+#undef R4
+};
+
 static int scan_string(scanner_t *sc) {
     sc->pos++; /* opening quote */
     long ti = new_tok(sc, RM_JSON_STRING);
@@ -97,19 +112,9 @@ static int scan_string(scanner_t *sc) {
     rm_json_tok_t *t = &sc->toks[ti];
     const unsigned char *s = (const unsigned char *)sc->s;
     while (sc->pos < sc->len) {
-        /* Fast path: 8 plain ASCII bytes at a time (no quote, backslash,
-         * control character or non-ASCII byte among them). */
-        while (sc->pos + 8 <= sc->len) {
-            uint64_t v;
-            memcpy(&v, s + sc->pos, 8);
-            const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-            uint64_t quote = v ^ (ones * '"'), bslash = v ^ (ones * '\\');
-            uint64_t special = ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) |
-                               ((v - ones * 0x20) & ~v) | v;
-            if (special & highs)
-                break;
-            sc->pos += 8;
-        }
+        /* Fast path: plain ASCII needs no further checks. */
+        while (sc->pos < sc->len && plain[s[sc->pos]])
+            sc->pos++;
         if (sc->pos >= sc->len)
             break;
         unsigned char c = s[sc->pos];
