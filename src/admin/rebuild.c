@@ -413,6 +413,104 @@ static int flush_model(rm_redis_sink_t *s) {
     return rc;
 }
 
+/* ---- parallel write: one thread and one Redis connection per worker ---- */
+
+typedef struct {
+    const rm_serve_config_t *cfg;
+    existing_t *ex;
+    pract_t **prs;
+    size_t n;
+    diff_t d;
+    renewer_t *rn;
+    atomic_size_t *done;
+    atomic_int *finished;
+    bool ok; /* read only after join */
+    pthread_t thread;
+} writer_t;
+
+static void *write_main(void *arg) {
+    writer_t *w = arg;
+    rm_redis_sink_t *s = open_sink(w->cfg);
+    w->ok = s != NULL;
+    for (size_t off = 0; w->ok && off < w->n; off += CHUNK) {
+        if (atomic_load(&w->rn->lost) || !rm_serve_running) {
+            w->ok = false;
+            break;
+        }
+        size_t m = w->n - off < CHUNK ? w->n - off : CHUNK;
+        if (diff_chunk(s, w->ex, w->prs + off, m, &w->d) < 0) {
+            w->ok = false;
+            break;
+        }
+        rm_redis_flush_t items[CHUNK];
+        for (size_t i = 0; i < m; i++) {
+            pract_t *pr = w->prs[off + i];
+            items[i] = (rm_redis_flush_t){.pid = pr->pid,
+                                          .pid_len = pr->pid_len,
+                                          .st = &pr->st,
+                                          .partition = pr->fence_partition,
+                                          .fence = pr->fence,
+                                          .force = true};
+        }
+        if (rm_redis_sink_flush(s, items, m) != RM_ERR_OK) {
+            rm_error("%s", rm_redis_sink_last_error(s));
+            w->ok = false;
+        }
+        atomic_fetch_add(w->done, m);
+    }
+    rm_redis_sink_free(s);
+    atomic_fetch_add(w->finished, 1);
+    return NULL;
+}
+
+static void diff_add(diff_t *into, const diff_t *d) {
+    into->missing += d->missing;
+    into->wrong += d->wrong;
+    into->extra += d->extra;
+    into->unchanged += d->unchanged;
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < d->nexamples[k] && into->nexamples[k] < EXAMPLES; i++)
+            memcpy(into->examples[k][into->nexamples[k]++], d->examples[k][i], 160);
+}
+
+/* Diffs and writes every practitioner, split over cfg->workers threads.
+ * Each practitioner belongs to one thread, so the shared `existing` map is
+ * only ever marked by the thread that owns the entry. */
+static bool write_parallel(const rm_serve_config_t *cfg, rm_redis_sink_t *s, existing_t *ex,
+                           pract_t **all, size_t n, diff_t *d, renewer_t *rn, rm_progress_t *wp) {
+    (void)s;
+    int nt = cfg->workers < 1 ? 1 : cfg->workers > 16 ? 16 : cfg->workers;
+    writer_t ws[16];
+    atomic_size_t done = 0;
+    atomic_int finished = 0;
+    size_t per = (n + (size_t)nt - 1) / (size_t)nt;
+    int started = 0;
+    for (int i = 0; i < nt; i++) {
+        size_t lo = (size_t)i * per, hi = lo + per > n ? n : lo + per;
+        ws[i] = (writer_t){.cfg = cfg,
+                           .ex = ex,
+                           .prs = all + (lo < n ? lo : n),
+                           .n = lo < n ? hi - lo : 0,
+                           .rn = rn,
+                           .done = &done,
+                           .finished = &finished};
+        if (pthread_create(&ws[i].thread, NULL, write_main, &ws[i]) != 0)
+            break;
+        started++;
+    }
+    while (atomic_load(&finished) < started) {
+        usleep(50 * 1000);
+        rm_progress_update(wp, atomic_load(&done));
+    }
+    bool ok = started == nt;
+    for (int i = 0; i < started; i++) {
+        pthread_join(ws[i].thread, NULL);
+        ok &= ws[i].ok;
+        diff_add(d, &ws[i].d);
+    }
+    return ok;
+}
+
 int rm_rebuild_main(const rm_serve_config_t *cfg) {
     rm_replay_t r;
     if (rm_replay_plan(cfg, &r) < 0)
@@ -481,33 +579,7 @@ int rm_rebuild_main(const rm_serve_config_t *cfg) {
     diff_t d = {0};
     rm_progress_t wp;
     rm_progress_begin(&wp, "write", n);
-    bool ok = all != NULL;
-    for (size_t off = 0; ok && off < n; off += CHUNK) {
-        if (atomic_load(&rn.lost) || !rm_serve_running) {
-            ok = false;
-            break;
-        }
-        size_t m = n - off < CHUNK ? n - off : CHUNK;
-        if (diff_chunk(s, &ex, all + off, m, &d) < 0) {
-            ok = false;
-            break;
-        }
-        rm_redis_flush_t items[CHUNK];
-        for (size_t i = 0; i < m; i++) {
-            pract_t *pr = all[off + i];
-            items[i] = (rm_redis_flush_t){.pid = pr->pid,
-                                          .pid_len = pr->pid_len,
-                                          .st = &pr->st,
-                                          .partition = pr->fence_partition,
-                                          .fence = pr->fence,
-                                          .force = true};
-        }
-        if (rm_redis_sink_flush(s, items, m) != RM_ERR_OK) {
-            rm_error("%s", rm_redis_sink_last_error(s));
-            ok = false;
-        }
-        rm_progress_update(&wp, off + m);
-    }
+    bool ok = all != NULL && write_parallel(cfg, s, &ex, all, n, &d, &rn, &wp);
     rm_progress_end(&wp, ok ? n : 0);
     char **extra_keys = NULL;
     size_t nextra = 0;
