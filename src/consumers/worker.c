@@ -115,6 +115,10 @@ static int load_missing(rm_worker_t *w, pract_t **need, int32_t *parts, size_t n
         }
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (items[i].corrupt) { /* never project on a half-decoded state */
+            rm_avail_free(&need[i]->st);
+            rm_avail_init(&need[i]->st);
+        }
         need[i]->loaded = true;
         need[i]->stored_partition = items[i].partition;
         need[i]->stored_fence = items[i].fence;
