@@ -6,8 +6,8 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config clang-format
   librdkafka-dev libhiredis-dev libcurl4-openssl-dev libjansson-dev libroaring-dev
-  libcmocka-dev
-  redis-server redis-tools kcat python3
+  libcmocka-dev libmicrohttpd-dev
+  redis-server redis-tools kcat python3 prometheus
 )
 
 missing=()

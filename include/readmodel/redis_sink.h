@@ -120,6 +120,8 @@ rm_err_t rm_redis_record_set(rm_redis_sink_t *s, const char *target, const char 
 /* Writes "field=value" lines of the record to out (nothing when absent). */
 rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *target, char *out, size_t cap);
 const char *rm_redis_sink_prefix(const rm_redis_sink_t *s);
+/* PING (connecting first when needed): RM_ERR_OK when the server answers. */
+rm_err_t rm_redis_sink_ping(rm_redis_sink_t *s);
 
 /* Key formatting, exposed for tools and tests. Returns the length written
  * (truncated to cap-1 like snprintf). */

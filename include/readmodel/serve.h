@@ -33,6 +33,7 @@ typedef struct {
     bool until_caught_up;   /* exit 0 once every partition is applied to its end */
     int shutdown_timeout_s; /* how long a stop may wait for an unreachable sink */
     bool check_config;      /* only validate and print the configuration */
+    char *metrics_addr;     /* host:port of /metrics, /livez, /readyz; NULL: off */
 
     /* rebuild / verify / status */
     char *target;         /* redis | opensearch | all */
@@ -59,6 +60,39 @@ typedef enum {
         RM_RESULT__COUNT
 } rm_result_t;
 
+#define RM_MAX_PARTITIONS 1024
+#define RM_MAX_WORKERS 256
+
+/* What one partition looks like from this process, for /metrics. Written by
+ * the worker that owns it (and offsets by serve's refresher); read by the
+ * HTTP thread. */
+typedef struct {
+    atomic_int owner;            /* worker id + 1; 0 when not assigned here */
+    atomic_llong checkpoint;     /* next offset, as checkpointed; -1 none */
+    atomic_llong end;            /* end offset (high watermark); -1 unknown */
+    atomic_llong earliest;       /* earliest offset; -1 unknown */
+    atomic_llong pending_ts_ms;  /* timestamp of the oldest message polled but not yet
+                                    checkpointed; 0 none */
+    atomic_llong applied_ts_ms;  /* timestamp of the last checkpointed message; 0 none */
+} rm_partition_obs_t;
+
+/* Kinds of sink error, the `kind` label of readmodel_sink_errors_total. */
+#define RM_SINK_ERROR_MAP(X)                                                                       \
+    X(LOAD, "load")                                                                                \
+    X(FLUSH, "flush")                                                                              \
+    X(CHECKPOINT, "checkpoint")                                                                    \
+    X(LEASE, "lease")
+
+typedef enum {
+#define RM_SINK_ERROR_ENUM(n, s) RM_SINK_ERROR_##n,
+    RM_SINK_ERROR_MAP(RM_SINK_ERROR_ENUM)
+#undef RM_SINK_ERROR_ENUM
+        RM_SINK_ERROR__COUNT
+} rm_sink_error_t;
+
+#define RM_FLUSH_SECONDS_BUCKETS 9
+#define RM_FLUSH_SIZE_BUCKETS 6
+
 typedef struct {
     atomic_uint_least64_t events[RM_RESULT__COUNT];
     atomic_uint_least64_t invalid[RM_REASON__COUNT];
@@ -68,7 +102,26 @@ typedef struct {
     atomic_uint_least64_t practitioners_written;
     atomic_uint_least64_t sink_errors;
     atomic_uint_least64_t resets; /* checkpoint moved under us: partition re-read */
+
+    /* Observability (issue 5). */
+    atomic_uint_least64_t sink_error_kinds[RM_SINK_ERROR__COUNT];
+    atomic_int sink_write_ok; /* last write or read by a worker succeeded */
+    atomic_int sink_ping_ok;  /* serve's health connection answers PING */
+    atomic_int paused;        /* workers paused by a rebuild lease */
+    atomic_uint_least64_t flush_seconds_bucket[RM_FLUSH_SECONDS_BUCKETS + 1]; /* +Inf last */
+    atomic_uint_least64_t flush_seconds_sum_us;
+    atomic_uint_least64_t flush_size_bucket[RM_FLUSH_SIZE_BUCKETS + 1];
+    atomic_uint_least64_t flush_size_sum;
+    atomic_llong heartbeat_ms[RM_MAX_WORKERS]; /* each worker's last loop turn */
+    int workers;
+    rm_partition_obs_t parts[RM_MAX_PARTITIONS];
 } rm_serve_stats_t;
+
+/* Bucket bounds of the two flush histograms. */
+extern const double rm_flush_seconds_bounds[RM_FLUSH_SECONDS_BUCKETS];
+extern const double rm_flush_size_bounds[RM_FLUSH_SIZE_BUCKETS];
+/* Wall clock in milliseconds. */
+long long rm_now_ms(void);
 
 const char *rm_result_name(rm_result_t r);
 

@@ -41,6 +41,8 @@ static const char serve_usage[] =
     "                          before exiting 1 with the batch unwritten (default 10)\n"
     "  --log-format text|json  (default text)\n"
     "  --log-level L           debug, info, warn or error (default info)\n"
+    "  --metrics-addr HOST:PORT  serve /metrics, /livez and /readyz there\n"
+    "                          (env READMODEL_METRICS_ADDR; default 0.0.0.0:9464; 'off' disables)\n"
     "  --check-config          validate, print the effective configuration, exit 0 or 2\n"
     "  -h, --help              this help\n"
     "\n"
@@ -155,6 +157,7 @@ void rm_serve_config_free(rm_serve_config_t *cfg) {
     free(cfg->redis_prefix);
     free(cfg->dlq_topic);
     free(cfg->target);
+    free(cfg->metrics_addr);
     for (size_t i = 0; i < cfg->n_kafka; i++)
         free(cfg->kafka[i]);
     free(cfg->kafka);
@@ -184,6 +187,7 @@ enum {
     OPT_FLUSH,
     OPT_YES,
     OPT_LEASE_TTL,
+    OPT_METRICS_ADDR,
 };
 
 static const struct option options[] = {
@@ -209,6 +213,7 @@ static const struct option options[] = {
     {"flush", no_argument, NULL, OPT_FLUSH},
     {"yes", no_argument, NULL, OPT_YES},
     {"lease-ttl", required_argument, NULL, OPT_LEASE_TTL},
+    {"metrics-addr", required_argument, NULL, OPT_METRICS_ADDR},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -237,6 +242,7 @@ static bool allowed(rm_command_t cmd, int c) {
     case OPT_CHECK:
         return cmd != RM_CMD_STATUS;
     case OPT_DLQ:
+    case OPT_METRICS_ADDR:
     case OPT_MAX_BATCH:
     case OPT_CACHE:
     case OPT_UNTIL:
@@ -270,6 +276,11 @@ rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_s
     if (set_str(&cfg->topic, "booking.events") || set_str(&cfg->group, "readmodel") ||
         set_str(&cfg->redis_url, env_redis && *env_redis ? env_redis : "redis://127.0.0.1:6379") ||
         set_str(&cfg->redis_prefix, "rm:") || set_str(&cfg->target, "redis") ||
+        (cmd == RM_CMD_SERVE &&
+         set_str(&cfg->metrics_addr, getenv("READMODEL_METRICS_ADDR") &&
+                                             *getenv("READMODEL_METRICS_ADDR")
+                                         ? getenv("READMODEL_METRICS_ADDR")
+                                         : "0.0.0.0:9464")) ||
         (env_brokers && *env_brokers && set_str(&cfg->brokers, env_brokers)))
         goto nomem;
     bool check = false;
@@ -388,6 +399,10 @@ rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_s
         case OPT_YES:
             cfg->yes = true;
             break;
+        case OPT_METRICS_ADDR:
+            if (set_str(&cfg->metrics_addr, optarg))
+                goto nomem;
+            break;
         case OPT_LEASE_TTL:
             if (parse_count("--lease-ttl", optarg, 1000, 3600000, &n, err, errlen))
                 return RM_CONFIG_ERROR;
@@ -453,6 +468,14 @@ rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_s
                  "empty; add --yes to confirm");
         return RM_CONFIG_ERROR;
     }
+    if (cfg->metrics_addr && strcmp(cfg->metrics_addr, "off") == 0) {
+        free(cfg->metrics_addr);
+        cfg->metrics_addr = NULL;
+    } else if (cfg->metrics_addr && !strrchr(cfg->metrics_addr, ':')) {
+        snprintf(err, errlen, "--metrics-addr: expected HOST:PORT or off (got '%s')",
+                 cfg->metrics_addr);
+        return RM_CONFIG_ERROR;
+    }
     cfg->check_config = check;
     return RM_CONFIG_OK;
 nomem:
@@ -480,6 +503,7 @@ void rm_serve_config_print(const rm_serve_config_t *cfg, FILE *out) {
             cfg->brokers, cfg->topic, cfg->group, cfg->group, redacted);
     fprintf(out, "redis-prefix=%s\nworkers=%d\ndlq-topic=%s\nmax-batch=%zu\n", cfg->redis_prefix,
             cfg->workers, cfg->dlq_topic ? cfg->dlq_topic : "(none)", cfg->max_batch);
+    fprintf(out, "metrics-addr=%s\n", cfg->metrics_addr ? cfg->metrics_addr : "off");
     fprintf(out, "cache-practitioners=%zu\nuntil-caught-up=%s\nshutdown-timeout=%d\n",
             cfg->cache_limit, cfg->until_caught_up ? "true" : "false", cfg->shutdown_timeout_s);
     for (size_t i = 0; i < cfg->n_kafka; i++) {

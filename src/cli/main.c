@@ -4,6 +4,7 @@
  * codes (0 ok, 1 runtime failure, 2 bad usage or configuration).
  */
 #include "commands.h"
+#include "readmodel/metrics.h"
 #include "readmodel/serve.h"
 
 #include <signal.h>
@@ -40,6 +41,7 @@ static void on_signal(int sig) {
 
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN); /* a closed socket is an error return, not a signal */
+    rm_metrics_process_started();
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;

@@ -4,6 +4,8 @@
  * few seconds, and stops everything in order on rm_serve_stop().
  */
 #include "worker.h"
+#include "readmodel/http.h"
+#include "readmodel/metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,14 +105,58 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic) {
     return n;
 }
 
-int rm_serve_run(const rm_serve_config_t *cfg, rm_serve_stats_t *stats) {
-    rm_serve_stats_t local;
-    if (!stats) {
-        memset(&local, 0, sizeof(local));
-        stats = &local;
+/* Refreshes what /metrics shows that no worker reports by itself: partition
+ * end and earliest offsets (librdkafka's cached watermarks, updated by every
+ * fetch response, so lag grows while a worker is stuck on its sink) and
+ * whether Redis answers. */
+static void refresh(rm_serve_stats_t *st, rm_worker_t *workers, int nworkers, const char *topic,
+                    rm_redis_sink_t *health) {
+    for (int p = 0; p < RM_MAX_PARTITIONS; p++) {
+        int owner = atomic_load(&st->parts[p].owner);
+        if (owner < 1 || owner > nworkers || !workers[owner - 1].rk)
+            continue;
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(workers[owner - 1].rk, topic, p, &lo, &hi) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            hi >= 0) {
+            atomic_store(&st->parts[p].end, hi);
+            atomic_store(&st->parts[p].earliest, lo);
+        }
     }
+    if (health) {
+        bool up = rm_redis_sink_ping(health) == RM_ERR_OK;
+        if (!up && atomic_load(&st->sink_ping_ok))
+            rm_warn("Redis does not answer: %s", rm_redis_sink_last_error(health));
+        atomic_store(&st->sink_ping_ok, up);
+    }
+}
+
+int rm_serve_run(const rm_serve_config_t *cfg, rm_serve_stats_t *stats) {
+    rm_serve_stats_t *local = NULL;
+    if (!stats && !(stats = local = calloc(1, sizeof(*stats))))
+        return 1;
+    stats->workers = cfg->workers;
+    atomic_store(&stats->sink_write_ok, 1);
     rm_serve_shared_t sh = {.cfg = cfg, .stats = stats};
     int rc = 0;
+    rm_http_t *http = NULL;
+    rm_redis_sink_t *health = NULL;
+    if (cfg->metrics_addr) {
+        char err[256];
+        if (!(http = rm_http_start(cfg->metrics_addr, stats, cfg->topic, "redis", err,
+                                   sizeof(err)))) {
+            rm_error("--metrics-addr: %s", err);
+            free(local);
+            return 2;
+        }
+        rm_info("metrics and health on %s (port %d): /metrics /livez /readyz", cfg->metrics_addr,
+                rm_http_port(http));
+        rm_redis_url_t url;
+        if (rm_redis_url_parse(cfg->redis_url, &url, err, sizeof(err)) == 0) {
+            health = rm_redis_sink_new(&url, cfg->redis_prefix);
+            rm_redis_url_free(&url);
+        }
+    }
     rm_worker_t *workers = calloc((size_t)cfg->workers, sizeof(*workers));
     if (!workers)
         return 1;
@@ -148,8 +194,13 @@ int rm_serve_run(const rm_serve_config_t *cfg, rm_serve_stats_t *stats) {
                 cfg->brokers, cfg->workers, cfg->group);
     time_t last = time(NULL);
     uint64_t last_n = total_events(stats);
+    long long last_refresh = 0;
     while (rc == 0 && rm_serve_running) {
         usleep(100 * 1000);
+        if (http && rm_now_ms() - last_refresh >= 1000) {
+            last_refresh = rm_now_ms();
+            refresh(stats, workers, started, cfg->topic, health);
+        }
         time_t now = time(NULL);
         if (now - last >= 10) {
             uint64_t n = total_events(stats);
@@ -175,7 +226,10 @@ int rm_serve_run(const rm_serve_config_t *cfg, rm_serve_stats_t *stats) {
         rd_kafka_destroy(sh.dlq);
     }
     log_summary(stats, "stopped");
+    rm_http_stop(http);
+    rm_redis_sink_free(health);
     if (rc == 0 && atomic_load(&sh.failed))
         rc = 1;
+    free(local);
     return rc;
 }

@@ -43,7 +43,17 @@ static void sleep_ms(int ms) {
 
 /* Sleeps the current backoff and doubles it (capped). Returns false when
  * the worker is stopping and the stop deadline has passed. */
+static rm_partition_obs_t *obs(rm_worker_t *w, int32_t partition) {
+    return partition >= 0 && partition < RM_MAX_PARTITIONS ? &w->sh->stats->parts[partition] : NULL;
+}
+
+static void heartbeat(rm_worker_t *w) {
+    if (w->id < RM_MAX_WORKERS)
+        atomic_store(&w->sh->stats->heartbeat_ms[w->id], rm_now_ms());
+}
+
 static bool backoff(rm_worker_t *w, int *ms, time_t *stop_deadline) {
+    heartbeat(w);
     if (!rm_serve_running) {
         if (!*stop_deadline)
             *stop_deadline = time(NULL) + w->sh->cfg->shutdown_timeout_s;
@@ -55,8 +65,10 @@ static bool backoff(rm_worker_t *w, int *ms, time_t *stop_deadline) {
     return true;
 }
 
-static void sink_failed(rm_worker_t *w, const char *what, int backoff_ms) {
+static void sink_failed(rm_worker_t *w, rm_sink_error_t kind, const char *what, int backoff_ms) {
     atomic_fetch_add_explicit(&w->sh->stats->sink_errors, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->sh->stats->sink_error_kinds[kind], 1, memory_order_relaxed);
+    atomic_store(&w->sh->stats->sink_write_ok, 0);
     rm_warn("worker %d: %s failed: %s; retrying in %d ms", w->id, what,
             rm_redis_sink_last_error(w->sink), backoff_ms);
 }
@@ -77,6 +89,8 @@ static void set_eof(rm_worker_t *w, part_t *p, bool eof) {
 
 static void part_drop(rm_worker_t *w, part_t *p) {
     set_eof(w, p, false);
+    if (obs(w, p->partition))
+        atomic_store(&obs(w, p->partition)->owner, 0);
     rm_pract_map_free(&p->cache);
     p->owned = false;
 }
@@ -108,7 +122,7 @@ static int load_missing(rm_worker_t *w, pract_t **need, int32_t *parts, size_t n
             rm_avail_free(&need[i]->st);
             rm_avail_init(&need[i]->st);
         }
-        sink_failed(w, "loading state", ms);
+        sink_failed(w, RM_SINK_ERROR_LOAD, "loading state", ms);
         if (!backoff(w, &ms, &deadline)) {
             rc = -1;
             break;
@@ -231,6 +245,7 @@ static void apply_message(rm_worker_t *w, rd_kafka_message_t *m) {
         return; /* not ours any more, or before a seek point */
     set_eof(w, p, false);
     p->next_offset = m->offset + 1;
+    p->last_ts_ms = rd_kafka_message_timestamp(m, NULL);
 
     rm_event_t ev;
     rm_reject_t why;
@@ -285,6 +300,8 @@ static void part_reset(rm_worker_t *w, part_t *p, int64_t stored) {
     set_eof(w, p, false);
     p->stored_cp = stored;
     p->next_offset = stored;
+    if (obs(w, p->partition))
+        atomic_store(&obs(w, p->partition)->checkpoint, stored);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, w->sh->cfg->topic, p->partition)->offset =
         stored >= 0 ? stored : RD_KAFKA_OFFSET_BEGINNING;
@@ -307,7 +324,7 @@ static int part_resync(rm_worker_t *w, part_t *p) {
     time_t deadline = 0;
     while (rm_redis_sink_checkpoint_get(w->sink, w->sh->cfg->topic, p->partition, &cp) !=
            RM_ERR_OK) {
-        sink_failed(w, "reading checkpoint", ms);
+        sink_failed(w, RM_SINK_ERROR_CHECKPOINT, "reading checkpoint", ms);
         if (!backoff(w, &ms, &deadline))
             return -1;
     }
@@ -316,6 +333,19 @@ static int part_resync(rm_worker_t *w, part_t *p) {
 }
 
 /* ---- flush ---- */
+
+static void observe_flush(rm_serve_stats_t *st, double seconds, size_t n) {
+    int b = 0;
+    while (b < RM_FLUSH_SECONDS_BUCKETS && seconds > rm_flush_seconds_bounds[b])
+        b++;
+    atomic_fetch_add(&st->flush_seconds_bucket[b], 1);
+    atomic_fetch_add(&st->flush_seconds_sum_us, (uint64_t)(seconds * 1e6));
+    b = 0;
+    while (b < RM_FLUSH_SIZE_BUCKETS && (double)n > rm_flush_size_bounds[b])
+        b++;
+    atomic_fetch_add(&st->flush_size_bucket[b], 1);
+    atomic_fetch_add(&st->flush_size_sum, n);
+}
 
 static int flush_dirty(rm_worker_t *w) {
     size_t n = 0, cap = 0;
@@ -349,10 +379,14 @@ static int flush_dirty(rm_worker_t *w) {
     int ms = BACKOFF_MIN_MS, rc = 0;
     time_t deadline = 0;
     while (n > 0) {
+        long long t0 = rm_now_ms();
         rm_err_t e = rm_redis_sink_flush(w->sink, items, n);
-        if (e == RM_ERR_OK)
+        if (e == RM_ERR_OK) {
+            observe_flush(w->sh->stats, (double)(rm_now_ms() - t0) / 1000.0, n);
+            atomic_store(&w->sh->stats->sink_write_ok, 1);
             break;
-        sink_failed(w, "flush", ms);
+        }
+        sink_failed(w, RM_SINK_ERROR_FLUSH, "flush", ms);
         if (!backoff(w, &ms, &deadline)) {
             rc = -1;
             break;
@@ -419,7 +453,12 @@ static int checkpoint(rm_worker_t *w, bool sync_commit) {
                                                       p->next_offset, &ok, &cur);
             if (e == RM_ERR_OK) {
                 if (ok) {
+                    atomic_store(&w->sh->stats->sink_write_ok, 1);
                     p->stored_cp = p->next_offset;
+                    if (obs(w, pi)) {
+                        atomic_store(&obs(w, pi)->checkpoint, p->next_offset);
+                        atomic_store(&obs(w, pi)->applied_ts_ms, p->last_ts_ms);
+                    }
                     rd_kafka_topic_partition_list_add(commit, w->sh->cfg->topic, pi)->offset =
                         p->next_offset;
                 } else {
@@ -427,7 +466,7 @@ static int checkpoint(rm_worker_t *w, bool sync_commit) {
                 }
                 break;
             }
-            sink_failed(w, "checkpoint", ms);
+            sink_failed(w, RM_SINK_ERROR_CHECKPOINT, "checkpoint", ms);
             if (!backoff(w, &ms, &deadline)) {
                 rd_kafka_topic_partition_list_destroy(commit);
                 return -1;
@@ -453,7 +492,7 @@ static int lease_held(rm_worker_t *w, bool *held, char *holder, size_t cap) {
     time_t deadline = 0;
     long long ttl;
     while (rm_redis_lease_get(w->sink, holder, cap, &ttl) != RM_ERR_OK) {
-        sink_failed(w, "reading the rebuild lease", ms);
+        sink_failed(w, RM_SINK_ERROR_LEASE, "reading the rebuild lease", ms);
         if (!backoff(w, &ms, &deadline))
             return -1;
     }
@@ -482,6 +521,7 @@ static void pause_for_rebuild(rm_worker_t *w, const char *holder) {
             holder);
     w->paused = true;
     atomic_fetch_add(&w->sh->paused_workers, 1);
+    atomic_fetch_add(&w->sh->stats->paused, 1);
     for (size_t i = 0; i < w->nmsgs; i++)
         rd_kafka_message_destroy(w->msgs[i]);
     w->nmsgs = 0;
@@ -497,6 +537,7 @@ static void pause_for_rebuild(rm_worker_t *w, const char *holder) {
     bool held = true;
     while (rm_serve_running && held) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 1000);
+        heartbeat(w);
         if (m)
             rd_kafka_message_destroy(m); /* re-read after the resync below */
         if (lease_held(w, &held, h, sizeof(h)) < 0)
@@ -510,6 +551,7 @@ static void pause_for_rebuild(rm_worker_t *w, const char *holder) {
     pause_assignment(w, false);
     w->paused = false;
     atomic_fetch_sub(&w->sh->paused_workers, 1);
+    atomic_fetch_sub(&w->sh->stats->paused, 1);
     rm_info("worker %d: resumed from the checkpoints written by the rebuild", w->id);
 }
 
@@ -548,8 +590,11 @@ static int process_pending(rm_worker_t *w, bool sync_commit) {
     w->nmsgs = 0;
     for (int pi = 0; rc == 0 && pi < w->nparts; pi++) {
         part_t *p = part_get(w, pi);
-        if (p)
+        if (p) {
             rm_pract_evict(&p->cache, w->sh->cfg->cache_limit, w->batch_seq);
+            if (obs(w, pi)) /* everything polled is applied and checkpointed */
+                atomic_store(&obs(w, pi)->pending_ts_ms, 0);
+        }
     }
     if (rc < 0) {
         atomic_store(&w->sh->failed, 1);
@@ -586,7 +631,7 @@ static void on_assign(rm_worker_t *w, rd_kafka_topic_partition_list_t *l) {
         int ms = BACKOFF_MIN_MS;
         time_t deadline = 0;
         while (rm_redis_sink_checkpoint_get(w->sink, tp->topic, tp->partition, &cp) != RM_ERR_OK) {
-            sink_failed(w, "reading checkpoint", ms);
+            sink_failed(w, RM_SINK_ERROR_CHECKPOINT, "reading checkpoint", ms);
             if (!backoff(w, &ms, &deadline))
                 break;
         }
@@ -599,6 +644,15 @@ static void on_assign(rm_worker_t *w, rd_kafka_topic_partition_list_t *l) {
         p->stored_cp = cp;
         p->next_offset = cp;
         tp->offset = cp >= 0 ? cp : RD_KAFKA_OFFSET_BEGINNING;
+        rm_partition_obs_t *o = obs(w, tp->partition);
+        if (o) {
+            atomic_store(&o->checkpoint, cp);
+            atomic_store(&o->end, -1);
+            atomic_store(&o->earliest, -1);
+            atomic_store(&o->pending_ts_ms, 0);
+            atomic_store(&o->applied_ts_ms, 0);
+            atomic_store(&o->owner, w->id + 1);
+        }
         rm_info("worker %d: assigned %s [%d], resuming from %s%lld", w->id, tp->topic,
                 (int)tp->partition, cp >= 0 ? "checkpoint " : "the beginning (no checkpoint)",
                 cp >= 0 ? (long long)cp : 0LL);
@@ -747,8 +801,14 @@ void *rm_worker_main(void *arg) {
     while (rm_serve_running) {
         /* Collect: block briefly for the first message, then take what is
          * already there, up to the batch size. */
+        heartbeat(w);
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 100);
         while (m) {
+            rm_partition_obs_t *o = m->err ? NULL : obs(w, m->partition);
+            long long zero = 0;
+            if (o) /* the oldest message in hand that is not yet applied */
+                atomic_compare_exchange_strong(&o->pending_ts_ms, &zero,
+                                               rd_kafka_message_timestamp(m, NULL));
             w->msgs[w->nmsgs++] = m;
             if (w->nmsgs >= cfg->max_batch)
                 break;

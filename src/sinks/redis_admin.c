@@ -314,3 +314,16 @@ rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *target, char *out, 
     freeReplyObject(r);
     return RM_ERR_OK;
 }
+
+rm_err_t rm_redis_sink_ping(rm_redis_sink_t *s) {
+    rm_err_t e = rm_redis_sink_connect(s);
+    if (e)
+        return e;
+    const char *argv[] = {"PING"};
+    size_t lens[] = {4};
+    redisReply *r;
+    if ((e = rm_redis_command(s, &r, 1, argv, lens)))
+        return e;
+    freeReplyObject(r);
+    return RM_ERR_OK;
+}

@@ -88,9 +88,12 @@ pid_t e2e_command(e2e_t *e, const char *cmd, const char *const *extra) {
         "--workers", "2",      "--log-level", "warn"};
     int n = 12;
     if (strcmp(cmd, "serve") == 0) {
-        const char *serve[] = {"--max-batch", "500",
-                               "--kafka",     "session.timeout.ms=6000",
-                               "--kafka",     "heartbeat.interval.ms=500"};
+        /* Port 0: each serve gets a free port, so tests can run several. */
+        const char *metrics = getenv("RM_TEST_METRICS_ADDR");
+        const char *serve[] = {"--max-batch",    "500",
+                               "--kafka",        "session.timeout.ms=6000",
+                               "--kafka",        "heartbeat.interval.ms=500",
+                               "--metrics-addr", metrics ? metrics : "127.0.0.1:0"};
         for (size_t i = 0; i < sizeof(serve) / sizeof(serve[0]); i++)
             argv[n++] = serve[i];
     }

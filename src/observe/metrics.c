@@ -1,0 +1,324 @@
+/*
+ * Metrics: one table of descriptors (name, type, help) rendered in one
+ * place, in the order of the table. Names follow
+ * readmodel_<subsystem>_<what>_<unit>[_total]; labels stay bounded (target,
+ * topic, partition, result, reason, kind) and never name a practitioner.
+ */
+#include "readmodel/metrics.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef RM_VERSION
+#define RM_VERSION "dev"
+#endif
+
+const double rm_flush_seconds_bounds[RM_FLUSH_SECONDS_BUCKETS] = {0.001, 0.005, 0.01, 0.025, 0.05,
+                                                                  0.1,   0.25,  1,    5};
+const double rm_flush_size_bounds[RM_FLUSH_SIZE_BUCKETS] = {1, 10, 100, 1000, 10000, 100000};
+
+static double started_at;
+
+long long rm_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void rm_metrics_process_started(void) {
+    started_at = (double)rm_now_ms() / 1000.0;
+}
+
+#define RM_METRIC_MAP(X)                                                                           \
+    X(BUILD_INFO, "readmodel_build_info", "gauge", "Version of this build (value is 1).")          \
+    X(EVENTS, "readmodel_events_total", "counter",                                                 \
+      "Messages consumed, by result: applied, invalid, ignored (unknown type), duplicate (at or "  \
+      "below a fence), tombstone.")                                                                \
+    X(INVALID, "readmodel_invalid_events_total", "counter", "Invalid events, by reason.")          \
+    X(DEAD_LETTERED, "readmodel_dead_lettered_total", "counter",                                   \
+      "Invalid events produced to the dead-letter topic.")                                         \
+    X(ANOMALIES, "readmodel_anomalies_total", "counter",                                           \
+      "Valid events that changed nothing, by kind (unknown_booking: a cancellation of an "         \
+      "unknown booking).")                                                                         \
+    X(LAG_MESSAGES, "readmodel_consumer_lag_messages", "gauge",                                    \
+      "End offset minus the next offset to apply, per partition assigned to this process.")        \
+    X(LAG_SECONDS, "readmodel_consumer_lag_seconds", "gauge",                                      \
+      "Age of the oldest message not yet applied (0 when caught up); when that message has not "   \
+      "been fetched yet, the age of the last applied one, an upper bound.")                        \
+    X(END_OFFSET, "readmodel_partition_end_offset", "gauge", "End offset (high watermark).")       \
+    X(EARLIEST_OFFSET, "readmodel_partition_earliest_offset", "gauge",                             \
+      "Earliest retained offset; above 0 means truncated history.")                                \
+    X(CHECKPOINT, "readmodel_checkpoint_offset", "gauge",                                          \
+      "Next offset to consume, as checkpointed in the sink (-1: none).")                           \
+    X(ASSIGNED, "readmodel_assigned_partitions", "gauge", "Partitions assigned to this process.")  \
+    X(FLUSH_SECONDS, "readmodel_sink_flush_duration_seconds", "histogram",                         \
+      "Duration of successful sink flushes.")                                                      \
+    X(FLUSH_SIZE, "readmodel_sink_flush_practitioners", "histogram",                               \
+      "Practitioners written per flush.")                                                          \
+    X(WRITTEN, "readmodel_sink_practitioners_written_total", "counter",                            \
+      "Practitioner writes (keys, state and fence in one atomic step).")                           \
+    X(SINK_ERRORS, "readmodel_sink_errors_total", "counter", "Sink errors, by kind.")               \
+    X(SINK_UP, "readmodel_sink_up", "gauge",                                                       \
+      "1 when the sink answers and the last write succeeded.")                                     \
+    X(PAUSED, "readmodel_target_paused", "gauge",                                                  \
+      "1 while a rebuild holds the target's lease and writes are paused.")                         \
+    X(RESETS, "readmodel_partition_resets_total", "counter",                                       \
+      "Partitions re-read from the stored checkpoint because the sink was not as last written "    \
+      "(rebuild, data loss, another writer).")                                                     \
+    X(CPU, "process_cpu_seconds_total", "counter", "User and system CPU time.")                   \
+    X(RSS, "process_resident_memory_bytes", "gauge", "Resident memory.")                           \
+    X(FDS, "process_open_fds", "gauge", "Open file descriptors.")                                  \
+    X(START, "process_start_time_seconds", "gauge", "Start time, unix seconds.")
+
+typedef enum {
+#define RM_METRIC_ENUM(id, name, type, help) M_##id,
+    RM_METRIC_MAP(RM_METRIC_ENUM)
+#undef RM_METRIC_ENUM
+        M__COUNT
+} metric_t;
+
+static const struct {
+    const char *name, *type, *help;
+} metrics[M__COUNT] = {
+#define RM_METRIC_DESC(id, name, type, help) {name, type, help},
+    RM_METRIC_MAP(RM_METRIC_DESC)
+#undef RM_METRIC_DESC
+};
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int err;
+} out_t;
+
+static void emit(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emit(out_t *o, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->err = 1;
+            return;
+        }
+        if ((size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t cap = (o->cap + (size_t)n) * 2;
+        char *b = realloc(o->buf, cap);
+        if (!b) {
+            o->err = 1;
+            return;
+        }
+        o->buf = b;
+        o->cap = cap;
+    }
+}
+
+static const char *const result_labels[] = {
+#define RM_RESULT_LABEL(n, s) s,
+    RM_RESULT_MAP(RM_RESULT_LABEL)
+#undef RM_RESULT_LABEL
+};
+
+static const char *const sink_error_labels[] = {
+#define RM_SINK_ERROR_LABEL(n, s) s,
+    RM_SINK_ERROR_MAP(RM_SINK_ERROR_LABEL)
+#undef RM_SINK_ERROR_LABEL
+};
+
+static void histogram(out_t *o, const char *name, const char *target,
+                      atomic_uint_least64_t *buckets, int nb, const double *bounds,
+                      double sum) {
+    uint64_t cum = 0;
+    for (int b = 0; b < nb; b++) {
+        cum += atomic_load(&buckets[b]);
+        emit(o, "%s_bucket{target=\"%s\",le=\"%g\"} %llu\n", name, target, bounds[b],
+             (unsigned long long)cum);
+    }
+    cum += atomic_load(&buckets[nb]);
+    emit(o, "%s_bucket{target=\"%s\",le=\"+Inf\"} %llu\n", name, target, (unsigned long long)cum);
+    emit(o, "%s_sum{target=\"%s\"} %.6f\n%s_count{target=\"%s\"} %llu\n", name, target, sum, name,
+         target, (unsigned long long)cum);
+}
+
+static long open_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    long n = 0;
+    if (!d)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 3; /* ".", ".." and the directory's own descriptor */
+}
+
+static double resident_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return (double)rss * (double)sysconf(_SC_PAGESIZE);
+}
+
+char *rm_metrics_render(rm_serve_stats_t *st, const char *topic, const char *target) {
+    out_t o = {0};
+    long long now = rm_now_ms();
+    for (int m = 0; m < M__COUNT; m++) {
+        const char *name = metrics[m].name;
+        emit(&o, "# HELP %s %s\n# TYPE %s %s\n", name, metrics[m].help, name, metrics[m].type);
+        switch ((metric_t)m) {
+        case M_BUILD_INFO:
+            emit(&o, "%s{version=\"%s\"} 1\n", name, RM_VERSION);
+            break;
+        case M_EVENTS:
+            for (int r = 0; r < RM_RESULT__COUNT; r++)
+                emit(&o, "%s{target=\"%s\",result=\"%s\"} %llu\n", name, target, result_labels[r],
+                     (unsigned long long)atomic_load(&st->events[r]));
+            break;
+        case M_INVALID:
+            for (int r = 0; r < RM_REASON__COUNT; r++)
+                emit(&o, "%s{target=\"%s\",reason=\"%s\"} %llu\n", name, target,
+                     rm_reason_name((rm_reason_t)r),
+                     (unsigned long long)atomic_load(&st->invalid[r]));
+            break;
+        case M_DEAD_LETTERED:
+            emit(&o, "%s{target=\"%s\"} %llu\n", name, target,
+                 (unsigned long long)atomic_load(&st->dead_lettered));
+            break;
+        case M_ANOMALIES:
+            emit(&o, "%s{target=\"%s\",kind=\"unknown_booking\"} %llu\n", name, target,
+                 (unsigned long long)atomic_load(&st->anomalies));
+            break;
+        case M_LAG_MESSAGES:
+        case M_LAG_SECONDS:
+        case M_END_OFFSET:
+        case M_EARLIEST_OFFSET:
+        case M_CHECKPOINT:
+            for (int p = 0; p < RM_MAX_PARTITIONS; p++) {
+                rm_partition_obs_t *po = &st->parts[p];
+                if (!atomic_load(&po->owner))
+                    continue;
+                long long end = atomic_load(&po->end), cp = atomic_load(&po->checkpoint),
+                          lo = atomic_load(&po->earliest);
+                if ((m != M_CHECKPOINT && end < 0) || (m == M_EARLIEST_OFFSET && lo < 0))
+                    continue; /* not known yet: absent rather than wrong */
+                long long next = cp >= 0 ? cp : (lo >= 0 ? lo : 0);
+                long long lag = end > next ? end - next : 0;
+                double v = 0;
+                if (m == M_LAG_MESSAGES) {
+                    v = (double)lag;
+                } else if (m == M_LAG_SECONDS) {
+                    long long ts = atomic_load(&po->pending_ts_ms);
+                    if (!ts)
+                        ts = atomic_load(&po->applied_ts_ms);
+                    v = lag > 0 && ts > 0 && now > ts ? (double)(now - ts) / 1000.0 : 0;
+                } else {
+                    v = (double)(m == M_END_OFFSET ? end : m == M_CHECKPOINT ? cp : lo);
+                }
+                emit(&o, "%s{target=\"%s\",topic=\"%s\",partition=\"%d\"} %.17g\n", name, target,
+                     topic, p, v);
+            }
+            break;
+        case M_ASSIGNED: {
+            int n = 0;
+            for (int p = 0; p < RM_MAX_PARTITIONS; p++)
+                n += atomic_load(&st->parts[p].owner) != 0;
+            emit(&o, "%s{target=\"%s\"} %d\n", name, target, n);
+            break;
+        }
+        case M_FLUSH_SECONDS:
+            histogram(&o, name, target, st->flush_seconds_bucket, RM_FLUSH_SECONDS_BUCKETS,
+                      rm_flush_seconds_bounds,
+                      (double)atomic_load(&st->flush_seconds_sum_us) / 1e6);
+            break;
+        case M_FLUSH_SIZE:
+            histogram(&o, name, target, st->flush_size_bucket, RM_FLUSH_SIZE_BUCKETS,
+                      rm_flush_size_bounds, (double)atomic_load(&st->flush_size_sum));
+            break;
+        case M_WRITTEN:
+            emit(&o, "%s{target=\"%s\"} %llu\n", name, target,
+                 (unsigned long long)atomic_load(&st->practitioners_written));
+            break;
+        case M_SINK_ERRORS:
+            for (int k = 0; k < RM_SINK_ERROR__COUNT; k++)
+                emit(&o, "%s{target=\"%s\",kind=\"%s\"} %llu\n", name, target,
+                     sink_error_labels[k],
+                     (unsigned long long)atomic_load(&st->sink_error_kinds[k]));
+            break;
+        case M_SINK_UP:
+            emit(&o, "%s{target=\"%s\"} %d\n", name, target,
+                 atomic_load(&st->sink_ping_ok) && atomic_load(&st->sink_write_ok));
+            break;
+        case M_PAUSED:
+            emit(&o, "%s{target=\"%s\"} %d\n", name, target, atomic_load(&st->paused) > 0);
+            break;
+        case M_RESETS:
+            emit(&o, "%s{target=\"%s\"} %llu\n", name, target,
+                 (unsigned long long)atomic_load(&st->resets));
+            break;
+        case M_CPU: {
+            struct rusage ru;
+            getrusage(RUSAGE_SELF, &ru);
+            emit(&o, "%s %.6f\n", name,
+                 (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
+            break;
+        }
+        case M_RSS:
+            emit(&o, "%s %.0f\n", name, resident_bytes());
+            break;
+        case M_FDS:
+            emit(&o, "%s %ld\n", name, open_fds());
+            break;
+        case M_START:
+            emit(&o, "%s %.3f\n", name, started_at);
+            break;
+        default:
+            break;
+        }
+    }
+    if (o.err) {
+        free(o.buf);
+        return NULL;
+    }
+    return o.buf;
+}
+
+bool rm_metrics_ready(rm_serve_stats_t *st, char *why, size_t cap) {
+    if (!atomic_load(&st->sink_ping_ok)) {
+        snprintf(why, cap, "sink unreachable");
+        return false;
+    }
+    if (!atomic_load(&st->sink_write_ok)) {
+        snprintf(why, cap, "sink writes failing");
+        return false;
+    }
+    snprintf(why, cap, "ok");
+    return true;
+}
+
+bool rm_metrics_live(rm_serve_stats_t *st, char *why, size_t cap) {
+    long long now = rm_now_ms();
+    for (int i = 0; i < st->workers && i < RM_MAX_WORKERS; i++) {
+        long long hb = atomic_load(&st->heartbeat_ms[i]);
+        if (hb && now - hb > 30000) {
+            snprintf(why, cap, "worker %d has not turned its loop for %lld s", i,
+                     (now - hb) / 1000);
+            return false;
+        }
+    }
+    snprintf(why, cap, "ok");
+    return true;
+}

@@ -1,0 +1,243 @@
+/*
+ * Observability of serve end to end: /metrics accepted by the real promtool,
+ * lag that shows while Redis writes are paused and returns to 0, /readyz
+ * unready while Redis is down and ready again after, /livez live throughout,
+ * bounded labels and Prometheus naming.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "e2e.h"
+#include "readmodel/date.h"
+#include "readmodel/gen.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TOPIC "booking.events"
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+typedef struct {
+    char *buf;
+    size_t len;
+} body_t;
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg) {
+    body_t *b = arg;
+    char *nb = realloc(b->buf, b->len + size * n + 1);
+    if (!nb)
+        return 0;
+    memcpy(nb + b->len, p, size * n);
+    b->buf = nb;
+    b->len += size * n;
+    b->buf[b->len] = '\0';
+    return size * n;
+}
+
+/* GET; returns the HTTP status (0 when unreachable); *out gets the body. */
+static long http_get(int port, const char *path, char **out) {
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    CURL *c = curl_easy_init();
+    body_t b = {calloc(1, 1), 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    if (out)
+        *out = b.buf;
+    else
+        free(b.buf);
+    return status;
+}
+
+/* Sum of a metric's samples whose line starts with `prefix`. */
+static double sum_metric(const char *text, const char *prefix) {
+    double sum = 0;
+    size_t n = strlen(prefix);
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, prefix, n) == 0) {
+            const char *sp = strchr(l, ' ');
+            if (sp)
+                sum += atof(sp + 1);
+        }
+    return sum;
+}
+
+static bool wait_metric(int port, const char *prefix, int at_least_one, int timeout_s) {
+    time_t deadline = time(NULL) + timeout_s;
+    while (time(NULL) < deadline) {
+        char *m = NULL;
+        if (http_get(port, "/metrics", &m) == 200) {
+            double v = sum_metric(m, prefix);
+            free(m);
+            if (at_least_one ? v > 0 : v == 0)
+                return true;
+        } else {
+            free(m);
+        }
+        usleep(200 * 1000);
+    }
+    return false;
+}
+
+static bool wait_status(int port, const char *path, long want, int timeout_s) {
+    time_t deadline = time(NULL) + timeout_s;
+    long got = 0;
+    char *body = NULL;
+    while (time(NULL) < deadline) {
+        free(body);
+        if ((got = http_get(port, path, &body)) == want) {
+            free(body);
+            return true;
+        }
+        usleep(200 * 1000);
+    }
+    fprintf(stderr, "%s on port %d: status %ld, body: %s\n", path, port, got, body ? body : "");
+    free(body);
+    return false;
+}
+
+static rm_gen_t *generator(uint64_t seed) {
+    rm_gen_config_t cfg = {.seed = seed, .practitioners = 40, .days = 5, .invalid_ratio = 0.02};
+    rm_date_parse("2026-11-23", 10, &cfg.start_day);
+    return rm_gen_new(&cfg);
+}
+
+static void test_metrics_health_and_lag(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 3), 0);
+    rm_gen_t *g = generator(3);
+    e2e_produce_generated(&e, g, 1500);
+    int port = free_port();
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    setenv("RM_TEST_METRICS_ADDR", addr, 1);
+    pid_t serve = e2e_serve(&e, NULL);
+    unsetenv("RM_TEST_METRICS_ADDR");
+    assert_true(e2e_wait_caught_up(&e, 60));
+    assert_true(wait_status(port, "/readyz", 200, 20));
+    assert_int_equal(http_get(port, "/livez", NULL), 200);
+    assert_int_equal(http_get(port, "/nope", NULL), 404);
+
+    /* The exposition is valid for the real promtool, names follow the
+     * conventions and no label names a practitioner. */
+    /* Offsets are refreshed every second: wait until every partition shows. */
+    char *m = NULL;
+    const char *last_series =
+        "readmodel_consumer_lag_seconds{target=\"redis\",topic=\"" TOPIC "\",partition=\"2\"}";
+    for (int i = 0; i < 50; i++) {
+        free(m);
+        m = NULL;
+        if (http_get(port, "/metrics", &m) == 200 && strstr(m, last_series))
+            break;
+        usleep(200 * 1000);
+    }
+    assert_non_null(strstr(m, last_series));
+    assert_true(sum_metric(m, "readmodel_events_total{target=\"redis\",result=\"applied\"}") > 0);
+    assert_true(sum_metric(m, "readmodel_invalid_events_total{") > 0);
+    assert_true(sum_metric(m, "readmodel_assigned_partitions{") == 3);
+    assert_null(strstr(m, "p-000"));
+    for (const char *l = m; (l = strstr(l, "# TYPE ")); l++) {
+        char name[128], type[32];
+        assert_int_equal(sscanf(l, "# TYPE %127s %31s", name, type), 2);
+        if (strcmp(type, "counter") == 0)
+            assert_non_null(strstr(name, "_total"));
+    }
+    char path[] = "/tmp/rm-metrics-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(write(fd, m, strlen(m)) == (ssize_t)strlen(m));
+    close(fd);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
+    assert_int_equal(system(cmd), 0);
+    unlink(path);
+    free(m);
+
+    /* Lag: writes paused, events produced; lag shows in messages and seconds,
+     * then returns to 0 once writes resume. */
+    redisContext *c = rm_test_redis_connect(&e.redis);
+    freeReplyObject(redisCommand(c, "CLIENT PAUSE 6000 WRITE"));
+    redisFree(c);
+    e2e_produce_generated(&e, g, 300);
+    assert_true(wait_metric(port, "readmodel_consumer_lag_messages{", 1, 5));
+    assert_true(wait_metric(port, "readmodel_consumer_lag_seconds{", 1, 5));
+    assert_true(wait_metric(port, "readmodel_consumer_lag_messages{", 0, 30));
+    assert_true(wait_metric(port, "readmodel_consumer_lag_seconds{", 0, 5));
+    assert_true(e2e_wait_caught_up(&e, 30));
+    assert_int_equal(e2e_compare(&e), 0);
+
+    /* Redis down: unready within seconds, still live; ready again after. */
+    rm_test_redis_stop(&e.redis, 1);
+    assert_true(wait_status(port, "/readyz", 503, 10));
+    assert_int_equal(http_get(port, "/livez", NULL), 200);
+    assert_int_equal(rm_test_redis_restart(&e.redis), 0);
+    assert_true(wait_status(port, "/readyz", 200, 20));
+    e2e_produce_generated(&e, g, -1);
+    rm_gen_free(g);
+    assert_true(e2e_wait_caught_up(&e, 60));
+    assert_int_equal(e2e_compare(&e), 0);
+
+    kill(serve, SIGTERM);
+    assert_int_equal(e2e_wait(serve), 0);
+    e2e_stop(&e);
+}
+
+static void test_metrics_addr_errors(void **state) {
+    (void)state;
+    char cmd[512];
+    const char *bin = getenv("READMODEL_BIN");
+    snprintf(cmd, sizeof(cmd), "'%s' serve --brokers x --metrics-addr nope 2>/dev/null", bin);
+    int st = system(cmd);
+    assert_int_equal(WEXITSTATUS(st), 2);
+    /* A port in use: serve refuses to start (exit 2) with the reason. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    listen(fd, 1);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    snprintf(cmd, sizeof(cmd),
+             "'%s' serve --brokers 127.0.0.1:1 --metrics-addr 127.0.0.1:%d 2>&1 | grep -q "
+             "'cannot listen'",
+             bin, ntohs(a.sin_port));
+    assert_int_equal(system(cmd), 0);
+    close(fd);
+}
+
+int main(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_metrics_addr_errors),
+        cmocka_unit_test(test_metrics_health_and_lag),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
