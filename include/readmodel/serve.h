@@ -61,19 +61,19 @@ typedef enum {
 } rm_result_t;
 
 #define RM_MAX_PARTITIONS 1024
-#define RM_MAX_WORKERS 256
+#define RM_MAX_WORKERS    256
 
 /* What one partition looks like from this process, for /metrics. Written by
  * the worker that owns it (and offsets by serve's refresher); read by the
  * HTTP thread. */
 typedef struct {
-    atomic_int owner;            /* worker id + 1; 0 when not assigned here */
-    atomic_llong checkpoint;     /* next offset, as checkpointed; -1 none */
-    atomic_llong end;            /* end offset (high watermark); -1 unknown */
-    atomic_llong earliest;       /* earliest offset; -1 unknown */
-    atomic_llong pending_ts_ms;  /* timestamp of the oldest message polled but not yet
-                                    checkpointed; 0 none */
-    atomic_llong applied_ts_ms;  /* timestamp of the last checkpointed message; 0 none */
+    atomic_int owner;           /* worker id + 1; 0 when not assigned here */
+    atomic_llong checkpoint;    /* next offset, as checkpointed; -1 none */
+    atomic_llong end;           /* end offset (high watermark); -1 unknown */
+    atomic_llong earliest;      /* earliest offset; -1 unknown */
+    atomic_llong pending_ts_ms; /* timestamp of the oldest message polled but not yet
+                                   checkpointed; 0 none */
+    atomic_llong applied_ts_ms; /* timestamp of the last checkpointed message; 0 none */
 } rm_partition_obs_t;
 
 /* Kinds of sink error, the `kind` label of readmodel_sink_errors_total. */
@@ -91,7 +91,7 @@ typedef enum {
 } rm_sink_error_t;
 
 #define RM_FLUSH_SECONDS_BUCKETS 9
-#define RM_FLUSH_SIZE_BUCKETS 6
+#define RM_FLUSH_SIZE_BUCKETS    6
 
 typedef struct {
     atomic_uint_least64_t events[RM_RESULT__COUNT];

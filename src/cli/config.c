@@ -277,10 +277,10 @@ rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_s
         set_str(&cfg->redis_url, env_redis && *env_redis ? env_redis : "redis://127.0.0.1:6379") ||
         set_str(&cfg->redis_prefix, "rm:") || set_str(&cfg->target, "redis") ||
         (cmd == RM_CMD_SERVE &&
-         set_str(&cfg->metrics_addr, getenv("READMODEL_METRICS_ADDR") &&
-                                             *getenv("READMODEL_METRICS_ADDR")
-                                         ? getenv("READMODEL_METRICS_ADDR")
-                                         : "0.0.0.0:9464")) ||
+         set_str(&cfg->metrics_addr,
+                 getenv("READMODEL_METRICS_ADDR") && *getenv("READMODEL_METRICS_ADDR")
+                     ? getenv("READMODEL_METRICS_ADDR")
+                     : "0.0.0.0:9464")) ||
         (env_brokers && *env_brokers && set_str(&cfg->brokers, env_brokers)))
         goto nomem;
     bool check = false;

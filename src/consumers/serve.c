@@ -143,8 +143,8 @@ int rm_serve_run(const rm_serve_config_t *cfg, rm_serve_stats_t *stats) {
     rm_redis_sink_t *health = NULL;
     if (cfg->metrics_addr) {
         char err[256];
-        if (!(http = rm_http_start(cfg->metrics_addr, stats, cfg->topic, "redis", err,
-                                   sizeof(err)))) {
+        if (!(http =
+                  rm_http_start(cfg->metrics_addr, stats, cfg->topic, "redis", err, sizeof(err)))) {
             rm_error("--metrics-addr: %s", err);
             free(local);
             return 2;

@@ -104,8 +104,7 @@ rm_http_t *rm_http_start(const char *addr, rm_serve_stats_t *stats, const char *
                             MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->d) {
-        snprintf(err, errlen, "cannot listen on %s (in use, or not an address of this host)",
-                 addr);
+        snprintf(err, errlen, "cannot listen on %s (in use, or not an address of this host)", addr);
         free(h);
         return NULL;
     }

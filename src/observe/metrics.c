@@ -63,7 +63,7 @@ void rm_metrics_process_started(void) {
       "Practitioners written per flush.")                                                          \
     X(WRITTEN, "readmodel_sink_practitioners_written_total", "counter",                            \
       "Practitioner writes (keys, state and fence in one atomic step).")                           \
-    X(SINK_ERRORS, "readmodel_sink_errors_total", "counter", "Sink errors, by kind.")               \
+    X(SINK_ERRORS, "readmodel_sink_errors_total", "counter", "Sink errors, by kind.")              \
     X(SINK_UP, "readmodel_sink_up", "gauge",                                                       \
       "1 when the sink answers and the last write succeeded.")                                     \
     X(PAUSED, "readmodel_target_paused", "gauge",                                                  \
@@ -71,7 +71,7 @@ void rm_metrics_process_started(void) {
     X(RESETS, "readmodel_partition_resets_total", "counter",                                       \
       "Partitions re-read from the stored checkpoint because the sink was not as last written "    \
       "(rebuild, data loss, another writer).")                                                     \
-    X(CPU, "process_cpu_seconds_total", "counter", "User and system CPU time.")                   \
+    X(CPU, "process_cpu_seconds_total", "counter", "User and system CPU time.")                    \
     X(RSS, "process_resident_memory_bytes", "gauge", "Resident memory.")                           \
     X(FDS, "process_open_fds", "gauge", "Open file descriptors.")                                  \
     X(START, "process_start_time_seconds", "gauge", "Start time, unix seconds.")
@@ -136,8 +136,7 @@ static const char *const sink_error_labels[] = {
 };
 
 static void histogram(out_t *o, const char *name, const char *target,
-                      atomic_uint_least64_t *buckets, int nb, const double *bounds,
-                      double sum) {
+                      atomic_uint_least64_t *buckets, int nb, const double *bounds, double sum) {
     uint64_t cum = 0;
     for (int b = 0; b < nb; b++) {
         cum += atomic_load(&buckets[b]);
@@ -253,8 +252,7 @@ char *rm_metrics_render(rm_serve_stats_t *st, const char *topic, const char *tar
             break;
         case M_SINK_ERRORS:
             for (int k = 0; k < RM_SINK_ERROR__COUNT; k++)
-                emit(&o, "%s{target=\"%s\",kind=\"%s\"} %llu\n", name, target,
-                     sink_error_labels[k],
+                emit(&o, "%s{target=\"%s\",kind=\"%s\"} %llu\n", name, target, sink_error_labels[k],
                      (unsigned long long)atomic_load(&st->sink_error_kinds[k]));
             break;
         case M_SINK_UP:

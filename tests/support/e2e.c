@@ -11,7 +11,21 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Every process a test starts, so none outlives the test binary even when an
+ * assertion fails halfway (cmocka leaves the test with longjmp). */
+static pid_t children[256];
+static int nchildren;
+
+static void kill_children(void) {
+    for (int i = 0; i < nchildren; i++)
+        if (children[i] > 0 && kill(children[i], SIGKILL) == 0)
+            waitpid(children[i], NULL, 0);
+}
+
 int e2e_start(e2e_t *e, const char *topic, int partitions) {
+    static int registered;
+    if (!registered++)
+        atexit(kill_children);
     memset(e, 0, sizeof(*e));
     signal(SIGPIPE, SIG_IGN);
     e->topic = topic;
@@ -106,6 +120,8 @@ pid_t e2e_command(e2e_t *e, const char *cmd, const char *const *extra) {
         perror("execv readmodel");
         _exit(127);
     }
+    if (pid > 0 && nchildren < 256)
+        children[nchildren++] = pid;
     return pid;
 }
 
@@ -121,6 +137,9 @@ int e2e_wait(pid_t pid) {
     int status;
     if (waitpid(pid, &status, 0) < 0)
         return -1;
+    for (int i = 0; i < nchildren; i++)
+        if (children[i] == pid)
+            children[i] = 0; /* reaped: never signal a recycled pid */
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 

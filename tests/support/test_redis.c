@@ -9,7 +9,21 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Servers still running when the test binary exits (an assertion failed
+ * before the test stopped them) are killed, so none outlives the run. */
+static pid_t servers[64];
+static int nservers;
+
+static void kill_servers(void) {
+    for (int i = 0; i < nservers; i++)
+        if (servers[i] > 0 && kill(servers[i], SIGKILL) == 0)
+            waitpid(servers[i], NULL, 0);
+}
+
 static int spawn(rm_test_redis_t *r) {
+    static int registered;
+    if (!registered++)
+        atexit(kill_servers);
     pid_t pid = fork();
     if (pid < 0)
         return -1;
@@ -21,6 +35,8 @@ static int spawn(rm_test_redis_t *r) {
         _exit(127);
     }
     r->pid = pid;
+    if (nservers < 64)
+        servers[nservers++] = pid;
     for (int i = 0; i < 500; i++) {
         redisContext *c = redisConnectUnix(r->sock);
         if (c && !c->err) {
@@ -58,6 +74,9 @@ void rm_test_redis_stop(rm_test_redis_t *r, int hard) {
     if (r->pid > 0) {
         kill(r->pid, hard ? SIGKILL : SIGTERM);
         waitpid(r->pid, NULL, 0);
+        for (int i = 0; i < nservers; i++)
+            if (servers[i] == r->pid)
+                servers[i] = 0;
         r->pid = 0;
     }
     unlink(r->sock);
