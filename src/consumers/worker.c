@@ -520,7 +520,6 @@ static void pause_for_rebuild(rm_worker_t *w, const char *holder) {
     rm_warn("worker %d: paused: a rebuild holds the Redis lease (%s); writes wait for it", w->id,
             holder);
     w->paused = true;
-    atomic_fetch_add(&w->sh->paused_workers, 1);
     atomic_fetch_add(&w->sh->stats->paused, 1);
     for (size_t i = 0; i < w->nmsgs; i++)
         rd_kafka_message_destroy(w->msgs[i]);
@@ -550,7 +549,6 @@ static void pause_for_rebuild(rm_worker_t *w, const char *holder) {
     }
     pause_assignment(w, false);
     w->paused = false;
-    atomic_fetch_sub(&w->sh->paused_workers, 1);
     atomic_fetch_sub(&w->sh->stats->paused, 1);
     rm_info("worker %d: resumed from the checkpoints written by the rebuild", w->id);
 }

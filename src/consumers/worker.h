@@ -22,7 +22,6 @@ typedef struct {
     atomic_int eof_partitions;
     int topic_partitions;
     atomic_int failed;
-    atomic_int paused_workers; /* workers currently paused by a rebuild */
 } rm_serve_shared_t;
 
 typedef struct pract {

@@ -124,9 +124,7 @@ static bool wait_status(int port, const char *path, long want, int timeout_s) {
 }
 
 static rm_gen_t *generator(uint64_t seed) {
-    rm_gen_config_t cfg = {.seed = seed, .practitioners = 40, .days = 5, .invalid_ratio = 0.02};
-    rm_date_parse("2026-11-23", 10, &cfg.start_day);
-    return rm_gen_new(&cfg);
+    return e2e_generator(seed, 40, 5);
 }
 
 static void test_metrics_health_and_lag(void **state) {

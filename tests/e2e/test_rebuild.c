@@ -26,19 +26,10 @@
 #define TOPIC "booking.events"
 
 static rm_gen_t *generator(uint64_t seed, int practitioners) {
-    rm_gen_config_t cfg = {.seed = seed,
-                           .practitioners = practitioners,
-                           .days = 7,
-                           .invalid_ratio = 0.02,
-                           .ignored_ratio = 0.01};
-    rm_date_parse("2026-11-23", 10, &cfg.start_day);
-    return rm_gen_new(&cfg);
+    return e2e_generator(seed, practitioners, 7);
 }
 
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
+#define sleep_ms e2e_sleep_ms
 
 static void redis_cmd(e2e_t *e, const char *fmt, const char *arg) {
     redisContext *c = rm_test_redis_connect(&e->redis);

@@ -25,19 +25,10 @@
 #define TOPIC "booking.events"
 
 static rm_gen_t *generator(uint64_t seed, int practitioners) {
-    rm_gen_config_t cfg = {.seed = seed,
-                           .practitioners = practitioners,
-                           .days = 7,
-                           .invalid_ratio = 0.02,
-                           .ignored_ratio = 0.01};
-    rm_date_parse("2026-11-23", 10, &cfg.start_day);
-    return rm_gen_new(&cfg);
+    return e2e_generator(seed, practitioners, 7);
 }
 
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
+#define sleep_ms e2e_sleep_ms
 
 #define ENV(id, type, pid)                                                                         \
     "{\"event_id\":\"" id "\",\"type\":\"" type "\",\"schema_version\":1,\"occurred_at\":"         \

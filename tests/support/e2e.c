@@ -1,5 +1,6 @@
 /* End-to-end helpers: see e2e.h. */
 #include "e2e.h"
+#include "readmodel/date.h"
 #include "readmodel/gen.h"
 
 #include <hiredis/hiredis.h>
@@ -223,4 +224,19 @@ int e2e_compare(e2e_t *e) {
     }
     fprintf(stderr, "compared %ld expected keys: %d difference(s)\n", x.expected, x.diffs);
     return x.diffs;
+}
+
+struct rm_gen *e2e_generator(uint64_t seed, int practitioners, int days) {
+    rm_gen_config_t cfg = {.seed = seed,
+                           .practitioners = practitioners,
+                           .days = days,
+                           .invalid_ratio = 0.02,
+                           .ignored_ratio = 0.01};
+    rm_date_parse("2026-11-23", 10, &cfg.start_day);
+    return rm_gen_new(&cfg);
+}
+
+void e2e_sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
 }

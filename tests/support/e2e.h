@@ -12,6 +12,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 typedef struct {
@@ -50,6 +51,10 @@ bool e2e_wait_caught_up(e2e_t *e, int timeout_s);
 /* Compares Redis with the reference; prints differences, returns their
  * number (missing + wrong + extra keys). */
 int e2e_compare(e2e_t *e);
+/* A generator of `practitioners` x `days` starting 2026-11-23, with 2%
+ * invalid and 1% unknown-type events (caller frees with rm_gen_free). */
+struct rm_gen *e2e_generator(uint64_t seed, int practitioners, int days);
+void e2e_sleep_ms(long ms);
 /* Number of rm:avail:* keys in Redis. */
 long e2e_count_keys(e2e_t *e);
 
