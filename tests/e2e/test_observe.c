@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -207,6 +208,68 @@ static void test_metrics_health_and_lag(void **state) {
     e2e_stop(&e);
 }
 
+/* A real Prometheus server (Debian package prometheus) scrapes serve and a
+ * PromQL query returns the lag series of every partition. */
+static void test_prometheus_scrapes_serve(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 2), 0);
+    rm_gen_t *g = generator(4);
+    e2e_produce_generated(&e, g, -1);
+    rm_gen_free(g);
+    int port = free_port(), prom_port = free_port();
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    setenv("RM_TEST_METRICS_ADDR", addr, 1);
+    pid_t serve = e2e_serve(&e, NULL);
+    unsetenv("RM_TEST_METRICS_ADDR");
+    assert_true(e2e_wait_caught_up(&e, 60));
+
+    char dir[] = "/tmp/rm-prom-XXXXXX", cfg[128], data[128], listen[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(cfg, sizeof(cfg), "%s/prometheus.yml", dir);
+    snprintf(data, sizeof(data), "--storage.tsdb.path=%s/data", dir);
+    snprintf(listen, sizeof(listen), "--web.listen-address=127.0.0.1:%d", prom_port);
+    FILE *f = fopen(cfg, "w");
+    fprintf(f,
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            "scrape_configs:\n  - job_name: readmodel\n    static_configs:\n"
+            "      - targets: ['%s']\n",
+            addr);
+    fclose(f);
+    char config_flag[160];
+    snprintf(config_flag, sizeof(config_flag), "--config.file=%s", cfg);
+    pid_t prom = fork();
+    if (prom == 0) {
+        freopen("/dev/null", "w", stdout);
+        freopen("/dev/null", "w", stderr);
+        execlp("prometheus", "prometheus", config_flag, data, listen, (char *)NULL);
+        _exit(127);
+    }
+    bool found = false;
+    char *body = NULL;
+    for (int i = 0; i < 150 && !found; i++) {
+        usleep(200 * 1000);
+        free(body);
+        body = NULL;
+        if (http_get(prom_port, "/api/v1/query?query=readmodel_consumer_lag_messages", &body) ==
+            200)
+            found = strstr(body, "\"partition\":\"0\"") && strstr(body, "\"partition\":\"1\"");
+    }
+    if (!found)
+        fprintf(stderr, "Prometheus answered: %s\n", body ? body : "(nothing)");
+    free(body);
+    kill(prom, SIGTERM);
+    waitpid(prom, NULL, 0);
+    char rm[200];
+    snprintf(rm, sizeof(rm), "rm -rf '%s'", dir);
+    assert_int_equal(system(rm), 0);
+    assert_true(found);
+    kill(serve, SIGTERM);
+    assert_int_equal(e2e_wait(serve), 0);
+    e2e_stop(&e);
+}
+
 static void test_metrics_addr_errors(void **state) {
     (void)state;
     char cmd[512];
@@ -234,6 +297,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_addr_errors),
         cmocka_unit_test(test_metrics_health_and_lag),
+        cmocka_unit_test(test_prometheus_scrapes_serve),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
