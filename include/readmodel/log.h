@@ -19,6 +19,17 @@ bool rm_log_parse_level(const char *s, rm_log_level_t *out);
 
 void rm_log(rm_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Context of a log line: JSON fields ("target", "partition", "offset") or,
+ * in text, key=value pairs after the message. partition/offset < 0: absent. */
+typedef struct {
+    const char *target; /* NULL: absent */
+    int partition;
+    long long offset;
+} rm_log_ctx_t;
+
+void rm_logc(rm_log_level_t level, const rm_log_ctx_t *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #define rm_debug(...) rm_log(RM_LOG_DEBUG, __VA_ARGS__)
 #define rm_info(...)  rm_log(RM_LOG_INFO, __VA_ARGS__)
 #define rm_warn(...)  rm_log(RM_LOG_WARN, __VA_ARGS__)

@@ -50,33 +50,54 @@ static size_t json_escape(char *out, size_t cap, const char *s) {
     return o;
 }
 
-void rm_log(rm_log_level_t level, const char *fmt, ...) {
+static void vlog(rm_log_level_t level, const rm_log_ctx_t *ctx, const char *fmt, va_list ap) {
     if (level < min_level)
         return;
-    char msg[2048], line[4500], ts[40];
-    va_list ap;
-    va_start(ap, fmt);
+    char msg[2048], line[4800], ts[40], context[200] = "";
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     struct tm tm;
     gmtime_r(&now.tv_sec, &tm);
     size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", now.tv_nsec / 1000000);
+    size_t c = 0;
+    if (ctx && ctx->target)
+        c += (size_t)snprintf(context + c, sizeof(context) - c,
+                              json_lines ? ",\"target\":\"%s\"" : " target=%s", ctx->target);
+    if (ctx && ctx->partition >= 0 && c < sizeof(context))
+        c += (size_t)snprintf(context + c, sizeof(context) - c,
+                              json_lines ? ",\"partition\":%d" : " partition=%d", ctx->partition);
+    if (ctx && ctx->offset >= 0 && c < sizeof(context))
+        snprintf(context + c, sizeof(context) - c, json_lines ? ",\"offset\":%lld" : " offset=%lld",
+                 ctx->offset);
     int len;
     if (json_lines) {
         char esc[4200];
         json_escape(esc, sizeof(esc), msg);
-        len = snprintf(line, sizeof(line), "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n",
-                       ts, level_names[level], esc);
+        len = snprintf(line, sizeof(line), "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"%s}\n",
+                       ts, level_names[level], esc, context);
     } else {
-        len = snprintf(line, sizeof(line), "%s %-5s %s\n", ts, level_names[level], msg);
+        len = snprintf(line, sizeof(line), "%s %-5s %s%s\n", ts, level_names[level], msg, context);
     }
     if (len > (int)sizeof(line))
         len = (int)sizeof(line);
     ssize_t w = write(STDERR_FILENO, line, (size_t)len);
     (void)w;
+}
+
+void rm_log(rm_log_level_t level, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void rm_logc(rm_log_level_t level, const rm_log_ctx_t *ctx, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, ctx, fmt, ap);
+    va_end(ap);
 }
 
 bool rm_ratelimit_allow(rm_ratelimit_t *rl, uint64_t *suppressed) {

@@ -69,7 +69,8 @@ static void sink_failed(rm_worker_t *w, rm_sink_error_t kind, const char *what, 
     atomic_fetch_add_explicit(&w->sh->stats->sink_errors, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->sh->stats->sink_error_kinds[kind], 1, memory_order_relaxed);
     atomic_store(&w->sh->stats->sink_write_ok, 0);
-    rm_warn("worker %d: %s failed: %s; retrying in %d ms", w->id, what,
+    rm_log_ctx_t ctx = {"redis", -1, -1};
+    rm_logc(RM_LOG_WARN, &ctx, "worker %d: %s failed: %s; retrying in %d ms", w->id, what,
             rm_redis_sink_last_error(w->sink), backoff_ms);
 }
 
@@ -219,9 +220,9 @@ static void log_invalid(rm_worker_t *w, const rd_kafka_message_t *m, const rm_re
     uint64_t suppressed = 0;
     if (!rm_ratelimit_allow(&w->invalid_log, &suppressed))
         return;
-    rm_warn("invalid event at partition %d offset %lld: %s%s%s%s", (int)m->partition,
-            (long long)m->offset, rm_reason_name(why->reason), why->field[0] ? " (" : "",
-            why->field, why->field[0] ? ")" : "");
+    rm_log_ctx_t ctx = {"redis", (int)m->partition, (long long)m->offset};
+    rm_logc(RM_LOG_WARN, &ctx, "invalid event: %s%s%s%s", rm_reason_name(why->reason),
+            why->field[0] ? " (" : "", why->field, why->field[0] ? ")" : "");
     if (suppressed)
         rm_warn("%llu more invalid events were not logged (rate limit)",
                 (unsigned long long)suppressed);

@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -270,6 +271,76 @@ static void test_prometheus_scrapes_serve(void **state) {
     e2e_stop(&e);
 }
 
+/* Every line of a file is a JSON object with time, level and msg. Returns
+ * the number of lines; fails the test on any other line. */
+static int check_json_lines(const char *path, const char *must_contain, int *matched) {
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *line = NULL;
+    size_t cap = 0;
+    int n = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_error_t err;
+        json_t *o = json_loads(line, 0, &err);
+        if (!o || !json_is_string(json_object_get(o, "time")) ||
+            !json_is_string(json_object_get(o, "level")) ||
+            !json_is_string(json_object_get(o, "msg")))
+            fail_msg("not a JSON log line: %s", line);
+        if (must_contain && strstr(line, must_contain) && json_object_get(o, "partition") &&
+            json_object_get(o, "offset") && json_object_get(o, "target"))
+            (*matched)++;
+        json_decref(o);
+        n++;
+    }
+    free(line);
+    fclose(f);
+    return n;
+}
+
+static bool file_contains(const char *path, const char *needle) {
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "grep -q -e '%s' '%s'", needle, path);
+    return system(cmd) == 0;
+}
+
+static void test_json_logs_and_no_secrets(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 2), 0);
+    rm_gen_t *g = generator(5);
+    e2e_produce_generated(&e, g, -1);
+    rm_gen_free(g);
+    const char *bin = getenv("READMODEL_BIN");
+    char log[] = "/tmp/rm-log-XXXXXX", cmd[1024];
+    close(mkstemp(log));
+
+    /* Reachable Redis: invalid events are logged with their context. */
+    snprintf(cmd, sizeof(cmd),
+             "'%s' serve --brokers %s --redis %s --metrics-addr off --log-format json "
+             "--until-caught-up 2> %s",
+             bin, rm_mock_kafka_bootstraps(e.kafka), e.redis.url, log);
+    assert_int_equal(system(cmd), 0);
+    int matched = 0;
+    assert_true(check_json_lines(log, "invalid event:", &matched) > 0);
+    assert_true(matched > 0);
+
+    /* Credentials in the Redis URL and in --kafka never reach a log line,
+     * even while Redis is unreachable and errors are logged. */
+    snprintf(cmd, sizeof(cmd),
+             "timeout -s TERM 5 '%s' serve --brokers %s --redis redis://app:s3cretpw@127.0.0.1:1/0 "
+             "--kafka sasl.password=k4fkapw --metrics-addr off --log-format json "
+             "--log-level debug --shutdown-timeout 1 2> %s",
+             bin, rm_mock_kafka_bootstraps(e.kafka), log);
+    int st = system(cmd);
+    (void)st;
+    assert_true(check_json_lines(log, NULL, &matched) > 0);
+    assert_true(file_contains(log, "redis"));
+    assert_false(file_contains(log, "s3cretpw"));
+    assert_false(file_contains(log, "k4fkapw"));
+    unlink(log);
+    e2e_stop(&e);
+}
+
 static void test_metrics_addr_errors(void **state) {
     (void)state;
     char cmd[512];
@@ -298,6 +369,7 @@ int main(void) {
         cmocka_unit_test(test_metrics_addr_errors),
         cmocka_unit_test(test_metrics_health_and_lag),
         cmocka_unit_test(test_prometheus_scrapes_serve),
+        cmocka_unit_test(test_json_logs_and_no_secrets),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
