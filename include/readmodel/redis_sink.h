@@ -114,11 +114,13 @@ rm_err_t rm_redis_del_many(rm_redis_sink_t *s, char *const *keys, size_t n);
 /* Unconditional checkpoint write (rebuild). */
 rm_err_t rm_redis_checkpoint_set(rm_redis_sink_t *s, const char *topic, int32_t partition,
                                  int64_t next);
-/* The record of the last rebuild (<prefix>rebuild:last:<target>), as field/value pairs. */
-rm_err_t rm_redis_record_set(rm_redis_sink_t *s, const char *target, const char *const *fields,
+/* Records of the last rebuild and verify (<prefix>rebuild:last:<target>,
+ * <prefix>verify:last:<target>; `name` is the part after the prefix), as
+ * field/value pairs. */
+rm_err_t rm_redis_record_set(rm_redis_sink_t *s, const char *name, const char *const *fields,
                              const char *const *values, size_t n);
-/* Writes "field=value" lines of the record to out (nothing when absent). */
-rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *target, char *out, size_t cap);
+/* Writes "field=value" lines of the record to out (empty when absent). */
+rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *name, char *out, size_t cap);
 const char *rm_redis_sink_prefix(const rm_redis_sink_t *s);
 /* PING (connecting first when needed): RM_ERR_OK when the server answers. */
 rm_err_t rm_redis_sink_ping(rm_redis_sink_t *s);

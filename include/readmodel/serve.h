@@ -114,6 +114,13 @@ typedef struct {
     atomic_uint_least64_t flush_size_sum;
     atomic_llong heartbeat_ms[RM_MAX_WORKERS]; /* each worker's last loop turn */
     int workers;
+    /* Last rebuild and verify, read from their records in the sink. */
+    atomic_llong rebuild_finished_s; /* 0: no record */
+    atomic_int rebuild_ok;
+    atomic_llong rebuild_duration_ms;
+    atomic_llong verify_finished_s; /* 0: no record */
+    atomic_llong verify_drift;
+    long long records_read_ms; /* serve's refresher only */
     rm_partition_obs_t parts[RM_MAX_PARTITIONS];
 } rm_serve_stats_t;
 

@@ -615,7 +615,7 @@ int rm_rebuild_main(const rm_serve_config_t *cfg) {
     const char *values[] = {
         started_s, finished, ok ? "ok" : "failed", dur, events, written, deleted,
         unchanged, trunc,    write_share};
-    rm_redis_record_set(s, "redis", fields, values, 10);
+    rm_redis_record_set(s, "rebuild:last:redis", fields, values, 10);
     printf("rebuild %s in %.1f s: events applied=%llu invalid=%llu ignored=%llu; keys written=%s "
            "deleted=%s unchanged=%s; writing took %.0f%% of the time%s\n",
            ok ? "completed" : "FAILED", secs,
@@ -732,6 +732,20 @@ int rm_verify_main(const rm_serve_config_t *cfg) {
            (unsigned long long)d.state_wrong, (unsigned long long)d.state_extra,
            (unsigned long long)d.checkpoint_wrong, (unsigned long long)d.skipped,
            truncated ? "; compared against truncated history" : "");
+    char fin[32], total[32], c1[32], c2[32], c3[32], c4[32], c5[32];
+    snprintf(fin, sizeof(fin), "%lld", (long long)time(NULL));
+    snprintf(total, sizeof(total), "%llu", (unsigned long long)drift);
+    snprintf(c1, sizeof(c1), "%llu", (unsigned long long)d.missing);
+    snprintf(c2, sizeof(c2), "%llu", (unsigned long long)d.wrong);
+    snprintf(c3, sizeof(c3), "%llu", (unsigned long long)d.extra);
+    snprintf(c4, sizeof(c4), "%llu",
+             (unsigned long long)(d.state_missing + d.state_wrong + d.state_extra));
+    snprintf(c5, sizeof(c5), "%llu", (unsigned long long)d.checkpoint_wrong);
+    const char *vf[] = {"finished_at", "drift",  "missing_keys", "wrong_keys",
+                        "extra_keys",  "states", "checkpoints"};
+    const char *vv[] = {fin, total, c1, c2, c3, c4, c5};
+    if (rm_redis_record_set(s, "verify:last:redis", vf, vv, 7) != RM_ERR_OK)
+        rm_warn("could not record the verify result: %s", rm_redis_sink_last_error(s));
     print_examples(&d, EX_MISSING, "missing");
     print_examples(&d, EX_WRONG, "wrong");
     print_examples(&d, EX_EXTRA, "extra");
@@ -773,8 +787,11 @@ int rm_status_main(const rm_serve_config_t *cfg) {
     long long ttl;
     if (rc == 0 && rm_redis_lease_get(s, holder, sizeof(holder), &ttl) == RM_ERR_OK)
         printf("lease: %s\n", holder[0] ? holder : "free");
-    if (rc == 0 && rm_redis_record_get(s, "redis", record, sizeof(record)) == RM_ERR_OK)
+    if (rc == 0 &&
+        rm_redis_record_get(s, "rebuild:last:redis", record, sizeof(record)) == RM_ERR_OK)
         printf("last rebuild:%s%s", record[0] ? "\n" : " none\n", record);
+    if (rc == 0 && rm_redis_record_get(s, "verify:last:redis", record, sizeof(record)) == RM_ERR_OK)
+        printf("last verify:%s%s", record[0] ? "\n" : " none\n", record);
     rm_redis_sink_free(s);
     rm_replay_free(&r);
     return rc;

@@ -105,6 +105,38 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic) {
     return n;
 }
 
+/* Value of `field` in "k=v" lines, or NULL. */
+static const char *record_field(const char *rec, const char *field, char *out, size_t cap) {
+    size_t n = strlen(field);
+    for (const char *l = rec; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, field, n) == 0 && l[n] == '=') {
+            const char *end = strchr(l, '\n');
+            snprintf(out, cap, "%.*s", (int)(end ? end - l - (long)n - 1 : (long)strlen(l + n + 1)),
+                     l + n + 1);
+            return out;
+        }
+    return NULL;
+}
+
+/* The last rebuild's and verify's records, for /metrics (and so alerts). */
+static void read_records(rm_serve_stats_t *st, rm_redis_sink_t *health) {
+    char rec[1024], v[64];
+    if (rm_redis_record_get(health, "rebuild:last:redis", rec, sizeof(rec)) == RM_ERR_OK &&
+        record_field(rec, "finished_at", v, sizeof(v))) {
+        atomic_store(&st->rebuild_finished_s, atoll(v));
+        atomic_store(&st->rebuild_ok,
+                     record_field(rec, "result", v, sizeof(v)) && strcmp(v, "ok") == 0);
+        if (record_field(rec, "duration_s", v, sizeof(v)))
+            atomic_store(&st->rebuild_duration_ms, (long long)(atof(v) * 1000));
+    }
+    if (rm_redis_record_get(health, "verify:last:redis", rec, sizeof(rec)) == RM_ERR_OK &&
+        record_field(rec, "finished_at", v, sizeof(v))) {
+        atomic_store(&st->verify_finished_s, atoll(v));
+        if (record_field(rec, "drift", v, sizeof(v)))
+            atomic_store(&st->verify_drift, atoll(v));
+    }
+}
+
 /* Refreshes what /metrics shows that no worker reports by itself: partition
  * end and earliest offsets (librdkafka's cached watermarks, updated by every
  * fetch response, so lag grows while a worker is stuck on its sink) and
@@ -122,6 +154,10 @@ static void refresh(rm_serve_stats_t *st, rm_worker_t *workers, int nworkers, co
             atomic_store(&st->parts[p].end, hi);
             atomic_store(&st->parts[p].earliest, lo);
         }
+    }
+    if (health && rm_now_ms() - st->records_read_ms >= 10000) {
+        st->records_read_ms = rm_now_ms();
+        read_records(st, health);
     }
     if (health) {
         bool up = rm_redis_sink_ping(health) == RM_ERR_OK;

@@ -71,6 +71,16 @@ void rm_metrics_process_started(void) {
     X(RESETS, "readmodel_partition_resets_total", "counter",                                       \
       "Partitions re-read from the stored checkpoint because the sink was not as last written "    \
       "(rebuild, data loss, another writer).")                                                     \
+    X(REBUILD_FINISHED, "readmodel_rebuild_last_finish_timestamp_seconds", "gauge",                \
+      "When the last rebuild of the target finished (from its record in the sink).")               \
+    X(REBUILD_SUCCESS, "readmodel_rebuild_last_success", "gauge",                                  \
+      "1 when the last rebuild completed, 0 when it failed.")                                      \
+    X(REBUILD_DURATION, "readmodel_rebuild_last_duration_seconds", "gauge",                        \
+      "Duration of the last rebuild.")                                                             \
+    X(VERIFY_FINISHED, "readmodel_verify_last_timestamp_seconds", "gauge",                         \
+      "When the last verify finished.")                                                            \
+    X(VERIFY_DRIFT, "readmodel_verify_last_drift", "gauge",                                        \
+      "Differences found by the last verify (keys, states, checkpoints); 0: identical.")           \
     X(CPU, "process_cpu_seconds_total", "counter", "User and system CPU time.")                    \
     X(RSS, "process_resident_memory_bytes", "gauge", "Resident memory.")                           \
     X(FDS, "process_open_fds", "gauge", "Open file descriptors.")                                  \
@@ -265,6 +275,23 @@ char *rm_metrics_render(rm_serve_stats_t *st, const char *topic, const char *tar
         case M_RESETS:
             emit(&o, "%s{target=\"%s\"} %llu\n", name, target,
                  (unsigned long long)atomic_load(&st->resets));
+            break;
+        case M_REBUILD_FINISHED:
+        case M_REBUILD_SUCCESS:
+        case M_REBUILD_DURATION:
+            if (atomic_load(&st->rebuild_finished_s) > 0)
+                emit(&o, "%s{target=\"%s\"} %.3f\n", name, target,
+                     m == M_REBUILD_FINISHED ? (double)atomic_load(&st->rebuild_finished_s)
+                     : m == M_REBUILD_SUCCESS
+                         ? (double)atomic_load(&st->rebuild_ok)
+                         : (double)atomic_load(&st->rebuild_duration_ms) / 1e3);
+            break;
+        case M_VERIFY_FINISHED:
+        case M_VERIFY_DRIFT:
+            if (atomic_load(&st->verify_finished_s) > 0)
+                emit(&o, "%s{target=\"%s\"} %lld\n", name, target,
+                     m == M_VERIFY_FINISHED ? atomic_load(&st->verify_finished_s)
+                                            : atomic_load(&st->verify_drift));
             break;
         case M_CPU: {
             struct rusage ru;

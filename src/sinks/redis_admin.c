@@ -266,13 +266,13 @@ rm_err_t rm_redis_checkpoint_set(rm_redis_sink_t *s, const char *topic, int32_t 
     return RM_ERR_OK;
 }
 
-rm_err_t rm_redis_record_set(rm_redis_sink_t *s, const char *target, const char *const *fields,
+rm_err_t rm_redis_record_set(rm_redis_sink_t *s, const char *name, const char *const *fields,
                              const char *const *values, size_t n) {
     rm_err_t e = rm_redis_sink_connect(s);
     if (e)
         return e;
     char key[256];
-    snprintf(key, sizeof(key), "%srebuild:last:%s", s->prefix, target);
+    snprintf(key, sizeof(key), "%s%s", s->prefix, name);
     const char **argv = malloc((2 + 2 * n) * sizeof(*argv));
     size_t *lens = malloc((2 + 2 * n) * sizeof(*lens));
     if (!argv || !lens) {
@@ -295,12 +295,12 @@ rm_err_t rm_redis_record_set(rm_redis_sink_t *s, const char *target, const char 
     return e;
 }
 
-rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *target, char *out, size_t cap) {
+rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *name, char *out, size_t cap) {
     rm_err_t e = rm_redis_sink_connect(s);
     if (e)
         return e;
     char key[256];
-    snprintf(key, sizeof(key), "%srebuild:last:%s", s->prefix, target);
+    snprintf(key, sizeof(key), "%s%s", s->prefix, name);
     const char *argv[] = {"HGETALL", key};
     size_t lens[] = {7, strlen(key)};
     redisReply *r;

@@ -193,6 +193,23 @@ static void test_metrics_health_and_lag(void **state) {
     assert_true(e2e_wait_caught_up(&e, 30));
     assert_int_equal(e2e_compare(&e), 0);
 
+    /* verify and rebuild results reach serve's /metrics (and so alerts). */
+    c = rm_test_redis_connect(&e.redis);
+    redisReply *keys = redisCommand(c, "KEYS rm:avail:*");
+    assert_true(keys->elements > 0);
+    freeReplyObject(redisCommand(c, "DEL %s", keys->element[0]->str));
+    freeReplyObject(keys);
+    redisFree(c);
+    const char *verify[] = {"--target", "redis", NULL};
+    assert_int_equal(e2e_run(&e, "verify", verify), 1);
+    assert_true(wait_metric(port, "readmodel_verify_last_drift{", 1, 20));
+    const char *rebuild[] = {"--target", "redis", "--from-beginning", NULL};
+    assert_int_equal(e2e_run(&e, "rebuild", rebuild), 0);
+    assert_int_equal(e2e_run(&e, "verify", verify), 0);
+    assert_true(wait_metric(port, "readmodel_verify_last_drift{", 0, 20));
+    assert_true(wait_metric(port, "readmodel_rebuild_last_success{", 1, 20));
+    assert_true(e2e_wait_caught_up(&e, 30));
+
     /* Redis down: unready within seconds, still live; ready again after. */
     rm_test_redis_stop(&e.redis, 1);
     assert_true(wait_status(port, "/readyz", 503, 10));
