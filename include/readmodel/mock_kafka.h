@@ -17,6 +17,9 @@ rm_mock_kafka_t *rm_mock_kafka_start(int brokers);
 int rm_mock_kafka_create_topic(rm_mock_kafka_t *m, const char *topic, int partitions);
 /* "127.0.0.1:port,..."; owned by m. */
 const char *rm_mock_kafka_bootstraps(const rm_mock_kafka_t *m);
+/* Delays every response of every broker by rtt_ms (0: none), to hold a
+ * client in a phase long enough to observe it (tests). 0, or -1 (logged). */
+int rm_mock_kafka_set_rtt(rm_mock_kafka_t *m, int rtt_ms);
 /* Stops the cluster and frees it; NULL is a no-op. */
 void rm_mock_kafka_stop(rm_mock_kafka_t *m);
 

@@ -121,8 +121,37 @@ typedef struct {
     atomic_llong verify_finished_s; /* 0: no record */
     atomic_llong verify_drift;
     long long records_read_ms; /* serve's refresher only */
+    /* A running rebuild or verify (their own --metrics-addr). */
+    int role;                                 /* rm_role_t: which metrics /metrics shows */
+    atomic_int rebuild_phase;                 /* rm_rebuild_phase_t */
+    atomic_llong rebuild_done, rebuild_total; /* of the current phase */
+    atomic_llong rebuild_rate;                /* events/s of the replay */
     rm_partition_obs_t parts[RM_MAX_PARTITIONS];
 } rm_serve_stats_t;
+
+/* Phases of a rebuild or verify, the `phase` label of readmodel_rebuild_phase. */
+#define RM_REBUILD_PHASE_MAP(X)                                                                    \
+    X(IDLE, "idle")                                                                                \
+    X(PLAN, "plan")                                                                                \
+    X(REPLAY, "replay")                                                                            \
+    X(WRITE, "write")                                                                              \
+    X(COMPARE, "compare")                                                                          \
+    X(DONE, "done")                                                                                \
+    X(FAILED, "failed")
+
+typedef enum {
+#define RM_PHASE_ENUM(n, s) RM_PHASE_##n,
+    RM_REBUILD_PHASE_MAP(RM_PHASE_ENUM)
+#undef RM_PHASE_ENUM
+        RM_PHASE__COUNT
+} rm_rebuild_phase_t;
+
+/* Which command a stats block belongs to: serve's /metrics shows the
+ * pipeline's metrics, a rebuild's or verify's shows its progress. */
+typedef enum { RM_ROLE_SERVE = 0, RM_ROLE_REBUILD, RM_ROLE_VERIFY } rm_role_t;
+
+/* The label value of a phase ("replay"), "unknown" when out of range. */
+const char *rm_rebuild_phase_name(rm_rebuild_phase_t phase);
 
 /* Bucket bounds of the two flush histograms. */
 extern const double rm_flush_seconds_bounds[RM_FLUSH_SECONDS_BUCKETS];

@@ -19,6 +19,7 @@
 #include "progress.h"
 #include "readmodel/admin.h"
 #include "readmodel/date.h"
+#include "readmodel/http.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,7 +155,7 @@ static int replay(const rm_serve_config_t *cfg, rm_replay_t *r) {
         return -1;
     }
     rm_progress_t pr;
-    rm_progress_begin(&pr, "replay", r->total);
+    rm_progress_begin(&pr, RM_PHASE_REPLAY, r->total);
     while (atomic_load(&r->done) < r->total && !atomic_load(&r->failed) && rm_serve_running) {
         usleep(100 * 1000);
         rm_progress_update(&pr, atomic_load(&r->done));
@@ -511,7 +512,7 @@ static bool write_parallel(const rm_serve_config_t *cfg, rm_redis_sink_t *s, exi
     return ok;
 }
 
-int rm_rebuild_main(const rm_serve_config_t *cfg) {
+static int rebuild_run(const rm_serve_config_t *cfg) {
     rm_replay_t r;
     if (rm_replay_plan(cfg, &r) < 0)
         return RM_EXIT_FAILED;
@@ -559,8 +560,7 @@ int rm_rebuild_main(const rm_serve_config_t *cfg) {
     rm_info("lease taken as %s; live serve processes pause writes until it is released", holder);
     pthread_create(&rn.thread, NULL, renew_main, &rn);
     time_t started = time(NULL);
-    rm_progress_t total;
-    rm_progress_begin(&total, "rebuild", 0);
+    double t0 = rm_monotonic_s();
 
     if (cfg->flush && flush_model(s) < 0)
         goto release;
@@ -570,7 +570,7 @@ int rm_rebuild_main(const rm_serve_config_t *cfg) {
         goto release;
     log_events(&r);
 
-    double write_start = rm_progress_elapsed(&total);
+    double write_start = rm_monotonic_s() - t0;
     existing_t ex;
     if (scan_existing(s, &ex) < 0)
         goto release;
@@ -578,7 +578,7 @@ int rm_rebuild_main(const rm_serve_config_t *cfg) {
     pract_t **all = collect(&r, &n);
     diff_t d = {0};
     rm_progress_t wp;
-    rm_progress_begin(&wp, "write", n);
+    rm_progress_begin(&wp, RM_PHASE_WRITE, n);
     bool ok = all != NULL && write_parallel(cfg, s, &ex, all, n, &d, &rn, &wp);
     rm_progress_end(&wp, ok ? n : 0);
     char **extra_keys = NULL;
@@ -596,7 +596,7 @@ int rm_rebuild_main(const rm_serve_config_t *cfg) {
     free_keys(extra_keys, nextra);
     free(all);
     existing_free(&ex);
-    double secs = rm_progress_elapsed(&total);
+    double secs = rm_monotonic_s() - t0;
     char started_s[32], finished[32], dur[32], events[32], written[32], deleted[32], unchanged[32],
         trunc[16], write_share[32];
     snprintf(started_s, sizeof(started_s), "%lld", (long long)started);
@@ -642,7 +642,7 @@ static void print_examples(const diff_t *d, int kind, const char *title) {
         printf("  %s: %s\n", title, d->examples[kind][i]);
 }
 
-int rm_verify_main(const rm_serve_config_t *cfg) {
+static int verify_run(const rm_serve_config_t *cfg) {
     rm_replay_t r;
     if (rm_replay_plan(cfg, &r) < 0)
         return RM_EXIT_USAGE;
@@ -667,6 +667,8 @@ int rm_verify_main(const rm_serve_config_t *cfg) {
     pract_t **all = collect(&r, &n);
     diff_t d = {0};
     bool ok = all != NULL;
+    rm_progress_t cp_progress;
+    rm_progress_begin(&cp_progress, RM_PHASE_COMPARE, n);
     char *pids[CHUNK];
     int32_t parts[CHUNK];
     int64_t fences[CHUNK];
@@ -699,7 +701,9 @@ int rm_verify_main(const rm_serve_config_t *cfg) {
         }
         if (diff_chunk(s, &ex, chunk, keep, &d) < 0)
             ok = false;
+        rm_progress_update(&cp_progress, off + m);
     }
+    rm_progress_end(&cp_progress, ok ? n : 0);
     char **extra_keys = NULL;
     size_t nextra = 0;
     if (ok && leftovers(&ex, &extra_keys, &nextra, &d) < 0)
@@ -755,6 +759,49 @@ done:
     rm_redis_sink_free(s);
     rm_replay_free(&r);
     return rc;
+}
+
+/* Runs a rebuild or verify with its own /metrics endpoint when
+ * --metrics-addr is given, so a Kubernetes Job is observable while it runs.
+ * Only the flag turns it on (not READMODEL_METRICS_ADDR), so a rebuild run
+ * with `kubectl exec` inside a serve pod does not collide with serve's port. */
+static int with_metrics(const rm_serve_config_t *cfg, rm_role_t role,
+                        int (*run)(const rm_serve_config_t *)) {
+    rm_serve_stats_t *st = NULL;
+    rm_http_t *http = NULL;
+    if (cfg->metrics_addr) {
+        char err[256] = "out of memory";
+        st = calloc(1, sizeof(*st));
+        if (st) {
+            st->role = (int)role;
+            http = rm_http_start(cfg->metrics_addr, st, cfg->topic, "redis", err, sizeof(err));
+        }
+        if (!http) {
+            rm_error("--metrics-addr: %s", err);
+            free(st);
+            return RM_EXIT_USAGE;
+        }
+        rm_info("metrics on %s (port %d): /metrics /livez /readyz", cfg->metrics_addr,
+                rm_http_port(http));
+        rm_progress_publish(st);
+        rm_progress_phase(RM_PHASE_PLAN);
+    }
+    int rc = run(cfg);
+    /* verify's exit 1 (drift found) is a completed comparison */
+    bool done = rc == RM_EXIT_OK || (role == RM_ROLE_VERIFY && rc == RM_EXIT_FAILED);
+    rm_progress_phase(done ? RM_PHASE_DONE : RM_PHASE_FAILED);
+    rm_progress_publish(NULL);
+    rm_http_stop(http);
+    free(st);
+    return rc;
+}
+
+int rm_rebuild_main(const rm_serve_config_t *cfg) {
+    return with_metrics(cfg, RM_ROLE_REBUILD, rebuild_run);
+}
+
+int rm_verify_main(const rm_serve_config_t *cfg) {
+    return with_metrics(cfg, RM_ROLE_VERIFY, verify_run);
 }
 
 int rm_status_main(const rm_serve_config_t *cfg) {

@@ -66,6 +66,8 @@ static const char rebuild_usage[] =
     "  --flush --yes            the seed runbook: delete the model first, then replay\n"
     "                           (readers see an empty model until it is rebuilt)\n"
     "  --lease-ttl MS           lease expiry, renewed every third of it (default 30000)\n"
+    "  --metrics-addr HOST:PORT serve /metrics (phase, progress, events/s) while running\n"
+    "                           (default off; READMODEL_METRICS_ADDR is serve's only)\n"
     "  --brokers, --topic, --group, --redis, --redis-prefix, --kafka, --workers,\n"
     "  --log-format, --log-level, --check-config: as for serve\n"
     "  -h, --help               this help\n"
@@ -84,6 +86,8 @@ static const char verify_usage[] =
     "\n"
     "  --target redis|opensearch|all  (opensearch: not built yet)\n"
     "  --allow-truncated-history  compare even when a partition starts above offset 0\n"
+    "  --metrics-addr HOST:PORT serve /metrics (phase, progress, events/s) while running\n"
+    "                           (default off; READMODEL_METRICS_ADDR is serve's only)\n"
     "  --brokers, --topic, --group, --redis, --redis-prefix, --kafka, --workers,\n"
     "  --log-format, --log-level: as for serve\n"
     "\n"
@@ -241,8 +245,9 @@ static bool allowed(rm_command_t cmd, int c) {
     case OPT_WORKERS:
     case OPT_CHECK:
         return cmd != RM_CMD_STATUS;
-    case OPT_DLQ:
     case OPT_METRICS_ADDR:
+        return cmd != RM_CMD_STATUS;
+    case OPT_DLQ:
     case OPT_MAX_BATCH:
     case OPT_CACHE:
     case OPT_UNTIL:

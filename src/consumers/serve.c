@@ -23,6 +23,16 @@ const char *rm_result_name(rm_result_t r) {
     return (unsigned)r < RM_RESULT__COUNT ? result_names[r] : "unknown";
 }
 
+static const char *const phase_names[] = {
+#define RM_PHASE_NAME(n, s) s,
+    RM_REBUILD_PHASE_MAP(RM_PHASE_NAME)
+#undef RM_PHASE_NAME
+};
+
+const char *rm_rebuild_phase_name(rm_rebuild_phase_t phase) {
+    return (unsigned)phase < RM_PHASE__COUNT ? phase_names[phase] : "unknown";
+}
+
 void rm_serve_stop(void) {
     rm_serve_running = 0;
 }

@@ -36,67 +36,83 @@ void rm_metrics_process_started(void) {
 }
 
 #define RM_METRIC_MAP(X)                                                                           \
-    X(BUILD_INFO, "readmodel_build_info", "gauge", "Version of this build (value is 1).")          \
-    X(EVENTS, "readmodel_events_total", "counter",                                                 \
+    X(BUILD_INFO, ALL, "readmodel_build_info", "gauge", "Version of this build (value is 1).")     \
+    X(EVENTS, SERVE, "readmodel_events_total", "counter",                                          \
       "Messages consumed, by result: applied, invalid, ignored (unknown type), duplicate (at or "  \
       "below a fence), tombstone.")                                                                \
-    X(INVALID, "readmodel_invalid_events_total", "counter", "Invalid events, by reason.")          \
-    X(DEAD_LETTERED, "readmodel_dead_lettered_total", "counter",                                   \
+    X(INVALID, SERVE, "readmodel_invalid_events_total", "counter", "Invalid events, by reason.")   \
+    X(DEAD_LETTERED, SERVE, "readmodel_dead_lettered_total", "counter",                            \
       "Invalid events produced to the dead-letter topic.")                                         \
-    X(ANOMALIES, "readmodel_anomalies_total", "counter",                                           \
+    X(ANOMALIES, SERVE, "readmodel_anomalies_total", "counter",                                    \
       "Valid events that changed nothing, by kind (unknown_booking: a cancellation of an "         \
       "unknown booking).")                                                                         \
-    X(LAG_MESSAGES, "readmodel_consumer_lag_messages", "gauge",                                    \
+    X(LAG_MESSAGES, SERVE, "readmodel_consumer_lag_messages", "gauge",                             \
       "End offset minus the next offset to apply, per partition assigned to this process.")        \
-    X(LAG_SECONDS, "readmodel_consumer_lag_seconds", "gauge",                                      \
+    X(LAG_SECONDS, SERVE, "readmodel_consumer_lag_seconds", "gauge",                               \
       "Age of the oldest message not yet applied (0 when caught up); when that message has not "   \
       "been fetched yet, the age of the last applied one, an upper bound.")                        \
-    X(END_OFFSET, "readmodel_partition_end_offset", "gauge", "End offset (high watermark).")       \
-    X(EARLIEST_OFFSET, "readmodel_partition_earliest_offset", "gauge",                             \
+    X(END_OFFSET, SERVE, "readmodel_partition_end_offset", "gauge",                                \
+      "End offset (high watermark).")                                                              \
+    X(EARLIEST_OFFSET, SERVE, "readmodel_partition_earliest_offset", "gauge",                      \
       "Earliest retained offset; above 0 means truncated history.")                                \
-    X(CHECKPOINT, "readmodel_checkpoint_offset", "gauge",                                          \
+    X(CHECKPOINT, SERVE, "readmodel_checkpoint_offset", "gauge",                                   \
       "Next offset to consume, as checkpointed in the sink (-1: none).")                           \
-    X(ASSIGNED, "readmodel_assigned_partitions", "gauge", "Partitions assigned to this process.")  \
-    X(FLUSH_SECONDS, "readmodel_sink_flush_duration_seconds", "histogram",                         \
+    X(ASSIGNED, SERVE, "readmodel_assigned_partitions", "gauge",                                   \
+      "Partitions assigned to this process.")                                                      \
+    X(FLUSH_SECONDS, SERVE, "readmodel_sink_flush_duration_seconds", "histogram",                  \
       "Duration of successful sink flushes.")                                                      \
-    X(FLUSH_SIZE, "readmodel_sink_flush_practitioners", "histogram",                               \
+    X(FLUSH_SIZE, SERVE, "readmodel_sink_flush_practitioners", "histogram",                        \
       "Practitioners written per flush.")                                                          \
-    X(WRITTEN, "readmodel_sink_practitioners_written_total", "counter",                            \
+    X(WRITTEN, SERVE, "readmodel_sink_practitioners_written_total", "counter",                     \
       "Practitioner writes (keys, state and fence in one atomic step).")                           \
-    X(SINK_ERRORS, "readmodel_sink_errors_total", "counter", "Sink errors, by kind.")              \
-    X(SINK_UP, "readmodel_sink_up", "gauge",                                                       \
+    X(SINK_ERRORS, SERVE, "readmodel_sink_errors_total", "counter", "Sink errors, by kind.")       \
+    X(SINK_UP, SERVE, "readmodel_sink_up", "gauge",                                                \
       "1 when the sink answers and the last write succeeded.")                                     \
-    X(PAUSED, "readmodel_target_paused", "gauge",                                                  \
+    X(PAUSED, SERVE, "readmodel_target_paused", "gauge",                                           \
       "1 while a rebuild holds the target's lease and writes are paused.")                         \
-    X(RESETS, "readmodel_partition_resets_total", "counter",                                       \
+    X(RESETS, SERVE, "readmodel_partition_resets_total", "counter",                                \
       "Partitions re-read from the stored checkpoint because the sink was not as last written "    \
       "(rebuild, data loss, another writer).")                                                     \
-    X(REBUILD_FINISHED, "readmodel_rebuild_last_finish_timestamp_seconds", "gauge",                \
+    X(REBUILD_FINISHED, SERVE, "readmodel_rebuild_last_finish_timestamp_seconds", "gauge",         \
       "When the last rebuild of the target finished (from its record in the sink).")               \
-    X(REBUILD_SUCCESS, "readmodel_rebuild_last_success", "gauge",                                  \
+    X(REBUILD_SUCCESS, SERVE, "readmodel_rebuild_last_success", "gauge",                           \
       "1 when the last rebuild completed, 0 when it failed.")                                      \
-    X(REBUILD_DURATION, "readmodel_rebuild_last_duration_seconds", "gauge",                        \
+    X(REBUILD_DURATION, SERVE, "readmodel_rebuild_last_duration_seconds", "gauge",                 \
       "Duration of the last rebuild.")                                                             \
-    X(VERIFY_FINISHED, "readmodel_verify_last_timestamp_seconds", "gauge",                         \
+    X(REBUILD_IN_PROGRESS, JOB, "readmodel_rebuild_in_progress", "gauge",                          \
+      "1 while this rebuild or verify Job has not finished.")                                      \
+    X(REBUILD_PHASE, JOB, "readmodel_rebuild_phase", "gauge",                                      \
+      "Phase of this rebuild or verify: 1 for the current one (plan, replay, write or "            \
+      "compare, done, failed).")                                                                   \
+    X(REBUILD_PROGRESS, JOB, "readmodel_rebuild_progress_ratio", "gauge",                          \
+      "Share of the current phase done: events replayed, then practitioners written or "           \
+      "compared.")                                                                                 \
+    X(REBUILD_RATE, JOB, "readmodel_rebuild_events_per_second", "gauge",                           \
+      "Events replayed per second (the replay's rate).")                                           \
+    X(VERIFY_FINISHED, SERVE, "readmodel_verify_last_timestamp_seconds", "gauge",                  \
       "When the last verify finished.")                                                            \
-    X(VERIFY_DRIFT, "readmodel_verify_last_drift", "gauge",                                        \
+    X(VERIFY_DRIFT, SERVE, "readmodel_verify_last_drift", "gauge",                                 \
       "Differences found by the last verify (keys, states, checkpoints); 0: identical.")           \
-    X(CPU, "process_cpu_seconds_total", "counter", "User and system CPU time.")                    \
-    X(RSS, "process_resident_memory_bytes", "gauge", "Resident memory.")                           \
-    X(FDS, "process_open_fds", "gauge", "Open file descriptors.")                                  \
-    X(START, "process_start_time_seconds", "gauge", "Start time, unix seconds.")
+    X(CPU, ALL, "process_cpu_seconds_total", "counter", "User and system CPU time.")               \
+    X(RSS, ALL, "process_resident_memory_bytes", "gauge", "Resident memory.")                      \
+    X(FDS, ALL, "process_open_fds", "gauge", "Open file descriptors.")                             \
+    X(START, ALL, "process_start_time_seconds", "gauge", "Start time, unix seconds.")
 
 typedef enum {
-#define RM_METRIC_ENUM(id, name, type, help) M_##id,
+#define RM_METRIC_ENUM(id, scope, name, type, help) M_##id,
     RM_METRIC_MAP(RM_METRIC_ENUM)
 #undef RM_METRIC_ENUM
         M__COUNT
 } metric_t;
 
+/* Which processes expose a metric: serve, a rebuild or verify Job, or all. */
+enum { SCOPE_SERVE = 1, SCOPE_JOB = 2, SCOPE_ALL = 3 };
+
 static const struct {
+    int scope;
     const char *name, *type, *help;
 } metrics[M__COUNT] = {
-#define RM_METRIC_DESC(id, name, type, help) {name, type, help},
+#define RM_METRIC_DESC(id, scope, name, type, help) {SCOPE_##scope, name, type, help},
     RM_METRIC_MAP(RM_METRIC_DESC)
 #undef RM_METRIC_DESC
 };
@@ -184,8 +200,12 @@ static double resident_bytes(void) {
 char *rm_metrics_render(rm_serve_stats_t *st, const char *topic, const char *target) {
     out_t o = {0};
     long long now = rm_now_ms();
+    int scope = st->role == RM_ROLE_SERVE ? SCOPE_SERVE : SCOPE_JOB;
+    const char *command = st->role == RM_ROLE_VERIFY ? "verify" : "rebuild";
     for (int m = 0; m < M__COUNT; m++) {
         const char *name = metrics[m].name;
+        if (!(metrics[m].scope & scope))
+            continue;
         emit(&o, "# HELP %s %s\n# TYPE %s %s\n", name, metrics[m].help, name, metrics[m].type);
         switch ((metric_t)m) {
         case M_BUILD_INFO:
@@ -286,6 +306,29 @@ char *rm_metrics_render(rm_serve_stats_t *st, const char *topic, const char *tar
                          ? (double)atomic_load(&st->rebuild_ok)
                          : (double)atomic_load(&st->rebuild_duration_ms) / 1e3);
             break;
+        case M_REBUILD_IN_PROGRESS: {
+            int ph = atomic_load(&st->rebuild_phase);
+            emit(&o, "%s{target=\"%s\",command=\"%s\"} %d\n", name, target, command,
+                 ph != RM_PHASE_IDLE && ph != RM_PHASE_DONE && ph != RM_PHASE_FAILED);
+            break;
+        }
+        case M_REBUILD_PHASE:
+            for (int ph = 0; ph < RM_PHASE__COUNT; ph++)
+                emit(&o, "%s{target=\"%s\",command=\"%s\",phase=\"%s\"} %d\n", name, target,
+                     command, rm_rebuild_phase_name((rm_rebuild_phase_t)ph),
+                     atomic_load(&st->rebuild_phase) == ph);
+            break;
+        case M_REBUILD_PROGRESS: {
+            long long total = atomic_load(&st->rebuild_total),
+                      done = atomic_load(&st->rebuild_done);
+            emit(&o, "%s{target=\"%s\",command=\"%s\"} %.4f\n", name, target, command,
+                 total > 0 ? (double)done / (double)total : 0.0);
+            break;
+        }
+        case M_REBUILD_RATE:
+            emit(&o, "%s{target=\"%s\",command=\"%s\"} %lld\n", name, target, command,
+                 atomic_load(&st->rebuild_rate));
+            break;
         case M_VERIFY_FINISHED:
         case M_VERIFY_DRIFT:
             if (atomic_load(&st->verify_finished_s) > 0)
@@ -322,6 +365,11 @@ char *rm_metrics_render(rm_serve_stats_t *st, const char *topic, const char *tar
 }
 
 bool rm_metrics_ready(rm_serve_stats_t *st, char *why, size_t cap) {
+    if (st->role != RM_ROLE_SERVE) { /* a Job: nothing to route to it */
+        snprintf(why, cap, "%s: %s", st->role == RM_ROLE_VERIFY ? "verify" : "rebuild",
+                 rm_rebuild_phase_name((rm_rebuild_phase_t)atomic_load(&st->rebuild_phase)));
+        return true;
+    }
     if (!atomic_load(&st->sink_ping_ok)) {
         snprintf(why, cap, "sink unreachable");
         return false;

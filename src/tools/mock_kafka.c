@@ -12,6 +12,7 @@
 struct rm_mock_kafka {
     rd_kafka_t *rk;
     rd_kafka_mock_cluster_t *mc;
+    int brokers;
 };
 
 rm_mock_kafka_t *rm_mock_kafka_start(int brokers) {
@@ -25,6 +26,7 @@ rm_mock_kafka_t *rm_mock_kafka_start(int brokers) {
         free(m);
         return NULL;
     }
+    m->brokers = brokers;
     if (!(m->mc = rd_kafka_mock_cluster_new(m->rk, brokers))) {
         rm_error("local kafka: cannot start the mock cluster");
         rm_mock_kafka_stop(m);
@@ -44,6 +46,17 @@ int rm_mock_kafka_create_topic(rm_mock_kafka_t *m, const char *topic, int partit
 
 const char *rm_mock_kafka_bootstraps(const rm_mock_kafka_t *m) {
     return rd_kafka_mock_cluster_bootstraps(m->mc);
+}
+
+int rm_mock_kafka_set_rtt(rm_mock_kafka_t *m, int rtt_ms) {
+    for (int b = 1; b <= m->brokers; b++) { /* the mock numbers brokers from 1 */
+        rd_kafka_resp_err_t err = rd_kafka_mock_broker_set_rtt(m->mc, b, rtt_ms);
+        if (err) {
+            rm_error("local kafka: set rtt of broker %d: %s", b, rd_kafka_err2str(err));
+            return -1;
+        }
+    }
+    return 0;
 }
 
 void rm_mock_kafka_stop(rm_mock_kafka_t *m) {

@@ -125,6 +125,34 @@ static bool wait_status(int port, const char *path, long want, int timeout_s) {
     return false;
 }
 
+/* Writes text to a temporary file and runs the real promtool on it. */
+static void assert_promtool_accepts(const char *text) {
+    char path[] = "/tmp/rm-metrics-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_true(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
+    int rc = system(cmd);
+    unlink(path);
+    assert_int_equal(rc, 0);
+}
+
+/* Polls a command's /metrics until `line` is in it (the command may not be
+ * listening yet). Returns the body (caller frees) or NULL after timeout_s. */
+static char *wait_metrics_line(int port, const char *line, int timeout_s) {
+    time_t deadline = time(NULL) + timeout_s;
+    while (time(NULL) < deadline) {
+        char *m = NULL;
+        if (http_get(port, "/metrics", &m) == 200 && strstr(m, line))
+            return m;
+        free(m);
+        usleep(100 * 1000);
+    }
+    return NULL;
+}
+
 static rm_gen_t *generator(uint64_t seed) {
     return e2e_generator(seed, 40, 5);
 }
@@ -170,14 +198,7 @@ static void test_metrics_health_and_lag(void **state) {
         if (strcmp(type, "counter") == 0)
             assert_non_null(strstr(name, "_total"));
     }
-    char path[] = "/tmp/rm-metrics-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(write(fd, m, strlen(m)) == (ssize_t)strlen(m));
-    close(fd);
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
-    assert_int_equal(system(cmd), 0);
-    unlink(path);
+    assert_promtool_accepts(m);
     free(m);
 
     /* Lag: writes paused, events produced; lag shows in messages and seconds,
@@ -358,6 +379,71 @@ static void test_json_logs_and_no_secrets(void **state) {
     e2e_stop(&e);
 }
 
+/* rebuild and verify serve their own /metrics while they run (a Kubernetes
+ * Job is observable): phase, progress and rate, accepted by promtool, and
+ * none of serve's pipeline series (a Job must not look like a sink that is
+ * down). Every broker answers 3 s late, which holds the command in its
+ * replay phase long enough to be seen whatever the machine's speed. */
+static void test_rebuild_and_verify_metrics(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 3), 0);
+    rm_gen_t *g = generator(6);
+    e2e_produce_generated(&e, g, -1);
+    rm_gen_free(g);
+    struct {
+        const char *cmd;
+        int want_rc;
+    } runs[] = {{"rebuild", 0}, {"verify", 0}};
+    for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+        int port = free_port();
+        char addr[64], replay_line[160];
+        snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+        const char *rebuild[] = {"--target",       "redis", "--from-beginning",
+                                 "--metrics-addr", addr,    NULL};
+        const char *verify[] = {"--target", "redis", "--metrics-addr", addr, NULL};
+        assert_int_equal(rm_mock_kafka_set_rtt(e.kafka, 3000), 0);
+        pid_t pid = e2e_command(&e, runs[i].cmd, i == 0 ? rebuild : verify);
+        snprintf(replay_line, sizeof(replay_line),
+                 "readmodel_rebuild_phase{target=\"redis\",command=\"%s\",phase=\"replay\"} 1",
+                 runs[i].cmd);
+        char *m = wait_metrics_line(port, replay_line, 60);
+        assert_int_equal(rm_mock_kafka_set_rtt(e.kafka, 0), 0);
+        assert_non_null(m);
+        assert_promtool_accepts(m);
+        char in_progress[128];
+        snprintf(in_progress, sizeof(in_progress),
+                 "readmodel_rebuild_in_progress{target=\"redis\",command=\"%s\"} 1", runs[i].cmd);
+        assert_non_null(strstr(m, in_progress));
+        double ratio = sum_metric(m, "readmodel_rebuild_progress_ratio{");
+        assert_true(ratio >= 0 && ratio <= 1);
+        assert_non_null(strstr(m, "readmodel_rebuild_events_per_second{"));
+        assert_non_null(strstr(m, "process_resident_memory_bytes "));
+        assert_null(strstr(m, "readmodel_sink_up{"));
+        assert_null(strstr(m, "readmodel_consumer_lag_messages{"));
+        free(m);
+        assert_int_equal(http_get(port, "/livez", NULL), 200);
+        assert_int_equal(http_get(port, "/readyz", NULL), 200);
+        assert_int_equal(e2e_wait(pid), runs[i].want_rc);
+        /* the endpoint goes away with the command */
+        assert_int_equal(http_get(port, "/metrics", NULL), 0);
+    }
+    /* A busy --metrics-addr: the command refuses to start (exit 2). */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    listen(fd, 1);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    char busy[64];
+    snprintf(busy, sizeof(busy), "127.0.0.1:%d", ntohs(a.sin_port));
+    const char *busy_rebuild[] = {"--target",       "redis", "--from-beginning",
+                                  "--metrics-addr", busy,    NULL};
+    assert_int_equal(e2e_run(&e, "rebuild", busy_rebuild), 2);
+    close(fd);
+    e2e_stop(&e);
+}
+
 static void test_metrics_addr_errors(void **state) {
     (void)state;
     char cmd[512];
@@ -386,6 +472,7 @@ int main(void) {
         cmocka_unit_test(test_metrics_addr_errors),
         cmocka_unit_test(test_metrics_health_and_lag),
         cmocka_unit_test(test_prometheus_scrapes_serve),
+        cmocka_unit_test(test_rebuild_and_verify_metrics),
         cmocka_unit_test(test_json_logs_and_no_secrets),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,193 @@
+/*
+ * The /metrics render: which series each kind of process shows (serve's
+ * pipeline, or a rebuild's or verify's progress), the values derived from
+ * the counters, and the real promtool accepting both.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "readmodel/metrics.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void assert_promtool_accepts(const char *text) {
+    char path[] = "/tmp/rm-metrics-unit-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_true(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
+    int rc = system(cmd);
+    unlink(path);
+    assert_int_equal(rc, 0);
+}
+
+static void test_serve_shows_pipeline_not_job_progress(void **state) {
+    (void)state;
+    rm_serve_stats_t *st = calloc(1, sizeof(*st));
+    st->role = RM_ROLE_SERVE;
+    atomic_store(&st->parts[1].owner, 1);
+    atomic_store(&st->parts[1].end, 100);
+    atomic_store(&st->parts[1].checkpoint, 60);
+    atomic_store(&st->sink_ping_ok, 1);
+    atomic_store(&st->sink_write_ok, 1);
+    char *m = rm_metrics_render(st, "booking.events", "redis");
+    assert_non_null(m);
+    assert_non_null(strstr(m, "readmodel_consumer_lag_messages{target=\"redis\",topic=\"booking."
+                              "events\",partition=\"1\"} 40\n"));
+    assert_non_null(strstr(m, "readmodel_sink_up{target=\"redis\"} 1\n"));
+    assert_null(strstr(m, "readmodel_rebuild_phase"));
+    assert_null(strstr(m, "readmodel_rebuild_in_progress"));
+    assert_promtool_accepts(m);
+    free(m);
+    free(st);
+}
+
+static void test_job_shows_progress_not_pipeline(void **state) {
+    (void)state;
+    rm_serve_stats_t *st = calloc(1, sizeof(*st));
+    st->role = RM_ROLE_REBUILD;
+    atomic_store(&st->rebuild_phase, RM_PHASE_WRITE);
+    atomic_store(&st->rebuild_total, 8);
+    atomic_store(&st->rebuild_done, 2);
+    atomic_store(&st->rebuild_rate, 12345);
+    char *m = rm_metrics_render(st, "booking.events", "redis");
+    assert_non_null(m);
+    assert_non_null(
+        strstr(m, "readmodel_rebuild_in_progress{target=\"redis\",command=\"rebuild\"} 1\n"));
+    assert_non_null(strstr(
+        m, "readmodel_rebuild_phase{target=\"redis\",command=\"rebuild\",phase=\"write\"} 1\n"));
+    assert_non_null(strstr(
+        m, "readmodel_rebuild_phase{target=\"redis\",command=\"rebuild\",phase=\"replay\"} 0\n"));
+    assert_non_null(strstr(
+        m, "readmodel_rebuild_progress_ratio{target=\"redis\",command=\"rebuild\"} 0.2500\n"));
+    assert_non_null(strstr(
+        m, "readmodel_rebuild_events_per_second{target=\"redis\",command=\"rebuild\"} 12345\n"));
+    /* serve's series would page someone: a Job has no pipeline */
+    assert_null(strstr(m, "readmodel_sink_up"));
+    assert_null(strstr(m, "readmodel_consumer_lag"));
+    assert_null(strstr(m, "readmodel_events_total"));
+    assert_non_null(strstr(m, "process_cpu_seconds_total "));
+    assert_promtool_accepts(m);
+    free(m);
+
+    /* finished: no longer in progress; verify is labelled as such */
+    st->role = RM_ROLE_VERIFY;
+    atomic_store(&st->rebuild_phase, RM_PHASE_DONE);
+    m = rm_metrics_render(st, "booking.events", "redis");
+    assert_non_null(
+        strstr(m, "readmodel_rebuild_in_progress{target=\"redis\",command=\"verify\"} 0\n"));
+    assert_non_null(strstr(
+        m, "readmodel_rebuild_phase{target=\"redis\",command=\"verify\",phase=\"done\"} 1\n"));
+    char why[64];
+    assert_true(rm_metrics_ready(st, why, sizeof(why)));
+    assert_string_equal(why, "verify: done");
+    free(m);
+    free(st);
+}
+
+/* Appends every "# TYPE name" of a render to names (space separated). */
+static void collect_names(rm_role_t role, char *names, size_t cap) {
+    rm_serve_stats_t *st = calloc(1, sizeof(*st));
+    st->role = role;
+    char *m = rm_metrics_render(st, "t", "redis");
+    for (const char *l = m; (l = strstr(l, "# TYPE ")); l++) {
+        char name[128];
+        assert_int_equal(sscanf(l, "# TYPE %127s", name), 1);
+        size_t n = strlen(names);
+        snprintf(names + n, cap - n, " %s ", name);
+    }
+    free(m);
+    free(st);
+}
+
+static bool exported(const char *names, const char *metric) {
+    char key[160];
+    snprintf(key, sizeof(key), " %s ", metric);
+    if (strstr(names, key))
+        return true;
+    static const char *const suffixes[] = {"_bucket", "_sum", "_count"}; /* histogram series */
+    size_t n = strlen(metric);
+    for (size_t i = 0; i < 3; i++) {
+        size_t k = strlen(suffixes[i]);
+        if (n > k && strcmp(metric + n - k, suffixes[i]) == 0) {
+            snprintf(key, sizeof(key), " %.*s ", (int)(n - k), metric);
+            if (strstr(names, key))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* deploy/grafana/readmodel-dashboard.json: valid JSON, every query valid
+ * PromQL for the real promtool, and every metric it names exported by
+ * serve or by a rebuild/verify Job (so no panel stays empty by a typo). */
+static void test_dashboard_queries_name_real_metrics(void **state) {
+    (void)state;
+    char names[16384] = "";
+    collect_names(RM_ROLE_SERVE, names, sizeof(names));
+    collect_names(RM_ROLE_REBUILD, names, sizeof(names));
+    json_error_t jerr;
+    json_t *d = json_load_file(RM_SOURCE_DIR "/deploy/grafana/readmodel-dashboard.json", 0, &jerr);
+    if (!d)
+        fail_msg("dashboard: %s at line %d", jerr.text, jerr.line);
+    char rules[] = "/tmp/rm-dashboard-rules-XXXXXX";
+    FILE *f = fdopen(mkstemp(rules), "w");
+    assert_non_null(f);
+    fprintf(f, "groups:\n  - name: dashboard\n    rules:\n");
+    size_t i, j, queries = 0;
+    json_t *panel, *target;
+    json_array_foreach(json_object_get(d, "panels"), i, panel) {
+        json_array_foreach(json_object_get(panel, "targets"), j, target) {
+            const char *expr = json_string_value(json_object_get(target, "expr"));
+            assert_non_null(expr);
+            queries++;
+            /* as a recording rule, so promtool parses the expression */
+            json_t *quoted = json_string(expr);
+            char *q = json_dumps(quoted, JSON_ENCODE_ANY);
+            fprintf(f, "      - record: dashboard:q%zu\n        expr: %s\n", queries, q);
+            free(q);
+            json_decref(quoted);
+            for (const char *p = expr; *p; p++) {
+                if ((strncmp(p, "readmodel_", 10) && strncmp(p, "process_", 8)) ||
+                    (p > expr && (isalnum((unsigned char)p[-1]) || p[-1] == '_')))
+                    continue;
+                char metric[128];
+                size_t n = 0;
+                while ((isalnum((unsigned char)p[n]) || p[n] == '_') && n < sizeof(metric) - 1)
+                    n++;
+                snprintf(metric, sizeof(metric), "%.*s", (int)n, p);
+                if (!exported(names, metric))
+                    fail_msg("dashboard panel '%s' names %s, which no command exports",
+                             json_string_value(json_object_get(panel, "title")), metric);
+                p += n - 1;
+            }
+        }
+    }
+    fclose(f);
+    json_decref(d);
+    assert_true(queries >= 20);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "promtool check rules %s >/dev/null", rules);
+    int rc = system(cmd);
+    unlink(rules);
+    assert_int_equal(rc, 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_serve_shows_pipeline_not_job_progress),
+        cmocka_unit_test(test_job_shows_progress_not_pipeline),
+        cmocka_unit_test(test_dashboard_queries_name_real_metrics),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
