@@ -6,7 +6,9 @@
 #include "readmodel/config.h"
 #include "readmodel/log.h"
 #include "readmodel/redis_url.h"
+#include "worker.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -32,7 +34,9 @@ static const char serve_usage[] =
     "  --dlq-topic NAME        produce invalid events there, unchanged, with headers\n"
     "                          reason, source_topic, source_partition, source_offset\n"
     "  --kafka KEY=VALUE       any librdkafka property (security.protocol, sasl.*, ssl.*);\n"
-    "                          repeatable, applied last\n"
+    "                          repeatable, applied last; from the environment as\n"
+    "                          READMODEL_KAFKA_<PROPERTY> (READMODEL_KAFKA_SASL_PASSWORD\n"
+    "                          is sasl.password): keeps secrets out of ps\n"
     "  --max-batch N           messages per batch between flushes (default 10000)\n"
     "  --cache-practitioners N practitioners kept in memory per worker (default 100000)\n"
     "  --until-caught-up       exit 0 once every partition of the topic is applied to its\n"
@@ -266,6 +270,44 @@ static bool allowed(rm_command_t cmd, int c) {
     }
 }
 
+/* Appends a "key=value" property (len bytes of kv). 0, or -1 out of memory. */
+static int add_kafka(rm_serve_config_t *cfg, const char *kv, size_t len) {
+    char **k = realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*k));
+    if (!k)
+        return -1;
+    cfg->kafka = k;
+    if (!(cfg->kafka[cfg->n_kafka] = strndup(kv, len)))
+        return -1;
+    cfg->n_kafka++;
+    return 0;
+}
+
+/* READMODEL_KAFKA_<PROPERTY>=VALUE: a librdkafka property from the
+ * environment, the name lower-cased with '_' read as '.'
+ * (READMODEL_KAFKA_SASL_PASSWORD -> sasl.password), so secrets can come
+ * from a Kubernetes Secret instead of a flag that `ps` shows. Applied before
+ * the --kafka flags, which override them. In environ order, which is
+ * irrelevant: each property appears once. */
+static int kafka_from_env(rm_serve_config_t *cfg) {
+    static const char prefix[] = "READMODEL_KAFKA_";
+    for (char **e = environ; *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (strncmp(*e, prefix, sizeof(prefix) - 1) != 0 || !eq || eq == *e + sizeof(prefix) - 1)
+            continue;
+        size_t len = strlen(*e + sizeof(prefix) - 1);
+        char *kv = strdup(*e + sizeof(prefix) - 1);
+        if (!kv)
+            return -1;
+        for (char *c = kv; *c != '='; c++)
+            *c = *c == '_' ? '.' : (char)tolower((unsigned char)*c);
+        int rc = add_kafka(cfg, kv, len);
+        free(kv);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
 rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_serve_config_t *cfg,
                                    char *err, size_t errlen) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -287,6 +329,8 @@ rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_s
                      ? getenv("READMODEL_METRICS_ADDR")
                      : "0.0.0.0:9464")) ||
         (env_brokers && *env_brokers && set_str(&cfg->brokers, env_brokers)))
+        goto nomem;
+    if (kafka_from_env(cfg) < 0)
         goto nomem;
     bool check = false;
     long n;
@@ -348,13 +392,8 @@ rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_s
                 snprintf(err, errlen, "--kafka: expected KEY=VALUE (got '%s')", optarg);
                 return RM_CONFIG_ERROR;
             }
-            char **k = realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*k));
-            if (!k)
+            if (add_kafka(cfg, optarg, strlen(optarg)) < 0)
                 goto nomem;
-            cfg->kafka = k;
-            if (!(cfg->kafka[cfg->n_kafka] = strdup(optarg)))
-                goto nomem;
-            cfg->n_kafka++;
             break;
         }
         case OPT_UNTIL:
@@ -450,6 +489,14 @@ rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_s
         return RM_CONFIG_ERROR;
     }
     rm_redis_url_free(&u);
+    /* librdkafka's own check of every property, so a typo is a startup
+     * error (exit 2) and --check-config catches it. */
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    int kafka_bad = kc ? rm_kafka_conf_set_all(kc, cfg->kafka, cfg->n_kafka, err, errlen) : 0;
+    if (kc)
+        rd_kafka_conf_destroy(kc);
+    if (kafka_bad)
+        return RM_CONFIG_ERROR;
     if (strpbrk(cfg->redis_prefix, " {}\r\n")) {
         snprintf(err, errlen, "--redis-prefix: must not contain spaces or braces");
         return RM_CONFIG_ERROR;

@@ -708,20 +708,30 @@ static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const
            "kafka %s: %s", fac, buf);
 }
 
-int rm_kafka_conf_apply(rd_kafka_conf_t *conf, char *const *props, size_t n) {
-    char err[256];
+int rm_kafka_conf_set_all(rd_kafka_conf_t *conf, char *const *props, size_t n, char *err,
+                          size_t errlen) {
+    char why[256];
     for (size_t i = 0; i < n; i++) {
         const char *eq = strchr(props[i], '=');
         if (!eq || eq == props[i]) {
-            rm_error("--kafka %s: expected key=value", props[i]);
+            snprintf(err, errlen, "--kafka %s: expected key=value", props[i]);
             return -1;
         }
         char key[128];
         snprintf(key, sizeof(key), "%.*s", (int)(eq - props[i]), props[i]);
-        if (rd_kafka_conf_set(conf, key, eq + 1, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-            rm_error("--kafka %s: %s", key, err);
+        if (rd_kafka_conf_set(conf, key, eq + 1, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+            snprintf(err, errlen, "--kafka %s: %s", key, why);
             return -1;
         }
+    }
+    return 0;
+}
+
+int rm_kafka_conf_apply(rd_kafka_conf_t *conf, char *const *props, size_t n) {
+    char err[512];
+    if (rm_kafka_conf_set_all(conf, props, n, err, sizeof(err)) < 0) {
+        rm_error("%s", err);
+        return -1;
     }
     return 0;
 }

@@ -89,5 +89,9 @@ void rm_pract_map_free(pract_map_t *m);
 /* librdkafka configuration shared by consumers, producers and tools:
  * applies the --kafka pass-through properties last. 0, or -1 (logged). */
 int rm_kafka_conf_apply(rd_kafka_conf_t *conf, char *const *props, size_t n);
+/* The same, with the one-line reason in err instead of the log (for
+ * configuration checks). 0, or -1. */
+int rm_kafka_conf_set_all(rd_kafka_conf_t *conf, char *const *props, size_t n, char *err,
+                          size_t errlen);
 
 #endif

@@ -287,12 +287,14 @@ static void test_bad_configuration_exits_2(void **state) {
     char cmd[512];
     const char *bin = getenv("READMODEL_BIN");
     const char *cases[] = {
-        "serve --redis redis://127.0.0.1:6379",  /* no brokers */
-        "serve --brokers x --workers 0",         /* bad workers */
-        "serve --brokers x --redis http://nope", /* bad redis URL */
-        "serve --brokers x --kafka novalue",     /* bad pass-through */
-        "serve --brokers x --topic 'bad topic'", /* bad topic */
-        "serve --brokers x --bogus",             /* unknown flag */
+        "serve --redis redis://127.0.0.1:6379",            /* no brokers */
+        "serve --brokers x --workers 0",                   /* bad workers */
+        "serve --brokers x --redis http://nope",           /* bad redis URL */
+        "serve --brokers x --kafka novalue",               /* bad pass-through */
+        "serve --brokers x --topic 'bad topic'",           /* bad topic */
+        "serve --brokers x --bogus",                       /* unknown flag */
+        "serve --brokers x --kafka no.such.property=1",    /* librdkafka refuses it */
+        "serve --brokers x --kafka fetch.wait.max.ms=abc", /* nor this value */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         snprintf(cmd, sizeof(cmd), "env -u READMODEL_BROKERS '%s' %s 2>/dev/null", bin, cases[i]);
@@ -310,6 +312,23 @@ static void test_bad_configuration_exits_2(void **state) {
              "sasl.password=s3cret | grep -q -e hunter2 -e s3cret",
              bin);
     assert_int_not_equal(system(cmd), 0); /* secrets are masked */
+
+    /* librdkafka properties from the environment (secrets out of ps), masked
+     * too, and a --kafka flag overrides the same property. */
+    snprintf(cmd, sizeof(cmd),
+             "READMODEL_KAFKA_SASL_PASSWORD=envs3cret READMODEL_KAFKA_CLIENT_ID=from-env "
+             "'%s' serve --check-config --brokers b --kafka client.id=from-flag > /tmp/rm-cc.txt",
+             bin);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(system("grep -qx 'kafka.sasl.password=\\*\\*\\*' /tmp/rm-cc.txt"), 0);
+    assert_int_not_equal(system("grep -q envs3cret /tmp/rm-cc.txt"), 0);
+    assert_int_equal(system("tail -n 1 /tmp/rm-cc.txt | grep -qx 'kafka.client.id=from-flag'"), 0);
+    unlink("/tmp/rm-cc.txt");
+    snprintf(cmd, sizeof(cmd),
+             "READMODEL_KAFKA_NO_SUCH_PROPERTY=1 '%s' serve --check-config --brokers b 2>&1 | "
+             "grep -q 'no.such.property'",
+             bin);
+    assert_int_equal(system(cmd), 0);
 }
 
 int main(void) {
