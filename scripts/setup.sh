@@ -8,6 +8,7 @@ PACKAGES=(
   librdkafka-dev libhiredis-dev libcurl4-openssl-dev libjansson-dev libroaring-dev
   libcmocka-dev libmicrohttpd-dev
   redis-server redis-tools kcat python3 prometheus
+  golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev yamllint
 )
 
 missing=()
