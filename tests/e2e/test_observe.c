@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "e2e.h"
+#include "promtool.h"
 #include "readmodel/date.h"
 #include "readmodel/gen.h"
 
@@ -38,6 +39,19 @@ static int free_port(void) {
     getsockname(fd, (struct sockaddr *)&a, &len);
     close(fd);
     return ntohs(a.sin_port);
+}
+
+/* A port on loopback that is in use: listens on it; *port gets its number.
+ * Returns the socket (caller closes). */
+static int busy_port(int *port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    listen(fd, 1);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    *port = ntohs(a.sin_port);
+    return fd;
 }
 
 typedef struct {
@@ -123,20 +137,6 @@ static bool wait_status(int port, const char *path, long want, int timeout_s) {
     fprintf(stderr, "%s on port %d: status %ld, body: %s\n", path, port, got, body ? body : "");
     free(body);
     return false;
-}
-
-/* Writes text to a temporary file and runs the real promtool on it. */
-static void assert_promtool_accepts(const char *text) {
-    char path[] = "/tmp/rm-metrics-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_true(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
-    close(fd);
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
-    int rc = system(cmd);
-    unlink(path);
-    assert_int_equal(rc, 0);
 }
 
 /* Polls a command's /metrics until `line` is in it (the command may not be
@@ -429,14 +429,10 @@ static void test_rebuild_and_verify_metrics(void **state) {
         assert_int_equal(http_get(port, "/metrics", NULL), 0);
     }
     /* A busy --metrics-addr: the command refuses to start (exit 2). */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    bind(fd, (struct sockaddr *)&a, sizeof(a));
-    listen(fd, 1);
-    getsockname(fd, (struct sockaddr *)&a, &len);
+    int busy_at;
+    int fd = busy_port(&busy_at);
     char busy[64];
-    snprintf(busy, sizeof(busy), "127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(busy, sizeof(busy), "127.0.0.1:%d", busy_at);
     const char *busy_rebuild[] = {"--target",       "redis", "--from-beginning",
                                   "--metrics-addr", busy,    NULL};
     assert_int_equal(e2e_run(&e, "rebuild", busy_rebuild), 2);
@@ -452,16 +448,12 @@ static void test_metrics_addr_errors(void **state) {
     int st = system(cmd);
     assert_int_equal(WEXITSTATUS(st), 2);
     /* A port in use: serve refuses to start (exit 2) with the reason. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    bind(fd, (struct sockaddr *)&a, sizeof(a));
-    listen(fd, 1);
-    getsockname(fd, (struct sockaddr *)&a, &len);
+    int busy_at;
+    int fd = busy_port(&busy_at);
     snprintf(cmd, sizeof(cmd),
              "'%s' serve --brokers 127.0.0.1:1 --metrics-addr 127.0.0.1:%d 2>&1 | grep -q "
              "'cannot listen'",
-             bin, ntohs(a.sin_port));
+             bin, busy_at);
     assert_int_equal(system(cmd), 0);
     close(fd);
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "promtool.h"
 #include "readmodel/metrics.h"
 
 #include <ctype.h>
@@ -17,19 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static void assert_promtool_accepts(const char *text) {
-    char path[] = "/tmp/rm-metrics-unit-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_true(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
-    close(fd);
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
-    int rc = system(cmd);
-    unlink(path);
-    assert_int_equal(rc, 0);
-}
 
 static void test_serve_shows_pipeline_not_job_progress(void **state) {
     (void)state;
