@@ -23,7 +23,7 @@ FROM debian:bookworm-slim
 # RUNTIME-PACKAGES (read by the test): one per DT_NEEDED library, plus CA certificates for TLS
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      librdkafka1 libhiredis0.14 libcurl4 libmicrohttpd12 libroaring0 ca-certificates \
+      librdkafka1 libhiredis0.14 libcurl4 libmicrohttpd12 libroaring0 libjansson4 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/readmodel /usr/local/bin/readmodel
 # Numeric user so Kubernetes can verify runAsNonRoot; nothing is written
