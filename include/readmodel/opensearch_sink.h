@@ -1,0 +1,150 @@
+/*
+ * OpenSearch sink for the practitioner index (libcurl + jansson).
+ *
+ * Layout (prefix from --opensearch-index-prefix, default empty):
+ *   <prefix>practitioners            alias readers query
+ *   <prefix>practitioners-<gen>      concrete index of one generation
+ *   <prefix>practitioners-state      alias of the pipeline's own state
+ *   <prefix>practitioners-state-<gen>  per practitioner: partition, fence,
+ *                                    availability state and profile;
+ *                                    per partition: the checkpoint
+ *   <prefix>readmodel-meta           rebuild lease and last-run records
+ * A rebuild builds generation N+1 of both indices and moves both aliases in
+ * one _aliases call.
+ *
+ * Writes are idempotent and monotonic: a document and a state are indexed
+ * with version_type=external_gte and version = fence + 1, so a replay
+ * rewrites the same version and a stale writer gets a 409 instead of moving
+ * a practitioner backwards. A practitioner's document is written before its
+ * state, and states before the checkpoint, so a crash between steps only
+ * causes a replay. Checkpoints use compare-and-set (if_seq_no /
+ * if_primary_term, or op_type=create when there is none).
+ *
+ * Errors: RM_ERR_OK, RM_ERR_IO (connection, timeout, HTTP 429 or 5xx:
+ * retry), RM_ERR_REPLY (an answer that cannot be right: 4xx or a body that
+ * does not parse), RM_ERR_CORRUPT (a stored state that does not decode).
+ * The reason is in rm_os_sink_last_error(); credentials never appear in it.
+ */
+#ifndef READMODEL_OPENSEARCH_SINK_H
+#define READMODEL_OPENSEARCH_SINK_H
+
+#include "readmodel/availability.h"
+#include "readmodel/error.h"
+#include "readmodel/practitioner_doc.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *url;          /* http(s)://host:port[/path]; required */
+    const char *index_prefix; /* "" by default */
+    const char *ca_file;      /* PEM bundle to verify the server; NULL: system CAs */
+    const char *cert_file;    /* client certificate (PEM), with key_file; NULL: none */
+    const char *key_file;
+    const char *username; /* basic auth; NULL: none */
+    const char *password;
+    const char *aws_region; /* non-NULL: sign with AWS SigV4 for service "es" */
+    const char *aws_key, *aws_secret, *aws_token;
+    size_t bulk_docs;  /* documents per _bulk request */
+    size_t bulk_bytes; /* bytes per _bulk request */
+    long timeout_ms;   /* per request */
+} rm_os_config_t;
+
+typedef struct rm_os_sink rm_os_sink_t;
+
+/* Copies cfg. Does not connect. NULL when out of memory. */
+rm_os_sink_t *rm_os_sink_new(const rm_os_config_t *cfg);
+void rm_os_sink_free(rm_os_sink_t *s);
+const char *rm_os_sink_last_error(const rm_os_sink_t *s);
+/* Names: "<prefix>practitioners" etc. (static buffers inside the sink). */
+const char *rm_os_alias(const rm_os_sink_t *s);
+const char *rm_os_state_alias(const rm_os_sink_t *s);
+
+/* GET /: RM_ERR_OK when the server answers as OpenSearch. */
+rm_err_t rm_os_sink_ping(rm_os_sink_t *s);
+/* Creates generation 1 with both aliases when the alias does not exist,
+ * and the meta index; checks the live index's mapping against the one this
+ * release writes, writing any difference into diff (empty when equal). */
+rm_err_t rm_os_sink_ensure(rm_os_sink_t *s, char *diff, size_t cap);
+/* The mapping and settings of a concrete index (new reference). */
+json_t *rm_os_index_body(bool loading);
+
+typedef struct {
+    const char *pid; /* borrowed */
+    size_t pid_len;
+    rm_avail_t *st;       /* in: initialised; out: the stored state */
+    rm_profile_t *profile; /* in: zeroed; out: the stored profile */
+    int32_t partition;    /* out: -1 if none */
+    int64_t fence;        /* out: -1 if none */
+    bool corrupt;         /* out */
+} rm_os_load_t;
+
+/* Loads stored states with one _mget. */
+rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_os_load_t *items, size_t n);
+
+typedef struct {
+    const char *pid; /* borrowed */
+    size_t pid_len;
+    const rm_avail_t *st;
+    const rm_profile_t *profile;
+    int32_t partition;
+    int64_t fence;
+    bool written;  /* out: document (or its rejection) and state are stored */
+    bool stale;    /* out: the stored version is newer: resynchronise */
+    bool rejected; /* out: the document was rejected for good (4xx); counted */
+} rm_os_flush_t;
+
+/* Counters the sink reports to its caller's metrics. */
+typedef struct {
+    unsigned long long bulk_requests, item_retries, rejected, http_errors;
+} rm_os_counters_t;
+
+/* Writes documents, then states (bulk, batched by --opensearch-bulk-docs and
+ * -bytes). Items answered 429 or 5xx are retried with capped exponential
+ * backoff and jitter up to `attempts` times; RM_ERR_IO when some still fail
+ * (nothing is then reported written). A missing alias (index dropped) is
+ * re-created empty and every item reported stale, so the caller replays. */
+rm_err_t rm_os_sink_flush(rm_os_sink_t *s, rm_os_flush_t *items, size_t n, int attempts);
+const rm_os_counters_t *rm_os_sink_counters(const rm_os_sink_t *s);
+
+rm_err_t rm_os_checkpoint_get(rm_os_sink_t *s, const char *topic, int32_t partition,
+                              int64_t *next);
+/* Compare-and-set against the version last read or written by this sink
+ * (none: create). *ok false when it moved; *current then holds it. */
+rm_err_t rm_os_checkpoint_cas(rm_os_sink_t *s, const char *topic, int32_t partition,
+                              int64_t expected, int64_t next, bool *ok, int64_t *current);
+
+/* Lease of the OpenSearch target (document lease:opensearch in the meta
+ * index): holder "" when free or expired. */
+rm_err_t rm_os_lease_get(rm_os_sink_t *s, char *holder, size_t cap, long long *ttl_ms);
+rm_err_t rm_os_lease_acquire(rm_os_sink_t *s, const char *holder, int ttl_ms, bool *got,
+                             char *holder_out, size_t cap);
+rm_err_t rm_os_lease_renew(rm_os_sink_t *s, const char *holder, int ttl_ms, bool *ok);
+rm_err_t rm_os_lease_release(rm_os_sink_t *s, const char *holder);
+
+/* ---- administration (opensearch_admin.c): rebuild and verify ---- */
+
+/* The concrete indices the aliases point to now (NULL-terminated names in
+ * out, caller frees with free()); gen is the generation number. */
+rm_err_t rm_os_current(rm_os_sink_t *s, char **docs_index, char **state_index, long *gen);
+/* Creates generation gen (refresh off, no replicas). */
+rm_err_t rm_os_generation_create(rm_os_sink_t *s, long gen);
+/* Writes flush items straight into generation gen (no aliases). */
+rm_err_t rm_os_generation_load(rm_os_sink_t *s, long gen, rm_os_flush_t *items, size_t n,
+                               int attempts);
+rm_err_t rm_os_generation_checkpoint(rm_os_sink_t *s, long gen, const char *topic,
+                                     int32_t partition, int64_t next);
+/* Restores refresh interval and replicas, then refreshes. */
+rm_err_t rm_os_generation_finish(rm_os_sink_t *s, long gen);
+/* Moves both aliases to generation gen in one _aliases call. */
+rm_err_t rm_os_generation_activate(rm_os_sink_t *s, long gen);
+rm_err_t rm_os_index_delete(rm_os_sink_t *s, const char *index);
+/* Calls fn for every document behind the alias, in practitioner_id order
+ * (search_after pages of 1000); fn gets the _id and _source. */
+rm_err_t rm_os_scan(rm_os_sink_t *s, void (*fn)(const char *id, json_t *src, void *arg),
+                    void *arg);
+/* Records of the last rebuild and verify in the meta index. */
+rm_err_t rm_os_record_set(rm_os_sink_t *s, const char *name, json_t *record);
+
+#endif

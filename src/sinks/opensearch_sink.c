@@ -1,0 +1,923 @@
+/*
+ * OpenSearch sink: transport (one libcurl handle, so its connection is
+ * reused; TLS, basic auth and AWS SigV4 set once), the index layout, and the
+ * pipeline's writes: documents, then states, then checkpoints, each in
+ * _bulk requests whose per-item results are read one by one.
+ *
+ * The bulk retry policy lives here because it is per item: an HTTP 200 with
+ * "errors": true may hold a mix of written items, items to retry (429, 5xx)
+ * and items rejected for good (other 4xx). Only the items that still need
+ * it are sent again, after a capped exponential backoff with full jitter.
+ */
+#include "opensearch_internal.h"
+
+#include "readmodel/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 5000
+
+static char *dup_or_null(const char *s) {
+    return s ? strdup(s) : NULL;
+}
+
+rm_os_sink_t *rm_os_sink_new(const rm_os_config_t *cfg) {
+    rm_os_sink_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->cfg = *cfg;
+    s->cfg.url = dup_or_null(cfg->url);
+    s->cfg.index_prefix = dup_or_null(cfg->index_prefix ? cfg->index_prefix : "");
+    s->cfg.ca_file = dup_or_null(cfg->ca_file);
+    s->cfg.cert_file = dup_or_null(cfg->cert_file);
+    s->cfg.key_file = dup_or_null(cfg->key_file);
+    s->cfg.username = dup_or_null(cfg->username);
+    s->cfg.password = dup_or_null(cfg->password);
+    s->cfg.aws_region = dup_or_null(cfg->aws_region);
+    s->cfg.aws_key = dup_or_null(cfg->aws_key);
+    s->cfg.aws_secret = dup_or_null(cfg->aws_secret);
+    s->cfg.aws_token = dup_or_null(cfg->aws_token);
+    if (!s->cfg.bulk_docs)
+        s->cfg.bulk_docs = 1000;
+    if (!s->cfg.bulk_bytes)
+        s->cfg.bulk_bytes = 5u << 20;
+    if (!s->cfg.timeout_ms)
+        s->cfg.timeout_ms = 30000;
+    snprintf(s->alias, sizeof(s->alias), "%spractitioners", s->cfg.index_prefix);
+    snprintf(s->state_alias, sizeof(s->state_alias), "%spractitioners-state",
+             s->cfg.index_prefix);
+    snprintf(s->meta, sizeof(s->meta), "%sreadmodel-meta", s->cfg.index_prefix);
+    s->cp_versions = json_object();
+    s->rng = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)s;
+    if (!s->cfg.url || !s->cp_versions) {
+        rm_os_sink_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void rm_os_sink_free(rm_os_sink_t *s) {
+    if (!s)
+        return;
+    if (s->curl)
+        curl_easy_cleanup(s->curl);
+    free((char *)s->cfg.url);
+    free((char *)s->cfg.index_prefix);
+    free((char *)s->cfg.ca_file);
+    free((char *)s->cfg.cert_file);
+    free((char *)s->cfg.key_file);
+    free((char *)s->cfg.username);
+    free((char *)s->cfg.password);
+    free((char *)s->cfg.aws_region);
+    free((char *)s->cfg.aws_key);
+    free((char *)s->cfg.aws_secret);
+    free((char *)s->cfg.aws_token);
+    json_decref(s->cp_versions);
+    json_decref(s->lease_version);
+    free(s);
+}
+
+const char *rm_os_sink_last_error(const rm_os_sink_t *s) {
+    return s->err;
+}
+const char *rm_os_alias(const rm_os_sink_t *s) {
+    return s->alias;
+}
+const char *rm_os_state_alias(const rm_os_sink_t *s) {
+    return s->state_alias;
+}
+const rm_os_counters_t *rm_os_sink_counters(const rm_os_sink_t *s) {
+    return &s->counters;
+}
+
+/* ---- transport ---- */
+
+typedef struct {
+    char *buf;
+    size_t len;
+} grow_t;
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg) {
+    grow_t *g = arg;
+    size_t add = size * n;
+    char *nb = realloc(g->buf, g->len + add + 1);
+    if (!nb)
+        return 0;
+    memcpy(nb + g->len, p, add);
+    g->buf = nb;
+    g->len += add;
+    g->buf[g->len] = '\0';
+    return add;
+}
+
+static CURL *handle(rm_os_sink_t *s) {
+    if (s->curl)
+        return s->curl;
+    CURL *c = curl_easy_init();
+    if (!c)
+        return NULL;
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, s->cfg.timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, s->cfg.timeout_ms < 10000 ? s->cfg.timeout_ms
+                                                                             : 10000L);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (s->cfg.ca_file)
+        curl_easy_setopt(c, CURLOPT_CAINFO, s->cfg.ca_file);
+    if (s->cfg.cert_file) {
+        curl_easy_setopt(c, CURLOPT_SSLCERT, s->cfg.cert_file);
+        curl_easy_setopt(c, CURLOPT_SSLKEY, s->cfg.key_file);
+    }
+    if (s->cfg.aws_region) {
+        char provider[128];
+        snprintf(provider, sizeof(provider), "aws:amz:%s:es", s->cfg.aws_region);
+        curl_easy_setopt(c, CURLOPT_AWS_SIGV4, provider);
+        curl_easy_setopt(c, CURLOPT_USERNAME, s->cfg.aws_key);
+        curl_easy_setopt(c, CURLOPT_PASSWORD, s->cfg.aws_secret);
+    } else if (s->cfg.username) {
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(c, CURLOPT_USERNAME, s->cfg.username);
+        curl_easy_setopt(c, CURLOPT_PASSWORD, s->cfg.password ? s->cfg.password : "");
+    }
+    s->curl = c;
+    return c;
+}
+
+rm_err_t rm_os_reply_error(rm_os_sink_t *s, const char *what, long status, json_t *resp) {
+    json_t *e = json_object_get(resp, "error");
+    const char *type = json_string_value(json_object_get(e, "type"));
+    const char *reason = json_string_value(json_object_get(e, "reason"));
+    if (!reason && json_is_string(e))
+        reason = json_string_value(e);
+    if (!reason)
+        reason = json_string_value(json_object_get(resp, "message"));
+    snprintf(s->err, sizeof(s->err), "%s: HTTP %ld%s%s%s%s", what, status, type ? " " : "",
+             type ? type : "", reason ? ": " : "", reason ? reason : "");
+    return RM_ERR_REPLY;
+}
+
+rm_err_t rm_os_request(rm_os_sink_t *s, const char *method, const char *path, const char *body,
+                       size_t len, const char *content_type, long *status, json_t **resp) {
+    *resp = NULL;
+    *status = 0;
+    CURL *c = handle(s);
+    if (!c) {
+        snprintf(s->err, sizeof(s->err), "cannot create an HTTP handle");
+        return RM_ERR_NOMEM;
+    }
+    size_t ulen = strlen(s->cfg.url);
+    char *url = malloc(ulen + strlen(path) + 2);
+    if (!url)
+        return RM_ERR_NOMEM;
+    sprintf(url, "%s%s%s", s->cfg.url, ulen && s->cfg.url[ulen - 1] == '/' ? "" : "/",
+            path[0] == '/' ? path + 1 : path);
+    struct curl_slist *h = NULL;
+    char ct[96];
+    snprintf(ct, sizeof(ct), "Content-Type: %s", content_type ? content_type : "application/json");
+    h = curl_slist_append(h, ct);
+    h = curl_slist_append(h, "Accept: application/json");
+    if (s->cfg.aws_region && s->cfg.aws_token) {
+        char tok[2048];
+        snprintf(tok, sizeof(tok), "x-amz-security-token: %s", s->cfg.aws_token);
+        h = curl_slist_append(h, tok);
+    }
+    grow_t g = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &g);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
+    curl_easy_setopt(c, CURLOPT_NOBODY, 0L);
+    if (!strcmp(method, "HEAD")) {
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    } else if (!strcmp(method, "GET") && !body) {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? len : 0));
+        if (strcmp(method, "POST"))
+            curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    curl_slist_free_all(h);
+    free(url);
+    if (rc != CURLE_OK) {
+        snprintf(s->err, sizeof(s->err), "%s %s: %s", method, path, curl_easy_strerror(rc));
+        free(g.buf);
+        /* A broken connection is not reused. */
+        curl_easy_cleanup(s->curl);
+        s->curl = NULL;
+        s->counters.http_errors++;
+        return RM_ERR_IO;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    if (g.len)
+        *resp = json_loadb(g.buf, g.len, 0, NULL);
+    free(g.buf);
+    if (*status == 429 || *status >= 500) {
+        rm_os_reply_error(s, path, *status, *resp);
+        json_decref(*resp);
+        *resp = NULL;
+        s->counters.http_errors++;
+        return RM_ERR_IO;
+    }
+    return RM_ERR_OK;
+}
+
+rm_err_t rm_os_sink_ping(rm_os_sink_t *s) {
+    long st;
+    json_t *r;
+    rm_err_t e = rm_os_request(s, "GET", "/", NULL, 0, NULL, &st, &r);
+    if (e)
+        return e;
+    if (st != 200 || !json_is_object(json_object_get(r, "version"))) {
+        e = rm_os_reply_error(s, "GET / (is this OpenSearch?)", st, r);
+        json_decref(r);
+        return e;
+    }
+    json_decref(r);
+    return RM_ERR_OK;
+}
+
+/* ---- layout ---- */
+
+json_t *rm_os_index_body(bool loading) {
+    json_t *props = json_pack(
+        "{s:{s:s},s:{s:s,s:{s:{s:s,s:i}}},s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s},"
+        "s:{s:s,s:s},s:{s:s}}",
+        "practitioner_id", "type", "keyword", "name", "type", "text", "fields", "keyword", "type",
+        "keyword", "ignore_above", 256, "specialties", "type", "keyword", "city", "type",
+        "keyword", "location", "type", "geo_point", "languages", "type", "keyword",
+        "accepts_new_patients", "type", "boolean", "active", "type", "boolean", "free_dates",
+        "type", "date", "format", "yyyy-MM-dd", "free_slots_total", "type", "integer");
+    return json_pack("{s:{s:{s:i,s:i,s:s}},s:{s:s,s:o}}", "settings", "index", "number_of_shards",
+                     1, "number_of_replicas", loading ? 0 : 1, "refresh_interval",
+                     loading ? "-1" : "1s", "mappings", "dynamic", "strict", "properties", props);
+}
+
+static json_t *state_body(bool loading) {
+    return json_pack("{s:{s:{s:i,s:i,s:s}},s:{s:b}}", "settings", "index", "number_of_shards", 1,
+                     "number_of_replicas", loading ? 0 : 1, "refresh_interval",
+                     loading ? "-1" : "1s", "mappings", "dynamic", 0);
+}
+
+void rm_os_gen_names(const rm_os_sink_t *s, long gen, char *docs, char *state, size_t cap) {
+    snprintf(docs, cap, "%s-%06ld", s->alias, gen);
+    snprintf(state, cap, "%s-%06ld", s->state_alias, gen);
+}
+
+static rm_err_t put_json(rm_os_sink_t *s, const char *path, json_t *body, long *status,
+                         json_t **resp) {
+    char *text = json_dumps(body, JSON_COMPACT);
+    if (!text)
+        return RM_ERR_NOMEM;
+    rm_err_t e = rm_os_request(s, "PUT", path, text, strlen(text), NULL, status, resp);
+    free(text);
+    return e;
+}
+
+static rm_err_t create_index(rm_os_sink_t *s, const char *name, json_t *body) {
+    char path[300];
+    snprintf(path, sizeof(path), "/%s", name);
+    long st;
+    json_t *r;
+    rm_err_t e = put_json(s, path, body, &st, &r);
+    json_decref(body);
+    if (e)
+        return e;
+    const char *type = json_string_value(json_object_get(json_object_get(r, "error"), "type"));
+    if (st != 200 && !(type && !strcmp(type, "resource_already_exists_exception")))
+        e = rm_os_reply_error(s, path, st, r);
+    json_decref(r);
+    return e;
+}
+
+/* Differences between the live mapping and the expected properties. */
+static void mapping_diff(json_t *live, char *diff, size_t cap) {
+    json_t *body = rm_os_index_body(false);
+    json_t *want = json_object_get(json_object_get(body, "mappings"), "properties");
+    size_t o = 0;
+    diff[0] = '\0';
+    const char *index;
+    json_t *one;
+    json_object_foreach(live, index, one) {
+        json_t *have = json_object_get(json_object_get(one, "mappings"), "properties");
+        const char *f;
+        json_t *w;
+        json_object_foreach(want, f, w) {
+            const char *wt = json_string_value(json_object_get(w, "type"));
+            const char *ht = json_string_value(json_object_get(json_object_get(have, f), "type"));
+            if ((!ht || strcmp(wt, ht)) && o < cap)
+                o += (size_t)snprintf(diff + o, cap - o, "%s%s %s: %s expected, %s found",
+                                      o ? "; " : "", index, f, wt, ht ? ht : "nothing");
+        }
+    }
+    json_decref(body);
+}
+
+rm_err_t rm_os_sink_ensure(rm_os_sink_t *s, char *diff, size_t cap) {
+    if (diff && cap)
+        diff[0] = '\0';
+    char path[300];
+    long st;
+    json_t *r;
+    rm_err_t e = create_index(
+        s, s->meta,
+        json_pack("{s:{s:{s:i}},s:{s:b}}", "settings", "index", "number_of_shards", 1, "mappings",
+                  "dynamic", 0));
+    if (e)
+        return e;
+    snprintf(path, sizeof(path), "/_alias/%s", s->alias);
+    if ((e = rm_os_request(s, "GET", path, NULL, 0, NULL, &st, &r)))
+        return e;
+    json_decref(r);
+    if (st == 404) {
+        /* No model at all: generation 1, both aliases in the creation. */
+        char docs[256], state[256];
+        rm_os_gen_names(s, 1, docs, state, sizeof(docs));
+        json_t *db = rm_os_index_body(false), *sb = state_body(false);
+        json_object_set_new(db, "aliases", json_pack("{s:{}}", s->alias));
+        json_object_set_new(sb, "aliases", json_pack("{s:{}}", s->state_alias));
+        if ((e = create_index(s, state, sb)) || (e = create_index(s, docs, db))) {
+            return e;
+        }
+        rm_info("OpenSearch: created %s (alias %s) and %s: the index is built from the log", docs,
+                s->alias, state);
+        json_object_clear(s->cp_versions);
+    } else if (st != 200) {
+        return rm_os_reply_error(s, path, st, NULL);
+    }
+    snprintf(path, sizeof(path), "/%s/_mapping", s->alias);
+    if ((e = rm_os_request(s, "GET", path, NULL, 0, NULL, &st, &r)))
+        return e;
+    if (st != 200) {
+        e = rm_os_reply_error(s, path, st, r);
+        json_decref(r);
+        return e;
+    }
+    if (diff)
+        mapping_diff(r, diff, cap);
+    json_decref(r);
+    return RM_ERR_OK;
+}
+
+/* ---- base64 ---- */
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *rm_os_b64_encode(const char *in, size_t len) {
+    char *out = malloc((len + 2) / 3 * 4 + 1);
+    if (!out)
+        return NULL;
+    const unsigned char *p = (const unsigned char *)in;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (i + 1 < len ? (unsigned)p[i + 1] << 8 : 0) |
+                     (i + 2 < len ? p[i + 2] : 0);
+        out[o++] = b64[v >> 18 & 63];
+        out[o++] = b64[v >> 12 & 63];
+        out[o++] = i + 1 < len ? b64[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < len ? b64[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+char *rm_os_b64_decode(const char *in, size_t *len) {
+    size_t n = strlen(in);
+    if (n % 4)
+        return NULL;
+    char *out = malloc(n / 4 * 3 + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        unsigned v = 0;
+        int pad = 0;
+        for (int k = 0; k < 4; k++) {
+            const char *c = in[i + k] == '=' ? NULL : strchr(b64, in[i + k]);
+            if (in[i + k] == '=' && i + 4 == n && k >= 2)
+                pad++;
+            else if (!c || !in[i + k] || pad) {
+                free(out);
+                return NULL;
+            }
+            v = v << 6 | (c ? (unsigned)(c - b64) : 0);
+        }
+        out[o++] = (char)(v >> 16);
+        if (pad < 2)
+            out[o++] = (char)(v >> 8 & 255);
+        if (pad < 1)
+            out[o++] = (char)(v & 255);
+    }
+    *len = o;
+    return out;
+}
+
+/* ---- load ---- */
+
+static void state_id(char *out, size_t cap, const char *pid, size_t len) {
+    snprintf(out, cap, "p:%.*s", (int)len, pid);
+}
+
+static int decode_state(json_t *src, rm_os_load_t *it) {
+    json_t *p = json_object_get(src, "partition"), *f = json_object_get(src, "fence");
+    const char *a = json_string_value(json_object_get(src, "avail"));
+    if (!json_is_integer(p) || !json_is_integer(f) || !a)
+        return -1;
+    size_t len;
+    char *bytes = rm_os_b64_decode(a, &len);
+    if (!bytes)
+        return -1;
+    int rc = rm_avail_decode(it->st, bytes, len);
+    free(bytes);
+    if (rc || rm_profile_from_json(it->profile, json_object_get(src, "profile")))
+        return -1;
+    it->partition = (int32_t)json_integer_value(p);
+    it->fence = json_integer_value(f);
+    return 0;
+}
+
+rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_os_load_t *items, size_t n) {
+    if (!n)
+        return RM_ERR_OK;
+    json_t *ids = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char id[80];
+        state_id(id, sizeof(id), items[i].pid, items[i].pid_len);
+        json_array_append_new(ids, json_string(id));
+        items[i].partition = -1;
+        items[i].fence = -1;
+        items[i].corrupt = false;
+    }
+    json_t *body = json_pack("{s:o}", "ids", ids);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    char path[300];
+    snprintf(path, sizeof(path), "/%s/_mget", s->state_alias);
+    long st;
+    json_t *r;
+    rm_err_t e = rm_os_request(s, "POST", path, text, strlen(text), NULL, &st, &r);
+    free(text);
+    if (e)
+        return e;
+    json_t *docs = json_object_get(r, "docs");
+    if (st != 200 || json_array_size(docs) != n) {
+        e = rm_os_reply_error(s, path, st, r);
+        json_decref(r);
+        return e;
+    }
+    rm_err_t result = RM_ERR_OK;
+    for (size_t i = 0; i < n; i++) {
+        json_t *d = json_array_get(docs, i);
+        if (json_object_get(d, "error")) {
+            e = rm_os_reply_error(s, path, st, d);
+            json_decref(r);
+            return e;
+        }
+        if (!json_is_true(json_object_get(d, "found")))
+            continue;
+        if (decode_state(json_object_get(d, "_source"), &items[i]) < 0) {
+            items[i].corrupt = true;
+            items[i].partition = -1;
+            items[i].fence = -1;
+            snprintf(s->err, sizeof(s->err), "stored state of %.*s does not decode",
+                     (int)items[i].pid_len, items[i].pid);
+            result = RM_ERR_CORRUPT;
+        }
+    }
+    json_decref(r);
+    return result;
+}
+
+/* ---- flush ---- */
+
+typedef enum { ST_PENDING, ST_DONE, ST_RETRY, ST_STALE, ST_REJECTED, ST_MISSING } item_state_t;
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} text_t;
+
+static int append(text_t *t, const char *p, size_t n) {
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 65536;
+        while (cap < t->len + n + 1)
+            cap *= 2;
+        char *nb = realloc(t->buf, cap);
+        if (!nb)
+            return -1;
+        t->buf = nb;
+        t->cap = cap;
+    }
+    memcpy(t->buf + t->len, p, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+    return 0;
+}
+
+/* The NDJSON pair of item i: document or state. */
+static int item_lines(const rm_os_flush_t *it, bool state, const char *index, text_t *t) {
+    char meta[512], id[80];
+    if (state)
+        state_id(id, sizeof(id), it->pid, it->pid_len);
+    else
+        snprintf(id, sizeof(id), "%.*s", (int)it->pid_len, it->pid);
+    snprintf(meta, sizeof(meta),
+             "{\"index\":{\"_index\":\"%s\",\"_id\":\"%s\",\"version\":%lld,\"version_type\":"
+             "\"external_gte\"}}\n",
+             index, id, (long long)it->fence + 1);
+    char *src = NULL;
+    size_t len = 0;
+    if (!state) {
+        if (rm_doc_render(it->pid, it->pid_len, it->profile, it->st, &src, &len))
+            return -1;
+    } else {
+        char *bytes;
+        size_t blen;
+        if (rm_avail_encode(it->st, &bytes, &blen))
+            return -1;
+        char *a = rm_os_b64_encode(bytes, blen);
+        free(bytes);
+        json_t *prof = rm_profile_to_json(it->profile);
+        json_t *o = a && prof ? json_pack("{s:i,s:I,s:s,s:o}", "partition", (int)it->partition,
+                                          "fence", (json_int_t)it->fence, "avail", a, "profile",
+                                          prof)
+                              : NULL;
+        free(a);
+        src = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (!src)
+            return -1;
+        len = strlen(src);
+    }
+    int rc = append(t, meta, strlen(meta)) || append(t, src, len) || append(t, "\n", 1) ? -1 : 0;
+    free(src);
+    return rc;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Sends the items in `todo` (indices into items) as bulk requests and sets
+ * each one's state. Returns RM_ERR_OK, or the error of a request that could
+ * not be sent at all (its items are left ST_RETRY). */
+static rm_err_t bulk_pass(rm_os_sink_t *s, const char *index, bool state, bool require_alias,
+                          const rm_os_flush_t *items, size_t *todo, size_t nt,
+                          item_state_t *states) {
+    rm_err_t last = RM_ERR_OK;
+    size_t i = 0;
+    while (i < nt) {
+        text_t t = {0};
+        size_t first = i;
+        while (i < nt && i - first < s->cfg.bulk_docs &&
+               (t.len == 0 || t.len < s->cfg.bulk_bytes)) {
+            if (item_lines(&items[todo[i]], state, index, &t) < 0) {
+                free(t.buf);
+                return RM_ERR_NOMEM;
+            }
+            i++;
+        }
+        char path[64];
+        snprintf(path, sizeof(path), "/_bulk%s", require_alias ? "?require_alias=true" : "");
+        long st;
+        json_t *r;
+        s->counters.bulk_requests++;
+        rm_err_t e = rm_os_request(s, "POST", path, t.buf, t.len, "application/x-ndjson", &st, &r);
+        free(t.buf);
+        json_t *res = json_object_get(r, "items");
+        if (!e && (st != 200 || json_array_size(res) != i - first)) {
+            e = rm_os_reply_error(s, "_bulk", st, r);
+            json_decref(r);
+            return e; /* a malformed request is not retried */
+        }
+        for (size_t k = first; k < i; k++) {
+            if (e) {
+                states[todo[k]] = ST_RETRY;
+                continue;
+            }
+            json_t *item = json_object_get(json_array_get(res, k - first), "index");
+            long code = (long)json_integer_value(json_object_get(item, "status"));
+            const char *type =
+                json_string_value(json_object_get(json_object_get(item, "error"), "type"));
+            if (code >= 200 && code < 300)
+                states[todo[k]] = ST_DONE;
+            else if (code == 409)
+                states[todo[k]] = ST_STALE;
+            else if (code == 429 || code >= 500)
+                states[todo[k]] = ST_RETRY;
+            else if (code == 404 && type && !strcmp(type, "index_not_found_exception"))
+                states[todo[k]] = ST_MISSING;
+            else {
+                states[todo[k]] = ST_REJECTED;
+                const char *reason =
+                    json_string_value(json_object_get(json_object_get(item, "error"), "reason"));
+                rm_log_ctx_t ctx = {"opensearch", items[todo[k]].partition, items[todo[k]].fence};
+                rm_logc(RM_LOG_ERROR, &ctx, "%s %.*s rejected: HTTP %ld %s: %s",
+                        state ? "state of" : "document", (int)items[todo[k]].pid_len,
+                        items[todo[k]].pid, code, type ? type : "?", reason ? reason : "");
+            }
+        }
+        json_decref(r);
+        if (e)
+            last = e;
+    }
+    return last;
+}
+
+/* Writes documents or states of the items marked ST_PENDING, retrying per
+ * item. On return no item is ST_PENDING; RM_ERR_IO when some are ST_RETRY. */
+static rm_err_t bulk_items(rm_os_sink_t *s, const char *index, bool state, bool require_alias,
+                           const rm_os_flush_t *items, size_t n, item_state_t *states,
+                           int attempts) {
+    size_t *todo = malloc((n ? n : 1) * sizeof(*todo));
+    if (!todo)
+        return RM_ERR_NOMEM;
+    long backoff = RETRY_MIN_MS;
+    rm_err_t e = RM_ERR_OK;
+    for (int attempt = 0;; attempt++) {
+        size_t nt = 0;
+        for (size_t i = 0; i < n; i++)
+            if (states[i] == ST_PENDING || states[i] == ST_RETRY)
+                todo[nt++] = i;
+        if (nt == 0) {
+            e = RM_ERR_OK;
+            break;
+        }
+        if (attempt > 0) {
+            s->counters.item_retries += nt;
+            if (attempt >= attempts) {
+                if (e == RM_ERR_OK)
+                    snprintf(s->err, sizeof(s->err),
+                             "%zu %s still refused (429/5xx) after %d attempts", nt,
+                             state ? "states" : "documents", attempts);
+                e = RM_ERR_IO;
+                break;
+            }
+            /* Full jitter: a random sleep in [backoff/2, backoff]. */
+            s->rng = s->rng * 1103515245u + 12345u;
+            sleep_ms(backoff / 2 + (long)((s->rng >> 8) % (unsigned)(backoff / 2 + 1)));
+            backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2;
+        }
+        e = bulk_pass(s, index, state, require_alias, items, todo, nt, states);
+        if (e == RM_ERR_REPLY || e == RM_ERR_NOMEM)
+            break;
+    }
+    free(todo);
+    return e;
+}
+
+rm_err_t rm_os_write(rm_os_sink_t *s, const char *docs_index, const char *state_index,
+                     bool require_alias, rm_os_flush_t *items, size_t n, int attempts,
+                     bool *missing) {
+    *missing = false;
+    item_state_t *docs = calloc(n ? n : 1, sizeof(*docs));
+    item_state_t *states = calloc(n ? n : 1, sizeof(*states));
+    if (!docs || !states) {
+        free(docs);
+        free(states);
+        return RM_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        items[i].written = items[i].stale = items[i].rejected = false;
+    rm_err_t e = bulk_items(s, docs_index, false, require_alias, items, n, docs, attempts);
+    for (size_t i = 0; !e && i < n; i++) {
+        *missing |= docs[i] == ST_MISSING;
+        /* A stale document's state is not written: the stored one is newer. */
+        states[i] = docs[i] == ST_DONE || docs[i] == ST_REJECTED ? ST_PENDING : ST_STALE;
+    }
+    if (!e && !*missing)
+        e = bulk_items(s, state_index, true, require_alias, items, n, states, attempts);
+    for (size_t i = 0; !e && !*missing && i < n; i++) {
+        *missing |= states[i] == ST_MISSING;
+        if (states[i] == ST_REJECTED) {
+            snprintf(s->err, sizeof(s->err), "state of %.*s rejected by the state index",
+                     (int)items[i].pid_len, items[i].pid);
+            e = RM_ERR_REPLY;
+        }
+    }
+    for (size_t i = 0; !e && !*missing && i < n; i++) {
+        items[i].stale = states[i] == ST_STALE;
+        items[i].written = states[i] == ST_DONE;
+        items[i].rejected = docs[i] == ST_REJECTED;
+        if (items[i].rejected)
+            s->counters.rejected++;
+    }
+    free(docs);
+    free(states);
+    return e;
+}
+
+rm_err_t rm_os_sink_flush(rm_os_sink_t *s, rm_os_flush_t *items, size_t n, int attempts) {
+    bool missing = false;
+    rm_err_t e = rm_os_write(s, s->alias, s->state_alias, true, items, n, attempts, &missing);
+    if (e || !missing)
+        return e;
+    /* The alias is gone (index dropped): start a new empty model and let the
+     * caller replay from the (now absent) checkpoints. */
+    rm_warn("OpenSearch: alias %s does not exist any more; creating an empty index and "
+            "replaying the log into it",
+            s->alias);
+    if ((e = rm_os_sink_ensure(s, NULL, 0)))
+        return e;
+    for (size_t i = 0; i < n; i++) {
+        items[i].written = false;
+        items[i].stale = true;
+    }
+    return RM_ERR_OK;
+}
+
+/* ---- checkpoints ---- */
+
+static void cp_id(char *out, size_t cap, const char *topic, int32_t partition) {
+    snprintf(out, cap, "cp:%s:%d", topic, (int)partition);
+}
+
+rm_err_t rm_os_checkpoint_get(rm_os_sink_t *s, const char *topic, int32_t partition,
+                              int64_t *next) {
+    char id[300], path[600];
+    cp_id(id, sizeof(id), topic, partition);
+    snprintf(path, sizeof(path), "/%s/_doc/%s", s->state_alias, id);
+    long st;
+    json_t *r;
+    rm_err_t e = rm_os_request(s, "GET", path, NULL, 0, NULL, &st, &r);
+    if (e)
+        return e;
+    *next = -1;
+    if (st == 200 && json_is_integer(json_object_get(json_object_get(r, "_source"), "next"))) {
+        *next = json_integer_value(json_object_get(json_object_get(r, "_source"), "next"));
+        json_object_set_new(s->cp_versions, id,
+                            json_pack("[O,O]", json_object_get(r, "_seq_no"),
+                                      json_object_get(r, "_primary_term")));
+    } else if (st == 404 && json_is_false(json_object_get(r, "found"))) {
+        json_object_del(s->cp_versions, id);
+    } else {
+        e = rm_os_reply_error(s, path, st, r);
+    }
+    json_decref(r);
+    return e;
+}
+
+rm_err_t rm_os_checkpoint_cas(rm_os_sink_t *s, const char *topic, int32_t partition,
+                              int64_t expected, int64_t next, bool *ok, int64_t *current) {
+    char id[300], path[700];
+    cp_id(id, sizeof(id), topic, partition);
+    json_t *v = json_object_get(s->cp_versions, id);
+    *ok = false;
+    if (expected >= 0 && !v) { /* never read: learn the version first */
+        int64_t cur;
+        rm_err_t e = rm_os_checkpoint_get(s, topic, partition, &cur);
+        if (e)
+            return e;
+        if (cur != expected) {
+            *current = cur;
+            return RM_ERR_OK;
+        }
+        v = json_object_get(s->cp_versions, id);
+    }
+    if (expected < 0)
+        snprintf(path, sizeof(path), "/%s/_create/%s", s->state_alias, id);
+    else
+        snprintf(path, sizeof(path), "/%s/_doc/%s?if_seq_no=%lld&if_primary_term=%lld",
+                 s->state_alias, id, (long long)json_integer_value(json_array_get(v, 0)),
+                 (long long)json_integer_value(json_array_get(v, 1)));
+    char body[64];
+    snprintf(body, sizeof(body), "{\"next\":%lld}", (long long)next);
+    long st;
+    json_t *r;
+    rm_err_t e = rm_os_request(s, "PUT", path, body, strlen(body), NULL, &st, &r);
+    if (e)
+        return e;
+    if (st == 200 || st == 201) {
+        *ok = true;
+        json_object_set_new(s->cp_versions, id,
+                            json_pack("[O,O]", json_object_get(r, "_seq_no"),
+                                      json_object_get(r, "_primary_term")));
+    } else if (st == 409) {
+        e = rm_os_checkpoint_get(s, topic, partition, current);
+    } else {
+        e = rm_os_reply_error(s, path, st, r);
+    }
+    json_decref(r);
+    return e;
+}
+
+/* ---- lease ---- */
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads the lease document: holder (empty when absent or expired). */
+static rm_err_t lease_read(rm_os_sink_t *s, char *holder, size_t cap, long long *ttl_ms,
+                           bool *exists) {
+    char path[300];
+    snprintf(path, sizeof(path), "/%s/_doc/lease:opensearch", s->meta);
+    long st;
+    json_t *r;
+    rm_err_t e = rm_os_request(s, "GET", path, NULL, 0, NULL, &st, &r);
+    if (e)
+        return e;
+    holder[0] = '\0';
+    *ttl_ms = -1;
+    *exists = false;
+    if (st == 200) {
+        json_t *src = json_object_get(r, "_source");
+        long long left = json_integer_value(json_object_get(src, "expires_ms")) - now_ms();
+        *exists = true;
+        json_decref(s->lease_version);
+        s->lease_version =
+            json_pack("[O,O]", json_object_get(r, "_seq_no"), json_object_get(r, "_primary_term"));
+        if (left > 0) {
+            snprintf(holder, cap, "%s",
+                     json_string_value(json_object_get(src, "holder"))
+                         ? json_string_value(json_object_get(src, "holder"))
+                         : "?");
+            *ttl_ms = left;
+        }
+    } else if (st != 404) {
+        e = rm_os_reply_error(s, path, st, r);
+    }
+    json_decref(r);
+    return e;
+}
+
+rm_err_t rm_os_lease_get(rm_os_sink_t *s, char *holder, size_t cap, long long *ttl_ms) {
+    bool exists;
+    return lease_read(s, holder, cap, ttl_ms, &exists);
+}
+
+static rm_err_t lease_write(rm_os_sink_t *s, const char *holder, int ttl_ms, bool create,
+                            bool *ok) {
+    char path[400];
+    if (create)
+        snprintf(path, sizeof(path), "/%s/_create/lease:opensearch", s->meta);
+    else
+        snprintf(path, sizeof(path), "/%s/_doc/lease:opensearch?if_seq_no=%lld&if_primary_term=%lld",
+                 s->meta, (long long)json_integer_value(json_array_get(s->lease_version, 0)),
+                 (long long)json_integer_value(json_array_get(s->lease_version, 1)));
+    json_t *body = json_pack("{s:s,s:I}", "holder", holder, "expires_ms",
+                             (json_int_t)(now_ms() + ttl_ms));
+    long st;
+    json_t *r;
+    rm_err_t e = put_json(s, path, body, &st, &r);
+    json_decref(body);
+    if (e)
+        return e;
+    *ok = st == 200 || st == 201;
+    if (*ok) {
+        json_decref(s->lease_version);
+        s->lease_version =
+            json_pack("[O,O]", json_object_get(r, "_seq_no"), json_object_get(r, "_primary_term"));
+    } else if (st != 409) {
+        e = rm_os_reply_error(s, path, st, r);
+    }
+    json_decref(r);
+    return e;
+}
+
+rm_err_t rm_os_lease_acquire(rm_os_sink_t *s, const char *holder, int ttl_ms, bool *got,
+                             char *holder_out, size_t cap) {
+    char cur[256];
+    long long ttl;
+    bool exists;
+    *got = false;
+    rm_err_t e = lease_read(s, cur, sizeof(cur), &ttl, &exists);
+    if (e)
+        return e;
+    if (cur[0]) {
+        if (holder_out)
+            snprintf(holder_out, cap, "%s", cur);
+        return RM_ERR_OK;
+    }
+    e = lease_write(s, holder, ttl_ms, !exists, got);
+    if (!e && !*got && holder_out)
+        snprintf(holder_out, cap, "another rebuild (it took the lease first)");
+    return e;
+}
+
+rm_err_t rm_os_lease_renew(rm_os_sink_t *s, const char *holder, int ttl_ms, bool *ok) {
+    return lease_write(s, holder, ttl_ms, false, ok);
+}
+
+rm_err_t rm_os_lease_release(rm_os_sink_t *s, const char *holder) {
+    (void)holder;
+    char path[400];
+    snprintf(path, sizeof(path), "/%s/_doc/lease:opensearch?if_seq_no=%lld&if_primary_term=%lld",
+             s->meta, (long long)json_integer_value(json_array_get(s->lease_version, 0)),
+             (long long)json_integer_value(json_array_get(s->lease_version, 1)));
+    long st;
+    json_t *r;
+    rm_err_t e = rm_os_request(s, "DELETE", path, NULL, 0, NULL, &st, &r);
+    if (!e && st != 200 && st != 404 && st != 409)
+        e = rm_os_reply_error(s, path, st, r);
+    json_decref(r);
+    return e;
+}

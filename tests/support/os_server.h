@@ -1,0 +1,50 @@
+/*
+ * A test server for the subset of the OpenSearch REST API that readmodel
+ * uses (libmicrohttpd + jansson), with fault injection. It runs in the test
+ * process on 127.0.0.1 (port chosen by the kernel) and is also the
+ * `os_test_server` program. Which behaviour comes from which part of the
+ * OpenSearch documentation is listed in tests/opensearch/README.md.
+ */
+#ifndef RM_OS_SERVER_H
+#define RM_OS_SERVER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+typedef struct os_server os_server_t;
+
+/* Starts on 127.0.0.1:port (0: any free port). NULL on failure. */
+os_server_t *os_server_start(int port);
+/* The bound port. */
+int os_server_port(const os_server_t *s);
+/* Stops and frees; NULL is a no-op. */
+void os_server_stop(os_server_t *s);
+/* Requires HTTP basic auth with these credentials (NULL: none). */
+void os_server_require_auth(os_server_t *s, const char *user, const char *password);
+/* Requires an AWS SigV4 Authorization header for service `es` (shape and
+ * signed headers are checked, not the signature: no secret is shared). */
+void os_server_require_sigv4(os_server_t *s, bool on);
+
+/* Stops listening (clients get "connection refused") while keeping every
+ * index, and listens again on the same port. */
+void os_server_down(os_server_t *s);
+int os_server_up(os_server_t *s);
+
+/* Faults, each applied to the next n matching requests. */
+void os_fault_bulk_429(os_server_t *s, int n);     /* whole _bulk answered 429 */
+void os_fault_item_429(os_server_t *s, int n);     /* n bulk items get status 429 */
+void os_fault_503(os_server_t *s, int n);          /* any request answered 503 */
+void os_fault_drop(os_server_t *s, int n);         /* connection closed, no response */
+void os_fault_reject_id(os_server_t *s, const char *id); /* items with this _id: 400 */
+void os_fault_delay_ms(os_server_t *s, int ms);    /* every response delayed (0: off) */
+
+/* Inspection (under the server's lock): the _source of a document read
+ * through an index or alias name (realtime, as GET _doc), a new reference or
+ * NULL; the ids of all documents (new array); the concrete indices; requests
+ * served so far by endpoint kind ("bulk", "search", ...). */
+json_t *os_server_get(os_server_t *s, const char *index, const char *id);
+json_t *os_server_ids(os_server_t *s, const char *index);
+json_t *os_server_indices(os_server_t *s);
+long os_server_requests(os_server_t *s, const char *kind);
+
+#endif

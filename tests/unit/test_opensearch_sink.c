@@ -1,0 +1,467 @@
+/*
+ * OpenSearch sink against the test server: layout and mapping check, bulk
+ * writes and their per-item outcomes under injected faults, monotonic
+ * versions, checkpoints, the lease, generations and the alias move, auth.
+ * The test server's own contract checks (malformed NDJSON, aliases) are
+ * exercised here too, through raw requests.
+ */
+#include "readmodel/error.h"
+#include "readmodel/event.h"
+#include "readmodel/opensearch_sink.h"
+#include "os_server.h"
+
+#include <curl/curl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+typedef struct {
+    os_server_t *srv;
+    rm_os_sink_t *s;
+    char url[64];
+} fx_t;
+
+static int setup(void **state) {
+    fx_t *f = calloc(1, sizeof(*f));
+    f->srv = os_server_start(0);
+    assert_non_null(f->srv);
+    snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d", os_server_port(f->srv));
+    rm_os_config_t cfg = {.url = f->url, .bulk_docs = 7, .timeout_ms = 5000};
+    f->s = rm_os_sink_new(&cfg);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fx_t *f = *state;
+    rm_os_sink_free(f->s);
+    os_server_stop(f->srv);
+    free(f);
+    return 0;
+}
+
+/* n practitioners "p-<i>", each with slots on one day and a name. */
+typedef struct {
+    char pid[16][16];
+    rm_avail_t st[16];
+    rm_profile_t prof[16];
+    rm_os_flush_t items[16];
+} batch_t;
+
+static void batch_init(batch_t *b, int n, int64_t fence) {
+    memset(b, 0, sizeof(*b));
+    for (int i = 0; i < n; i++) {
+        snprintf(b->pid[i], sizeof(b->pid[i]), "p-%d", i);
+        assert_int_equal(rm_avail_init(&b->st[i]), 0);
+        roaring_bitmap_add_range(b->st[i].published, 100 * 288, 100 * 288 + (uint64_t)i + 1);
+        b->prof[i].set = RM_PROFILE_NAME;
+        b->prof[i].name = strdup("\"Dr X\"");
+        b->items[i] = (rm_os_flush_t){b->pid[i], strlen(b->pid[i]), &b->st[i], &b->prof[i], 0,
+                                      fence + i};
+    }
+}
+
+static void batch_free(batch_t *b, int n) {
+    for (int i = 0; i < n; i++) {
+        rm_avail_free(&b->st[i]);
+        rm_profile_free(&b->prof[i]);
+    }
+}
+
+static void test_ensure_and_mapping(void **state) {
+    fx_t *f = *state;
+    char diff[512];
+    assert_int_equal(rm_os_sink_ping(f->s), RM_ERR_OK);
+    assert_int_equal(rm_os_sink_ensure(f->s, diff, sizeof(diff)), RM_ERR_OK);
+    assert_string_equal(diff, "");
+    json_t *idx = os_server_indices(f->srv);
+    assert_int_equal(json_array_size(idx), 3); /* meta, generation 1 of docs and state */
+    json_decref(idx);
+    /* A second ensure changes nothing. */
+    assert_int_equal(rm_os_sink_ensure(f->s, diff, sizeof(diff)), RM_ERR_OK);
+    idx = os_server_indices(f->srv);
+    assert_int_equal(json_array_size(idx), 3);
+    json_decref(idx);
+
+    /* An index someone created with another mapping is reported. */
+    rm_os_config_t cfg = {.url = f->url, .index_prefix = "other-"};
+    rm_os_sink_t *o = rm_os_sink_new(&cfg);
+    CURL *c = curl_easy_init();
+    char u[128];
+    snprintf(u, sizeof(u), "%s/other-practitioners-000001", f->url);
+    const char *body = "{\"mappings\":{\"properties\":{\"location\":{\"type\":\"keyword\"}}},"
+                       "\"aliases\":{\"other-practitioners\":{}}}";
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    FILE *devnull = fopen("/dev/null", "w");
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, devnull);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    fclose(devnull);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    assert_int_equal(rm_os_sink_ensure(o, diff, sizeof(diff)), RM_ERR_OK);
+    assert_non_null(strstr(diff, "location: geo_point expected, keyword found"));
+    rm_os_sink_free(o);
+}
+
+static void test_flush_load_versions(void **state) {
+    fx_t *f = *state;
+    assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
+    batch_t b;
+    batch_init(&b, 16, 100);
+    assert_int_equal(rm_os_sink_flush(f->s, b.items, 16, 3), RM_ERR_OK);
+    for (int i = 0; i < 16; i++) {
+        assert_true(b.items[i].written);
+        assert_false(b.items[i].stale);
+        json_t *doc = os_server_get(f->srv, "practitioners", b.pid[i]);
+        assert_non_null(doc);
+        assert_int_equal(json_integer_value(json_object_get(doc, "free_slots_total")), i + 1);
+        assert_string_equal(json_string_value(json_object_get(doc, "name")), "Dr X");
+        json_decref(doc);
+    }
+    /* 16 items in bulks of 7: 3 requests for documents, 3 for states. */
+    assert_int_equal(rm_os_sink_counters(f->s)->bulk_requests, 6);
+
+    /* Rewriting the same fences is idempotent. */
+    assert_int_equal(rm_os_sink_flush(f->s, b.items, 16, 3), RM_ERR_OK);
+    assert_true(b.items[3].written);
+
+    /* Load returns the stored state and fence. */
+    rm_avail_t st;
+    rm_profile_t prof = {0};
+    rm_avail_init(&st);
+    rm_os_load_t l = {"p-3", 3, &st, &prof, -9, -9, false};
+    rm_os_load_t none_l;
+    rm_avail_t st2;
+    rm_profile_t prof2 = {0};
+    rm_avail_init(&st2);
+    none_l = (rm_os_load_t){"nobody", 6, &st2, &prof2, -9, -9, false};
+    rm_os_load_t two[2] = {l, none_l};
+    assert_int_equal(rm_os_sink_load(f->s, two, 2), RM_ERR_OK);
+    assert_int_equal(two[0].fence, 103);
+    assert_int_equal(two[0].partition, 0);
+    assert_int_equal(roaring_bitmap_get_cardinality(st.published), 4);
+    assert_string_equal(prof.name, "\"Dr X\"");
+    assert_int_equal(two[1].fence, -1);
+    rm_avail_free(&st);
+    rm_avail_free(&st2);
+    rm_profile_free(&prof);
+    rm_profile_free(&prof2);
+
+    /* A stale writer (lower fence) is refused and told so. */
+    batch_t old;
+    batch_init(&old, 2, 10);
+    assert_int_equal(rm_os_sink_flush(f->s, old.items, 2, 3), RM_ERR_OK);
+    assert_true(old.items[0].stale);
+    assert_false(old.items[0].written);
+    json_t *doc = os_server_get(f->srv, "practitioners", "p-0");
+    assert_int_equal(json_integer_value(json_object_get(doc, "free_slots_total")), 1);
+    json_decref(doc);
+    batch_free(&old, 2);
+    batch_free(&b, 16);
+}
+
+static void test_faults(void **state) {
+    fx_t *f = *state;
+    assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
+    batch_t b;
+    /* Item-level 429s are retried until written. */
+    batch_init(&b, 10, 0);
+    os_fault_item_429(f->srv, 12);
+    assert_int_equal(rm_os_sink_flush(f->s, b.items, 10, 5), RM_ERR_OK);
+    for (int i = 0; i < 10; i++)
+        assert_true(b.items[i].written);
+    assert_true(rm_os_sink_counters(f->s)->item_retries >= 10);
+    batch_free(&b, 10);
+
+    /* Whole-request 429, 503 and a dropped connection: retried. */
+    batch_init(&b, 10, 100);
+    os_fault_bulk_429(f->srv, 1);
+    os_fault_503(f->srv, 1);
+    os_fault_drop(f->srv, 1);
+    assert_int_equal(rm_os_sink_flush(f->s, b.items, 10, 6), RM_ERR_OK);
+    for (int i = 0; i < 10; i++)
+        assert_true(b.items[i].written);
+    batch_free(&b, 10);
+
+    /* More failures than attempts: an error, and the caller retries. */
+    batch_init(&b, 3, 200);
+    os_fault_503(f->srv, 50);
+    assert_int_equal(rm_os_sink_flush(f->s, b.items, 3, 2), RM_ERR_IO);
+    assert_non_null(strstr(rm_os_sink_last_error(f->s), "503"));
+    os_fault_503(f->srv, 0);
+    assert_int_equal(rm_os_sink_flush(f->s, b.items, 3, 2), RM_ERR_OK);
+    batch_free(&b, 3);
+
+    /* Server down: an I/O error naming the connection. */
+    batch_init(&b, 3, 300);
+    os_server_down(f->srv);
+    assert_int_equal(rm_os_sink_flush(f->s, b.items, 3, 1), RM_ERR_IO);
+    assert_int_equal(os_server_up(f->srv), 0);
+    assert_int_equal(rm_os_sink_flush(f->s, b.items, 3, 1), RM_ERR_OK);
+    batch_free(&b, 3);
+
+    /* A document rejected for good (400) is counted, its state kept. */
+    batch_init(&b, 3, 400);
+    os_fault_reject_id(f->srv, "p-1");
+    assert_int_equal(rm_os_sink_flush(f->s, b.items, 3, 3), RM_ERR_OK);
+    assert_true(b.items[1].rejected);
+    assert_false(b.items[0].rejected);
+    assert_true(b.items[0].written && b.items[1].written);
+    assert_int_equal(rm_os_sink_counters(f->s)->rejected, 1);
+    batch_free(&b, 3);
+}
+
+static void test_dropped_index_recreated(void **state) {
+    fx_t *f = *state;
+    assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
+    bool ok;
+    int64_t cur;
+    assert_int_equal(rm_os_checkpoint_cas(f->s, "t", 0, -1, 50, &ok, &cur), RM_ERR_OK);
+    assert_true(ok);
+    char *docs, *st;
+    long gen;
+    assert_int_equal(rm_os_current(f->s, &docs, &st, &gen), RM_ERR_OK);
+    assert_int_equal(rm_os_index_delete(f->s, docs), RM_ERR_OK);
+    assert_int_equal(rm_os_index_delete(f->s, st), RM_ERR_OK);
+    free(docs);
+    free(st);
+    batch_t b;
+    batch_init(&b, 2, 60);
+    assert_int_equal(rm_os_sink_flush(f->s, b.items, 2, 3), RM_ERR_OK);
+    assert_true(b.items[0].stale); /* the caller must replay */
+    int64_t next;
+    assert_int_equal(rm_os_checkpoint_get(f->s, "t", 0, &next), RM_ERR_OK);
+    assert_int_equal(next, -1);
+    /* No index named like the alias was auto-created by the write. */
+    json_t *idx = os_server_indices(f->srv);
+    size_t i;
+    json_t *n;
+    json_array_foreach(idx, i, n) assert_string_not_equal(json_string_value(n), "practitioners");
+    json_decref(idx);
+    batch_free(&b, 2);
+}
+
+static void test_checkpoint_cas(void **state) {
+    fx_t *f = *state;
+    assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
+    int64_t next, cur;
+    bool ok;
+    assert_int_equal(rm_os_checkpoint_get(f->s, "t", 3, &next), RM_ERR_OK);
+    assert_int_equal(next, -1);
+    assert_int_equal(rm_os_checkpoint_cas(f->s, "t", 3, -1, 10, &ok, &cur), RM_ERR_OK);
+    assert_true(ok);
+    assert_int_equal(rm_os_checkpoint_cas(f->s, "t", 3, 10, 20, &ok, &cur), RM_ERR_OK);
+    assert_true(ok);
+    /* Another writer moves it: our next compare-and-set fails and says where. */
+    rm_os_config_t cfg = {.url = f->url};
+    rm_os_sink_t *other = rm_os_sink_new(&cfg);
+    assert_int_equal(rm_os_checkpoint_cas(other, "t", 3, 20, 99, &ok, &cur), RM_ERR_OK);
+    assert_true(ok);
+    assert_int_equal(rm_os_checkpoint_cas(f->s, "t", 3, 20, 30, &ok, &cur), RM_ERR_OK);
+    assert_false(ok);
+    assert_int_equal(cur, 99);
+    assert_int_equal(rm_os_checkpoint_cas(f->s, "t", 3, -1, 5, &ok, &cur), RM_ERR_OK);
+    assert_false(ok);
+    assert_int_equal(cur, 99);
+    rm_os_sink_free(other);
+}
+
+static void test_lease(void **state) {
+    fx_t *f = *state;
+    assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
+    rm_os_config_t cfg = {.url = f->url};
+    rm_os_sink_t *other = rm_os_sink_new(&cfg);
+    bool got, ok;
+    char holder[64];
+    long long ttl;
+    assert_int_equal(rm_os_lease_acquire(f->s, "a", 60000, &got, holder, sizeof(holder)), 0);
+    assert_true(got);
+    assert_int_equal(rm_os_lease_acquire(other, "b", 60000, &got, holder, sizeof(holder)), 0);
+    assert_false(got);
+    assert_string_equal(holder, "a");
+    assert_int_equal(rm_os_lease_get(other, holder, sizeof(holder), &ttl), 0);
+    assert_string_equal(holder, "a");
+    assert_true(ttl > 0);
+    assert_int_equal(rm_os_lease_renew(f->s, "a", 60000, &ok), 0);
+    assert_true(ok);
+    assert_int_equal(rm_os_lease_release(f->s, "a"), 0);
+    assert_int_equal(rm_os_lease_get(other, holder, sizeof(holder), &ttl), 0);
+    assert_string_equal(holder, "");
+    /* An expired lease can be taken over. */
+    assert_int_equal(rm_os_lease_acquire(f->s, "a", 1, &got, NULL, 0), 0);
+    assert_true(got);
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+    assert_int_equal(rm_os_lease_acquire(other, "b", 60000, &got, holder, sizeof(holder)), 0);
+    assert_true(got);
+    assert_int_equal(rm_os_lease_renew(f->s, "a", 60000, &ok), 0);
+    assert_false(ok); /* a lost lease is noticed on renewal */
+    rm_os_sink_free(other);
+}
+
+static void collect(const char *id, json_t *src, void *arg) {
+    (void)src;
+    json_array_append_new(arg, json_string(id));
+}
+
+static void test_generation_swap(void **state) {
+    fx_t *f = *state;
+    assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
+    batch_t b;
+    batch_init(&b, 5, 0);
+    assert_int_equal(rm_os_sink_flush(f->s, b.items, 5, 3), RM_ERR_OK);
+    batch_free(&b, 5);
+    assert_int_equal(rm_os_generation_create(f->s, 2), RM_ERR_OK);
+    batch_init(&b, 12, 1000);
+    assert_int_equal(rm_os_generation_load(f->s, 2, b.items, 12, 3), RM_ERR_OK);
+    assert_int_equal(rm_os_generation_checkpoint(f->s, 2, "t", 0, 1012), RM_ERR_OK);
+    /* Not visible through the alias before the move. */
+    json_t *ids = json_array();
+    assert_int_equal(rm_os_scan(f->s, collect, ids), RM_ERR_OK);
+    assert_int_equal(json_array_size(ids), 5);
+    json_decref(ids);
+    assert_int_equal(rm_os_generation_finish(f->s, 2), RM_ERR_OK);
+    assert_int_equal(rm_os_generation_activate(f->s, 2), RM_ERR_OK);
+    char *docs, *st;
+    long gen;
+    assert_int_equal(rm_os_current(f->s, &docs, &st, &gen), RM_ERR_OK);
+    assert_int_equal(gen, 2);
+    assert_string_equal(docs, "practitioners-000002");
+    assert_string_equal(st, "practitioners-state-000002");
+    free(docs);
+    free(st);
+    ids = json_array();
+    assert_int_equal(rm_os_scan(f->s, collect, ids), RM_ERR_OK);
+    assert_int_equal(json_array_size(ids), 12);
+    assert_string_equal(json_string_value(json_array_get(ids, 0)), "p-0");
+    assert_string_equal(json_string_value(json_array_get(ids, 1)), "p-1");
+    assert_string_equal(json_string_value(json_array_get(ids, 2)), "p-10");
+    json_decref(ids);
+    int64_t next;
+    assert_int_equal(rm_os_checkpoint_get(f->s, "t", 0, &next), RM_ERR_OK);
+    assert_int_equal(next, 1012);
+    batch_free(&b, 12);
+}
+
+static void test_auth(void **state) {
+    fx_t *f = *state;
+    os_server_require_auth(f->srv, "reader", "s3cret");
+    assert_int_equal(rm_os_sink_ping(f->s), RM_ERR_REPLY);
+    assert_non_null(strstr(rm_os_sink_last_error(f->s), "401"));
+    rm_os_config_t cfg = {.url = f->url, .username = "reader", .password = "s3cret"};
+    rm_os_sink_t *a = rm_os_sink_new(&cfg);
+    assert_int_equal(rm_os_sink_ping(a), RM_ERR_OK);
+    assert_null(strstr(rm_os_sink_last_error(a), "s3cret"));
+    rm_os_sink_free(a);
+    os_server_require_auth(f->srv, NULL, NULL);
+    os_server_require_sigv4(f->srv, true);
+    assert_int_equal(rm_os_sink_ping(f->s), RM_ERR_REPLY);
+    rm_os_config_t sv = {.url = f->url, .aws_region = "eu-west-1", .aws_key = "AKIDEXAMPLE",
+                         .aws_secret = "wJalrXUtnFEMI"};
+    rm_os_sink_t *v = rm_os_sink_new(&sv);
+    assert_int_equal(rm_os_sink_ping(v), RM_ERR_OK);
+    rm_os_sink_free(v);
+}
+
+/* The test server refuses what OpenSearch refuses. */
+static long raw(fx_t *f, const char *method, const char *path, const char *ctype,
+                const char *body, char *out, size_t cap) {
+    CURL *c = curl_easy_init();
+    char u[256];
+    snprintf(u, sizeof(u), "%s%s", f->url, path);
+    struct curl_slist *h = NULL;
+    char ct[128];
+    snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
+    h = curl_slist_append(h, ct);
+    FILE *m = fmemopen(out, cap, "w");
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, m);
+    long st = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+    fclose(m);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return st;
+}
+
+static void test_server_contract(void **state) {
+    fx_t *f = *state;
+    char out[2048];
+    const char *nd = "application/x-ndjson";
+    assert_int_equal(raw(f, "POST", "/_bulk", nd, "{\"index\":{\"_index\":\"x\"}}\n{}", out,
+                         sizeof(out)),
+                     400);
+    assert_non_null(strstr(out, "must be terminated by a newline"));
+    assert_int_equal(raw(f, "POST", "/_bulk", nd, "\"oops\"\n", out, sizeof(out)), 400);
+    assert_non_null(strstr(out, "Malformed action/metadata line [1]"));
+    assert_int_equal(raw(f, "POST", "/_bulk", "text/plain", "{}\n", out, sizeof(out)), 406);
+    assert_int_equal(raw(f, "GET", "/nope/_doc/1", "application/json", NULL, out, sizeof(out)),
+                     404);
+    assert_non_null(strstr(out, "index_not_found_exception"));
+    /* Per-item errors come inside an HTTP 200. */
+    assert_int_equal(raw(f, "PUT", "/a", "application/json",
+                         "{\"mappings\":{\"properties\":{\"d\":{\"type\":\"date\"}}}}", out,
+                         sizeof(out)),
+                     200);
+    assert_int_equal(raw(f, "POST", "/_bulk", nd,
+                         "{\"index\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"d\":\"2026-11-23\"}\n"
+                         "{\"index\":{\"_index\":\"a\",\"_id\":\"2\"}}\n{\"d\":\"tomorrow\"}\n",
+                         out, sizeof(out)),
+                     200);
+    assert_non_null(strstr(out, "\"errors\":true"));
+    assert_non_null(strstr(out, "mapper_parsing_exception"));
+    /* _aliases is all or nothing. */
+    assert_int_equal(raw(f, "POST", "/_aliases", "application/json",
+                         "{\"actions\":[{\"add\":{\"index\":\"a\",\"alias\":\"al\"}},"
+                         "{\"add\":{\"index\":\"missing\",\"alias\":\"al\"}}]}",
+                         out, sizeof(out)),
+                     404);
+    assert_int_equal(raw(f, "GET", "/_alias/al", "application/json", NULL, out, sizeof(out)),
+                     404);
+    /* Search sees only refreshed documents when refresh is off. */
+    assert_int_equal(raw(f, "PUT", "/b", "application/json",
+                         "{\"settings\":{\"index\":{\"refresh_interval\":\"-1\"}}}", out,
+                         sizeof(out)),
+                     200);
+    assert_int_equal(raw(f, "PUT", "/b/_doc/1", "application/json", "{\"x\":1}", out,
+                         sizeof(out)),
+                     201);
+    assert_int_equal(raw(f, "GET", "/b/_count", "application/json", NULL, out, sizeof(out)), 200);
+    assert_non_null(strstr(out, "\"count\":0"));
+    assert_int_equal(raw(f, "POST", "/b/_refresh", "application/json", NULL, out, sizeof(out)),
+                     200);
+    assert_int_equal(raw(f, "GET", "/b/_count", "application/json", NULL, out, sizeof(out)), 200);
+    assert_non_null(strstr(out, "\"count\":1"));
+}
+
+int main(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ensure_and_mapping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_load_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dropped_index_recreated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_cas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_generation_swap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_contract, setup, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
