@@ -73,11 +73,11 @@ json_t *rm_os_index_body(bool loading);
 typedef struct {
     const char *pid; /* borrowed */
     size_t pid_len;
-    rm_avail_t *st;       /* in: initialised; out: the stored state */
+    rm_avail_t *st;        /* in: initialised; out: the stored state */
     rm_profile_t *profile; /* in: zeroed; out: the stored profile */
-    int32_t partition;    /* out: -1 if none */
-    int64_t fence;        /* out: -1 if none */
-    bool corrupt;         /* out */
+    int32_t partition;     /* out: -1 if none */
+    int64_t fence;         /* out: -1 if none */
+    bool corrupt;          /* out */
 } rm_os_load_t;
 
 /* Loads stored states with one _mget. */
@@ -108,8 +108,7 @@ typedef struct {
 rm_err_t rm_os_sink_flush(rm_os_sink_t *s, rm_os_flush_t *items, size_t n, int attempts);
 const rm_os_counters_t *rm_os_sink_counters(const rm_os_sink_t *s);
 
-rm_err_t rm_os_checkpoint_get(rm_os_sink_t *s, const char *topic, int32_t partition,
-                              int64_t *next);
+rm_err_t rm_os_checkpoint_get(rm_os_sink_t *s, const char *topic, int32_t partition, int64_t *next);
 /* Compare-and-set against the version last read or written by this sink
  * (none: create). *ok false when it moved; *current then holds it. */
 rm_err_t rm_os_checkpoint_cas(rm_os_sink_t *s, const char *topic, int32_t partition,
@@ -128,6 +127,9 @@ rm_err_t rm_os_lease_release(rm_os_sink_t *s, const char *holder);
 /* The concrete indices the aliases point to now (NULL-terminated names in
  * out, caller frees with free()); gen is the generation number. */
 rm_err_t rm_os_current(rm_os_sink_t *s, char **docs_index, char **state_index, long *gen);
+/* "<prefix>practitioners-<gen>" and "<prefix>practitioners-state-<gen>"
+ * (gen zero-padded to 6 digits) into docs and state, cap bytes each. */
+void rm_os_gen_names(const rm_os_sink_t *s, long gen, char *docs, char *state, size_t cap);
 /* Creates generation gen (refresh off, no replicas). */
 rm_err_t rm_os_generation_create(rm_os_sink_t *s, long gen);
 /* Writes flush items straight into generation gen (no aliases). */
@@ -141,8 +143,10 @@ rm_err_t rm_os_generation_finish(rm_os_sink_t *s, long gen);
 rm_err_t rm_os_generation_activate(rm_os_sink_t *s, long gen);
 rm_err_t rm_os_index_delete(rm_os_sink_t *s, const char *index);
 /* Calls fn for every document behind the alias, in practitioner_id order
- * (search_after pages of 1000); fn gets the _id and _source. */
-rm_err_t rm_os_scan(rm_os_sink_t *s, void (*fn)(const char *id, json_t *src, void *arg),
+ * (search_after pages of 1000); fn gets the _id, the _source (borrowed) and
+ * the _version (fence + 1 of the practitioner's last applied event). */
+rm_err_t rm_os_scan(rm_os_sink_t *s,
+                    void (*fn)(const char *id, json_t *src, long long version, void *arg),
                     void *arg);
 /* Records of the last rebuild and verify in the meta index. */
 rm_err_t rm_os_record_set(rm_os_sink_t *s, const char *name, json_t *record);

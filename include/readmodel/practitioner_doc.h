@@ -18,12 +18,12 @@
 #include <stddef.h>
 
 typedef struct {
-    unsigned set;        /* RM_PROFILE_* bits of the fields that have a value */
-    char *name;          /* owned JSON text of each field ("\"Dr A\"", "[\"en\"]") */
-    char *specialties;   /* NULL when the field is not set */
+    unsigned set;      /* RM_PROFILE_* bits of the fields that have a value */
+    char *name;        /* owned JSON text of each field ("\"Dr A\"", "[\"en\"]") */
+    char *specialties; /* NULL when the field is not set */
     char *city;
     char *languages;
-    char *lat, *lon;     /* JSON numbers of location */
+    char *lat, *lon; /* JSON numbers of location */
     bool accepts_new_patients;
 } rm_profile_t;
 

@@ -43,6 +43,19 @@ typedef struct {
     bool flush;           /* rebuild: drop the model first (the seed runbook) */
     bool yes;             /* rebuild --flush: confirmed */
     int lease_ttl_ms;     /* rebuild: lease expiry, renewed at a third of it */
+
+    /* OpenSearch practitioner index (off when opensearch_url is NULL). */
+    char *opensearch_url;
+    char *opensearch_prefix;  /* index and alias name prefix, "" by default */
+    char *opensearch_ca_file; /* PEM CA bundle */
+    char *opensearch_cert_file, *opensearch_key_file; /* client certificate */
+    char *opensearch_username, *opensearch_password;  /* from env or a file, never a flag */
+    char *opensearch_aws_region;                      /* sign requests with AWS SigV4 */
+    char *aws_key, *aws_secret, *aws_token;
+    char *credentials_file; /* --opensearch-credentials-file, read at config time */
+    size_t opensearch_bulk_docs, opensearch_bulk_bytes;
+    bool keep_previous;   /* rebuild: keep the previous index generation */
+    int previous_grace_s; /* rebuild: wait before deleting the previous generation */
 } rm_serve_config_t;
 
 /* Result counters, shared by all workers (relaxed atomics). */
@@ -93,7 +106,7 @@ typedef enum {
 #define RM_FLUSH_SECONDS_BUCKETS 9
 #define RM_FLUSH_SIZE_BUCKETS    6
 
-typedef struct {
+typedef struct rm_serve_stats {
     atomic_uint_least64_t events[RM_RESULT__COUNT];
     atomic_uint_least64_t invalid[RM_REASON__COUNT];
     atomic_uint_least64_t anomalies; /* cancellations of unknown bookings */
@@ -127,6 +140,10 @@ typedef struct {
     atomic_llong rebuild_done, rebuild_total; /* of the current phase */
     atomic_llong rebuild_rate;                /* events/s of the replay */
     rm_partition_obs_t parts[RM_MAX_PARTITIONS];
+    /* Pipelines: serve's Redis stats may chain the OpenSearch pipeline's. */
+    const char *target;             /* label value; NULL: the caller's */
+    struct rm_serve_stats *next;    /* not owned */
+    atomic_uint_least64_t rejected; /* documents refused for good (OpenSearch 4xx) */
 } rm_serve_stats_t;
 
 /* Phases of a rebuild or verify, the `phase` label of readmodel_rebuild_phase. */

@@ -16,6 +16,7 @@
  * new), and its lease expires.
  */
 #include "../consumers/replay.h"
+#include "admin_internal.h"
 #include "progress.h"
 #include "readmodel/admin.h"
 #include "readmodel/date.h"
@@ -139,7 +140,7 @@ static rm_redis_sink_t *open_sink(const rm_serve_config_t *cfg) {
     return s;
 }
 
-static void print_plan(const rm_serve_config_t *cfg, const rm_replay_t *r, FILE *out) {
+void rm_admin_print_plan(const rm_serve_config_t *cfg, const rm_replay_t *r, FILE *out) {
     fprintf(out, "plan: topic %s, %d partition(s), %llu event(s) to replay\n", cfg->topic,
             r->partitions, (unsigned long long)r->total);
     for (int p = 0; p < r->partitions; p++)
@@ -148,8 +149,7 @@ static void print_plan(const rm_serve_config_t *cfg, const rm_replay_t *r, FILE 
                 r->low[p] > 0 ? "  TRUNCATED: history before the earliest offset is gone" : "");
 }
 
-/* Runs the replay with progress. 0 when every partition reached its end. */
-static int replay(const rm_serve_config_t *cfg, rm_replay_t *r) {
+int rm_admin_replay(const rm_serve_config_t *cfg, rm_replay_t *r) {
     if (rm_replay_start(cfg, r) < 0) {
         rm_replay_join(r);
         return -1;
@@ -359,7 +359,7 @@ static int scan_existing(rm_redis_sink_t *s, existing_t *ex) {
     return ex->failed ? -1 : 0;
 }
 
-static void log_events(const rm_replay_t *r) {
+void rm_admin_log_events(const rm_replay_t *r) {
     const rm_serve_stats_t *st = &r->stats;
     rm_info("events: applied=%llu invalid=%llu ignored=%llu tombstone=%llu anomalies=%llu",
             (unsigned long long)atomic_load(&st->events[RM_RESULT_APPLIED]),
@@ -513,10 +513,19 @@ static bool write_parallel(const rm_serve_config_t *cfg, rm_redis_sink_t *s, exi
 }
 
 static int rebuild_run(const rm_serve_config_t *cfg) {
+    if (strcmp(cfg->target, "all") == 0) { /* one target after the other */
+        rm_serve_config_t one = *cfg;
+        one.target = "redis";
+        int rc = rebuild_run(&one);
+        if (rc != RM_EXIT_OK)
+            return rc;
+        one.target = "opensearch";
+        return rebuild_run(&one);
+    }
     rm_replay_t r;
     if (rm_replay_plan(cfg, &r) < 0)
         return RM_EXIT_FAILED;
-    print_plan(cfg, &r, stdout);
+    rm_admin_print_plan(cfg, &r, stdout);
     int truncated = rm_replay_truncated(&r);
     if (truncated && !cfg->allow_truncated) {
         fprintf(stderr,
@@ -529,9 +538,14 @@ static int rebuild_run(const rm_serve_config_t *cfg) {
         return RM_EXIT_TRUNCATED;
     }
     if (cfg->dry_run) {
-        printf("dry run: nothing changed\n");
+        printf("dry run (%s): nothing changed\n", cfg->target);
         rm_replay_free(&r);
         return RM_EXIT_OK;
+    }
+    if (strcmp(cfg->target, "opensearch") == 0) {
+        int rc = rm_os_rebuild_run(cfg, &r, truncated);
+        rm_replay_free(&r);
+        return rc;
     }
     rm_redis_sink_t *s = open_sink(cfg), *lease_sink = open_sink(cfg);
     if (!s || !lease_sink) {
@@ -566,9 +580,9 @@ static int rebuild_run(const rm_serve_config_t *cfg) {
         goto release;
     /* A flush changes what the replay must write, so the plan's offsets are
      * kept: events after them are serve's to apply after the lease. */
-    if (replay(cfg, &r) < 0)
+    if (rm_admin_replay(cfg, &r) < 0)
         goto release;
-    log_events(&r);
+    rm_admin_log_events(&r);
 
     double write_start = rm_monotonic_s() - t0;
     existing_t ex;
@@ -643,12 +657,20 @@ static void print_examples(const diff_t *d, int kind, const char *title) {
 }
 
 static int verify_run(const rm_serve_config_t *cfg) {
+    if (strcmp(cfg->target, "all") == 0) { /* both compared; the worse result wins */
+        rm_serve_config_t one = *cfg;
+        one.target = "redis";
+        int a = verify_run(&one);
+        one.target = "opensearch";
+        int b = verify_run(&one);
+        return a == RM_EXIT_USAGE || b == RM_EXIT_USAGE ? RM_EXIT_USAGE : a > b ? a : b;
+    }
     rm_replay_t r;
     if (rm_replay_plan(cfg, &r) < 0)
         return RM_EXIT_USAGE;
     int truncated = rm_replay_truncated(&r);
     if (truncated && !cfg->allow_truncated) {
-        print_plan(cfg, &r, stderr);
+        rm_admin_print_plan(cfg, &r, stderr);
         fprintf(stderr,
                 "readmodel verify: %d partition(s) start above offset 0; re-run with "
                 "--allow-truncated-history to compare anyway\n",
@@ -656,9 +678,14 @@ static int verify_run(const rm_serve_config_t *cfg) {
         rm_replay_free(&r);
         return RM_EXIT_TRUNCATED;
     }
+    if (strcmp(cfg->target, "opensearch") == 0) {
+        int orc = rm_os_verify_run(cfg, &r);
+        rm_replay_free(&r);
+        return orc;
+    }
     rm_redis_sink_t *s = open_sink(cfg);
     int rc = RM_EXIT_USAGE;
-    if (!s || replay(cfg, &r) < 0)
+    if (!s || rm_admin_replay(cfg, &r) < 0)
         goto done;
     existing_t ex;
     if (scan_existing(s, &ex) < 0)

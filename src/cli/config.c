@@ -10,7 +10,10 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +22,9 @@
 static const char serve_usage[] =
     "Usage: readmodel serve [options]\n"
     "\n"
-    "Consume the booking log and keep the Redis availability bitmaps in step with it.\n"
+    "Consume the booking log and keep the Redis availability bitmaps (and, with --opensearch,\n"
+    "the OpenSearch practitioner index) in step with it. Each target is its own pipeline:\n"
+    "one being down or slow never delays the other.\n"
     "\n"
     "Options (flags override the environment):\n"
     "  --brokers LIST          Kafka bootstrap servers (env READMODEL_BROKERS; required)\n"
@@ -47,6 +52,20 @@ static const char serve_usage[] =
     "  --log-level L           debug, info, warn or error (default info)\n"
     "  --metrics-addr HOST:PORT  serve /metrics, /livez and /readyz there\n"
     "                          (env READMODEL_METRICS_ADDR; default 0.0.0.0:9464; 'off' disables)\n"
+    "  --opensearch URL        also maintain the OpenSearch practitioner index there, as its\n"
+    "                          own pipeline (group NAME-opensearch); http(s)://host:port\n"
+    "                          (env READMODEL_OPENSEARCH_URL; unset: Redis only)\n"
+    "  --opensearch-index-prefix P  prefix of the alias and index names (default none:\n"
+    "                          alias practitioners)\n"
+    "  --opensearch-ca-file F  PEM CA bundle to verify the server's certificate\n"
+    "  --opensearch-cert-file F --opensearch-key-file F  client certificate and key (PEM)\n"
+    "  --opensearch-credentials-file F  a file holding USER:PASSWORD for basic auth; or\n"
+    "                          env READMODEL_OPENSEARCH_USERNAME / _PASSWORD (never a flag)\n"
+    "  --opensearch-aws-region R  sign requests with AWS SigV4 (Amazon OpenSearch Service);\n"
+    "                          credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and\n"
+    "                          AWS_SESSION_TOKEN\n"
+    "  --opensearch-bulk-docs N   documents per _bulk request (default 1000)\n"
+    "  --opensearch-bulk-bytes N  bytes per _bulk request (default 5242880)\n"
     "  --check-config          validate, print the effective configuration, exit 0 or 2\n"
     "  -h, --help              this help\n"
     "\n"
@@ -54,7 +73,7 @@ static const char serve_usage[] =
     "2 bad configuration.\n";
 
 static const char rebuild_usage[] =
-    "Usage: readmodel rebuild --target redis --from-beginning [options]\n"
+    "Usage: readmodel rebuild --target redis|opensearch|all --from-beginning [options]\n"
     "\n"
     "Repair the read model while readers keep reading: replay every partition from its\n"
     "earliest offset to the end offsets captured at start, build the model in memory, then\n"
@@ -62,7 +81,9 @@ static const char rebuild_usage[] =
     "under the prefix that should not exist. Live `serve` processes pause writing while the\n"
     "rebuild holds its lease and resume from the rebuilt checkpoints.\n"
     "\n"
-    "  --target redis|opensearch|all  the model to rebuild (opensearch: not built yet)\n"
+    "  --target redis|opensearch|all  the model to rebuild (opensearch: a new index generation\n"
+    "                           is built beside the live one and the alias moved in one call;\n"
+    "                           all: Redis, then OpenSearch)\n"
     "  --from-beginning         replay from the earliest offsets (required; the only mode)\n"
     "  --allow-truncated-history  rebuild even when a partition starts above offset 0\n"
     "  --dry-run                print the plan (partitions, offset ranges, events, truncated\n"
@@ -72,8 +93,11 @@ static const char rebuild_usage[] =
     "  --lease-ttl MS           lease expiry, renewed every third of it (default 30000)\n"
     "  --metrics-addr HOST:PORT serve /metrics (phase, progress, events/s) while running\n"
     "                           (default off; READMODEL_METRICS_ADDR is serve's only)\n"
+    "  --keep-previous          opensearch: keep the previous index generation (rollback)\n"
+    "  --previous-grace S       opensearch: wait S seconds after the alias move before\n"
+    "                           deleting the previous generation (default 60)\n"
     "  --brokers, --topic, --group, --redis, --redis-prefix, --kafka, --workers,\n"
-    "  --log-format, --log-level, --check-config: as for serve\n"
+    "  --opensearch*, --log-format, --log-level, --check-config: as for serve\n"
     "  -h, --help               this help\n"
     "\n"
     "Progress: a live line on a terminal, otherwise a log line every 5 s; a summary at the end.\n"
@@ -81,19 +105,20 @@ static const char rebuild_usage[] =
     "3 truncated history refused, 4 another rebuild holds the lease.\n";
 
 static const char verify_usage[] =
-    "Usage: readmodel verify --target redis [options]\n"
+    "Usage: readmodel verify --target redis|opensearch|all [options]\n"
     "\n"
     "Replay the log as rebuild does and compare with the live model instead of writing:\n"
     "missing, extra and wrong keys, practitioner states (fences) and checkpoints, with a few\n"
     "examples of each. Practitioners that a live serve moved past the captured end offsets\n"
     "while verify ran are skipped and counted.\n"
     "\n"
-    "  --target redis|opensearch|all  (opensearch: not built yet)\n"
+    "  --target redis|opensearch|all  (opensearch: every document behind the alias;\n"
+    "                           all: both, the worse exit code wins)\n"
     "  --allow-truncated-history  compare even when a partition starts above offset 0\n"
     "  --metrics-addr HOST:PORT serve /metrics (phase, progress, events/s) while running\n"
     "                           (default off; READMODEL_METRICS_ADDR is serve's only)\n"
     "  --brokers, --topic, --group, --redis, --redis-prefix, --kafka, --workers,\n"
-    "  --log-format, --log-level: as for serve\n"
+    "  --opensearch*, --log-format, --log-level: as for serve\n"
     "\n"
     "Exit codes: 0 identical, 1 drift found, 2 error, 3 truncated history refused.\n";
 
@@ -166,6 +191,18 @@ void rm_serve_config_free(rm_serve_config_t *cfg) {
     free(cfg->dlq_topic);
     free(cfg->target);
     free(cfg->metrics_addr);
+    free(cfg->opensearch_url);
+    free(cfg->opensearch_prefix);
+    free(cfg->opensearch_ca_file);
+    free(cfg->opensearch_cert_file);
+    free(cfg->opensearch_key_file);
+    free(cfg->opensearch_username);
+    free(cfg->opensearch_password);
+    free(cfg->opensearch_aws_region);
+    free(cfg->aws_key);
+    free(cfg->aws_secret);
+    free(cfg->aws_token);
+    free(cfg->credentials_file);
     for (size_t i = 0; i < cfg->n_kafka; i++)
         free(cfg->kafka[i]);
     free(cfg->kafka);
@@ -196,6 +233,17 @@ enum {
     OPT_YES,
     OPT_LEASE_TTL,
     OPT_METRICS_ADDR,
+    OPT_OS_URL,
+    OPT_OS_PREFIX,
+    OPT_OS_CA,
+    OPT_OS_CERT,
+    OPT_OS_KEY,
+    OPT_OS_CREDS,
+    OPT_OS_AWS,
+    OPT_OS_BULK_DOCS,
+    OPT_OS_BULK_BYTES,
+    OPT_KEEP_PREVIOUS,
+    OPT_PREVIOUS_GRACE,
 };
 
 static const struct option options[] = {
@@ -222,6 +270,17 @@ static const struct option options[] = {
     {"yes", no_argument, NULL, OPT_YES},
     {"lease-ttl", required_argument, NULL, OPT_LEASE_TTL},
     {"metrics-addr", required_argument, NULL, OPT_METRICS_ADDR},
+    {"opensearch", required_argument, NULL, OPT_OS_URL},
+    {"opensearch-index-prefix", required_argument, NULL, OPT_OS_PREFIX},
+    {"opensearch-ca-file", required_argument, NULL, OPT_OS_CA},
+    {"opensearch-cert-file", required_argument, NULL, OPT_OS_CERT},
+    {"opensearch-key-file", required_argument, NULL, OPT_OS_KEY},
+    {"opensearch-credentials-file", required_argument, NULL, OPT_OS_CREDS},
+    {"opensearch-aws-region", required_argument, NULL, OPT_OS_AWS},
+    {"opensearch-bulk-docs", required_argument, NULL, OPT_OS_BULK_DOCS},
+    {"opensearch-bulk-bytes", required_argument, NULL, OPT_OS_BULK_BYTES},
+    {"keep-previous", no_argument, NULL, OPT_KEEP_PREVIOUS},
+    {"previous-grace", required_argument, NULL, OPT_PREVIOUS_GRACE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -250,6 +309,8 @@ static bool allowed(rm_command_t cmd, int c) {
     case OPT_CHECK:
         return cmd != RM_CMD_STATUS;
     case OPT_METRICS_ADDR:
+    case OPT_OS_BULK_DOCS:
+    case OPT_OS_BULK_BYTES:
         return cmd != RM_CMD_STATUS;
     case OPT_DLQ:
     case OPT_MAX_BATCH:
@@ -259,6 +320,8 @@ static bool allowed(rm_command_t cmd, int c) {
         return cmd == RM_CMD_SERVE;
     case OPT_ALLOW_TRUNCATED:
         return cmd == RM_CMD_REBUILD || cmd == RM_CMD_VERIFY;
+    case OPT_KEEP_PREVIOUS:
+    case OPT_PREVIOUS_GRACE:
     case OPT_FROM_BEGINNING:
     case OPT_DRY_RUN:
     case OPT_FLUSH:
@@ -308,6 +371,119 @@ static int kafka_from_env(rm_serve_config_t *cfg) {
     return 0;
 }
 
+static int readable(const char *flag, const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s %s: cannot read it: %s", flag, path, strerror(errno));
+        return -1;
+    }
+    fclose(f);
+    return 0;
+}
+
+/* The OpenSearch options, checked together; reads the credentials file. */
+static int check_opensearch(rm_serve_config_t *cfg, char *err, size_t errlen) {
+    if (!cfg->opensearch_url)
+        return 0;
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    CURLUcode uc =
+        u ? curl_url_set(u, CURLUPART_URL, cfg->opensearch_url, 0) : CURLUE_OUT_OF_MEMORY;
+    if (uc == CURLUE_OK)
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    if (uc == CURLUE_OK)
+        curl_url_get(u, CURLUPART_HOST, &host, 0);
+    bool ok =
+        uc == CURLUE_OK && scheme && host && (!strcmp(scheme, "http") || !strcmp(scheme, "https"));
+    char *user = NULL;
+    if (ok && curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK && user) {
+        curl_free(user);
+        snprintf(err, errlen,
+                 "--opensearch: credentials must not be in the URL (they would "
+                 "show in ps and logs); use READMODEL_OPENSEARCH_USERNAME/_PASSWORD or "
+                 "--opensearch-credentials-file");
+        ok = false;
+    } else if (!ok) {
+        snprintf(err, errlen, "--opensearch: expected http(s)://host[:port][/path] (got '%s'%s%s)",
+                 cfg->opensearch_url, uc != CURLUE_OK ? ": " : "",
+                 uc != CURLUE_OK ? curl_url_strerror(uc) : "");
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    if (!ok)
+        return -1;
+    const char *pfx = cfg->opensearch_prefix ? cfg->opensearch_prefix : "";
+    for (const char *c = pfx; *c; c++)
+        if ((*c >= 'A' && *c <= 'Z') || strchr("\\/*?\"<>| ,#:", *c)) {
+            snprintf(err, errlen,
+                     "--opensearch-index-prefix: index names are lowercase without "
+                     "spaces or \\/*?\"<>|,#: (got '%s')",
+                     pfx);
+            return -1;
+        }
+    if (pfx[0] == '_' || pfx[0] == '-' || pfx[0] == '+') {
+        snprintf(err, errlen, "--opensearch-index-prefix: must not start with _, - or +");
+        return -1;
+    }
+    if (cfg->opensearch_ca_file &&
+        readable("--opensearch-ca-file", cfg->opensearch_ca_file, err, errlen))
+        return -1;
+    if (!cfg->opensearch_cert_file != !cfg->opensearch_key_file) {
+        snprintf(err, errlen, "--opensearch-cert-file and --opensearch-key-file go together");
+        return -1;
+    }
+    if (cfg->opensearch_cert_file &&
+        (readable("--opensearch-cert-file", cfg->opensearch_cert_file, err, errlen) ||
+         readable("--opensearch-key-file", cfg->opensearch_key_file, err, errlen)))
+        return -1;
+    if (cfg->credentials_file) {
+        FILE *f = fopen(cfg->credentials_file, "r");
+        char line[1024];
+        if (!f) {
+            snprintf(err, errlen, "--opensearch-credentials-file %s: cannot read it: %s",
+                     cfg->credentials_file, strerror(errno));
+            return -1;
+        }
+        bool got = fgets(line, sizeof(line), f) != NULL;
+        fclose(f);
+        line[got ? strcspn(line, "\r\n") : 0] = '\0';
+        char *colon = strchr(line, ':');
+        if (!colon || colon == line) {
+            snprintf(err, errlen,
+                     "--opensearch-credentials-file %s: expected one line "
+                     "USER:PASSWORD",
+                     cfg->credentials_file);
+            return -1;
+        }
+        *colon = '\0';
+        if (set_str(&cfg->opensearch_username, line) ||
+            set_str(&cfg->opensearch_password, colon + 1))
+            return -1;
+    }
+    if (cfg->opensearch_username && !cfg->opensearch_password) {
+        snprintf(err, errlen,
+                 "READMODEL_OPENSEARCH_USERNAME is set without "
+                 "READMODEL_OPENSEARCH_PASSWORD");
+        return -1;
+    }
+    if (cfg->opensearch_aws_region) {
+        if (cfg->opensearch_username) {
+            snprintf(err, errlen,
+                     "--opensearch-aws-region: AWS SigV4 and basic auth exclude each "
+                     "other; unset the OpenSearch username/password");
+            return -1;
+        }
+        if (!cfg->aws_key || !cfg->aws_secret) {
+            snprintf(err, errlen,
+                     "--opensearch-aws-region: needs AWS_ACCESS_KEY_ID and "
+                     "AWS_SECRET_ACCESS_KEY in the environment");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_serve_config_t *cfg,
                                    char *err, size_t errlen) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -317,6 +493,9 @@ rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_s
         .cache_limit = 100000,
         .shutdown_timeout_s = 10,
         .lease_ttl_ms = 30000,
+        .opensearch_bulk_docs = 1000,
+        .opensearch_bulk_bytes = 5u << 20,
+        .previous_grace_s = 60,
     };
     const char *env_brokers = getenv("READMODEL_BROKERS");
     const char *env_redis = getenv("READMODEL_REDIS_URL");
@@ -332,6 +511,24 @@ rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_s
         goto nomem;
     if (kafka_from_env(cfg) < 0)
         goto nomem;
+    static const struct {
+        const char *env;
+        size_t offset;
+    } os_env[] = {
+        {"READMODEL_OPENSEARCH_URL", offsetof(rm_serve_config_t, opensearch_url)},
+        {"READMODEL_OPENSEARCH_INDEX_PREFIX", offsetof(rm_serve_config_t, opensearch_prefix)},
+        {"READMODEL_OPENSEARCH_USERNAME", offsetof(rm_serve_config_t, opensearch_username)},
+        {"READMODEL_OPENSEARCH_PASSWORD", offsetof(rm_serve_config_t, opensearch_password)},
+        {"READMODEL_OPENSEARCH_CREDENTIALS_FILE", offsetof(rm_serve_config_t, credentials_file)},
+        {"AWS_ACCESS_KEY_ID", offsetof(rm_serve_config_t, aws_key)},
+        {"AWS_SECRET_ACCESS_KEY", offsetof(rm_serve_config_t, aws_secret)},
+        {"AWS_SESSION_TOKEN", offsetof(rm_serve_config_t, aws_token)},
+    };
+    for (size_t i = 0; i < sizeof(os_env) / sizeof(os_env[0]); i++) {
+        const char *v = getenv(os_env[i].env);
+        if (v && *v && set_str((char **)((char *)cfg + os_env[i].offset), v))
+            goto nomem;
+    }
     bool check = false;
     long n;
     int c;
@@ -447,6 +644,46 @@ rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_s
             if (set_str(&cfg->metrics_addr, optarg))
                 goto nomem;
             break;
+        case OPT_OS_URL:
+        case OPT_OS_PREFIX:
+        case OPT_OS_CA:
+        case OPT_OS_CERT:
+        case OPT_OS_KEY:
+        case OPT_OS_CREDS:
+        case OPT_OS_AWS: {
+            char **dst = c == OPT_OS_URL      ? &cfg->opensearch_url
+                         : c == OPT_OS_PREFIX ? &cfg->opensearch_prefix
+                         : c == OPT_OS_CA     ? &cfg->opensearch_ca_file
+                         : c == OPT_OS_CERT   ? &cfg->opensearch_cert_file
+                         : c == OPT_OS_KEY    ? &cfg->opensearch_key_file
+                         : c == OPT_OS_CREDS  ? &cfg->credentials_file
+                                              : &cfg->opensearch_aws_region;
+            if (!*optarg && c != OPT_OS_PREFIX) {
+                snprintf(err, errlen, "--%s: must not be empty", option_name(c));
+                return RM_CONFIG_ERROR;
+            }
+            if (set_str(dst, optarg))
+                goto nomem;
+            break;
+        }
+        case OPT_OS_BULK_DOCS:
+            if (parse_count("--opensearch-bulk-docs", optarg, 1, 100000, &n, err, errlen))
+                return RM_CONFIG_ERROR;
+            cfg->opensearch_bulk_docs = (size_t)n;
+            break;
+        case OPT_OS_BULK_BYTES:
+            if (parse_count("--opensearch-bulk-bytes", optarg, 1024, 100L << 20, &n, err, errlen))
+                return RM_CONFIG_ERROR;
+            cfg->opensearch_bulk_bytes = (size_t)n;
+            break;
+        case OPT_KEEP_PREVIOUS:
+            cfg->keep_previous = true;
+            break;
+        case OPT_PREVIOUS_GRACE:
+            if (parse_count("--previous-grace", optarg, 0, 86400, &n, err, errlen))
+                return RM_CONFIG_ERROR;
+            cfg->previous_grace_s = (int)n;
+            break;
         case OPT_LEASE_TTL:
             if (parse_count("--lease-ttl", optarg, 1000, 3600000, &n, err, errlen))
                 return RM_CONFIG_ERROR;
@@ -501,10 +738,15 @@ rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_s
         snprintf(err, errlen, "--redis-prefix: must not contain spaces or braces");
         return RM_CONFIG_ERROR;
     }
-    if (cmd != RM_CMD_SERVE && strcmp(cfg->target, "redis") != 0) {
-        snprintf(err, errlen,
-                 "--target %s: the OpenSearch read model is not built yet (issue 4); only "
-                 "--target redis is available",
+    if (check_opensearch(cfg, err, errlen) < 0)
+        return RM_CONFIG_ERROR;
+    if (cmd != RM_CMD_SERVE && strcmp(cfg->target, "redis") != 0 && !cfg->opensearch_url) {
+        snprintf(err, errlen, "--target %s: needs --opensearch URL (or READMODEL_OPENSEARCH_URL)",
+                 cfg->target);
+        return RM_CONFIG_ERROR;
+    }
+    if (cmd == RM_CMD_STATUS && strcmp(cfg->target, "redis") != 0) {
+        snprintf(err, errlen, "--target %s: status reports the Redis target only in this release",
                  cfg->target);
         return RM_CONFIG_ERROR;
     }
@@ -565,4 +807,23 @@ void rm_serve_config_print(const rm_serve_config_t *cfg, FILE *out) {
         else
             fprintf(out, "kafka.%s\n", cfg->kafka[i]);
     }
+    if (!cfg->opensearch_url) {
+        fprintf(out, "opensearch=off\n");
+        return;
+    }
+    fprintf(out, "opensearch=%s (pipeline: %s-opensearch)\nopensearch-index-prefix=%s\n",
+            cfg->opensearch_url, cfg->group, cfg->opensearch_prefix ? cfg->opensearch_prefix : "");
+    fprintf(out, "opensearch-ca-file=%s\nopensearch-cert-file=%s\n",
+            cfg->opensearch_ca_file ? cfg->opensearch_ca_file : "(system CAs)",
+            cfg->opensearch_cert_file ? cfg->opensearch_cert_file : "(none)");
+    fprintf(out, "opensearch-auth=%s%s%s\n",
+            cfg->opensearch_aws_region ? "aws-sigv4 region "
+            : cfg->opensearch_username ? "basic user "
+                                       : "none",
+            cfg->opensearch_aws_region ? cfg->opensearch_aws_region
+            : cfg->opensearch_username ? cfg->opensearch_username
+                                       : "",
+            cfg->opensearch_username && !cfg->opensearch_aws_region ? " password ***" : "");
+    fprintf(out, "opensearch-bulk-docs=%zu\nopensearch-bulk-bytes=%zu\n", cfg->opensearch_bulk_docs,
+            cfg->opensearch_bulk_bytes);
 }

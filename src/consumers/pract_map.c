@@ -66,6 +66,7 @@ pract_t *rm_pract_add(pract_map_t *m, const char *pid, size_t len) {
 
 static void pract_free(pract_t *p) {
     rm_avail_free(&p->st);
+    rm_profile_free(&p->profile);
     free(p);
 }
 

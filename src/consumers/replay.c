@@ -151,6 +151,8 @@ static int apply(rm_replay_t *r, local_counts_t *c, rm_decoder_t *dec,
         return -1;
     if (rm_avail_apply(&pr->st, &ev) == RM_APPLY_UNKNOWN_BOOKING)
         atomic_fetch_add_explicit(&r->stats.anomalies, 1, memory_order_relaxed);
+    if (r->profiles && rm_profile_apply(&pr->profile, &ev) != 0)
+        return -1;
     pr->fence = m->offset;
     pr->fence_partition = m->partition;
     count(c, RM_RESULT_APPLIED);

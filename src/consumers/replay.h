@@ -19,6 +19,7 @@ typedef struct {
     atomic_uint_least64_t done; /* messages read so far */
     uint64_t total;             /* sum of high - low */
     atomic_int failed;
+    bool profiles; /* also project profiles (the OpenSearch document); set before start */
 } rm_replay_t;
 
 /* Reads the topic's partitions and their offsets. 0, or -1 (logged). */

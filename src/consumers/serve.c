@@ -177,67 +177,145 @@ static void refresh(rm_serve_stats_t *st, rm_worker_t *workers, int nworkers, co
     }
 }
 
+/* One target's pipeline: its workers (each its own consumer in the group
+ * `<group>-<target>`) and what they share. */
+typedef struct {
+    rm_serve_shared_t sh;
+    rm_worker_t *workers;
+    int started, running;
+    rm_redis_sink_t *redis_health;
+    rm_os_sink_t *os_health;
+} pipeline_t;
+
+static int pipeline_init(pipeline_t *pl, const rm_serve_config_t *cfg, rm_target_t target,
+                         rm_serve_stats_t *stats) {
+    pl->sh = (rm_serve_shared_t){.cfg = cfg, .stats = stats, .target = target};
+    stats->workers = cfg->workers;
+    stats->target = target == RM_TARGET_OPENSEARCH ? "opensearch" : "redis";
+    atomic_store(&stats->sink_write_ok, 1);
+    if (!(pl->workers = calloc((size_t)cfg->workers, sizeof(*pl->workers))))
+        return 1;
+    /* Invalid events are dead-lettered once, by the Redis pipeline. */
+    if (target == RM_TARGET_REDIS && cfg->dlq_topic && !(pl->sh.dlq = dlq_producer(cfg)))
+        return 2;
+    for (; pl->started < cfg->workers; pl->started++) {
+        if (rm_worker_init(&pl->workers[pl->started], pl->started, &pl->sh) < 0) {
+            rm_worker_destroy(&pl->workers[pl->started]);
+            return 2;
+        }
+    }
+    if (cfg->metrics_addr) {
+        if (target == RM_TARGET_OPENSEARCH) {
+            rm_os_config_t oc = rm_os_config_of(cfg);
+            pl->os_health = rm_os_sink_new(&oc);
+        } else {
+            rm_redis_url_t url;
+            char err[256];
+            if (rm_redis_url_parse(cfg->redis_url, &url, err, sizeof(err)) == 0) {
+                pl->redis_health = rm_redis_sink_new(&url, cfg->redis_prefix);
+                rm_redis_url_free(&url);
+            }
+        }
+    }
+    return 0;
+}
+
+static int pipeline_start(pipeline_t *pl) {
+    for (int i = 0; i < pl->started; i++) {
+        if (pthread_create(&pl->workers[i].thread, NULL, rm_worker_main, &pl->workers[i]) != 0) {
+            rm_error("cannot start worker thread %d", i);
+            rm_serve_running = 0;
+            return 1;
+        }
+        pl->running++;
+    }
+    return 0;
+}
+
+/* Joins and frees; returns 1 when the pipeline failed. */
+static int pipeline_stop(pipeline_t *pl) {
+    for (int i = 0; i < pl->running; i++)
+        pthread_join(pl->workers[i].thread, NULL);
+    for (int i = 0; i < pl->started; i++)
+        rm_worker_destroy(&pl->workers[i]);
+    free(pl->workers);
+    if (pl->sh.dlq) {
+        if (rd_kafka_flush(pl->sh.dlq, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rm_error("dead-letter producer: %d message(s) not delivered",
+                     rd_kafka_outq_len(pl->sh.dlq));
+            pl->sh.failed = 1;
+        }
+        rd_kafka_destroy(pl->sh.dlq);
+    }
+    rm_redis_sink_free(pl->redis_health);
+    rm_os_sink_free(pl->os_health);
+    return atomic_load(&pl->sh.failed) ? 1 : 0;
+}
+
+static void pipeline_refresh(pipeline_t *pl, const char *topic) {
+    rm_serve_stats_t *st = pl->sh.stats;
+    refresh(st, pl->workers, pl->started, topic, pl->redis_health);
+    if (pl->os_health) {
+        bool up = rm_os_sink_ping(pl->os_health) == RM_ERR_OK;
+        if (!up && atomic_load(&st->sink_ping_ok))
+            rm_warn("OpenSearch does not answer: %s", rm_os_sink_last_error(pl->os_health));
+        atomic_store(&st->sink_ping_ok, up);
+    }
+}
+
+static bool caught_up(pipeline_t *pl) {
+    return pl->sh.topic_partitions > 0 &&
+           atomic_load(&pl->sh.eof_partitions) >= pl->sh.topic_partitions;
+}
+
 int rm_serve_run(const rm_serve_config_t *cfg, rm_serve_stats_t *stats) {
-    rm_serve_stats_t *local = NULL;
+    rm_serve_stats_t *local = NULL, *os_stats = NULL;
     if (!stats && !(stats = local = calloc(1, sizeof(*stats))))
         return 1;
-    stats->workers = cfg->workers;
-    atomic_store(&stats->sink_write_ok, 1);
-    rm_serve_shared_t sh = {.cfg = cfg, .stats = stats};
+    bool with_os = cfg->opensearch_url != NULL;
+    if (with_os && !(os_stats = calloc(1, sizeof(*os_stats)))) {
+        free(local);
+        return 1;
+    }
+    if (os_stats) {
+        os_stats->role = stats->role;
+        stats->next = os_stats;
+    }
+    pipeline_t pls[2];
+    memset(pls, 0, sizeof(pls));
+    int npl = with_os ? 2 : 1;
     int rc = 0;
     rm_http_t *http = NULL;
-    rm_redis_sink_t *health = NULL;
-    if (cfg->metrics_addr) {
+    for (int i = 0; i < npl && rc == 0; i++)
+        rc = pipeline_init(&pls[i], cfg, i ? RM_TARGET_OPENSEARCH : RM_TARGET_REDIS,
+                           i ? os_stats : stats);
+    if (rc == 0 && cfg->metrics_addr) {
         char err[256];
         if (!(http =
                   rm_http_start(cfg->metrics_addr, stats, cfg->topic, "redis", err, sizeof(err)))) {
             rm_error("--metrics-addr: %s", err);
-            free(local);
-            return 2;
-        }
-        rm_info("metrics and health on %s (port %d): /metrics /livez /readyz", cfg->metrics_addr,
-                rm_http_port(http));
-        rm_redis_url_t url;
-        if (rm_redis_url_parse(cfg->redis_url, &url, err, sizeof(err)) == 0) {
-            health = rm_redis_sink_new(&url, cfg->redis_prefix);
-            rm_redis_url_free(&url);
-        }
-    }
-    rm_worker_t *workers = calloc((size_t)cfg->workers, sizeof(*workers));
-    if (!workers)
-        return 1;
-    if (cfg->dlq_topic && !(sh.dlq = dlq_producer(cfg))) {
-        free(workers);
-        return 2;
-    }
-    int started = 0;
-    for (; started < cfg->workers; started++) {
-        if (rm_worker_init(&workers[started], started, &sh) < 0) {
-            rm_worker_destroy(&workers[started]);
             rc = 2;
-            break;
+        } else {
+            rm_info("metrics and health on %s (port %d): /metrics /livez /readyz",
+                    cfg->metrics_addr, rm_http_port(http));
         }
     }
     if (rc == 0 && cfg->until_caught_up) {
-        sh.topic_partitions = topic_partitions(workers[0].rk, cfg->topic);
-        if (sh.topic_partitions == 0) {
+        int n = topic_partitions(pls[0].workers[0].rk, cfg->topic);
+        for (int i = 0; i < npl; i++)
+            pls[i].sh.topic_partitions = n;
+        if (n == 0) {
             rm_error("topic %s: no partition metadata from %s", cfg->topic, cfg->brokers);
             rc = 1;
         }
     }
-    int running = 0;
-    for (int i = 0; rc == 0 && i < started; i++) {
-        if (pthread_create(&workers[i].thread, NULL, rm_worker_main, &workers[i]) != 0) {
-            rm_error("cannot start worker thread %d", i);
-            rc = 1;
-            rm_serve_running = 0;
-            break;
-        }
-        running++;
-    }
+    for (int i = 0; i < npl && rc == 0; i++)
+        rc = pipeline_start(&pls[i]);
     if (rc == 0)
-        rm_info("serving %s from %s into Redis with %d worker(s), group %s-redis", cfg->topic,
-                cfg->brokers, cfg->workers, cfg->group);
+        rm_info("serving %s from %s with %d worker(s) per target: Redis (group %s-redis)%s%s%s",
+                cfg->topic, cfg->brokers, cfg->workers, cfg->group,
+                with_os ? ", OpenSearch (group " : "", with_os ? cfg->group : "",
+                with_os ? "-opensearch)" : "");
     time_t last = time(NULL);
     uint64_t last_n = total_events(stats);
     long long last_refresh = 0;
@@ -245,37 +323,36 @@ int rm_serve_run(const rm_serve_config_t *cfg, rm_serve_stats_t *stats) {
         usleep(100 * 1000);
         if (http && rm_now_ms() - last_refresh >= 1000) {
             last_refresh = rm_now_ms();
-            refresh(stats, workers, started, cfg->topic, health);
+            for (int i = 0; i < npl; i++)
+                pipeline_refresh(&pls[i], cfg->topic);
+        }
+        if (cfg->until_caught_up && caught_up(&pls[0]) && (npl == 1 || caught_up(&pls[1]))) {
+            rm_info("caught up: every partition is applied to its end%s",
+                    npl > 1 ? " in every target" : "");
+            rm_serve_running = 0;
         }
         time_t now = time(NULL);
         if (now - last >= 10) {
             uint64_t n = total_events(stats);
             rm_info("progress: %llu events (%.0f/s), %d partition(s) at end of log",
                     (unsigned long long)n, (double)(n - last_n) / (double)(now - last),
-                    atomic_load(&sh.eof_partitions));
+                    atomic_load(&pls[0].sh.eof_partitions));
             last = now;
             last_n = n;
         }
     }
     rm_serve_running = 0;
-    for (int i = 0; i < running; i++)
-        pthread_join(workers[i].thread, NULL);
-    for (int i = 0; i < started; i++)
-        rm_worker_destroy(&workers[i]);
-    free(workers);
-    if (sh.dlq) {
-        if (rd_kafka_flush(sh.dlq, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            rm_error("dead-letter producer: %d message(s) not delivered",
-                     rd_kafka_outq_len(sh.dlq));
-            sh.failed = 1;
-        }
-        rd_kafka_destroy(sh.dlq);
-    }
-    log_summary(stats, "stopped");
+    int failed = 0;
+    for (int i = 0; i < npl; i++)
+        failed |= pipeline_stop(&pls[i]);
+    log_summary(stats, "stopped (redis)");
+    if (os_stats)
+        log_summary(os_stats, "stopped (opensearch)");
     rm_http_stop(http);
-    rm_redis_sink_free(health);
-    if (rc == 0 && atomic_load(&sh.failed))
+    if (rc == 0 && failed)
         rc = 1;
+    stats->next = NULL;
+    free(os_stats);
     free(local);
     return rc;
 }

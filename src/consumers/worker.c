@@ -65,13 +65,40 @@ static bool backoff(rm_worker_t *w, int *ms, time_t *stop_deadline) {
     return true;
 }
 
+/* ---- the target's sink: Redis or OpenSearch, same calls ---- */
+
+static const char *target_name(const rm_worker_t *w) {
+    return w->os ? "opensearch" : "redis";
+}
+
+static const char *sink_error(const rm_worker_t *w) {
+    return w->os ? rm_os_sink_last_error(w->os) : rm_redis_sink_last_error(w->sink);
+}
+
+static rm_err_t cp_get(rm_worker_t *w, const char *topic, int32_t partition, int64_t *next) {
+    return w->os ? rm_os_checkpoint_get(w->os, topic, partition, next)
+                 : rm_redis_sink_checkpoint_get(w->sink, topic, partition, next);
+}
+
+static rm_err_t cp_cas(rm_worker_t *w, int32_t partition, int64_t expected, int64_t next, bool *ok,
+                       int64_t *cur) {
+    const char *topic = w->sh->cfg->topic;
+    return w->os ? rm_os_checkpoint_cas(w->os, topic, partition, expected, next, ok, cur)
+                 : rm_redis_sink_checkpoint_cas(w->sink, topic, partition, expected, next, ok, cur);
+}
+
+static rm_err_t lease_read(rm_worker_t *w, char *holder, size_t cap, long long *ttl) {
+    return w->os ? rm_os_lease_get(w->os, holder, cap, ttl)
+                 : rm_redis_lease_get(w->sink, holder, cap, ttl);
+}
+
 static void sink_failed(rm_worker_t *w, rm_sink_error_t kind, const char *what, int backoff_ms) {
     atomic_fetch_add_explicit(&w->sh->stats->sink_errors, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->sh->stats->sink_error_kinds[kind], 1, memory_order_relaxed);
     atomic_store(&w->sh->stats->sink_write_ok, 0);
-    rm_log_ctx_t ctx = {"redis", -1, -1};
+    rm_log_ctx_t ctx = {target_name(w), -1, -1};
     rm_logc(RM_LOG_WARN, &ctx, "worker %d: %s failed: %s; retrying in %d ms", w->id, what,
-            rm_redis_sink_last_error(w->sink), backoff_ms);
+            sink_error(w), backoff_ms);
 }
 
 static part_t *part_get(rm_worker_t *w, int32_t partition) {
@@ -102,26 +129,40 @@ static int load_missing(rm_worker_t *w, pract_t **need, int32_t *parts, size_t n
     if (n == 0)
         return 0;
     rm_redis_load_t *items = calloc(n, sizeof(*items));
-    if (!items)
+    rm_os_load_t *os_items = w->os ? calloc(n, sizeof(*os_items)) : NULL;
+    if (!items || (w->os && !os_items)) {
+        free(items);
         return -1;
-    for (size_t i = 0; i < n; i++)
+    }
+    for (size_t i = 0; i < n; i++) {
         items[i] = (rm_redis_load_t){need[i]->pid, need[i]->pid_len, &need[i]->st, -1, -1};
+        if (os_items)
+            os_items[i] = (rm_os_load_t){
+                need[i]->pid, need[i]->pid_len, &need[i]->st, &need[i]->profile, -1, -1};
+    }
     int ms = BACKOFF_MIN_MS;
     time_t deadline = 0;
     int rc = 0;
     for (;;) {
-        rm_err_t e = rm_redis_sink_load(w->sink, items, n);
+        rm_err_t e =
+            w->os ? rm_os_sink_load(w->os, os_items, n) : rm_redis_sink_load(w->sink, items, n);
         if (e == RM_ERR_OK || e == RM_ERR_CORRUPT) {
             if (e == RM_ERR_CORRUPT)
                 rm_error("worker %d: %s; that practitioner is projected from the retained log only "
                          "until `readmodel rebuild` repairs it",
-                         w->id, rm_redis_sink_last_error(w->sink));
+                         w->id, sink_error(w));
+            for (size_t i = 0; os_items && i < n; i++) {
+                items[i].partition = os_items[i].partition;
+                items[i].fence = os_items[i].fence;
+                items[i].corrupt = os_items[i].corrupt;
+            }
             break;
         }
         /* A failed load may have half-filled states: start them afresh. */
         for (size_t i = 0; i < n; i++) {
             rm_avail_free(&need[i]->st);
             rm_avail_init(&need[i]->st);
+            rm_profile_free(&need[i]->profile);
         }
         sink_failed(w, RM_SINK_ERROR_LOAD, "loading state", ms);
         if (!backoff(w, &ms, &deadline)) {
@@ -133,6 +174,7 @@ static int load_missing(rm_worker_t *w, pract_t **need, int32_t *parts, size_t n
         if (items[i].corrupt) { /* never project on a half-decoded state */
             rm_avail_free(&need[i]->st);
             rm_avail_init(&need[i]->st);
+            rm_profile_free(&need[i]->profile);
         }
         need[i]->loaded = true;
         need[i]->stored_partition = items[i].partition;
@@ -144,6 +186,7 @@ static int load_missing(rm_worker_t *w, pract_t **need, int32_t *parts, size_t n
         need[i]->fence_partition = same ? items[i].partition : -1;
     }
     free(items);
+    free(os_items);
     return rc;
 }
 
@@ -184,7 +227,7 @@ static int prefetch(rm_worker_t *w) {
 /* ---- dead letters ---- */
 
 static void dead_letter(rm_worker_t *w, const rd_kafka_message_t *m, const rm_reject_t *why) {
-    rd_kafka_t *dlq = w->sh->dlq;
+    rd_kafka_t *dlq = w->sh->dlq; /* NULL in the OpenSearch pipeline: dead-lettered once */
     if (!dlq)
         return;
     char reason[96], part[16], off[24];
@@ -220,7 +263,7 @@ static void log_invalid(rm_worker_t *w, const rd_kafka_message_t *m, const rm_re
     uint64_t suppressed = 0;
     if (!rm_ratelimit_allow(&w->invalid_log, &suppressed))
         return;
-    rm_log_ctx_t ctx = {"redis", (int)m->partition, (long long)m->offset};
+    rm_log_ctx_t ctx = {target_name(w), (int)m->partition, (long long)m->offset};
     rm_logc(RM_LOG_WARN, &ctx, "invalid event: %s%s%s%s", rm_reason_name(why->reason),
             why->field[0] ? " (" : "", why->field, why->field[0] ? ")" : "");
     if (suppressed)
@@ -283,6 +326,12 @@ static void apply_message(rm_worker_t *w, rd_kafka_message_t *m) {
     }
     if (rm_avail_apply(&pr->st, &ev) == RM_APPLY_UNKNOWN_BOOKING)
         atomic_fetch_add_explicit(&w->sh->stats->anomalies, 1, memory_order_relaxed);
+    if (w->os && rm_profile_apply(&pr->profile, &ev) != 0) {
+        rm_error("worker %d: out of memory", w->id);
+        atomic_store(&w->sh->failed, 1);
+        rm_serve_running = 0;
+        return;
+    }
     pr->fence = m->offset;
     pr->fence_partition = m->partition;
     pr->dirty = true;
@@ -323,8 +372,7 @@ static int part_resync(rm_worker_t *w, part_t *p) {
     int64_t cp = -1;
     int ms = BACKOFF_MIN_MS;
     time_t deadline = 0;
-    while (rm_redis_sink_checkpoint_get(w->sink, w->sh->cfg->topic, p->partition, &cp) !=
-           RM_ERR_OK) {
+    while (cp_get(w, w->sh->cfg->topic, p->partition, &cp) != RM_ERR_OK) {
         sink_failed(w, RM_SINK_ERROR_CHECKPOINT, "reading checkpoint", ms);
         if (!backoff(w, &ms, &deadline))
             return -1;
@@ -377,11 +425,26 @@ static int flush_dirty(rm_worker_t *w) {
             owners[n++] = pr;
         }
     }
+    rm_os_flush_t *os_items = w->os && n ? calloc(n, sizeof(*os_items)) : NULL;
+    if (w->os && n && !os_items) {
+        free(items);
+        free(owners);
+        return -1;
+    }
+    for (size_t i = 0; os_items && i < n; i++)
+        os_items[i] = (rm_os_flush_t){owners[i]->pid,      owners[i]->pid_len, &owners[i]->st,
+                                      &owners[i]->profile, items[i].partition, items[i].fence};
     int ms = BACKOFF_MIN_MS, rc = 0;
     time_t deadline = 0;
     while (n > 0) {
         long long t0 = rm_now_ms();
-        rm_err_t e = rm_redis_sink_flush(w->sink, items, n);
+        rm_err_t e = w->os ? rm_os_sink_flush(w->os, os_items, n, 5)
+                           : rm_redis_sink_flush(w->sink, items, n);
+        for (size_t i = 0; e == RM_ERR_OK && os_items && i < n; i++) {
+            items[i].written = os_items[i].written;
+            if (os_items[i].rejected)
+                atomic_fetch_add_explicit(&w->sh->stats->rejected, 1, memory_order_relaxed);
+        }
         if (e == RM_ERR_OK) {
             observe_flush(w->sh->stats, (double)(rm_now_ms() - t0) / 1000.0, n);
             atomic_store(&w->sh->stats->sink_write_ok, 1);
@@ -420,6 +483,7 @@ static int flush_dirty(rm_worker_t *w) {
         rc = -1;
     free(diverged);
     free(items);
+    free(os_items);
     free(owners);
     return rc;
 }
@@ -450,8 +514,7 @@ static int checkpoint(rm_worker_t *w, bool sync_commit) {
         for (;;) {
             bool ok;
             int64_t cur;
-            rm_err_t e = rm_redis_sink_checkpoint_cas(w->sink, w->sh->cfg->topic, pi, p->stored_cp,
-                                                      p->next_offset, &ok, &cur);
+            rm_err_t e = cp_cas(w, pi, p->stored_cp, p->next_offset, &ok, &cur);
             if (e == RM_ERR_OK) {
                 if (ok) {
                     atomic_store(&w->sh->stats->sink_write_ok, 1);
@@ -492,7 +555,7 @@ static int lease_held(rm_worker_t *w, bool *held, char *holder, size_t cap) {
     int ms = BACKOFF_MIN_MS;
     time_t deadline = 0;
     long long ttl;
-    while (rm_redis_lease_get(w->sink, holder, cap, &ttl) != RM_ERR_OK) {
+    while (lease_read(w, holder, cap, &ttl) != RM_ERR_OK) {
         sink_failed(w, RM_SINK_ERROR_LEASE, "reading the rebuild lease", ms);
         if (!backoff(w, &ms, &deadline))
             return -1;
@@ -518,8 +581,8 @@ static void pause_assignment(rm_worker_t *w, bool pause) {
  * membership stays alive, until the lease is released; then resume every
  * partition from the checkpoint the rebuild wrote. */
 static void pause_for_rebuild(rm_worker_t *w, const char *holder) {
-    rm_warn("worker %d: paused: a rebuild holds the Redis lease (%s); writes wait for it", w->id,
-            holder);
+    rm_warn("worker %d: paused: a rebuild holds the %s lease (%s); writes wait for it", w->id,
+            target_name(w), holder);
     w->paused = true;
     atomic_fetch_add(&w->sh->stats->paused, 1);
     for (size_t i = 0; i < w->nmsgs; i++)
@@ -629,7 +692,7 @@ static void on_assign(rm_worker_t *w, rd_kafka_topic_partition_list_t *l) {
         int64_t cp = -1;
         int ms = BACKOFF_MIN_MS;
         time_t deadline = 0;
-        while (rm_redis_sink_checkpoint_get(w->sink, tp->topic, tp->partition, &cp) != RM_ERR_OK) {
+        while (cp_get(w, tp->topic, tp->partition, &cp) != RM_ERR_OK) {
             sink_failed(w, RM_SINK_ERROR_CHECKPOINT, "reading checkpoint", ms);
             if (!backoff(w, &ms, &deadline))
                 break;
@@ -727,6 +790,24 @@ int rm_kafka_conf_set_all(rd_kafka_conf_t *conf, char *const *props, size_t n, c
     return 0;
 }
 
+rm_os_config_t rm_os_config_of(const rm_serve_config_t *cfg) {
+    return (rm_os_config_t){
+        .url = cfg->opensearch_url,
+        .index_prefix = cfg->opensearch_prefix,
+        .ca_file = cfg->opensearch_ca_file,
+        .cert_file = cfg->opensearch_cert_file,
+        .key_file = cfg->opensearch_key_file,
+        .username = cfg->opensearch_username,
+        .password = cfg->opensearch_password,
+        .aws_region = cfg->opensearch_aws_region,
+        .aws_key = cfg->aws_key,
+        .aws_secret = cfg->aws_secret,
+        .aws_token = cfg->aws_token,
+        .bulk_docs = cfg->opensearch_bulk_docs,
+        .bulk_bytes = cfg->opensearch_bulk_bytes,
+    };
+}
+
 int rm_kafka_conf_apply(rd_kafka_conf_t *conf, char *const *props, size_t n) {
     char err[512];
     if (rm_kafka_conf_set_all(conf, props, n, err, sizeof(err)) < 0) {
@@ -744,23 +825,28 @@ int rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
     w->invalid_log = (rm_ratelimit_t){.burst = 10, .window_s = 10};
     w->msgs = calloc(cfg->max_batch, sizeof(*w->msgs));
     w->dec = rm_decoder_new();
-    rm_redis_url_t url;
     char err[256];
-    if (rm_redis_url_parse(cfg->redis_url, &url, err, sizeof(err)) < 0) {
-        rm_error("--redis: %s", err);
-        return -1;
+    if (sh->target == RM_TARGET_OPENSEARCH) {
+        rm_os_config_t oc = rm_os_config_of(cfg);
+        w->os = rm_os_sink_new(&oc);
+    } else {
+        rm_redis_url_t url;
+        if (rm_redis_url_parse(cfg->redis_url, &url, err, sizeof(err)) < 0) {
+            rm_error("--redis: %s", err);
+            return -1;
+        }
+        w->sink = rm_redis_sink_new(&url, cfg->redis_prefix);
+        rm_redis_url_free(&url);
     }
-    w->sink = rm_redis_sink_new(&url, cfg->redis_prefix);
-    rm_redis_url_free(&url);
-    if (!w->msgs || !w->dec || !w->sink) {
+    if (!w->msgs || !w->dec || (!w->sink && !w->os)) {
         rm_error("worker %d: out of memory", id);
         return -1;
     }
 
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char group[256], client[64];
-    snprintf(group, sizeof(group), "%s-redis", cfg->group);
-    snprintf(client, sizeof(client), "readmodel-redis-%d", id);
+    snprintf(group, sizeof(group), "%s-%s", cfg->group, target_name(w));
+    snprintf(client, sizeof(client), "readmodel-%s-%d", target_name(w), id);
     const char *defaults[][2] = {
         {"bootstrap.servers", cfg->brokers},
         {"group.id", group},
@@ -807,6 +893,22 @@ int rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
 void *rm_worker_main(void *arg) {
     rm_worker_t *w = arg;
     const rm_serve_config_t *cfg = w->sh->cfg;
+    if (w->os) {
+        /* The index must exist before the consumer joins its group (the
+         * first poll); OpenSearch being down delays only this pipeline. */
+        int ms = BACKOFF_MIN_MS;
+        time_t deadline = 0;
+        char diff[1024] = "";
+        while (rm_os_sink_ensure(w->os, diff, sizeof(diff)) != RM_ERR_OK) {
+            sink_failed(w, RM_SINK_ERROR_LOAD, "preparing the index", ms);
+            if (!backoff(w, &ms, &deadline))
+                break;
+        }
+        if (diff[0] && w->id == 0)
+            rm_warn("OpenSearch mapping differs from this release's (%s); run `readmodel rebuild "
+                    "--target opensearch` to recreate the index with the expected mapping",
+                    diff);
+    }
     while (rm_serve_running) {
         /* Collect: block briefly for the first message, then take what is
          * already there, up to the batch size. */
@@ -824,11 +926,6 @@ void *rm_worker_main(void *arg) {
             m = rd_kafka_consumer_poll(w->rk, 0);
         }
         process_pending(w, false);
-        if (cfg->until_caught_up && w->sh->topic_partitions > 0 &&
-            atomic_load(&w->sh->eof_partitions) >= w->sh->topic_partitions) {
-            rm_info("caught up: every partition is applied to its end");
-            rm_serve_running = 0;
-        }
     }
     process_pending(w, true);
     rd_kafka_consumer_close(w->rk); /* runs the final revocation */
@@ -850,5 +947,6 @@ void rm_worker_destroy(rm_worker_t *w) {
     free(w->msgs);
     rm_decoder_free(w->dec);
     rm_redis_sink_free(w->sink);
+    rm_os_sink_free(w->os);
     memset(w, 0, sizeof(*w));
 }

@@ -7,6 +7,8 @@
 
 #include "readmodel/availability.h"
 #include "readmodel/log.h"
+#include "readmodel/opensearch_sink.h"
+#include "readmodel/practitioner_doc.h"
 #include "readmodel/redis_sink.h"
 #include "readmodel/serve.h"
 
@@ -14,9 +16,13 @@
 #include <pthread.h>
 #include <signal.h>
 
-/* Shared by the workers of one serve process. */
+/* The read model a pipeline maintains. */
+typedef enum { RM_TARGET_REDIS = 0, RM_TARGET_OPENSEARCH } rm_target_t;
+
+/* Shared by the workers of one pipeline of a serve process. */
 typedef struct {
     const rm_serve_config_t *cfg;
+    rm_target_t target;
     rm_serve_stats_t *stats;
     rd_kafka_t *dlq; /* producer, or NULL */
     atomic_int eof_partitions;
@@ -35,6 +41,7 @@ typedef struct pract {
     int64_t stored_fence;     /* -1: the sink holds no state */
     uint64_t last_used;
     rm_avail_t st;
+    rm_profile_t profile; /* OpenSearch pipeline only */
 } pract_t;
 
 typedef struct {
@@ -56,7 +63,8 @@ typedef struct {
     int id;
     rm_serve_shared_t *sh;
     rd_kafka_t *rk;
-    rm_redis_sink_t *sink;
+    rm_redis_sink_t *sink; /* the Redis pipeline's sink, or NULL */
+    rm_os_sink_t *os;      /* the OpenSearch pipeline's sink, or NULL */
     rm_decoder_t *dec;
     part_t **parts; /* indexed by partition number */
     int nparts;
@@ -91,6 +99,9 @@ void rm_pract_map_free(pract_map_t *m);
 int rm_kafka_conf_apply(rd_kafka_conf_t *conf, char *const *props, size_t n);
 /* The same, with the one-line reason in err instead of the log (for
  * configuration checks). 0, or -1. */
+/* The OpenSearch sink configuration of cfg (strings borrowed). */
+rm_os_config_t rm_os_config_of(const rm_serve_config_t *cfg);
+
 int rm_kafka_conf_set_all(rd_kafka_conf_t *conf, char *const *props, size_t n, char *err,
                           size_t errlen);
 

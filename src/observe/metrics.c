@@ -46,6 +46,9 @@ void rm_metrics_process_started(void) {
     X(ANOMALIES, SERVE, "readmodel_anomalies_total", "counter",                                    \
       "Valid events that changed nothing, by kind (unknown_booking: a cancellation of an "         \
       "unknown booking).")                                                                         \
+    X(REJECTED, SERVE, "readmodel_documents_rejected_total", "counter",                            \
+      "Documents the sink refused for good (OpenSearch 4xx item errors); their state is kept and " \
+      "the next event of that practitioner writes the document again.")                            \
     X(LAG_MESSAGES, SERVE, "readmodel_consumer_lag_messages", "gauge",                             \
       "End offset minus the next offset to apply, per partition assigned to this process.")        \
     X(LAG_SECONDS, SERVE, "readmodel_consumer_lag_seconds", "gauge",                               \
@@ -197,6 +200,166 @@ static double resident_bytes(void) {
     return (double)rss * (double)sysconf(_SC_PAGESIZE);
 }
 
+/* The samples of metric m for one pipeline (st, target). */
+static void render_metric(out_t *o, int m, rm_serve_stats_t *st, const char *topic,
+                          const char *target, long long now, const char *command) {
+    const char *name = metrics[m].name;
+    switch ((metric_t)m) {
+    case M_BUILD_INFO:
+        emit(o, "%s{version=\"%s\"} 1\n", name, RM_VERSION);
+        break;
+    case M_EVENTS:
+        for (int r = 0; r < RM_RESULT__COUNT; r++)
+            emit(o, "%s{target=\"%s\",result=\"%s\"} %llu\n", name, target, result_labels[r],
+                 (unsigned long long)atomic_load(&st->events[r]));
+        break;
+    case M_INVALID:
+        for (int r = 0; r < RM_REASON__COUNT; r++)
+            emit(o, "%s{target=\"%s\",reason=\"%s\"} %llu\n", name, target,
+                 rm_reason_name((rm_reason_t)r), (unsigned long long)atomic_load(&st->invalid[r]));
+        break;
+    case M_DEAD_LETTERED:
+        emit(o, "%s{target=\"%s\"} %llu\n", name, target,
+             (unsigned long long)atomic_load(&st->dead_lettered));
+        break;
+    case M_ANOMALIES:
+        emit(o, "%s{target=\"%s\",kind=\"unknown_booking\"} %llu\n", name, target,
+             (unsigned long long)atomic_load(&st->anomalies));
+        break;
+    case M_REJECTED:
+        emit(o, "%s{target=\"%s\"} %llu\n", name, target,
+             (unsigned long long)atomic_load(&st->rejected));
+        break;
+    case M_LAG_MESSAGES:
+    case M_LAG_SECONDS:
+    case M_END_OFFSET:
+    case M_EARLIEST_OFFSET:
+    case M_CHECKPOINT:
+        for (int p = 0; p < RM_MAX_PARTITIONS; p++) {
+            rm_partition_obs_t *po = &st->parts[p];
+            if (!atomic_load(&po->owner))
+                continue;
+            long long end = atomic_load(&po->end), cp = atomic_load(&po->checkpoint),
+                      lo = atomic_load(&po->earliest);
+            if ((m != M_CHECKPOINT && end < 0) || (m == M_EARLIEST_OFFSET && lo < 0))
+                continue; /* not known yet: absent rather than wrong */
+            long long next = cp >= 0 ? cp : (lo >= 0 ? lo : 0);
+            long long lag = end > next ? end - next : 0;
+            double v = 0;
+            if (m == M_LAG_MESSAGES) {
+                v = (double)lag;
+            } else if (m == M_LAG_SECONDS) {
+                long long ts = atomic_load(&po->pending_ts_ms);
+                if (!ts)
+                    ts = atomic_load(&po->applied_ts_ms);
+                v = lag > 0 && ts > 0 && now > ts ? (double)(now - ts) / 1000.0 : 0;
+            } else {
+                v = (double)(m == M_END_OFFSET ? end : m == M_CHECKPOINT ? cp : lo);
+            }
+            emit(o, "%s{target=\"%s\",topic=\"%s\",partition=\"%d\"} %.17g\n", name, target, topic,
+                 p, v);
+        }
+        break;
+    case M_ASSIGNED: {
+        int n = 0;
+        for (int p = 0; p < RM_MAX_PARTITIONS; p++)
+            n += atomic_load(&st->parts[p].owner) != 0;
+        emit(o, "%s{target=\"%s\"} %d\n", name, target, n);
+        break;
+    }
+    case M_FLUSH_SECONDS:
+        histogram(o, name, target, st->flush_seconds_bucket, RM_FLUSH_SECONDS_BUCKETS,
+                  rm_flush_seconds_bounds, (double)atomic_load(&st->flush_seconds_sum_us) / 1e6);
+        break;
+    case M_FLUSH_SIZE:
+        histogram(o, name, target, st->flush_size_bucket, RM_FLUSH_SIZE_BUCKETS,
+                  rm_flush_size_bounds, (double)atomic_load(&st->flush_size_sum));
+        break;
+    case M_WRITTEN:
+        emit(o, "%s{target=\"%s\"} %llu\n", name, target,
+             (unsigned long long)atomic_load(&st->practitioners_written));
+        break;
+    case M_SINK_ERRORS:
+        for (int k = 0; k < RM_SINK_ERROR__COUNT; k++)
+            emit(o, "%s{target=\"%s\",kind=\"%s\"} %llu\n", name, target, sink_error_labels[k],
+                 (unsigned long long)atomic_load(&st->sink_error_kinds[k]));
+        break;
+    case M_SINK_UP:
+        emit(o, "%s{target=\"%s\"} %d\n", name, target,
+             atomic_load(&st->sink_ping_ok) && atomic_load(&st->sink_write_ok));
+        break;
+    case M_PAUSED:
+        emit(o, "%s{target=\"%s\"} %d\n", name, target, atomic_load(&st->paused) > 0);
+        break;
+    case M_RESETS:
+        emit(o, "%s{target=\"%s\"} %llu\n", name, target,
+             (unsigned long long)atomic_load(&st->resets));
+        break;
+    case M_REBUILD_FINISHED:
+    case M_REBUILD_SUCCESS:
+    case M_REBUILD_DURATION:
+        if (atomic_load(&st->rebuild_finished_s) > 0)
+            emit(o, "%s{target=\"%s\"} %.3f\n", name, target,
+                 m == M_REBUILD_FINISHED  ? (double)atomic_load(&st->rebuild_finished_s)
+                 : m == M_REBUILD_SUCCESS ? (double)atomic_load(&st->rebuild_ok)
+                                          : (double)atomic_load(&st->rebuild_duration_ms) / 1e3);
+        break;
+    case M_REBUILD_IN_PROGRESS: {
+        int ph = atomic_load(&st->rebuild_phase);
+        emit(o, "%s{target=\"%s\",command=\"%s\"} %d\n", name, target, command,
+             ph != RM_PHASE_IDLE && ph != RM_PHASE_DONE && ph != RM_PHASE_FAILED);
+        break;
+    }
+    case M_REBUILD_PHASE:
+        for (int ph = 0; ph < RM_PHASE__COUNT; ph++)
+            emit(o, "%s{target=\"%s\",command=\"%s\",phase=\"%s\"} %d\n", name, target, command,
+                 rm_rebuild_phase_name((rm_rebuild_phase_t)ph),
+                 atomic_load(&st->rebuild_phase) == ph);
+        break;
+    case M_REBUILD_PROGRESS: {
+        long long total = atomic_load(&st->rebuild_total), done = atomic_load(&st->rebuild_done);
+        emit(o, "%s{target=\"%s\",command=\"%s\"} %.4f\n", name, target, command,
+             total > 0 ? (double)done / (double)total : 0.0);
+        break;
+    }
+    case M_REBUILD_RATE:
+        emit(o, "%s{target=\"%s\",command=\"%s\"} %lld\n", name, target, command,
+             atomic_load(&st->rebuild_rate));
+        break;
+    case M_VERIFY_FINISHED:
+    case M_VERIFY_DRIFT:
+        if (atomic_load(&st->verify_finished_s) > 0)
+            emit(o, "%s{target=\"%s\"} %lld\n", name, target,
+                 m == M_VERIFY_FINISHED ? atomic_load(&st->verify_finished_s)
+                                        : atomic_load(&st->verify_drift));
+        break;
+    case M_CPU: {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        emit(o, "%s %.6f\n", name,
+             (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
+        break;
+    }
+    case M_RSS:
+        emit(o, "%s %.0f\n", name, resident_bytes());
+        break;
+    case M_FDS:
+        emit(o, "%s %ld\n", name, open_fds());
+        break;
+    case M_START:
+        emit(o, "%s %.3f\n", name, started_at);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Metrics without a target label, rendered once. */
+static bool process_wide(int m) {
+    return m == M_BUILD_INFO || m == M_CPU || m == M_RSS || m == M_FDS || m == M_START;
+}
+
 char *rm_metrics_render(rm_serve_stats_t *st, const char *topic, const char *target) {
     out_t o = {0};
     long long now = rm_now_ms();
@@ -207,154 +370,11 @@ char *rm_metrics_render(rm_serve_stats_t *st, const char *topic, const char *tar
         if (!(metrics[m].scope & scope))
             continue;
         emit(&o, "# HELP %s %s\n# TYPE %s %s\n", name, metrics[m].help, name, metrics[m].type);
-        switch ((metric_t)m) {
-        case M_BUILD_INFO:
-            emit(&o, "%s{version=\"%s\"} 1\n", name, RM_VERSION);
-            break;
-        case M_EVENTS:
-            for (int r = 0; r < RM_RESULT__COUNT; r++)
-                emit(&o, "%s{target=\"%s\",result=\"%s\"} %llu\n", name, target, result_labels[r],
-                     (unsigned long long)atomic_load(&st->events[r]));
-            break;
-        case M_INVALID:
-            for (int r = 0; r < RM_REASON__COUNT; r++)
-                emit(&o, "%s{target=\"%s\",reason=\"%s\"} %llu\n", name, target,
-                     rm_reason_name((rm_reason_t)r),
-                     (unsigned long long)atomic_load(&st->invalid[r]));
-            break;
-        case M_DEAD_LETTERED:
-            emit(&o, "%s{target=\"%s\"} %llu\n", name, target,
-                 (unsigned long long)atomic_load(&st->dead_lettered));
-            break;
-        case M_ANOMALIES:
-            emit(&o, "%s{target=\"%s\",kind=\"unknown_booking\"} %llu\n", name, target,
-                 (unsigned long long)atomic_load(&st->anomalies));
-            break;
-        case M_LAG_MESSAGES:
-        case M_LAG_SECONDS:
-        case M_END_OFFSET:
-        case M_EARLIEST_OFFSET:
-        case M_CHECKPOINT:
-            for (int p = 0; p < RM_MAX_PARTITIONS; p++) {
-                rm_partition_obs_t *po = &st->parts[p];
-                if (!atomic_load(&po->owner))
-                    continue;
-                long long end = atomic_load(&po->end), cp = atomic_load(&po->checkpoint),
-                          lo = atomic_load(&po->earliest);
-                if ((m != M_CHECKPOINT && end < 0) || (m == M_EARLIEST_OFFSET && lo < 0))
-                    continue; /* not known yet: absent rather than wrong */
-                long long next = cp >= 0 ? cp : (lo >= 0 ? lo : 0);
-                long long lag = end > next ? end - next : 0;
-                double v = 0;
-                if (m == M_LAG_MESSAGES) {
-                    v = (double)lag;
-                } else if (m == M_LAG_SECONDS) {
-                    long long ts = atomic_load(&po->pending_ts_ms);
-                    if (!ts)
-                        ts = atomic_load(&po->applied_ts_ms);
-                    v = lag > 0 && ts > 0 && now > ts ? (double)(now - ts) / 1000.0 : 0;
-                } else {
-                    v = (double)(m == M_END_OFFSET ? end : m == M_CHECKPOINT ? cp : lo);
-                }
-                emit(&o, "%s{target=\"%s\",topic=\"%s\",partition=\"%d\"} %.17g\n", name, target,
-                     topic, p, v);
-            }
-            break;
-        case M_ASSIGNED: {
-            int n = 0;
-            for (int p = 0; p < RM_MAX_PARTITIONS; p++)
-                n += atomic_load(&st->parts[p].owner) != 0;
-            emit(&o, "%s{target=\"%s\"} %d\n", name, target, n);
-            break;
-        }
-        case M_FLUSH_SECONDS:
-            histogram(&o, name, target, st->flush_seconds_bucket, RM_FLUSH_SECONDS_BUCKETS,
-                      rm_flush_seconds_bounds,
-                      (double)atomic_load(&st->flush_seconds_sum_us) / 1e6);
-            break;
-        case M_FLUSH_SIZE:
-            histogram(&o, name, target, st->flush_size_bucket, RM_FLUSH_SIZE_BUCKETS,
-                      rm_flush_size_bounds, (double)atomic_load(&st->flush_size_sum));
-            break;
-        case M_WRITTEN:
-            emit(&o, "%s{target=\"%s\"} %llu\n", name, target,
-                 (unsigned long long)atomic_load(&st->practitioners_written));
-            break;
-        case M_SINK_ERRORS:
-            for (int k = 0; k < RM_SINK_ERROR__COUNT; k++)
-                emit(&o, "%s{target=\"%s\",kind=\"%s\"} %llu\n", name, target, sink_error_labels[k],
-                     (unsigned long long)atomic_load(&st->sink_error_kinds[k]));
-            break;
-        case M_SINK_UP:
-            emit(&o, "%s{target=\"%s\"} %d\n", name, target,
-                 atomic_load(&st->sink_ping_ok) && atomic_load(&st->sink_write_ok));
-            break;
-        case M_PAUSED:
-            emit(&o, "%s{target=\"%s\"} %d\n", name, target, atomic_load(&st->paused) > 0);
-            break;
-        case M_RESETS:
-            emit(&o, "%s{target=\"%s\"} %llu\n", name, target,
-                 (unsigned long long)atomic_load(&st->resets));
-            break;
-        case M_REBUILD_FINISHED:
-        case M_REBUILD_SUCCESS:
-        case M_REBUILD_DURATION:
-            if (atomic_load(&st->rebuild_finished_s) > 0)
-                emit(&o, "%s{target=\"%s\"} %.3f\n", name, target,
-                     m == M_REBUILD_FINISHED ? (double)atomic_load(&st->rebuild_finished_s)
-                     : m == M_REBUILD_SUCCESS
-                         ? (double)atomic_load(&st->rebuild_ok)
-                         : (double)atomic_load(&st->rebuild_duration_ms) / 1e3);
-            break;
-        case M_REBUILD_IN_PROGRESS: {
-            int ph = atomic_load(&st->rebuild_phase);
-            emit(&o, "%s{target=\"%s\",command=\"%s\"} %d\n", name, target, command,
-                 ph != RM_PHASE_IDLE && ph != RM_PHASE_DONE && ph != RM_PHASE_FAILED);
-            break;
-        }
-        case M_REBUILD_PHASE:
-            for (int ph = 0; ph < RM_PHASE__COUNT; ph++)
-                emit(&o, "%s{target=\"%s\",command=\"%s\",phase=\"%s\"} %d\n", name, target,
-                     command, rm_rebuild_phase_name((rm_rebuild_phase_t)ph),
-                     atomic_load(&st->rebuild_phase) == ph);
-            break;
-        case M_REBUILD_PROGRESS: {
-            long long total = atomic_load(&st->rebuild_total),
-                      done = atomic_load(&st->rebuild_done);
-            emit(&o, "%s{target=\"%s\",command=\"%s\"} %.4f\n", name, target, command,
-                 total > 0 ? (double)done / (double)total : 0.0);
-            break;
-        }
-        case M_REBUILD_RATE:
-            emit(&o, "%s{target=\"%s\",command=\"%s\"} %lld\n", name, target, command,
-                 atomic_load(&st->rebuild_rate));
-            break;
-        case M_VERIFY_FINISHED:
-        case M_VERIFY_DRIFT:
-            if (atomic_load(&st->verify_finished_s) > 0)
-                emit(&o, "%s{target=\"%s\"} %lld\n", name, target,
-                     m == M_VERIFY_FINISHED ? atomic_load(&st->verify_finished_s)
-                                            : atomic_load(&st->verify_drift));
-            break;
-        case M_CPU: {
-            struct rusage ru;
-            getrusage(RUSAGE_SELF, &ru);
-            emit(&o, "%s %.6f\n", name,
-                 (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-                     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
-            break;
-        }
-        case M_RSS:
-            emit(&o, "%s %.0f\n", name, resident_bytes());
-            break;
-        case M_FDS:
-            emit(&o, "%s %ld\n", name, open_fds());
-            break;
-        case M_START:
-            emit(&o, "%s %.3f\n", name, started_at);
-            break;
-        default:
-            break;
+        /* One series per pipeline (Redis, then OpenSearch when it runs). */
+        for (rm_serve_stats_t *p = st; p; p = p->next) {
+            render_metric(&o, m, p, topic, p->target ? p->target : target, now, command);
+            if (process_wide(m))
+                break;
         }
     }
     if (o.err) {

@@ -158,8 +158,7 @@ int rm_doc_render(const char *pid, size_t pid_len, const rm_profile_t *p, const 
                 first = false;
                 total += n;
             }
-            roaring_move_uint32_iterator_equalorlarger(&it, ((uint32_t)day + 1) *
-                                                                RM_SLOTS_PER_DAY);
+            roaring_move_uint32_iterator_equalorlarger(&it, ((uint32_t)day + 1) * RM_SLOTS_PER_DAY);
         }
     }
     char num[32];
@@ -201,15 +200,14 @@ json_t *rm_profile_to_json(const rm_profile_t *p) {
     /* Each field's JSON text as a string: kept byte for byte. */
     for (size_t i = 0; i < N_TEXT_FIELDS; i++) {
         char *v = *text_slot((rm_profile_t *)p, i);
-        if ((p->set & text_fields[i].bit) && v && json_object_set_new(o, text_fields[i].key,
-                                                                      json_string(v)) < 0) {
+        if ((p->set & text_fields[i].bit) && v &&
+            json_object_set_new(o, text_fields[i].key, json_string(v)) < 0) {
             json_decref(o);
             return NULL;
         }
     }
     if ((p->set & RM_PROFILE_ACCEPTS_NEW_PATIENTS) &&
-        json_object_set_new(o, "accepts_new_patients", json_boolean(p->accepts_new_patients)) <
-            0) {
+        json_object_set_new(o, "accepts_new_patients", json_boolean(p->accepts_new_patients)) < 0) {
         json_decref(o);
         return NULL;
     }
@@ -224,14 +222,13 @@ int rm_profile_from_json(rm_profile_t *p, const json_t *obj) {
         if (!v)
             continue;
         /* Stored text must still be valid JSON of the right shape. */
-        json_t *parsed = json_is_string(v) ? json_loads(json_string_value(v),
-                                                        JSON_DECODE_ANY, NULL)
-                                           : NULL;
-        bool ok = parsed && (text_fields[i].bit == RM_PROFILE_LOCATION ? json_is_number(parsed)
-                             : text_fields[i].bit == RM_PROFILE_NAME ||
-                                     text_fields[i].bit == RM_PROFILE_CITY
-                                 ? json_is_string(parsed)
-                                 : json_is_array(parsed));
+        json_t *parsed =
+            json_is_string(v) ? json_loads(json_string_value(v), JSON_DECODE_ANY, NULL) : NULL;
+        bool ok = parsed &&
+                  (text_fields[i].bit == RM_PROFILE_LOCATION ? json_is_number(parsed)
+                   : text_fields[i].bit == RM_PROFILE_NAME || text_fields[i].bit == RM_PROFILE_CITY
+                       ? json_is_string(parsed)
+                       : json_is_array(parsed));
         json_decref(parsed);
         if (!ok) {
             rm_profile_free(p);

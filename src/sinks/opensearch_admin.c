@@ -95,9 +95,9 @@ rm_err_t rm_os_generation_create(rm_os_sink_t *s, long gen) {
             return e;
     }
     json_t *db = rm_os_index_body(true);
-    json_t *sb = json_pack("{s:{s:{s:i,s:i,s:s}},s:{s:b}}", "settings", "index",
-                           "number_of_shards", 1, "number_of_replicas", 0, "refresh_interval",
-                           "-1", "mappings", "dynamic", 0);
+    json_t *sb =
+        json_pack("{s:{s:{s:i,s:i,s:s}},s:{s:b}}", "settings", "index", "number_of_shards", 1,
+                  "number_of_replicas", 0, "refresh_interval", "-1", "mappings", "dynamic", 0);
     snprintf(path, sizeof(path), "/%s", docs);
     rm_err_t e = simple(s, "PUT", path, db, NULL);
     json_decref(db);
@@ -162,8 +162,8 @@ rm_err_t rm_os_generation_activate(rm_os_sink_t *s, long gen) {
         return e;
     json_t *actions = json_array();
     if (old_docs)
-        json_array_append_new(actions, json_pack("{s:{s:s,s:s}}", "remove", "index", old_docs,
-                                                 "alias", s->alias));
+        json_array_append_new(
+            actions, json_pack("{s:{s:s,s:s}}", "remove", "index", old_docs, "alias", s->alias));
     if (old_state)
         json_array_append_new(actions, json_pack("{s:{s:s,s:s}}", "remove", "index", old_state,
                                                  "alias", s->state_alias));
@@ -192,14 +192,15 @@ rm_err_t rm_os_index_delete(rm_os_sink_t *s, const char *index) {
     return e;
 }
 
-rm_err_t rm_os_scan(rm_os_sink_t *s, void (*fn)(const char *id, json_t *src, void *arg),
+rm_err_t rm_os_scan(rm_os_sink_t *s,
+                    void (*fn)(const char *id, json_t *src, long long version, void *arg),
                     void *arg) {
     char path[300];
     snprintf(path, sizeof(path), "/%s/_search", s->alias);
     json_t *after = NULL;
     for (;;) {
-        json_t *body = json_pack("{s:i,s:{s:{}},s:[{s:s}]}", "size", 1000, "query", "match_all",
-                                 "sort", "practitioner_id", "asc");
+        json_t *body = json_pack("{s:i,s:b,s:{s:{}},s:[{s:s}]}", "size", 1000, "version", 1,
+                                 "query", "match_all", "sort", "practitioner_id", "asc");
         if (after)
             json_object_set_new(body, "search_after", after);
         json_t *r;
@@ -211,10 +212,11 @@ rm_err_t rm_os_scan(rm_os_sink_t *s, void (*fn)(const char *id, json_t *src, voi
         size_t i;
         json_t *h;
         json_array_foreach(hits, i, h)
-            fn(json_string_value(json_object_get(h, "_id")), json_object_get(h, "_source"), arg);
+            fn(json_string_value(json_object_get(h, "_id")), json_object_get(h, "_source"),
+               (long long)json_integer_value(json_object_get(h, "_version")), arg);
         after = json_array_size(hits)
-                    ? json_deep_copy(json_object_get(json_array_get(hits, json_array_size(hits) - 1),
-                                                     "sort"))
+                    ? json_deep_copy(
+                          json_object_get(json_array_get(hits, json_array_size(hits) - 1), "sort"))
                     : NULL;
         json_decref(r);
         if (!after)

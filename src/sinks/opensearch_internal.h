@@ -25,8 +25,6 @@ rm_err_t rm_os_request(rm_os_sink_t *s, const char *method, const char *path, co
                        size_t len, const char *content_type, long *status, json_t **resp);
 /* Formats the error of an answer into s->err and returns RM_ERR_REPLY. */
 rm_err_t rm_os_reply_error(rm_os_sink_t *s, const char *what, long status, json_t *resp);
-/* "<prefix>practitioners-<gen>" / "<prefix>practitioners-state-<gen>". */
-void rm_os_gen_names(const rm_os_sink_t *s, long gen, char *docs, char *state, size_t cap);
 /* Bulk-writes items into the given index names (aliases when require_alias). */
 rm_err_t rm_os_write(rm_os_sink_t *s, const char *docs_index, const char *state_index,
                      bool require_alias, rm_os_flush_t *items, size_t n, int attempts,

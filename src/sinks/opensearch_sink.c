@@ -48,8 +48,7 @@ rm_os_sink_t *rm_os_sink_new(const rm_os_config_t *cfg) {
     if (!s->cfg.timeout_ms)
         s->cfg.timeout_ms = 30000;
     snprintf(s->alias, sizeof(s->alias), "%spractitioners", s->cfg.index_prefix);
-    snprintf(s->state_alias, sizeof(s->state_alias), "%spractitioners-state",
-             s->cfg.index_prefix);
+    snprintf(s->state_alias, sizeof(s->state_alias), "%spractitioners-state", s->cfg.index_prefix);
     snprintf(s->meta, sizeof(s->meta), "%sreadmodel-meta", s->cfg.index_prefix);
     s->cp_versions = json_object();
     s->rng = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)s;
@@ -122,8 +121,8 @@ static CURL *handle(rm_os_sink_t *s) {
         return NULL;
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, s->cfg.timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, s->cfg.timeout_ms < 10000 ? s->cfg.timeout_ms
-                                                                             : 10000L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                     s->cfg.timeout_ms < 10000 ? s->cfg.timeout_ms : 10000L);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     if (s->cfg.ca_file)
         curl_easy_setopt(c, CURLOPT_CAINFO, s->cfg.ca_file);
@@ -249,10 +248,10 @@ json_t *rm_os_index_body(bool loading) {
         "{s:{s:s},s:{s:s,s:{s:{s:s,s:i}}},s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s},"
         "s:{s:s,s:s},s:{s:s}}",
         "practitioner_id", "type", "keyword", "name", "type", "text", "fields", "keyword", "type",
-        "keyword", "ignore_above", 256, "specialties", "type", "keyword", "city", "type",
-        "keyword", "location", "type", "geo_point", "languages", "type", "keyword",
-        "accepts_new_patients", "type", "boolean", "active", "type", "boolean", "free_dates",
-        "type", "date", "format", "yyyy-MM-dd", "free_slots_total", "type", "integer");
+        "keyword", "ignore_above", 256, "specialties", "type", "keyword", "city", "type", "keyword",
+        "location", "type", "geo_point", "languages", "type", "keyword", "accepts_new_patients",
+        "type", "boolean", "active", "type", "boolean", "free_dates", "type", "date", "format",
+        "yyyy-MM-dd", "free_slots_total", "type", "integer");
     return json_pack("{s:{s:{s:i,s:i,s:s}},s:{s:s,s:o}}", "settings", "index", "number_of_shards",
                      1, "number_of_replicas", loading ? 0 : 1, "refresh_interval",
                      loading ? "-1" : "1s", "mappings", "dynamic", "strict", "properties", props);
@@ -324,10 +323,9 @@ rm_err_t rm_os_sink_ensure(rm_os_sink_t *s, char *diff, size_t cap) {
     char path[300];
     long st;
     json_t *r;
-    rm_err_t e = create_index(
-        s, s->meta,
-        json_pack("{s:{s:{s:i}},s:{s:b}}", "settings", "index", "number_of_shards", 1, "mappings",
-                  "dynamic", 0));
+    rm_err_t e = create_index(s, s->meta,
+                              json_pack("{s:{s:{s:i}},s:{s:b}}", "settings", "index",
+                                        "number_of_shards", 1, "mappings", "dynamic", 0));
     if (e)
         return e;
     snprintf(path, sizeof(path), "/_alias/%s", s->alias);
@@ -543,10 +541,10 @@ static int item_lines(const rm_os_flush_t *it, bool state, const char *index, te
         char *a = rm_os_b64_encode(bytes, blen);
         free(bytes);
         json_t *prof = rm_profile_to_json(it->profile);
-        json_t *o = a && prof ? json_pack("{s:i,s:I,s:s,s:o}", "partition", (int)it->partition,
-                                          "fence", (json_int_t)it->fence, "avail", a, "profile",
-                                          prof)
-                              : NULL;
+        json_t *o = a && prof
+                        ? json_pack("{s:i,s:I,s:s,s:o}", "partition", (int)it->partition, "fence",
+                                    (json_int_t)it->fence, "avail", a, "profile", prof)
+                        : NULL;
         free(a);
         src = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
@@ -751,9 +749,9 @@ rm_err_t rm_os_checkpoint_get(rm_os_sink_t *s, const char *topic, int32_t partit
     *next = -1;
     if (st == 200 && json_is_integer(json_object_get(json_object_get(r, "_source"), "next"))) {
         *next = json_integer_value(json_object_get(json_object_get(r, "_source"), "next"));
-        json_object_set_new(s->cp_versions, id,
-                            json_pack("[O,O]", json_object_get(r, "_seq_no"),
-                                      json_object_get(r, "_primary_term")));
+        json_object_set_new(
+            s->cp_versions, id,
+            json_pack("[O,O]", json_object_get(r, "_seq_no"), json_object_get(r, "_primary_term")));
     } else if (st == 404 && json_is_false(json_object_get(r, "found"))) {
         json_object_del(s->cp_versions, id);
     } else {
@@ -795,9 +793,9 @@ rm_err_t rm_os_checkpoint_cas(rm_os_sink_t *s, const char *topic, int32_t partit
         return e;
     if (st == 200 || st == 201) {
         *ok = true;
-        json_object_set_new(s->cp_versions, id,
-                            json_pack("[O,O]", json_object_get(r, "_seq_no"),
-                                      json_object_get(r, "_primary_term")));
+        json_object_set_new(
+            s->cp_versions, id,
+            json_pack("[O,O]", json_object_get(r, "_seq_no"), json_object_get(r, "_primary_term")));
     } else if (st == 409) {
         e = rm_os_checkpoint_get(s, topic, partition, current);
     } else {
@@ -860,11 +858,12 @@ static rm_err_t lease_write(rm_os_sink_t *s, const char *holder, int ttl_ms, boo
     if (create)
         snprintf(path, sizeof(path), "/%s/_create/lease:opensearch", s->meta);
     else
-        snprintf(path, sizeof(path), "/%s/_doc/lease:opensearch?if_seq_no=%lld&if_primary_term=%lld",
-                 s->meta, (long long)json_integer_value(json_array_get(s->lease_version, 0)),
+        snprintf(path, sizeof(path),
+                 "/%s/_doc/lease:opensearch?if_seq_no=%lld&if_primary_term=%lld", s->meta,
+                 (long long)json_integer_value(json_array_get(s->lease_version, 0)),
                  (long long)json_integer_value(json_array_get(s->lease_version, 1)));
-    json_t *body = json_pack("{s:s,s:I}", "holder", holder, "expires_ms",
-                             (json_int_t)(now_ms() + ttl_ms));
+    json_t *body =
+        json_pack("{s:s,s:I}", "holder", holder, "expires_ms", (json_int_t)(now_ms() + ttl_ms));
     long st;
     json_t *r;
     rm_err_t e = put_json(s, path, body, &st, &r);

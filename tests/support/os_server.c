@@ -196,8 +196,8 @@ static bool value_ok(const char *type, json_t *v) {
         return json_is_string(v) && date_ok(json_string_value(v));
     if (!strcmp(type, "boolean"))
         return json_is_boolean(v) ||
-               (json_is_string(v) && (!strcmp(json_string_value(v), "true") ||
-                                      !strcmp(json_string_value(v), "false")));
+               (json_is_string(v) &&
+                (!strcmp(json_string_value(v), "true") || !strcmp(json_string_value(v), "false")));
     if (!strcmp(type, "integer") || !strcmp(type, "long"))
         return json_is_integer(v);
     if (!strcmp(type, "geo_point")) {
@@ -244,14 +244,13 @@ static const char *check_source(json_t *idx, json_t *src, char *why, size_t cap)
 typedef struct {
     const char *op; /* index | create | delete */
     long long version;
-    bool external, gte; /* version_type external or external_gte */
+    bool external, gte;                   /* version_type external or external_gte */
     long long if_seq_no, if_primary_term; /* -1: not given */
 } write_opts_t;
 
 /* One write into a concrete index; returns the item result object (with
  * "status") as _bulk and the document APIs report it. */
-static json_t *doc_write(json_t *idx, const char *id, json_t *src,
-                         const write_opts_t *o) {
+static json_t *doc_write(json_t *idx, const char *id, json_t *src, const write_opts_t *o) {
     const char *iname = json_string_value(json_object_get(idx, "name"));
     json_t *docs = json_object_get(idx, "docs");
     json_t *cur = json_object_get(docs, id);
@@ -260,8 +259,10 @@ static json_t *doc_write(json_t *idx, const char *id, json_t *src,
     const char *type = "version_conflict_engine_exception";
     int status = 0;
     if (!strcmp(o->op, "create") && cur) {
-        snprintf(reason, sizeof(reason), "[%s]: version conflict, document already exists "
-                 "(current version [%lld])", id, cur_version);
+        snprintf(reason, sizeof(reason),
+                 "[%s]: version conflict, document already exists "
+                 "(current version [%lld])",
+                 id, cur_version);
         status = 409;
     } else if (o->if_seq_no >= 0 &&
                (!cur || json_integer_value(json_object_get(cur, "_seq_no")) != o->if_seq_no ||
@@ -296,8 +297,8 @@ static json_t *doc_write(json_t *idx, const char *id, json_t *src,
     }
     if (status) {
         json_t *err = json_pack("{s:s,s:s,s:s}", "type", type, "reason", reason, "index", iname);
-        return json_pack("{s:s,s:s,s:i,s:o}", "_index", iname, "_id", id, "status", status,
-                         "error", err);
+        return json_pack("{s:s,s:s,s:i,s:o}", "_index", iname, "_id", id, "status", status, "error",
+                         err);
     }
     long long seq = json_integer_value(json_object_get(idx, "seq"));
     json_object_set_new(idx, "seq", json_integer(seq + 1));
@@ -364,7 +365,6 @@ static void count_kind(os_server_t *s, const char *kind) {
                         json_integer(json_integer_value(json_object_get(s->counts, kind)) + 1));
 }
 
-
 static reply_t create_index(os_server_t *s, const char *name, const upload_t *u) {
     if (!valid_index_name(name)) {
         char reason[512];
@@ -386,8 +386,10 @@ static reply_t create_index(os_server_t *s, const char *name, const upload_t *u)
     json_object_foreach(aliases, alias, v) if (index_get(s, alias)) {
         json_decref(b);
         char reason[512];
-        snprintf(reason, sizeof(reason), "an index or data stream exists with the same name as "
-                 "the alias [%s]", alias);
+        snprintf(reason, sizeof(reason),
+                 "an index or data stream exists with the same name as "
+                 "the alias [%s]",
+                 alias);
         return os_error(400, "invalid_alias_name_exception", reason, alias);
     }
     json_object_set_new(s->indices, name,
@@ -400,8 +402,8 @@ static reply_t create_index(os_server_t *s, const char *name, const upload_t *u)
         json_array_append_new(a, json_string(name));
     }
     json_decref(b);
-    return ok(json_pack("{s:b,s:b,s:s}", "acknowledged", 1, "shards_acknowledged", 1, "index",
-                        name));
+    return ok(
+        json_pack("{s:b,s:b,s:s}", "acknowledged", 1, "shards_acknowledged", 1, "index", name));
 }
 
 static void alias_remove_index(os_server_t *s, const char *index) {
@@ -500,7 +502,7 @@ static reply_t put_settings(os_server_t *s, const char *name, const upload_t *u)
         json_object_foreach(flat, k, v) {
             if (!strcmp(json_string_value(v), "null")) /* null restores the default */
                 json_object_set_new(st, k,
-                                    json_string(!strcmp(k, "index.refresh_interval") ? "1s"
+                                    json_string(!strcmp(k, "index.refresh_interval")     ? "1s"
                                                 : !strcmp(k, "index.number_of_replicas") ? "1"
                                                                                          : ""));
             else
@@ -546,8 +548,10 @@ static reply_t post_aliases(os_server_t *s, const upload_t *u) {
         if (!strcmp(kind, "add") && index_get(s, alias)) {
             json_decref(b);
             char reason[512];
-            snprintf(reason, sizeof(reason), "an index or data stream exists with the same name "
-                     "as the alias [%s]", alias);
+            snprintf(reason, sizeof(reason),
+                     "an index or data stream exists with the same name "
+                     "as the alias [%s]",
+                     alias);
             return os_error(400, "invalid_alias_name_exception", reason, alias);
         }
         if (!strcmp(kind, "remove")) {
@@ -606,8 +610,8 @@ static reply_t get_alias(os_server_t *s, const char *alias) {
     json_t *out = json_object();
     size_t i;
     json_t *e;
-    json_array_foreach(a, i, e) json_object_set_new(
-        out, json_string_value(e), json_pack("{s:{s:{}}}", "aliases", alias));
+    json_array_foreach(a, i, e)
+        json_object_set_new(out, json_string_value(e), json_pack("{s:{s:{}}}", "aliases", alias));
     return ok(out);
 }
 
@@ -643,8 +647,10 @@ static int opts_from(json_t *meta, struct MHD_Connection *c, write_opts_t *o, ch
         o->if_primary_term = pt ? json_integer_value(pt) : pts ? atoll(pts) : 0;
     }
     if (o->if_seq_no >= 0 && o->external) {
-        snprintf(why, cap, "Validation Failed: 1: compare and write operations can not be used "
-                 "with version type [%s];", o->gte ? "EXTERNAL_GTE" : "EXTERNAL");
+        snprintf(why, cap,
+                 "Validation Failed: 1: compare and write operations can not be used "
+                 "with version type [%s];",
+                 o->gte ? "EXTERNAL_GTE" : "EXTERNAL");
         return -1;
     }
     return 0;
@@ -776,8 +782,7 @@ static reply_t bulk(os_server_t *s, struct MHD_Connection *c, const char *path_i
                 item = item_error(iname, id, 404, "index_not_found_exception", why);
             } else {
                 if (!target) { /* automatic index creation, dynamic mapping */
-                    json_object_set_new(s->indices, iname,
-                                        index_new(iname, NULL, NULL));
+                    json_object_set_new(s->indices, iname, index_new(iname, NULL, NULL));
                     target = iname;
                 }
                 char auto_id[32];
@@ -890,8 +895,8 @@ static reply_t mget(os_server_t *s, const char *name, const upload_t *u) {
         reply_t r = get_doc(s, name, json_string_value(id) ? json_string_value(id) : "");
         if (r.status == 404 && !json_object_get(r.body, "found")) { /* missing index */
             json_t *e = json_object_get(r.body, "error");
-            json_array_append_new(docs, json_pack("{s:s,s:O,s:O}", "_index", name, "_id", id,
-                                                  "error", e));
+            json_array_append_new(
+                docs, json_pack("{s:s,s:O,s:O}", "_index", name, "_id", id, "error", e));
             json_decref(r.body);
             continue;
         }
@@ -974,8 +979,8 @@ static reply_t search(os_server_t *s, const char *name, const upload_t *u, bool 
     const char *sf = NULL;
     if (json_is_array(sort) && json_array_size(sort)) {
         json_t *s0 = json_array_get(sort, 0);
-        sf = json_is_string(s0) ? json_string_value(s0)
-                                : json_object_iter_key(json_object_iter(s0));
+        sf =
+            json_is_string(s0) ? json_string_value(s0) : json_object_iter_key(json_object_iter(s0));
     }
     json_array_foreach(names, i, iname) {
         json_t *vis = searchable(index_get(s, json_string_value(iname)));
@@ -986,16 +991,16 @@ static reply_t search(os_server_t *s, const char *name, const upload_t *u, bool 
                 continue;
             if (n == cap)
                 hits = realloc(hits, (cap *= 2) * sizeof(*hits));
-            hits[n++] = (hit_t){id, json_string_value(iname), src,
-                                sf ? json_object_get(src, sf) : NULL};
+            hits[n++] =
+                (hit_t){id, json_string_value(iname), src, sf ? json_object_get(src, sf) : NULL};
         }
     }
     if (count) {
         json_decref(b);
         free(hits);
         json_decref(names);
-        return ok(json_pack("{s:I,s:{s:i,s:i,s:i,s:i}}", "count", (json_int_t)n, "_shards",
-                            "total", 1, "successful", 1, "skipped", 0, "failed", 0));
+        return ok(json_pack("{s:I,s:{s:i,s:i,s:i,s:i}}", "count", (json_int_t)n, "_shards", "total",
+                            1, "successful", 1, "skipped", 0, "failed", 0));
     }
     sort_field = sf;
     qsort(hits, n, sizeof(*hits), hit_cmp);
@@ -1008,8 +1013,8 @@ static reply_t search(os_server_t *s, const char *name, const upload_t *u, bool 
         free(hits);
         json_decref(b);
         json_decref(names);
-        return os_error(400, "illegal_argument_exception",
-                        "Sort must contain at least one field.", NULL);
+        return os_error(400, "illegal_argument_exception", "Sort must contain at least one field.",
+                        NULL);
     }
     if (from + size > 10000) {
         free(hits);
@@ -1029,15 +1034,20 @@ static reply_t search(os_server_t *s, const char *name, const upload_t *u, bool 
             continue;
         json_t *h = json_pack("{s:s,s:s,s:n,s:O}", "_index", hits[k].index, "_id", hits[k].id,
                               "_score", "_source", hits[k].src);
+        if (json_is_true(json_object_get(b, "version"))) {
+            json_t *doc =
+                json_object_get(json_object_get(index_get(s, hits[k].index), "docs"), hits[k].id);
+            json_object_set(h, "_version", json_object_get(doc, "_version"));
+        }
         if (sf)
-            json_object_set_new(h, "sort", json_pack("[O]", hits[k].key ? hits[k].key
-                                                                        : json_null()));
+            json_object_set_new(h, "sort",
+                                json_pack("[O]", hits[k].key ? hits[k].key : json_null()));
         json_array_append_new(out, h);
     }
-    json_t *res = json_pack("{s:i,s:b,s:{s:i,s:i,s:i,s:i},s:{s:{s:I,s:s},s:n,s:o}}", "took", 1,
-                            "timed_out", 0, "_shards", "total", 1, "successful", 1, "skipped", 0,
-                            "failed", 0, "hits", "total", "value", (json_int_t)n, "relation", "eq",
-                            "max_score", "hits", out);
+    json_t *res =
+        json_pack("{s:i,s:b,s:{s:i,s:i,s:i,s:i},s:{s:{s:I,s:s},s:n,s:o}}", "took", 1, "timed_out",
+                  0, "_shards", "total", 1, "successful", 1, "skipped", 0, "failed", 0, "hits",
+                  "total", "value", (json_int_t)n, "relation", "eq", "max_score", "hits", out);
     free(hits);
     json_decref(b);
     json_decref(names);
@@ -1060,14 +1070,14 @@ static reply_t do_refresh(os_server_t *s, const char *name) {
 /* Routes one request (lock held). parts: the path split on '/'. */
 static reply_t route(os_server_t *s, struct MHD_Connection *c, const char *method, char **parts,
                      int np, const upload_t *u) {
-    bool get = !strcmp(method, "GET"), head = !strcmp(method, "HEAD"),
-         put = !strcmp(method, "PUT"), post = !strcmp(method, "POST"),
-         del = !strcmp(method, "DELETE");
+    bool get = !strcmp(method, "GET"), head = !strcmp(method, "HEAD"), put = !strcmp(method, "PUT"),
+         post = !strcmp(method, "POST"), del = !strcmp(method, "DELETE");
     if (np == 0 && (get || head)) {
         count_kind(s, "info");
         return ok(json_pack("{s:s,s:s,s:{s:s,s:s},s:s}", "name", "os-test", "cluster_name",
                             "readmodel-test", "version", "distribution", "opensearch", "number",
-                            "2.11.0", "tagline", "The OpenSearch Project: https://opensearch.org/"));
+                            "2.11.0", "tagline",
+                            "The OpenSearch Project: https://opensearch.org/"));
     }
     const char *a = parts[0];
     if (np == 1 && !strcmp(a, "_bulk") && (post || put)) {
@@ -1266,11 +1276,10 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 }
 
 static int listen_on(os_server_t *s, int port) {
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                                MHD_USE_ERROR_LOG,
-                            (uint16_t)port, NULL, NULL, handler, s, MHD_OPTION_NOTIFY_COMPLETED,
-                            completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 30U, MHD_OPTION_END);
+    s->d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
+        (uint16_t)port, NULL, NULL, handler, s, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U, MHD_OPTION_CONNECTION_TIMEOUT, 30U, MHD_OPTION_END);
     if (!s->d)
         return -1;
     s->port = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT)->port;
@@ -1386,6 +1395,13 @@ json_t *os_server_indices(os_server_t *s) {
     json_object_foreach(s->indices, k, v) json_array_append_new(out, json_string(k));
     pthread_mutex_unlock(&s->mu);
     return out;
+}
+
+int os_faults_pending(os_server_t *s) {
+    pthread_mutex_lock(&s->mu);
+    int n = s->bulk_429 + s->item_429 + s->f503 + s->drop;
+    pthread_mutex_unlock(&s->mu);
+    return n;
 }
 
 long os_server_requests(os_server_t *s, const char *kind) {

@@ -31,12 +31,12 @@ void os_server_down(os_server_t *s);
 int os_server_up(os_server_t *s);
 
 /* Faults, each applied to the next n matching requests. */
-void os_fault_bulk_429(os_server_t *s, int n);     /* whole _bulk answered 429 */
-void os_fault_item_429(os_server_t *s, int n);     /* n bulk items get status 429 */
-void os_fault_503(os_server_t *s, int n);          /* any request answered 503 */
-void os_fault_drop(os_server_t *s, int n);         /* connection closed, no response */
+void os_fault_bulk_429(os_server_t *s, int n);           /* whole _bulk answered 429 */
+void os_fault_item_429(os_server_t *s, int n);           /* n bulk items get status 429 */
+void os_fault_503(os_server_t *s, int n);                /* any request answered 503 */
+void os_fault_drop(os_server_t *s, int n);               /* connection closed, no response */
 void os_fault_reject_id(os_server_t *s, const char *id); /* items with this _id: 400 */
-void os_fault_delay_ms(os_server_t *s, int ms);    /* every response delayed (0: off) */
+void os_fault_delay_ms(os_server_t *s, int ms);          /* every response delayed (0: off) */
 
 /* Inspection (under the server's lock): the _source of a document read
  * through an index or alias name (realtime, as GET _doc), a new reference or
@@ -46,5 +46,7 @@ json_t *os_server_get(os_server_t *s, const char *index, const char *id);
 json_t *os_server_ids(os_server_t *s, const char *index);
 json_t *os_server_indices(os_server_t *s);
 long os_server_requests(os_server_t *s, const char *kind);
+/* Faults injected but not yet consumed by a request. */
+int os_faults_pending(os_server_t *s);
 
 #endif

@@ -26,6 +26,7 @@ typedef struct {
     size_t ndays;
     rbook_t *books;
     size_t nbooks;
+    json_t *profile; /* the profile fields set so far, as the events carried them */
 } rprac_t;
 
 struct ref_model {
@@ -44,6 +45,7 @@ void ref_free(ref_model_t *m) {
             free(m->ps[i].books[b].id);
         free(m->ps[i].books);
         free(m->ps[i].days);
+        json_decref(m->ps[i].profile);
     }
     free(m->ps);
     free(m);
@@ -245,10 +247,16 @@ int ref_apply(ref_model_t *m, const char *key, size_t key_len, const char *value
         }
         if (!present)
             return invalid(m, o);
+        rprac_t *p = prac(m, pid);
         if (!strcmp(t, "PractitionerRegistered"))
-            prac(m, pid)->active = true;
-        else
-            prac(m, pid);
+            p->active = true;
+        if (!p->profile)
+            p->profile = json_object();
+        for (int i = 0; i < 6; i++) {
+            json_t *v = json_object_get(o, profile_fields[i]);
+            if (v)
+                json_object_set(p->profile, profile_fields[i], v);
+        }
     } else if (!strcmp(t, "PractitionerDeactivated")) {
         prac(m, pid)->active = false;
     } else if (!strcmp(t, "SlotsPublished") || !strcmp(t, "SlotsWithdrawn")) {
@@ -355,5 +363,46 @@ void ref_each_key(const ref_model_t *m, void (*fn)(const char *, const unsigned 
                 fn(key, v, arg);
             }
         }
+    }
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void ref_each_doc(const ref_model_t *m, void (*fn)(const char *pid, json_t *doc, void *arg),
+                  void *arg) {
+    for (size_t i = 0; i < m->n; i++) {
+        const rprac_t *p = &m->ps[i];
+        json_t *doc = p->profile ? json_deep_copy(p->profile) : json_object();
+        json_object_set_new(doc, "practitioner_id", json_string(p->pid));
+        json_object_set_new(doc, "active", json_boolean(p->active));
+        char **dates = calloc(p->ndays + 1, sizeof(*dates));
+        size_t nd = 0;
+        long total = 0;
+        for (size_t d = 0; p->active && d < p->ndays; d++) {
+            bool free_slot[288];
+            memcpy(free_slot, p->days[d].pub, sizeof(free_slot));
+            for (size_t b = 0; b < p->nbooks; b++)
+                if (!strcmp(p->books[b].date, p->days[d].date))
+                    for (int s = p->books[b].start; s < p->books[b].start + p->books[b].count; s++)
+                        free_slot[s] = false;
+            int n = 0;
+            for (int s = 0; s < 288; s++)
+                n += free_slot[s];
+            if (n) {
+                dates[nd++] = (char *)p->days[d].date;
+                total += n;
+            }
+        }
+        qsort(dates, nd, sizeof(*dates), cmp_str);
+        json_t *fd = json_array();
+        for (size_t d = 0; d < nd; d++)
+            json_array_append_new(fd, json_string(dates[d]));
+        json_object_set_new(doc, "free_dates", fd);
+        json_object_set_new(doc, "free_slots_total", json_integer(total));
+        free(dates);
+        fn(p->pid, doc, arg);
+        json_decref(doc);
     }
 }

@@ -23,4 +23,10 @@ size_t ref_invalid_count(const ref_model_t *m);
 void ref_each_key(const ref_model_t *m,
                   void (*fn)(const char *key, const unsigned char v[36], void *arg), void *arg);
 
+/* Visits every practitioner's expected OpenSearch document (events.md,
+ * "Read model 2"); doc is borrowed for the call. */
+#include <jansson.h>
+void ref_each_doc(const ref_model_t *m, void (*fn)(const char *pid, json_t *doc, void *arg),
+                  void *arg);
+
 #endif

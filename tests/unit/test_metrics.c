@@ -119,6 +119,36 @@ static bool exported(const char *names, const char *metric) {
 /* deploy/grafana/readmodel-dashboard.json: valid JSON, every query valid
  * PromQL for the real promtool, and every metric it names exported by
  * serve or by a rebuild/verify Job (so no panel stays empty by a typo). */
+/* serve with OpenSearch: one family header, a series per target. */
+static void test_two_pipelines(void **state) {
+    (void)state;
+    rm_serve_stats_t *st = calloc(1, sizeof(*st)), *os = calloc(1, sizeof(*os));
+    st->target = "redis";
+    os->target = "opensearch";
+    st->next = os;
+    atomic_store(&st->events[RM_RESULT_APPLIED], 7);
+    atomic_store(&os->events[RM_RESULT_APPLIED], 5);
+    atomic_store(&os->rejected, 2);
+    atomic_store(&os->sink_ping_ok, 1);
+    atomic_store(&os->sink_write_ok, 0);
+    char *m = rm_metrics_render(st, "booking.events", "redis");
+    assert_non_null(strstr(m, "readmodel_events_total{target=\"redis\",result=\"applied\"} 7\n"));
+    assert_non_null(
+        strstr(m, "readmodel_events_total{target=\"opensearch\",result=\"applied\"} 5\n"));
+    assert_non_null(strstr(m, "readmodel_documents_rejected_total{target=\"opensearch\"} 2\n"));
+    assert_non_null(strstr(m, "readmodel_sink_up{target=\"opensearch\"} 0\n"));
+    const char *first = strstr(m, "# TYPE readmodel_events_total");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "# TYPE readmodel_events_total"));
+    first = strstr(m, "\nprocess_cpu_seconds_total ");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "\nprocess_cpu_seconds_total "));
+    assert_promtool_accepts(m);
+    free(m);
+    free(st);
+    free(os);
+}
+
 static void test_dashboard_queries_name_real_metrics(void **state) {
     (void)state;
     char names[16384] = "";
@@ -175,6 +205,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serve_shows_pipeline_not_job_progress),
         cmocka_unit_test(test_job_shows_progress_not_pipeline),
+        cmocka_unit_test(test_two_pipelines),
         cmocka_unit_test(test_dashboard_queries_name_real_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

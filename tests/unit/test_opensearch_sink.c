@@ -61,8 +61,8 @@ static void batch_init(batch_t *b, int n, int64_t fence) {
         roaring_bitmap_add_range(b->st[i].published, 100 * 288, 100 * 288 + (uint64_t)i + 1);
         b->prof[i].set = RM_PROFILE_NAME;
         b->prof[i].name = strdup("\"Dr X\"");
-        b->items[i] = (rm_os_flush_t){b->pid[i], strlen(b->pid[i]), &b->st[i], &b->prof[i], 0,
-                                      fence + i};
+        b->items[i] =
+            (rm_os_flush_t){b->pid[i], strlen(b->pid[i]), &b->st[i], &b->prof[i], 0, fence + i};
     }
 }
 
@@ -308,8 +308,9 @@ static void test_lease(void **state) {
     rm_os_sink_free(other);
 }
 
-static void collect(const char *id, json_t *src, void *arg) {
+static void collect(const char *id, json_t *src, long long version, void *arg) {
     (void)src;
+    assert_true(version >= 1);
     json_array_append_new(arg, json_string(id));
 }
 
@@ -365,7 +366,9 @@ static void test_auth(void **state) {
     os_server_require_auth(f->srv, NULL, NULL);
     os_server_require_sigv4(f->srv, true);
     assert_int_equal(rm_os_sink_ping(f->s), RM_ERR_REPLY);
-    rm_os_config_t sv = {.url = f->url, .aws_region = "eu-west-1", .aws_key = "AKIDEXAMPLE",
+    rm_os_config_t sv = {.url = f->url,
+                         .aws_region = "eu-west-1",
+                         .aws_key = "AKIDEXAMPLE",
                          .aws_secret = "wJalrXUtnFEMI"};
     rm_os_sink_t *v = rm_os_sink_new(&sv);
     assert_int_equal(rm_os_sink_ping(v), RM_ERR_OK);
@@ -373,8 +376,8 @@ static void test_auth(void **state) {
 }
 
 /* The test server refuses what OpenSearch refuses. */
-static long raw(fx_t *f, const char *method, const char *path, const char *ctype,
-                const char *body, char *out, size_t cap) {
+static long raw(fx_t *f, const char *method, const char *path, const char *ctype, const char *body,
+                char *out, size_t cap) {
     CURL *c = curl_easy_init();
     char u[256];
     snprintf(u, sizeof(u), "%s%s", f->url, path);
@@ -402,9 +405,8 @@ static void test_server_contract(void **state) {
     fx_t *f = *state;
     char out[2048];
     const char *nd = "application/x-ndjson";
-    assert_int_equal(raw(f, "POST", "/_bulk", nd, "{\"index\":{\"_index\":\"x\"}}\n{}", out,
-                         sizeof(out)),
-                     400);
+    assert_int_equal(
+        raw(f, "POST", "/_bulk", nd, "{\"index\":{\"_index\":\"x\"}}\n{}", out, sizeof(out)), 400);
     assert_non_null(strstr(out, "must be terminated by a newline"));
     assert_int_equal(raw(f, "POST", "/_bulk", nd, "\"oops\"\n", out, sizeof(out)), 400);
     assert_non_null(strstr(out, "Malformed action/metadata line [1]"));
@@ -430,15 +432,13 @@ static void test_server_contract(void **state) {
                          "{\"add\":{\"index\":\"missing\",\"alias\":\"al\"}}]}",
                          out, sizeof(out)),
                      404);
-    assert_int_equal(raw(f, "GET", "/_alias/al", "application/json", NULL, out, sizeof(out)),
-                     404);
+    assert_int_equal(raw(f, "GET", "/_alias/al", "application/json", NULL, out, sizeof(out)), 404);
     /* Search sees only refreshed documents when refresh is off. */
     assert_int_equal(raw(f, "PUT", "/b", "application/json",
                          "{\"settings\":{\"index\":{\"refresh_interval\":\"-1\"}}}", out,
                          sizeof(out)),
                      200);
-    assert_int_equal(raw(f, "PUT", "/b/_doc/1", "application/json", "{\"x\":1}", out,
-                         sizeof(out)),
+    assert_int_equal(raw(f, "PUT", "/b/_doc/1", "application/json", "{\"x\":1}", out, sizeof(out)),
                      201);
     assert_int_equal(raw(f, "GET", "/b/_count", "application/json", NULL, out, sizeof(out)), 200);
     assert_non_null(strstr(out, "\"count\":0"));

@@ -22,7 +22,7 @@
 
 #define REGISTER                                                                                   \
     ENV("PractitionerRegistered",                                                                  \
-        ",\"name\":\"Dr A. Jones\",\"specialties\":[\"dermatology\"],\"city\":\"Dublin\","        \
+        ",\"name\":\"Dr A. Jones\",\"specialties\":[\"dermatology\"],\"city\":\"Dublin\","         \
         "\"location\":{\"lat\":53.35,\"lon\":-6.26},\"languages\":[\"en\",\"ga\"],"                \
         "\"accepts_new_patients\":true")
 

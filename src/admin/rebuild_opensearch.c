@@ -1,0 +1,340 @@
+/*
+ * rebuild and verify of the OpenSearch practitioner index.
+ *
+ *   (lease) -> replay into memory -> new generation (refresh off, no
+ *   replicas) -> bulk-load documents, states, checkpoints -> restore settings,
+ *   refresh -> one _aliases call moves both aliases -> release the lease ->
+ *   after a grace period, delete the previous generation
+ *
+ * Readers of the alias see the previous index, complete, until the instant
+ * the complete new one replaces it; nothing they read is ever empty or
+ * partial. A rebuild that dies leaves the alias on the previous generation
+ * and an orphan new one, which the next rebuild deletes and recreates.
+ * verify replays the same way and compares every document behind the alias.
+ */
+#include "admin_internal.h"
+#include "progress.h"
+#include "readmodel/admin.h"
+#include "readmodel/log.h"
+#include "readmodel/opensearch_sink.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOAD_CHUNK 5000
+#define EXAMPLES   5
+
+static rm_os_sink_t *open_sink(const rm_serve_config_t *cfg) {
+    rm_os_config_t oc = rm_os_config_of(cfg);
+    rm_os_sink_t *s = rm_os_sink_new(&oc);
+    if (!s) {
+        rm_error("out of memory");
+        return NULL;
+    }
+    if (rm_os_sink_ping(s) != RM_ERR_OK) {
+        rm_error("OpenSearch at %s: %s", cfg->opensearch_url, rm_os_sink_last_error(s));
+        rm_os_sink_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Every replayed practitioner, in partition then table order. */
+static pract_t **collect(rm_replay_t *r, size_t *n) {
+    size_t total = 0;
+    for (int p = 0; p < r->partitions; p++)
+        total += r->maps[p].count;
+    pract_t **all = malloc((total ? total : 1) * sizeof(*all));
+    *n = 0;
+    for (int p = 0; all && p < r->partitions; p++)
+        for (uint32_t i = 0; i < r->maps[p].capacity; i++)
+            if (r->maps[p].slots[i])
+                all[(*n)++] = r->maps[p].slots[i];
+    return all;
+}
+
+/* ---- lease renewal (its own connection) ---- */
+
+typedef struct {
+    rm_os_sink_t *sink;
+    const char *holder;
+    int ttl_ms;
+    atomic_int stop, lost;
+    pthread_t thread;
+} renewer_t;
+
+static void *renew_main(void *arg) {
+    renewer_t *rn = arg;
+    while (!atomic_load(&rn->stop)) {
+        for (int i = 0; i < rn->ttl_ms / 3 / 100 && !atomic_load(&rn->stop); i++)
+            usleep(100 * 1000);
+        if (atomic_load(&rn->stop))
+            break;
+        bool ok = false;
+        if (rm_os_lease_renew(rn->sink, rn->holder, rn->ttl_ms, &ok) == RM_ERR_OK && !ok) {
+            rm_error("the OpenSearch rebuild lease was lost (expired or taken); stopping");
+            atomic_store(&rn->lost, 1);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static bool load(const rm_serve_config_t *cfg, rm_os_sink_t *s, long gen, pract_t **all, size_t n,
+                 renewer_t *rn, unsigned long long *rejected) {
+    rm_os_flush_t *items = malloc(LOAD_CHUNK * sizeof(*items));
+    if (!items)
+        return false;
+    rm_progress_t wp;
+    rm_progress_begin(&wp, RM_PHASE_WRITE, n);
+    bool ok = true;
+    for (size_t off = 0; ok && off < n && !atomic_load(&rn->lost) && rm_serve_running;
+         off += LOAD_CHUNK) {
+        size_t m = n - off < LOAD_CHUNK ? n - off : LOAD_CHUNK;
+        for (size_t i = 0; i < m; i++) {
+            pract_t *pr = all[off + i];
+            items[i] = (rm_os_flush_t){pr->pid,      pr->pid_len,         &pr->st,
+                                       &pr->profile, pr->fence_partition, pr->fence};
+        }
+        if (rm_os_generation_load(s, gen, items, m, 8) != RM_ERR_OK) {
+            rm_error("loading the new index: %s", rm_os_sink_last_error(s));
+            ok = false;
+        }
+        for (size_t i = 0; ok && i < m; i++)
+            *rejected += items[i].rejected;
+        rm_progress_update(&wp, off + m);
+    }
+    rm_progress_end(&wp, ok ? n : 0);
+    free(items);
+    (void)cfg;
+    return ok && !atomic_load(&rn->lost) && rm_serve_running;
+}
+
+int rm_os_rebuild_run(const rm_serve_config_t *cfg, rm_replay_t *r, int truncated) {
+    if (cfg->flush)
+        rm_warn("--flush does not apply to OpenSearch: the index is rebuilt beside the live one "
+                "and swapped in, so readers never see it empty");
+    rm_os_sink_t *s = open_sink(cfg), *lease_sink = open_sink(cfg);
+    if (!s || !lease_sink) {
+        rm_os_sink_free(s);
+        rm_os_sink_free(lease_sink);
+        return RM_EXIT_FAILED;
+    }
+    int rc = RM_EXIT_FAILED;
+    char *old_docs = NULL, *old_state = NULL;
+    char holder[256], host[128] = "host", other[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(holder, sizeof(holder), "%s:%d:%lld", host, (int)getpid(), (long long)time(NULL));
+    renewer_t rn = {lease_sink, holder, cfg->lease_ttl_ms, 0, 0, 0};
+    bool got = false;
+    char diff[512];
+    if (rm_os_sink_ensure(s, diff, sizeof(diff)) != RM_ERR_OK ||
+        rm_os_lease_acquire(s, holder, cfg->lease_ttl_ms, &got, other, sizeof(other)) !=
+            RM_ERR_OK) {
+        rm_error("OpenSearch: %s", rm_os_sink_last_error(s));
+        goto done;
+    }
+    if (!got) {
+        fprintf(stderr,
+                "readmodel rebuild: another rebuild holds the OpenSearch lease (%s); not "
+                "starting\n",
+                other);
+        rc = RM_EXIT_LEASE_HELD;
+        goto done;
+    }
+    /* The renewer's sink learns the lease's version by reading it. */
+    long long ttl;
+    char me[256];
+    rm_os_lease_get(lease_sink, me, sizeof(me), &ttl);
+    rm_info("OpenSearch lease taken as %s; live serve processes pause index writes until it is "
+            "released",
+            holder);
+    pthread_create(&rn.thread, NULL, renew_main, &rn);
+    time_t started = time(NULL);
+    double t0 = rm_monotonic_s();
+    r->profiles = true;
+    if (rm_admin_replay(cfg, r) < 0)
+        goto release;
+    rm_admin_log_events(r);
+
+    long gen = 0;
+    if (rm_os_current(s, &old_docs, &old_state, &gen) != RM_ERR_OK) {
+        rm_error("OpenSearch: %s", rm_os_sink_last_error(s));
+        goto release;
+    }
+    long next_gen = gen + 1;
+    char new_docs[256], new_state[256];
+    rm_os_gen_names(s, next_gen, new_docs, new_state, sizeof(new_docs));
+    size_t n = 0;
+    pract_t **all = collect(r, &n);
+    unsigned long long rejected = 0;
+    double write_start = rm_monotonic_s() - t0;
+    bool ok = all && rm_os_generation_create(s, next_gen) == RM_ERR_OK;
+    if (ok)
+        rm_info("building %s (refresh off, no replicas) beside %s", new_docs,
+                old_docs ? old_docs : "(no index)");
+    ok = ok && load(cfg, s, next_gen, all, n, &rn, &rejected);
+    for (int p = 0; ok && p < r->partitions; p++)
+        ok = rm_os_generation_checkpoint(s, next_gen, cfg->topic, p, r->high[p]) == RM_ERR_OK;
+    ok = ok && rm_os_generation_finish(s, next_gen) == RM_ERR_OK;
+    ok = ok && !atomic_load(&rn.lost) && rm_os_generation_activate(s, next_gen) == RM_ERR_OK;
+    if (!ok && !atomic_load(&rn.lost))
+        rm_error("rebuild failed: %s; the alias still points to %s", rm_os_sink_last_error(s),
+                 old_docs ? old_docs : "nothing");
+    if (ok)
+        rm_info("alias %s now points to %s (one _aliases call)", rm_os_alias(s), new_docs);
+    free(all);
+    double secs = rm_monotonic_s() - t0;
+    json_t *rec = json_pack(
+        "{s:I,s:I,s:s,s:f,s:I,s:I,s:I,s:i,s:s,s:f}", "started_at", (json_int_t)started,
+        "finished_at", (json_int_t)time(NULL), "result", ok ? "ok" : "failed", "duration_s", secs,
+        "events", (json_int_t)atomic_load(&r->done), "documents", (json_int_t)n, "rejected",
+        (json_int_t)rejected, "truncated_partitions", truncated, "index", new_docs, "write_share",
+        secs > 0 ? (secs - write_start) / secs : 0.0);
+    rm_os_record_set(s, "rebuild:last:opensearch", rec);
+    json_decref(rec);
+    printf("rebuild (opensearch) %s in %.1f s: events applied=%llu invalid=%llu ignored=%llu; "
+           "documents written=%zu rejected=%llu into %s; writing took %.0f%% of the time%s\n",
+           ok ? "completed" : "FAILED", secs,
+           (unsigned long long)atomic_load(&r->stats.events[RM_RESULT_APPLIED]),
+           (unsigned long long)atomic_load(&r->stats.events[RM_RESULT_INVALID]),
+           (unsigned long long)atomic_load(&r->stats.events[RM_RESULT_IGNORED]), n, rejected,
+           new_docs, secs > 0 ? 100.0 * (secs - write_start) / secs : 0.0,
+           truncated ? "; WARNING: built from truncated history" : "");
+    fflush(stdout);
+    rc = ok ? RM_EXIT_OK : RM_EXIT_FAILED;
+release:
+    atomic_store(&rn.stop, 1);
+    pthread_join(rn.thread, NULL);
+    if (!atomic_load(&rn.lost))
+        rm_os_lease_release(lease_sink, holder);
+    if (rc == RM_EXIT_OK && old_docs) {
+        if (cfg->keep_previous) {
+            printf("previous generation kept for rollback: %s and %s (move the aliases back with "
+                   "one _aliases call, or delete them)\n",
+                   old_docs, old_state ? old_state : "-");
+        } else {
+            rm_info("deleting the previous generation %s in %d s (readers that resolved the "
+                    "alias before the move finish first)",
+                    old_docs, cfg->previous_grace_s);
+            for (int i = 0; i < cfg->previous_grace_s * 10 && rm_serve_running; i++)
+                usleep(100 * 1000);
+            if (rm_os_index_delete(s, old_docs) != RM_ERR_OK ||
+                (old_state && rm_os_index_delete(s, old_state) != RM_ERR_OK))
+                rm_warn("could not delete the previous generation: %s; delete %s by hand",
+                        rm_os_sink_last_error(s), old_docs);
+        }
+    }
+    free(old_docs);
+    free(old_state);
+done:
+    rm_os_sink_free(s);
+    rm_os_sink_free(lease_sink);
+    return rc;
+}
+
+/* ---- verify ---- */
+
+typedef struct {
+    rm_replay_t *r;
+    pract_map_t seen; /* practitioners found in the index */
+    unsigned long long missing, wrong, extra, skipped, same;
+    int nex[3];
+    char ex[3][EXAMPLES][160];
+    bool failed;
+} compare_t;
+
+static void example(compare_t *c, int kind, const char *id, const char *why) {
+    if (c->nex[kind] < EXAMPLES)
+        snprintf(c->ex[kind][c->nex[kind]++], 160, "%s%s", id, why);
+}
+
+static pract_t *replayed(rm_replay_t *r, const char *id, size_t len) {
+    for (int p = 0; p < r->partitions; p++) {
+        pract_t *pr = rm_pract_find(&r->maps[p], id, len);
+        if (pr)
+            return pr;
+    }
+    return NULL;
+}
+
+static void on_doc(const char *id, json_t *src, long long version, void *arg) {
+    compare_t *c = arg;
+    size_t len = strlen(id);
+    pract_t *pr = len <= RM_MAX_ID_CHARS ? replayed(c->r, id, len) : NULL;
+    if (!pr) {
+        c->extra++;
+        example(c, 2, id, "");
+        return;
+    }
+    if (!rm_pract_add(&c->seen, id, len))
+        c->failed = true;
+    long long fence = version - 1;
+    if (pr->fence_partition >= 0 && fence >= c->r->high[pr->fence_partition]) {
+        c->skipped++; /* a live serve applied newer events: not comparable */
+        return;
+    }
+    char *doc;
+    size_t dlen;
+    if (rm_doc_render(pr->pid, pr->pid_len, &pr->profile, &pr->st, &doc, &dlen) != 0) {
+        c->failed = true;
+        return;
+    }
+    json_t *want = json_loadb(doc, dlen, 0, NULL);
+    free(doc);
+    if (!json_equal(want, src)) {
+        c->wrong++;
+        example(c, 1, id, fence != pr->fence ? " (older version)" : "");
+    } else {
+        c->same++;
+    }
+    json_decref(want);
+}
+
+int rm_os_verify_run(const rm_serve_config_t *cfg, rm_replay_t *r) {
+    rm_os_sink_t *s = open_sink(cfg);
+    if (!s)
+        return RM_EXIT_USAGE;
+    r->profiles = true;
+    int rc = RM_EXIT_USAGE;
+    compare_t c = {.r = r};
+    if (rm_admin_replay(cfg, r) < 0)
+        goto done;
+    rm_admin_log_events(r);
+    rm_progress_t cp;
+    size_t n = 0;
+    pract_t **all = collect(r, &n);
+    rm_progress_begin(&cp, RM_PHASE_COMPARE, n);
+    rm_err_t e = rm_os_scan(s, on_doc, &c);
+    for (size_t i = 0; e == RM_ERR_OK && all && i < n; i++)
+        if (!rm_pract_find(&c.seen, all[i]->pid, all[i]->pid_len)) {
+            c.missing++;
+            example(&c, 0, all[i]->pid, "");
+        }
+    rm_progress_end(&cp, n);
+    free(all);
+    if (e != RM_ERR_OK || c.failed) {
+        rm_error("reading the index: %s", rm_os_sink_last_error(s));
+        goto done;
+    }
+    unsigned long long drift = c.missing + c.wrong + c.extra;
+    printf("verify (opensearch): %llu document(s) identical, %llu missing, %llu wrong, %llu extra, "
+           "%llu skipped (updated by a live serve during verify)\n",
+           c.same, c.missing, c.wrong, c.extra, c.skipped);
+    const char *titles[] = {"missing", "wrong", "extra"};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < c.nex[k]; i++)
+            printf("  %s: %s\n", titles[k], c.ex[k][i]);
+    json_t *rec =
+        json_pack("{s:I,s:I}", "finished_at", (json_int_t)time(NULL), "drift", (json_int_t)drift);
+    rm_os_record_set(s, "verify:last:opensearch", rec);
+    json_decref(rec);
+    rc = drift ? RM_EXIT_FAILED : RM_EXIT_OK;
+done:
+    rm_pract_map_free(&c.seen);
+    rm_os_sink_free(s);
+    return rc;
+}

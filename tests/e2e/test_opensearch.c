@@ -1,0 +1,447 @@
+/*
+ * End to end for the OpenSearch practitioner index: a local Kafka (mock
+ * cluster), a real redis-server, the OpenSearch test server in this process,
+ * and `readmodel` as a real subprocess. Documents are compared with the
+ * reference projection in tests/support/ref_model.c, written separately
+ * from the production code.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "e2e.h"
+#include "os_server.h"
+#include "readmodel/gen.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TOPIC "booking.events"
+
+typedef struct {
+    os_server_t *srv;
+    const char *index;
+    int missing, wrong, seen;
+    const char *skip; /* an id not compared (rejected on purpose) */
+    bool quiet;
+} cmp_t;
+
+static void compare_doc(const char *pid, json_t *want, void *arg) {
+    cmp_t *c = arg;
+    c->seen++;
+    if (c->skip && !strcmp(pid, c->skip))
+        return;
+    json_t *got = os_server_get(c->srv, c->index, pid);
+    if (!got) {
+        if (c->missing++ < 3 && !c->quiet)
+            fprintf(stderr, "missing document %s\n", pid);
+        return;
+    }
+    if (!json_equal(got, want)) {
+        if (c->wrong++ < 3 && !c->quiet) {
+            char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS);
+            char *w = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS);
+            fprintf(stderr, "document %s differs:\n  got  %s\n  want %s\n", pid, g, w);
+            free(g);
+            free(w);
+        }
+    }
+    json_decref(got);
+}
+
+/* Differences between the index (through the alias) and the reference:
+ * missing + wrong + extra documents. */
+static int compare_index(e2e_t *e, os_server_t *srv, const char *skip, bool quiet) {
+    cmp_t c = {srv, "practitioners", 0, 0, 0, skip, quiet};
+    ref_each_doc(e->ref, compare_doc, &c);
+    json_t *ids = os_server_ids(srv, "practitioners");
+    int extra = (int)json_array_size(ids) - (c.seen - c.missing);
+    json_decref(ids);
+    if (!quiet && (c.missing || c.wrong || extra))
+        fprintf(stderr, "index: %d missing, %d wrong, %d extra of %d documents\n", c.missing,
+                c.wrong, extra, c.seen);
+    return c.missing + c.wrong + (extra > 0 ? extra : 0);
+}
+
+static bool wait_index(e2e_t *e, os_server_t *srv, const char *skip, int timeout_s) {
+    time_t deadline = time(NULL) + timeout_s;
+    while (time(NULL) < deadline) {
+        if (compare_index(e, srv, skip, true) == 0)
+            return true;
+        e2e_sleep_ms(250);
+    }
+    return compare_index(e, srv, skip, false) == 0;
+}
+
+static const char *os_url(os_server_t *srv) {
+    static char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", os_server_port(srv));
+    return url;
+}
+
+/* serve keeps both models; the index equals the reference projection. */
+static void test_serve_builds_index(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 4), 0);
+    os_server_t *srv = os_server_start(0);
+    assert_non_null(srv);
+    rm_gen_t *g = e2e_generator(41, 300, 10);
+    e2e_produce_generated(&e, g, 30000);
+    const char *extra[] = {"--opensearch", os_url(srv),         "--opensearch-bulk-docs",
+                           "100",          "--until-caught-up", NULL};
+    assert_int_equal(e2e_run(&e, "serve", extra), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    assert_int_equal(compare_index(&e, srv, NULL, false), 0);
+    /* More events later: a second run resumes from the stored checkpoints. */
+    long bulks = os_server_requests(srv, "bulk");
+    e2e_produce_generated(&e, g, 5000);
+    assert_int_equal(e2e_run(&e, "serve", extra), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    assert_int_equal(compare_index(&e, srv, NULL, false), 0);
+    assert_true(os_server_requests(srv, "bulk") > bulks);
+    rm_gen_free(g);
+    os_server_stop(srv);
+    e2e_stop(&e);
+}
+
+/* Faults on the OpenSearch side never hold Redis back, and the index
+ * converges once they stop, with nothing lost. */
+static void test_faults_converge(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 4), 0);
+    os_server_t *srv = os_server_start(0);
+    assert_non_null(srv);
+    rm_gen_t *g = e2e_generator(42, 200, 7);
+    e2e_produce_generated(&e, g, 5000);
+    const char *extra[] = {"--opensearch", os_url(srv), "--opensearch-bulk-docs", "50", NULL};
+    pid_t serve = e2e_serve(&e, extra);
+    assert_true(e2e_wait_caught_up(&e, 60));
+    assert_true(wait_index(&e, srv, NULL, 60));
+
+    /* 429 storms (whole requests and items), 503s, dropped connections, a
+     * slow server, and one document rejected for good. */
+    os_fault_bulk_429(srv, 5);
+    os_fault_item_429(srv, 400);
+    os_fault_503(srv, 5);
+    os_fault_drop(srv, 3);
+    os_fault_delay_ms(srv, 20);
+    /* The practitioner whose document will be rejected: one that exists. */
+    json_t *ids = os_server_ids(srv, "practitioners");
+    char rejected[80];
+    snprintf(rejected, sizeof(rejected), "%s", json_string_value(json_array_get(ids, 0)));
+    json_decref(ids);
+    os_fault_reject_id(srv, rejected);
+    e2e_produce_generated(&e, g, 5000);
+    assert_true(e2e_wait_caught_up(&e, 60));
+    assert_int_equal(e2e_compare(&e), 0);
+    os_fault_delay_ms(srv, 0);
+    assert_true(wait_index(&e, srv, rejected, 90));
+    assert_int_equal(os_faults_pending(srv), 0); /* every fault hit a real request */
+
+    /* OpenSearch down: Redis stays current; the index catches up after. */
+    os_server_down(srv);
+    e2e_produce_generated(&e, g, 5000);
+    assert_true(e2e_wait_caught_up(&e, 60));
+    assert_int_equal(e2e_compare(&e), 0);
+    assert_true(compare_index(&e, srv, rejected, true) > 0); /* it really was behind */
+    e2e_sleep_ms(3000);
+    assert_int_equal(os_server_up(srv), 0);
+    assert_true(wait_index(&e, srv, rejected, 90));
+
+    kill(serve, SIGTERM);
+    assert_int_equal(e2e_wait(serve), 0);
+    rm_gen_free(g);
+    os_server_stop(srv);
+    e2e_stop(&e);
+}
+
+/* A dropped index heals itself: serve recreates it and replays. */
+static void test_dropped_index_heals(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 2), 0);
+    os_server_t *srv = os_server_start(0);
+    rm_gen_t *g = e2e_generator(43, 100, 5);
+    e2e_produce_generated(&e, g, 3000);
+    const char *extra[] = {"--opensearch", os_url(srv), NULL};
+    pid_t serve = e2e_serve(&e, extra);
+    assert_true(wait_index(&e, srv, NULL, 60));
+    /* Someone deletes both indices (DELETE /practitioners-000001 ...). */
+    json_t *idx = os_server_indices(srv);
+    CURL *c = curl_easy_init();
+    FILE *devnull = fopen("/dev/null", "w");
+    size_t i;
+    json_t *n;
+    json_array_foreach(idx, i, n) {
+        if (strstr(json_string_value(n), "meta"))
+            continue;
+        char u[256];
+        snprintf(u, sizeof(u), "%s/%s", os_url(srv), json_string_value(n));
+        curl_easy_setopt(c, CURLOPT_URL, u);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, devnull);
+        assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    }
+    fclose(devnull);
+    curl_easy_cleanup(c);
+    json_decref(idx);
+    e2e_produce_generated(&e, g, 500);
+    assert_true(wait_index(&e, srv, NULL, 60));
+    kill(serve, SIGTERM);
+    assert_int_equal(e2e_wait(serve), 0);
+    rm_gen_free(g);
+    os_server_stop(srv);
+    e2e_stop(&e);
+}
+
+/* A reader of the alias, as search would be: _count and _search in a loop. */
+typedef struct {
+    const char *url;
+    atomic_int stop;
+    long reads, failures, min_count;
+    pthread_t thread;
+} reader_t;
+
+static size_t sink_body(char *p, size_t size, size_t n, void *arg) {
+    size_t add = size * n, *len = arg;
+    (void)p;
+    *len += add;
+    return add;
+}
+
+static size_t keep_body(char *p, size_t size, size_t n, void *arg) {
+    char *buf = arg;
+    size_t have = strlen(buf), add = size * n;
+    if (have + add < 1 << 20) {
+        memcpy(buf + have, p, add);
+        buf[have + add] = '\0';
+    }
+    return add;
+}
+
+static void *reader_main(void *arg) {
+    reader_t *rd = arg;
+    CURL *c = curl_easy_init();
+    rd->min_count = -1;
+    while (!atomic_load(&rd->stop)) {
+        char u[128];
+        static char body[1 << 20];
+        body[0] = '\0';
+        bool search = rd->reads % 2;
+        snprintf(u, sizeof(u), "%s/practitioners/%s", rd->url, search ? "_search" : "_count");
+        curl_easy_setopt(c, CURLOPT_URL, u);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+        long st = 0;
+        if (curl_easy_perform(c) == CURLE_OK)
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+        rd->reads++;
+        json_t *j = json_loads(body, 0, NULL);
+        long n = search ? (long)json_integer_value(json_object_get(
+                              json_object_get(json_object_get(j, "hits"), "total"), "value"))
+                        : (long)json_integer_value(json_object_get(j, "count"));
+        if (st != 200 || !j) {
+            rd->failures++;
+        } else if (rd->min_count < 0 || n < rd->min_count) {
+            rd->min_count = n;
+        }
+        json_decref(j);
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static long http(const char *method, const char *url, const char *body) {
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    size_t len = 0;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &len);
+    long st = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return st;
+}
+
+/* rebuild --target opensearch while serve runs and readers read the alias:
+ * no read fails or sees fewer documents, verify finds the damage before
+ * and none after, and serve resumes afterwards. */
+static void test_rebuild_while_reading(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 4), 0);
+    os_server_t *srv = os_server_start(0);
+    rm_gen_t *g = e2e_generator(44, 300, 10);
+    e2e_produce_generated(&e, g, 20000);
+    const char *os[] = {"--opensearch", os_url(srv), NULL};
+    pid_t serve = e2e_serve(&e, os);
+    assert_true(wait_index(&e, srv, NULL, 60));
+    json_t *ids = os_server_ids(srv, "practitioners");
+    long docs = (long)json_array_size(ids);
+    assert_true(docs > 100);
+
+    /* Damage: one document deleted, one replaced by a wrong one. */
+    char u[256];
+    const char *gone = json_string_value(json_array_get(ids, 0));
+    const char *bad = json_string_value(json_array_get(ids, 1));
+    snprintf(u, sizeof(u), "%s/practitioners/_doc/%s", os_url(srv), gone);
+    assert_int_equal(http("DELETE", u, NULL), 200);
+    snprintf(u, sizeof(u), "%s/practitioners/_doc/%s?refresh=true", os_url(srv), bad);
+    char body[256];
+    snprintf(body, sizeof(body), "{\"practitioner_id\":\"%s\",\"active\":false}", bad);
+    assert_int_equal(http("PUT", u, body), 200);
+    json_decref(ids);
+    const char *verify_args[] = {"--target", "opensearch", "--opensearch", os_url(srv), NULL};
+    assert_int_equal(e2e_run(&e, "verify", verify_args), 1);
+
+    reader_t rd = {.url = os_url(srv)};
+    pthread_create(&rd.thread, NULL, reader_main, &rd);
+    e2e_sleep_ms(200);
+    const char *rebuild[] = {"--target",
+                             "opensearch",
+                             "--from-beginning",
+                             "--opensearch",
+                             os_url(srv),
+                             "--previous-grace",
+                             "1",
+                             NULL};
+    assert_int_equal(e2e_run(&e, "rebuild", rebuild), 0);
+    e2e_sleep_ms(300);
+    atomic_store(&rd.stop, 1);
+    pthread_join(rd.thread, NULL);
+    fprintf(stderr, "reader: %ld reads, %ld failed, fewest documents seen %ld of %ld\n", rd.reads,
+            rd.failures, rd.min_count, docs);
+    assert_true(rd.reads > 10);
+    assert_int_equal(rd.failures, 0);
+    assert_true(rd.min_count >= docs - 1); /* the deleted one was really gone before */
+
+    assert_int_equal(compare_index(&e, srv, NULL, false), 0);
+    assert_int_equal(e2e_run(&e, "verify", verify_args), 0);
+    /* Generation 2 is live and generation 1 was deleted after the grace. */
+    json_t *idx = os_server_indices(srv);
+    bool gen1 = false, gen2 = false;
+    size_t i;
+    json_t *n;
+    json_array_foreach(idx, i, n) {
+        gen1 |= !strcmp(json_string_value(n), "practitioners-000001");
+        gen2 |= !strcmp(json_string_value(n), "practitioners-000002");
+    }
+    json_decref(idx);
+    assert_false(gen1);
+    assert_true(gen2);
+    /* serve resumed from the rebuilt checkpoints: new events reach the index. */
+    e2e_produce_generated(&e, g, 3000);
+    assert_true(wait_index(&e, srv, NULL, 60));
+    assert_true(e2e_wait_caught_up(&e, 60));
+    assert_int_equal(e2e_compare(&e), 0);
+
+    /* --keep-previous keeps generation 2 beside the new 3. */
+    const char *keep[] = {
+        "--target",        "opensearch", "--from-beginning", "--opensearch", os_url(srv),
+        "--keep-previous", NULL};
+    assert_int_equal(e2e_run(&e, "rebuild", keep), 0);
+    idx = os_server_indices(srv);
+    gen2 = false;
+    bool gen3 = false;
+    json_array_foreach(idx, i, n) {
+        gen2 |= !strcmp(json_string_value(n), "practitioners-000002");
+        gen3 |= !strcmp(json_string_value(n), "practitioners-000003");
+    }
+    json_decref(idx);
+    assert_true(gen2 && gen3);
+    assert_int_equal(compare_index(&e, srv, NULL, false), 0);
+
+    kill(serve, SIGTERM);
+    assert_int_equal(e2e_wait(serve), 0);
+    rm_gen_free(g);
+    os_server_stop(srv);
+    e2e_stop(&e);
+}
+
+/* rebuild/verify errors: no URL, unreachable server. */
+static void test_rebuild_errors(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 1), 0);
+    const char *no_url[] = {"--target", "opensearch", "--from-beginning", NULL};
+    unsetenv("READMODEL_OPENSEARCH_URL");
+    assert_int_equal(e2e_run(&e, "rebuild", no_url), 2);
+    /* A port nothing listens on: the server that was there is gone. */
+    os_server_t *srv = os_server_start(0);
+    char url[64];
+    snprintf(url, sizeof(url), "%s", os_url(srv));
+    os_server_stop(srv);
+    const char *down[] = {"--target", "opensearch", "--from-beginning", "--opensearch", url, NULL};
+    assert_int_equal(e2e_run(&e, "rebuild", down), 1);
+    const char *vdown[] = {"--target", "opensearch", "--opensearch", url, NULL};
+    assert_int_equal(e2e_run(&e, "verify", vdown), 2);
+    e2e_stop(&e);
+}
+
+/* Every OpenSearch option's bad value is a clear configuration error. */
+static void test_bad_options(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 1), 0);
+    const char *cases[][4] = {
+        {"--opensearch", "localhost:9200", NULL, NULL},
+        {"--opensearch", "ftp://h", NULL, NULL},
+        {"--opensearch", "http://user:pw@h", NULL, NULL},
+        {"--opensearch", "http://h", "--opensearch-ca-file", "/nonexistent/ca.pem"},
+        {"--opensearch", "http://h", "--opensearch-credentials-file", "/nonexistent/creds"},
+        {"--opensearch", "http://h", "--opensearch-cert-file", "/etc/hostname"},
+        {"--opensearch", "http://h", "--opensearch-index-prefix", "Bad Prefix"},
+        {"--opensearch", "http://h", "--opensearch-bulk-docs", "0"},
+        {"--opensearch", "http://h", "--opensearch-aws-region", "eu-west-1"},
+    };
+    unsetenv("AWS_ACCESS_KEY_ID");
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        const char *extra[] = {cases[k][0], cases[k][1],      cases[k][2],
+                               cases[k][3], "--check-config", NULL};
+        if (!cases[k][2]) {
+            extra[2] = "--check-config";
+            extra[3] = NULL;
+        }
+        assert_int_equal(e2e_run(&e, "serve", extra), 2);
+    }
+    /* A credentials file without USER:PASSWORD. */
+    char path[] = "/tmp/rm-creds-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(write(fd, "nocolon\n", 8) == 8);
+    close(fd);
+    const char *bad[] = {"--opensearch", "http://h",       "--opensearch-credentials-file",
+                         path,           "--check-config", NULL};
+    assert_int_equal(e2e_run(&e, "serve", bad), 2);
+    unlink(path);
+    e2e_stop(&e);
+}
+
+int main(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_serve_builds_index),  cmocka_unit_test(test_faults_converge),
+        cmocka_unit_test(test_dropped_index_heals), cmocka_unit_test(test_rebuild_while_reading),
+        cmocka_unit_test(test_rebuild_errors),      cmocka_unit_test(test_bad_options),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
