@@ -115,8 +115,16 @@ rm_err_t rm_os_checkpoint_cas(rm_os_sink_t *s, const char *topic, int32_t partit
                               int64_t expected, int64_t next, bool *ok, int64_t *current);
 
 /* Lease of the OpenSearch target (document lease:opensearch in the meta
- * index): holder "" when free or expired. */
+ * index): holder "" when free or expired. The same request reads the
+ * `generation` document: when it names another state index than the one
+ * this sink last read or wrote, rm_os_sink_take_moved() then says so. */
 rm_err_t rm_os_lease_get(rm_os_sink_t *s, char *holder, size_t cap, long long *ttl_ms);
+/* Whether the aliases moved to another generation since this sink last read
+ * or wrote a checkpoint or state (a rebuild finished); clears the flag. */
+bool rm_os_sink_take_moved(rm_os_sink_t *s);
+/* Records which concrete indices the aliases point to (meta document
+ * `generation`), after creating generation 1 or moving the aliases. */
+rm_err_t rm_os_generation_record(rm_os_sink_t *s, const char *docs_index, const char *state_index);
 rm_err_t rm_os_lease_acquire(rm_os_sink_t *s, const char *holder, int ttl_ms, bool *got,
                              char *holder_out, size_t cap);
 rm_err_t rm_os_lease_renew(rm_os_sink_t *s, const char *holder, int ttl_ms, bool *ok);

@@ -371,13 +371,25 @@ static int kafka_from_env(rm_serve_config_t *cfg) {
     return 0;
 }
 
-static int readable(const char *flag, const char *path, char *err, size_t errlen) {
+/* A readable PEM file containing `marker`: a wrong path or a file of the
+ * wrong kind is a startup error naming the flag, not a TLS failure later. */
+static int pem_file(const char *flag, const char *path, const char *marker, char *err,
+                    size_t errlen) {
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, errlen, "%s %s: cannot read it: %s", flag, path, strerror(errno));
         return -1;
     }
+    char *buf = calloc(1, 1 << 20);
+    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
     fclose(f);
+    bool ok = buf && n > 0 && strstr(buf, marker);
+    free(buf);
+    if (!ok) {
+        snprintf(err, errlen, "%s %s: not a PEM file with a %s", flag, path,
+                 strstr(marker, "KEY") ? "private key" : "certificate");
+        return -1;
+    }
     return 0;
 }
 
@@ -426,16 +438,17 @@ static int check_opensearch(rm_serve_config_t *cfg, char *err, size_t errlen) {
         snprintf(err, errlen, "--opensearch-index-prefix: must not start with _, - or +");
         return -1;
     }
-    if (cfg->opensearch_ca_file &&
-        readable("--opensearch-ca-file", cfg->opensearch_ca_file, err, errlen))
+    if (cfg->opensearch_ca_file && pem_file("--opensearch-ca-file", cfg->opensearch_ca_file,
+                                            "-----BEGIN CERTIFICATE-----", err, errlen))
         return -1;
     if (!cfg->opensearch_cert_file != !cfg->opensearch_key_file) {
         snprintf(err, errlen, "--opensearch-cert-file and --opensearch-key-file go together");
         return -1;
     }
-    if (cfg->opensearch_cert_file &&
-        (readable("--opensearch-cert-file", cfg->opensearch_cert_file, err, errlen) ||
-         readable("--opensearch-key-file", cfg->opensearch_key_file, err, errlen)))
+    if (cfg->opensearch_cert_file && (pem_file("--opensearch-cert-file", cfg->opensearch_cert_file,
+                                               "-----BEGIN CERTIFICATE-----", err, errlen) ||
+                                      pem_file("--opensearch-key-file", cfg->opensearch_key_file,
+                                               "PRIVATE KEY-----", err, errlen)))
         return -1;
     if (cfg->credentials_file) {
         FILE *f = fopen(cfg->credentials_file, "r");

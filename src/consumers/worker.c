@@ -580,11 +580,9 @@ static void pause_assignment(rm_worker_t *w, bool pause) {
  * rebuild rewrites it), pause the partitions and keep polling so the group
  * membership stays alive, until the lease is released; then resume every
  * partition from the checkpoint the rebuild wrote. */
-static void pause_for_rebuild(rm_worker_t *w, const char *holder) {
-    rm_warn("worker %d: paused: a rebuild holds the %s lease (%s); writes wait for it", w->id,
-            target_name(w), holder);
-    w->paused = true;
-    atomic_fetch_add(&w->sh->stats->paused, 1);
+/* Forgets the pending batch and every cached practitioner (a rebuild
+ * rewrote what they were read from). */
+static void drop_all(rm_worker_t *w) {
     for (size_t i = 0; i < w->nmsgs; i++)
         rd_kafka_message_destroy(w->msgs[i]);
     w->nmsgs = 0;
@@ -595,6 +593,22 @@ static void pause_for_rebuild(rm_worker_t *w, const char *holder) {
             set_eof(w, p, false);
         }
     }
+}
+
+static void resync_all(rm_worker_t *w) {
+    for (int pi = 0; pi < w->nparts; pi++) {
+        part_t *p = part_get(w, pi);
+        if (p && part_resync(w, p) < 0)
+            break;
+    }
+}
+
+static void pause_for_rebuild(rm_worker_t *w, const char *holder) {
+    rm_warn("worker %d: paused: a rebuild holds the %s lease (%s); writes wait for it", w->id,
+            target_name(w), holder);
+    w->paused = true;
+    atomic_fetch_add(&w->sh->stats->paused, 1);
+    drop_all(w);
     pause_assignment(w, true);
     char h[256];
     bool held = true;
@@ -606,11 +620,7 @@ static void pause_for_rebuild(rm_worker_t *w, const char *holder) {
         if (lease_held(w, &held, h, sizeof(h)) < 0)
             break;
     }
-    for (int pi = 0; pi < w->nparts; pi++) {
-        part_t *p = part_get(w, pi);
-        if (p && part_resync(w, p) < 0)
-            break;
-    }
+    resync_all(w);
     pause_assignment(w, false);
     w->paused = false;
     atomic_fetch_sub(&w->sh->stats->paused, 1);
@@ -636,6 +646,15 @@ static int process_pending(rm_worker_t *w, bool sync_commit) {
             rc = -1;
         } else if (held) {
             pause_for_rebuild(w, holder);
+            return 0;
+        } else if (w->os && rm_os_sink_take_moved(w->os)) {
+            /* A rebuild finished while this worker was idle: nothing it
+             * holds belongs to the new generation. */
+            rm_info("worker %d: the index moved to a new generation; resuming from its "
+                    "checkpoints",
+                    w->id);
+            drop_all(w);
+            resync_all(w);
             return 0;
         }
     }

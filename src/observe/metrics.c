@@ -404,14 +404,15 @@ bool rm_metrics_ready(rm_serve_stats_t *st, char *why, size_t cap) {
 
 bool rm_metrics_live(rm_serve_stats_t *st, char *why, size_t cap) {
     long long now = rm_now_ms();
-    for (int i = 0; i < st->workers && i < RM_MAX_WORKERS; i++) {
-        long long hb = atomic_load(&st->heartbeat_ms[i]);
-        if (hb && now - hb > 30000) {
-            snprintf(why, cap, "worker %d has not turned its loop for %lld s", i,
-                     (now - hb) / 1000);
-            return false;
+    for (rm_serve_stats_t *p = st; p; p = p->next) /* every pipeline's workers */
+        for (int i = 0; i < p->workers && i < RM_MAX_WORKERS; i++) {
+            long long hb = atomic_load(&p->heartbeat_ms[i]);
+            if (hb && now - hb > 30000) {
+                snprintf(why, cap, "%s worker %d has not turned its loop for %lld s",
+                         p->target ? p->target : "", i, (now - hb) / 1000);
+                return false;
+            }
         }
-    }
     snprintf(why, cap, "ok");
     return true;
 }

@@ -174,6 +174,8 @@ rm_err_t rm_os_generation_activate(rm_os_sink_t *s, long gen) {
     json_t *body = json_pack("{s:o}", "actions", actions);
     e = simple(s, "POST", "/_aliases", body, NULL);
     json_decref(body);
+    if (!e) /* live writers compare it with what they last wrote to */
+        e = rm_os_generation_record(s, docs, state);
     free(old_docs);
     free(old_state);
     json_object_clear(s->cp_versions);

@@ -15,6 +15,11 @@ struct rm_os_sink {
     json_t *lease_version;
     rm_os_counters_t counters;
     unsigned rng;
+    /* The concrete state index the alias pointed to when last read or
+     * written: a different one in an answer means a rebuild moved the
+     * aliases, and everything this writer holds belongs to the old model. */
+    char state_index[256];
+    bool moved;
 };
 
 /* One request: path is appended to the base URL; body may be NULL. On

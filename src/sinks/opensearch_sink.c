@@ -345,6 +345,8 @@ rm_err_t rm_os_sink_ensure(rm_os_sink_t *s, char *diff, size_t cap) {
         rm_info("OpenSearch: created %s (alias %s) and %s: the index is built from the log", docs,
                 s->alias, state);
         json_object_clear(s->cp_versions);
+        if ((e = rm_os_generation_record(s, docs, state)))
+            return e;
     } else if (st != 200) {
         return rm_os_reply_error(s, path, st, NULL);
     }
@@ -557,6 +559,17 @@ static int item_lines(const rm_os_flush_t *it, bool state, const char *index, te
     return rc;
 }
 
+/* Remembers the concrete state index an answer came from; sets s->moved
+ * when it is not the one seen before. */
+static void saw_state_index(rm_os_sink_t *s, json_t *answer) {
+    const char *idx = json_string_value(json_object_get(answer, "_index"));
+    if (!idx)
+        return;
+    if (s->state_index[0] && strcmp(s->state_index, idx) != 0)
+        s->moved = true;
+    snprintf(s->state_index, sizeof(s->state_index), "%s", idx);
+}
+
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -603,9 +616,11 @@ static rm_err_t bulk_pass(rm_os_sink_t *s, const char *index, bool state, bool r
             long code = (long)json_integer_value(json_object_get(item, "status"));
             const char *type =
                 json_string_value(json_object_get(json_object_get(item, "error"), "type"));
-            if (code >= 200 && code < 300)
+            if (code >= 200 && code < 300) {
                 states[todo[k]] = ST_DONE;
-            else if (code == 409)
+                if (state && require_alias) /* live writes through the alias */
+                    saw_state_index(s, item);
+            } else if (code == 409)
                 states[todo[k]] = ST_STALE;
             else if (code == 429 || code >= 500)
                 states[todo[k]] = ST_RETRY;
@@ -713,7 +728,19 @@ rm_err_t rm_os_write(rm_os_sink_t *s, const char *docs_index, const char *state_
 
 rm_err_t rm_os_sink_flush(rm_os_sink_t *s, rm_os_flush_t *items, size_t n, int attempts) {
     bool missing = false;
+    s->moved = false;
     rm_err_t e = rm_os_write(s, s->alias, s->state_alias, true, items, n, attempts, &missing);
+    if (!e && s->moved) {
+        /* A rebuild moved the aliases since this writer last looked: what
+         * it wrote went to the new generation with versions that keep it
+         * monotonic, but its memory and checkpoints belong to the old one. */
+        s->moved = false;
+        for (size_t i = 0; i < n; i++) {
+            items[i].written = false;
+            items[i].stale = true;
+        }
+        return RM_ERR_OK;
+    }
     if (e || !missing)
         return e;
     /* The alias is gone (index dropped): start a new empty model and let the
@@ -747,6 +774,10 @@ rm_err_t rm_os_checkpoint_get(rm_os_sink_t *s, const char *topic, int32_t partit
     if (e)
         return e;
     *next = -1;
+    if (st == 200 || st == 404) {
+        saw_state_index(s, r);
+        s->moved = false; /* a read learns the current generation */
+    }
     if (st == 200 && json_is_integer(json_object_get(json_object_get(r, "_source"), "next"))) {
         *next = json_integer_value(json_object_get(json_object_get(r, "_source"), "next"));
         json_object_set_new(
@@ -796,6 +827,12 @@ rm_err_t rm_os_checkpoint_cas(rm_os_sink_t *s, const char *topic, int32_t partit
         json_object_set_new(
             s->cp_versions, id,
             json_pack("[O,O]", json_object_get(r, "_seq_no"), json_object_get(r, "_primary_term")));
+        s->moved = false;
+        saw_state_index(s, r);
+        if (s->moved) { /* written into a generation this writer never read */
+            *ok = false;
+            e = rm_os_checkpoint_get(s, topic, partition, current);
+        }
     } else if (st == 409) {
         e = rm_os_checkpoint_get(s, topic, partition, current);
     } else {
@@ -848,8 +885,63 @@ static rm_err_t lease_read(rm_os_sink_t *s, char *holder, size_t cap, long long 
 }
 
 rm_err_t rm_os_lease_get(rm_os_sink_t *s, char *holder, size_t cap, long long *ttl_ms) {
-    bool exists;
-    return lease_read(s, holder, cap, ttl_ms, &exists);
+    /* One _mget: the lease, and the generation the aliases point to (so a
+     * writer learns of a finished rebuild before it writes anything). */
+    char path[300];
+    snprintf(path, sizeof(path), "/%s/_mget", s->meta);
+    const char *body = "{\"ids\":[\"lease:opensearch\",\"generation\"]}";
+    long st;
+    json_t *r;
+    rm_err_t e = rm_os_request(s, "POST", path, body, strlen(body), NULL, &st, &r);
+    if (e)
+        return e;
+    json_t *docs = json_object_get(r, "docs");
+    if (st != 200 || json_array_size(docs) != 2) {
+        e = rm_os_reply_error(s, path, st, r);
+        json_decref(r);
+        return e;
+    }
+    holder[0] = '\0';
+    *ttl_ms = -1;
+    json_t *lease = json_array_get(docs, 0), *gen = json_array_get(docs, 1);
+    if (json_is_true(json_object_get(lease, "found"))) {
+        json_decref(s->lease_version); /* what renew and release compare with */
+        s->lease_version = json_pack("[O,O]", json_object_get(lease, "_seq_no"),
+                                     json_object_get(lease, "_primary_term"));
+        json_t *src = json_object_get(lease, "_source");
+        long long left = json_integer_value(json_object_get(src, "expires_ms")) - now_ms();
+        if (left > 0) {
+            const char *h = json_string_value(json_object_get(src, "holder"));
+            snprintf(holder, cap, "%s", h ? h : "?");
+            *ttl_ms = left;
+        }
+    }
+    const char *idx =
+        json_string_value(json_object_get(json_object_get(gen, "_source"), "state_index"));
+    if (idx && s->state_index[0] && strcmp(idx, s->state_index) != 0)
+        s->moved = true;
+    json_decref(r);
+    return RM_ERR_OK;
+}
+
+bool rm_os_sink_take_moved(rm_os_sink_t *s) {
+    bool m = s->moved;
+    s->moved = false;
+    return m;
+}
+
+rm_err_t rm_os_generation_record(rm_os_sink_t *s, const char *docs_index, const char *state_index) {
+    char path[300];
+    snprintf(path, sizeof(path), "/%s/_doc/generation", s->meta);
+    json_t *body = json_pack("{s:s,s:s}", "docs_index", docs_index, "state_index", state_index);
+    long st;
+    json_t *r;
+    rm_err_t e = put_json(s, path, body, &st, &r);
+    json_decref(body);
+    if (!e && st != 200 && st != 201)
+        e = rm_os_reply_error(s, path, st, r);
+    json_decref(r);
+    return e;
 }
 
 static rm_err_t lease_write(rm_os_sink_t *s, const char *holder, int ttl_ms, bool create,

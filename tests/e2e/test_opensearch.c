@@ -324,6 +324,9 @@ static void test_rebuild_while_reading(void **state) {
                              "1",
                              NULL};
     assert_int_equal(e2e_run(&e, "rebuild", rebuild), 0);
+    /* The lease is released at once (not left to expire). */
+    snprintf(u, sizeof(u), "%s/readmodel-meta/_doc/lease:opensearch", os_url(srv));
+    assert_int_equal(http("GET", u, NULL), 404);
     e2e_sleep_ms(300);
     atomic_store(&rd.stop, 1);
     pthread_join(rd.thread, NULL);
@@ -376,6 +379,113 @@ static void test_rebuild_while_reading(void **state) {
     e2e_stop(&e);
 }
 
+static json_t *http_json(const char *method, const char *url, const char *body, long *status) {
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    static char buf[1 << 20];
+    buf[0] = '\0';
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, buf);
+    *status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return json_loads(buf, 0, NULL);
+}
+
+static void produce_slots(e2e_t *e, const char *pid, const char *id, int start) {
+    char v[512];
+    snprintf(v, sizeof(v),
+             "{\"event_id\":\"%s\",\"type\":\"SlotsPublished\",\"schema_version\":1,"
+             "\"occurred_at\":\"2026-11-20T10:15:00Z\",\"practitioner_id\":\"%s\","
+             "\"date\":\"2026-12-01\",\"start_slot\":%d,\"slot_count\":3}",
+             id, pid, start);
+    e2e_produce(e, pid, v, strlen(v));
+    e2e_flush(e);
+}
+
+/* A serve that sat idle through a rebuild holds practitioners read from
+ * the previous generation (here a damaged state): it must learn that the
+ * aliases moved and reload, not write its old memory into the new index. */
+static void test_idle_serve_after_rebuild(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 2), 0);
+    os_server_t *srv = os_server_start(0);
+    rm_gen_t *g = e2e_generator(45, 50, 5);
+    e2e_produce_generated(&e, g, 3000);
+    const char *os[] = {"--opensearch", os_url(srv), "--until-caught-up", NULL};
+    assert_int_equal(e2e_run(&e, "serve", os), 0);
+    assert_int_equal(compare_index(&e, srv, NULL, false), 0);
+
+    /* Damage p-00001's stored state: give it p-00002's availability. */
+    char u[256];
+    long st;
+    snprintf(u, sizeof(u), "%s/practitioners-state/_doc/p:p-00001", os_url(srv));
+    json_t *x = http_json("GET", u, NULL, &st);
+    assert_int_equal(st, 200);
+    snprintf(u, sizeof(u), "%s/practitioners-state/_doc/p:p-00002", os_url(srv));
+    json_t *y = http_json("GET", u, NULL, &st);
+    assert_int_equal(st, 200);
+    json_t *src = json_deep_copy(json_object_get(x, "_source"));
+    json_object_set(src, "avail", json_object_get(json_object_get(y, "_source"), "avail"));
+    char *body = json_dumps(src, JSON_COMPACT);
+    snprintf(u, sizeof(u),
+             "%s/practitioners-state/_doc/p:p-00001?version=%lld&version_type=external_gte",
+             os_url(srv), (long long)json_integer_value(json_object_get(x, "_version")));
+    json_decref(http_json("PUT", u, body, &st));
+    assert_int_equal(st, 200);
+    free(body);
+    json_decref(src);
+    json_decref(x);
+    json_decref(y);
+
+    /* A new serve loads the damaged state on p-00001's next event. */
+    const char *live[] = {"--opensearch", os_url(srv), NULL};
+    pid_t serve = e2e_serve(&e, live);
+    produce_slots(&e, "p-00001", "idle-1", 10);
+    bool applied = false;
+    for (int i = 0; i < 200 && !applied; i++) { /* until serve wrote it */
+        json_t *doc = os_server_get(srv, "practitioners", "p-00001");
+        size_t k;
+        json_t *d;
+        json_array_foreach(json_object_get(doc, "free_dates"), k, d) applied |=
+            !strcmp(json_string_value(d), "2026-12-01");
+        json_decref(doc);
+        if (!applied)
+            e2e_sleep_ms(100);
+    }
+    assert_true(applied);
+    assert_true(compare_index(&e, srv, NULL, true) > 0); /* the damage shows */
+
+    /* Rebuild while that serve is idle, then one more event for p-00001. */
+    const char *rebuild[] = {"--target",
+                             "opensearch",
+                             "--from-beginning",
+                             "--opensearch",
+                             os_url(srv),
+                             "--previous-grace",
+                             "0",
+                             NULL};
+    assert_int_equal(e2e_run(&e, "rebuild", rebuild), 0);
+    assert_int_equal(compare_index(&e, srv, NULL, false), 0);
+    produce_slots(&e, "p-00001", "idle-2", 40);
+    assert_true(wait_index(&e, srv, NULL, 30));
+    e2e_sleep_ms(500); /* and it stays right */
+    assert_int_equal(compare_index(&e, srv, NULL, false), 0);
+    kill(serve, SIGTERM);
+    assert_int_equal(e2e_wait(serve), 0);
+    rm_gen_free(g);
+    os_server_stop(srv);
+    e2e_stop(&e);
+}
+
 /* rebuild/verify errors: no URL, unreachable server. */
 static void test_rebuild_errors(void **state) {
     (void)state;
@@ -408,6 +518,7 @@ static void test_bad_options(void **state) {
         {"--opensearch", "http://h", "--opensearch-ca-file", "/nonexistent/ca.pem"},
         {"--opensearch", "http://h", "--opensearch-credentials-file", "/nonexistent/creds"},
         {"--opensearch", "http://h", "--opensearch-cert-file", "/etc/hostname"},
+        {"--opensearch", "http://h", "--opensearch-ca-file", "/etc/hostname"}, /* not PEM */
         {"--opensearch", "http://h", "--opensearch-index-prefix", "Bad Prefix"},
         {"--opensearch", "http://h", "--opensearch-bulk-docs", "0"},
         {"--opensearch", "http://h", "--opensearch-aws-region", "eu-west-1"},
@@ -437,9 +548,13 @@ static void test_bad_options(void **state) {
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_serve_builds_index),  cmocka_unit_test(test_faults_converge),
-        cmocka_unit_test(test_dropped_index_heals), cmocka_unit_test(test_rebuild_while_reading),
-        cmocka_unit_test(test_rebuild_errors),      cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_serve_builds_index),
+        cmocka_unit_test(test_faults_converge),
+        cmocka_unit_test(test_dropped_index_heals),
+        cmocka_unit_test(test_rebuild_while_reading),
+        cmocka_unit_test(test_idle_serve_after_rebuild),
+        cmocka_unit_test(test_rebuild_errors),
+        cmocka_unit_test(test_bad_options),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

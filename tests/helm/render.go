@@ -345,9 +345,21 @@ func checkPod(where string, pod obj, configMaps map[string]obj, secretName strin
 				problem("%s/%s: --check-config printed a secret value", where, cname)
 			}
 		}
+		// With opensearch.url set, every container runs with the index
+		// configured, and with the Secret's credentials when keys are given.
+		if opensearchURL != "" && !strings.Contains(string(out), "opensearch="+opensearchURL+" ") {
+			problem("%s/%s: opensearch.url is set but readmodel does not see it:\n%s", where, cname, out)
+		}
+		if opensearchAuth && !strings.Contains(string(out), "opensearch-auth=basic user") {
+			problem("%s/%s: OpenSearch credentials from the Secret do not reach readmodel", where, cname)
+		}
 		fmt.Printf("  %s/%s: readmodel %s --check-config: ok\n", where, cname, args[0])
 	}
 }
+
+// Set from the values in main: what every container must be configured with.
+var opensearchURL string
+var opensearchAuth bool
 
 func main() {
 	if len(os.Args) < 3 {
@@ -366,6 +378,8 @@ func main() {
 		os.Exit(1)
 	}
 	secretName := str(values, "secrets", "existingSecret")
+	opensearchURL = str(values, "opensearch", "url")
+	opensearchAuth = str(values, "secrets", "opensearchUsernameKey") != ""
 	secret, _ := secretDoc["stringData"].(obj)
 	if secretName != "" && str(secretDoc, "metadata", "name") != secretName {
 		problem("the test Secret is %q, values name %q", str(secretDoc, "metadata", "name"), secretName)

@@ -13,7 +13,9 @@
  */
 #include "os_server.h"
 
+#include <arpa/inet.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,7 @@ struct os_server {
     bool sigv4;
     int bulk_429, item_429, f503, drop, delay_ms;
     json_t *reject_ids;
+    char *tls_cert, *tls_key; /* PEM; NULL: plain HTTP */
 };
 
 typedef struct {
@@ -1276,14 +1279,62 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 }
 
 static int listen_on(os_server_t *s, int port) {
-    s->d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
-        (uint16_t)port, NULL, NULL, handler, s, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U, MHD_OPTION_CONNECTION_TIMEOUT, 30U, MHD_OPTION_END);
+    /* Loopback only: a test server must not be reachable from elsewhere. */
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+    if (s->tls_cert)
+        s->d = MHD_start_daemon(flags | MHD_USE_TLS, (uint16_t)port, NULL, NULL, handler, s,
+                                MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED, completed,
+                                s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
+                                MHD_OPTION_CONNECTION_TIMEOUT, 30U, MHD_OPTION_HTTPS_MEM_KEY,
+                                s->tls_key, MHD_OPTION_HTTPS_MEM_CERT, s->tls_cert, MHD_OPTION_END);
+    else
+        s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR,
+                                &sa, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+                                MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
+                                MHD_OPTION_CONNECTION_TIMEOUT, 30U, MHD_OPTION_END);
     if (!s->d)
         return -1;
     s->port = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT)->port;
     return 0;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *buf = calloc(1, 1 << 16);
+    size_t n = buf ? fread(buf, 1, (1 << 16) - 1, f) : 0;
+    fclose(f);
+    if (buf && n == 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+os_server_t *os_server_start_tls(int port, const char *cert_file, const char *key_file) {
+    char *cert = slurp(cert_file), *key = slurp(key_file);
+    if (!cert || !key || MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        free(cert);
+        free(key);
+        return NULL;
+    }
+    os_server_t *s = os_server_start(-1);
+    if (!s) {
+        free(cert);
+        free(key);
+        return NULL;
+    }
+    s->tls_cert = cert;
+    s->tls_key = key;
+    if (listen_on(s, port) < 0) {
+        os_server_stop(s);
+        return NULL;
+    }
+    return s;
 }
 
 os_server_t *os_server_start(int port) {
@@ -1295,7 +1346,7 @@ os_server_t *os_server_start(int port) {
     s->aliases = json_object();
     s->counts = json_object();
     s->reject_ids = json_object();
-    if (listen_on(s, port) < 0) {
+    if (port >= 0 && listen_on(s, port) < 0) {
         os_server_stop(s);
         return NULL;
     }
@@ -1327,6 +1378,8 @@ void os_server_stop(os_server_t *s) {
     json_decref(s->reject_ids);
     free(s->user);
     free(s->password);
+    free(s->tls_cert);
+    free(s->tls_key);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

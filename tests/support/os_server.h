@@ -13,8 +13,12 @@
 
 typedef struct os_server os_server_t;
 
-/* Starts on 127.0.0.1:port (0: any free port). NULL on failure. */
+/* Starts on 127.0.0.1:port (0: any free port; -1: not listening yet, for
+ * os_server_start_tls). NULL on failure. */
 os_server_t *os_server_start(int port);
+/* The same over HTTPS (libmicrohttpd with GnuTLS) with a PEM certificate
+ * and key read from files. NULL on failure or without TLS support. */
+os_server_t *os_server_start_tls(int port, const char *cert_file, const char *key_file);
 /* The bound port. */
 int os_server_port(const os_server_t *s);
 /* Stops and frees; NULL is a no-op. */

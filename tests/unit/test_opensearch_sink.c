@@ -375,6 +375,66 @@ static void test_auth(void **state) {
     rm_os_sink_free(v);
 }
 
+/* TLS: the server's certificate is verified against --opensearch-ca-file,
+ * refused without it, and a client certificate and key are loaded. The
+ * certificates are made here with the openssl command. */
+static void test_tls(void **state) {
+    (void)state;
+    char dir[] = "/tmp/rm-tls-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cmd[2048];
+    snprintf(
+        cmd, sizeof(cmd),
+        "cd %s && exec >/dev/null 2>&1 && "
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+        "-subj /CN=rm-test-ca && "
+        "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=localhost && "
+        "printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext && "
+        "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem "
+        "-days 2 -extfile san.ext && "
+        "openssl req -newkey rsa:2048 -nodes -keyout cli.key -out cli.csr -subj /CN=readmodel && "
+        "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cli.pem "
+        "-days 2",
+        dir);
+    assert_int_equal(system(cmd), 0);
+    char ca[256], srv_cert[256], srv_key[256], cli_cert[256], cli_key[256];
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    snprintf(srv_cert, sizeof(srv_cert), "%s/srv.pem", dir);
+    snprintf(srv_key, sizeof(srv_key), "%s/srv.key", dir);
+    snprintf(cli_cert, sizeof(cli_cert), "%s/cli.pem", dir);
+    snprintf(cli_key, sizeof(cli_key), "%s/cli.key", dir);
+    os_server_t *srv = os_server_start_tls(0, srv_cert, srv_key);
+    assert_non_null(srv);
+    char url[64];
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d", os_server_port(srv));
+
+    rm_os_config_t good = {.url = url, .ca_file = ca};
+    rm_os_sink_t *s = rm_os_sink_new(&good);
+    assert_int_equal(rm_os_sink_ping(s), RM_ERR_OK);
+    assert_int_equal(rm_os_sink_ensure(s, NULL, 0), RM_ERR_OK);
+    rm_os_sink_free(s);
+
+    rm_os_config_t untrusted = {.url = url};
+    s = rm_os_sink_new(&untrusted);
+    assert_int_equal(rm_os_sink_ping(s), RM_ERR_IO);
+    assert_non_null(strcasestr(rm_os_sink_last_error(s), "certificate"));
+    rm_os_sink_free(s);
+
+    rm_os_config_t client = {.url = url, .ca_file = ca, .cert_file = cli_cert, .key_file = cli_key};
+    s = rm_os_sink_new(&client);
+    assert_int_equal(rm_os_sink_ping(s), RM_ERR_OK);
+    rm_os_sink_free(s);
+    rm_os_config_t mismatch = {
+        .url = url, .ca_file = ca, .cert_file = cli_cert, .key_file = srv_key};
+    s = rm_os_sink_new(&mismatch);
+    assert_int_equal(rm_os_sink_ping(s), RM_ERR_IO);
+    rm_os_sink_free(s);
+
+    os_server_stop(srv);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* The test server refuses what OpenSearch refuses. */
 static long raw(fx_t *f, const char *method, const char *path, const char *ctype, const char *body,
                 char *out, size_t cap) {
@@ -459,6 +519,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generation_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+        cmocka_unit_test(test_tls),
         cmocka_unit_test_setup_teardown(test_server_contract, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

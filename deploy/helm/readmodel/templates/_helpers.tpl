@@ -53,7 +53,7 @@ envFrom:
   - configMapRef:
       name: {{ include "readmodel.fullname" . }}
 {{- $secret := .Values.secrets.existingSecret }}
-{{- if or .Values.secrets.redisUrlKey .Values.secrets.kafka .Values.extraEnv }}
+{{- if or .Values.secrets.redisUrlKey .Values.secrets.kafka .Values.extraEnv .Values.secrets.opensearchUsernameKey }}
 env:
   {{- if .Values.secrets.redisUrlKey }}
   - name: READMODEL_REDIS_URL
@@ -68,6 +68,18 @@ env:
       secretKeyRef:
         name: {{ required "secrets.existingSecret is required when secrets.kafka is set" $secret }}
         key: {{ $key }}
+  {{- end }}
+  {{- if .Values.secrets.opensearchUsernameKey }}
+  - name: READMODEL_OPENSEARCH_USERNAME
+    valueFrom:
+      secretKeyRef:
+        name: {{ required "secrets.existingSecret is required when secrets.opensearchUsernameKey is set" $secret }}
+        key: {{ .Values.secrets.opensearchUsernameKey }}
+  - name: READMODEL_OPENSEARCH_PASSWORD
+    valueFrom:
+      secretKeyRef:
+        name: {{ $secret }}
+        key: {{ required "secrets.opensearchPasswordKey is required with secrets.opensearchUsernameKey" .Values.secrets.opensearchPasswordKey }}
   {{- end }}
   {{- with .Values.extraEnv }}
   {{- toYaml . | nindent 2 }}
@@ -87,6 +99,20 @@ env:
 - {{ .Values.log.format | quote }}
 - --log-level
 - {{ .Values.log.level | quote }}
+{{- if .Values.opensearch.url }}
+- --opensearch-bulk-docs
+- {{ .Values.opensearch.bulkDocs | quote }}
+- --opensearch-bulk-bytes
+- {{ .Values.opensearch.bulkBytes | quote }}
+{{- with .Values.opensearch.caFile }}
+- --opensearch-ca-file
+- {{ . | quote }}
+{{- end }}
+{{- with .Values.opensearch.awsRegion }}
+- --opensearch-aws-region
+- {{ . | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* Volumes and mounts of every pod: a writable /tmp under a read-only
