@@ -158,5 +158,7 @@ rm_err_t rm_os_scan(rm_os_sink_t *s,
                     void *arg);
 /* Records of the last rebuild and verify in the meta index. */
 rm_err_t rm_os_record_set(rm_os_sink_t *s, const char *name, json_t *record);
+/* *record: a new reference to the stored record, NULL when there is none. */
+rm_err_t rm_os_record_get(rm_os_sink_t *s, const char *name, json_t **record);
 
 #endif

@@ -15,5 +15,6 @@ void rm_admin_print_plan(const rm_serve_config_t *cfg, const rm_replay_t *r, FIL
  * (rebuild_opensearch.c). Return the command's exit code. */
 int rm_os_rebuild_run(const rm_serve_config_t *cfg, rm_replay_t *r, int truncated);
 int rm_os_verify_run(const rm_serve_config_t *cfg, rm_replay_t *r);
+int rm_os_status_run(const rm_serve_config_t *cfg, rm_replay_t *r);
 
 #endif

@@ -832,9 +832,22 @@ int rm_verify_main(const rm_serve_config_t *cfg) {
 }
 
 int rm_status_main(const rm_serve_config_t *cfg) {
+    if (strcmp(cfg->target, "all") == 0) {
+        rm_serve_config_t one = *cfg;
+        one.target = "redis";
+        int a = rm_status_main(&one);
+        one.target = "opensearch";
+        int b = rm_status_main(&one);
+        return a > b ? a : b;
+    }
     rm_replay_t r;
     if (rm_replay_plan(cfg, &r) < 0)
         return RM_EXIT_FAILED;
+    if (strcmp(cfg->target, "opensearch") == 0) {
+        int orc = rm_os_status_run(cfg, &r);
+        rm_replay_free(&r);
+        return orc;
+    }
     rm_redis_sink_t *s = open_sink(cfg);
     if (!s) {
         rm_replay_free(&r);

@@ -338,3 +338,65 @@ done:
     rm_os_sink_free(s);
     return rc;
 }
+
+/* ---- status ---- */
+
+static void print_record(rm_os_sink_t *s, const char *title, const char *name) {
+    json_t *rec = NULL;
+    if (rm_os_record_get(s, name, &rec) != RM_ERR_OK || !rec) {
+        printf("%s: none\n", title);
+        return;
+    }
+    printf("%s:\n", title);
+    const char *k;
+    json_t *v;
+    json_object_foreach(rec, k, v) {
+        char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        printf("%s=%s\n", k, text && text[0] == '"' ? json_string_value(v) : text ? text : "?");
+        free(text);
+    }
+    json_decref(rec);
+}
+
+int rm_os_status_run(const rm_serve_config_t *cfg, rm_replay_t *r) {
+    rm_os_sink_t *s = open_sink(cfg);
+    if (!s)
+        return RM_EXIT_FAILED;
+    int rc = RM_EXIT_OK;
+    char *docs = NULL, *state = NULL;
+    long gen = 0;
+    if (rm_os_current(s, &docs, &state, &gen) != RM_ERR_OK) {
+        rm_error("OpenSearch: %s", rm_os_sink_last_error(s));
+        rm_os_sink_free(s);
+        return RM_EXIT_FAILED;
+    }
+    printf("target opensearch, topic %s, alias %s -> %s (generation %ld)\n", cfg->topic,
+           rm_os_alias(s), docs ? docs : "(none: serve creates it)", gen);
+    printf("%-10s %12s %12s %12s %10s\n", "partition", "earliest", "end", "checkpoint", "lag");
+    for (int p = 0; docs && p < r->partitions; p++) {
+        int64_t cp = -1;
+        if (rm_os_checkpoint_get(s, cfg->topic, p, &cp) != RM_ERR_OK) {
+            rm_error("%s", rm_os_sink_last_error(s));
+            rc = RM_EXIT_FAILED;
+            break;
+        }
+        char cps[24] = "none", lag[24];
+        if (cp >= 0)
+            snprintf(cps, sizeof(cps), "%lld", (long long)cp);
+        snprintf(lag, sizeof(lag), "%lld", (long long)(r->high[p] - (cp >= 0 ? cp : r->low[p])));
+        printf("%-10d %12lld %12lld %12s %10s%s\n", p, (long long)r->low[p], (long long)r->high[p],
+               cps, lag, r->low[p] > 0 ? "  (truncated history)" : "");
+    }
+    char holder[256];
+    long long ttl;
+    if (rc == 0 && rm_os_lease_get(s, holder, sizeof(holder), &ttl) == RM_ERR_OK)
+        printf("lease: %s\n", holder[0] ? holder : "free");
+    if (rc == 0) {
+        print_record(s, "last rebuild", "rebuild:last:opensearch");
+        print_record(s, "last verify", "verify:last:opensearch");
+    }
+    free(docs);
+    free(state);
+    rm_os_sink_free(s);
+    return rc;
+}

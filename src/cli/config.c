@@ -123,12 +123,13 @@ static const char verify_usage[] =
     "Exit codes: 0 identical, 1 drift found, 2 error, 3 truncated history refused.\n";
 
 static const char status_usage[] =
-    "Usage: readmodel status [--target redis] [options]\n"
+    "Usage: readmodel status [--target redis|opensearch|all] [options]\n"
     "\n"
     "Per partition: earliest and end offsets, checkpoint and lag; the rebuild lease holder if\n"
     "any; the time and result of the last rebuild.\n"
     "\n"
-    "  --brokers, --topic, --redis, --redis-prefix, --kafka, --log-format, --log-level\n"
+    "  --brokers, --topic, --redis, --redis-prefix, --kafka, --opensearch*, --log-format,\n"
+    "  --log-level: as for serve (opensearch: the alias, its generation, checkpoints)\n"
     "\n"
     "Exit codes: 0 printed, 1 a sink or Kafka could not be read, 2 bad usage.\n";
 
@@ -758,11 +759,7 @@ rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_s
                  cfg->target);
         return RM_CONFIG_ERROR;
     }
-    if (cmd == RM_CMD_STATUS && strcmp(cfg->target, "redis") != 0) {
-        snprintf(err, errlen, "--target %s: status reports the Redis target only in this release",
-                 cfg->target);
-        return RM_CONFIG_ERROR;
-    }
+
     if (cmd == RM_CMD_REBUILD && !cfg->from_beginning && !cfg->dry_run) {
         snprintf(err, errlen,
                  "--from-beginning: required (a rebuild always replays the whole "

@@ -231,3 +231,20 @@ rm_err_t rm_os_record_set(rm_os_sink_t *s, const char *name, json_t *record) {
     snprintf(path, sizeof(path), "/%s/_doc/%s", s->meta, name);
     return simple(s, "PUT", path, record, NULL);
 }
+
+rm_err_t rm_os_record_get(rm_os_sink_t *s, const char *name, json_t **record) {
+    char path[400];
+    snprintf(path, sizeof(path), "/%s/_doc/%s", s->meta, name);
+    long st;
+    json_t *r;
+    *record = NULL;
+    rm_err_t e = rm_os_request(s, "GET", path, NULL, 0, NULL, &st, &r);
+    if (e)
+        return e;
+    if (st == 200)
+        *record = json_incref(json_object_get(r, "_source"));
+    else if (st != 404)
+        e = rm_os_reply_error(s, path, st, r);
+    json_decref(r);
+    return e;
+}

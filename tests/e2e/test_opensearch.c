@@ -16,6 +16,7 @@
 #include "readmodel/gen.h"
 
 #include <curl/curl.h>
+#include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <signal.h>
@@ -486,6 +487,66 @@ static void test_idle_serve_after_rebuild(void **state) {
     e2e_stop(&e);
 }
 
+/* --target all: verify finds damage in both models, rebuild repairs both,
+ * status reports the OpenSearch side. */
+static void test_all_targets(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 2), 0);
+    os_server_t *srv = os_server_start(0);
+    rm_gen_t *g = e2e_generator(46, 60, 5);
+    e2e_produce_generated(&e, g, 3000);
+    const char *os[] = {"--opensearch", os_url(srv), "--until-caught-up", NULL};
+    assert_int_equal(e2e_run(&e, "serve", os), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    assert_int_equal(compare_index(&e, srv, NULL, false), 0);
+
+    redisContext *c = rm_test_redis_connect(&e.redis);
+    redisReply *keys = redisCommand(c, "KEYS rm:avail:*");
+    assert_true(keys && keys->elements > 0);
+    freeReplyObject(redisCommand(c, "DEL %s", keys->element[0]->str));
+    freeReplyObject(keys);
+    redisFree(c);
+    char u[256];
+    snprintf(u, sizeof(u), "%s/practitioners/_doc/p-00003", os_url(srv));
+    assert_int_equal(http("DELETE", u, NULL), 200);
+    const char *all[] = {"--target", "all", "--opensearch", os_url(srv), NULL};
+    assert_int_equal(e2e_run(&e, "verify", all), 1);
+    const char *rebuild[] = {
+        "--target", "all", "--from-beginning", "--opensearch", os_url(srv), "--previous-grace",
+        "0",        NULL};
+    assert_int_equal(e2e_run(&e, "rebuild", rebuild), 0);
+    assert_int_equal(e2e_run(&e, "verify", all), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    assert_int_equal(compare_index(&e, srv, NULL, false), 0);
+
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "'%s' status --target opensearch --brokers %s --topic %s --opensearch %s "
+             "--log-level warn",
+             getenv("READMODEL_BIN"), rm_mock_kafka_bootstraps(e.kafka), TOPIC, os_url(srv));
+    FILE *p = popen(cmd, "r");
+    char out[8192] = "";
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    assert_int_equal(pclose(p), 0);
+    fprintf(stderr, "%s", out);
+    assert_non_null(strstr(out, "practitioners -> practitioners-000002 (generation 2)"));
+    assert_non_null(strstr(out, "lease: free"));
+    assert_non_null(strstr(out, "result=ok"));
+    assert_non_null(strstr(out, "drift=0"));
+    /* every partition's checkpoint is its end: lag 0 */
+    long long lo, hi, cp, lag;
+    char *row = strstr(out, "\n0 ");
+    assert_non_null(row);
+    assert_int_equal(sscanf(row, "%*d %lld %lld %lld %lld", &lo, &hi, &cp, &lag), 4);
+    assert_int_equal(cp, hi);
+    assert_int_equal(lag, 0);
+    rm_gen_free(g);
+    os_server_stop(srv);
+    e2e_stop(&e);
+}
+
 /* rebuild/verify errors: no URL, unreachable server. */
 static void test_rebuild_errors(void **state) {
     (void)state;
@@ -553,6 +614,7 @@ int main(void) {
         cmocka_unit_test(test_dropped_index_heals),
         cmocka_unit_test(test_rebuild_while_reading),
         cmocka_unit_test(test_idle_serve_after_rebuild),
+        cmocka_unit_test(test_all_targets),
         cmocka_unit_test(test_rebuild_errors),
         cmocka_unit_test(test_bad_options),
     };
