@@ -18,8 +18,8 @@
 static rm_err_t simple(rm_os_sink_t *s, const char *method, const char *path, json_t *body,
                        json_t **out) {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    long st;
-    json_t *r;
+    long st = 0;
+    json_t *r = NULL;
     rm_err_t e = rm_os_request(s, method, path, text, text ? strlen(text) : 0, NULL, &st, &r);
     free(text);
     if (e)
@@ -51,8 +51,8 @@ rm_err_t rm_os_current(rm_os_sink_t *s, char **docs_index, char **state_index, l
     *gen = 0;
     char path[300];
     snprintf(path, sizeof(path), "/_alias/%s", s->alias);
-    long st;
-    json_t *r;
+    long st = 0;
+    json_t *r = NULL;
     rm_err_t e = rm_os_request(s, "GET", path, NULL, 0, NULL, &st, &r);
     if (e)
         return e;
@@ -87,8 +87,8 @@ rm_err_t rm_os_generation_create(rm_os_sink_t *s, long gen) {
     /* Leftovers of a rebuild that died before its alias move. */
     for (int i = 0; i < 2; i++) {
         snprintf(path, sizeof(path), "/%s", i ? state : docs);
-        long st;
-        json_t *r;
+        long st = 0;
+        json_t *r = NULL;
         rm_err_t e = rm_os_request(s, "DELETE", path, NULL, 0, NULL, &st, &r);
         json_decref(r);
         if (e)
@@ -185,8 +185,8 @@ rm_err_t rm_os_generation_activate(rm_os_sink_t *s, long gen) {
 rm_err_t rm_os_index_delete(rm_os_sink_t *s, const char *index) {
     char path[300];
     snprintf(path, sizeof(path), "/%s", index);
-    long st;
-    json_t *r;
+    long st = 0;
+    json_t *r = NULL;
     rm_err_t e = rm_os_request(s, "DELETE", path, NULL, 0, NULL, &st, &r);
     if (!e && st != 200 && st != 404)
         e = rm_os_reply_error(s, path, st, r);
@@ -205,7 +205,7 @@ rm_err_t rm_os_scan(rm_os_sink_t *s,
                                  "query", "match_all", "sort", "practitioner_id", "asc");
         if (after)
             json_object_set_new(body, "search_after", after);
-        json_t *r;
+        json_t *r = NULL;
         rm_err_t e = simple(s, "POST", path, body, &r);
         json_decref(body);
         if (e)
@@ -235,8 +235,8 @@ rm_err_t rm_os_record_set(rm_os_sink_t *s, const char *name, json_t *record) {
 rm_err_t rm_os_record_get(rm_os_sink_t *s, const char *name, json_t **record) {
     char path[400];
     snprintf(path, sizeof(path), "/%s/_doc/%s", s->meta, name);
-    long st;
-    json_t *r;
+    long st = 0;
+    json_t *r = NULL;
     *record = NULL;
     rm_err_t e = rm_os_request(s, "GET", path, NULL, 0, NULL, &st, &r);
     if (e)

@@ -227,8 +227,8 @@ rm_err_t rm_os_request(rm_os_sink_t *s, const char *method, const char *path, co
 }
 
 rm_err_t rm_os_sink_ping(rm_os_sink_t *s) {
-    long st;
-    json_t *r;
+    long st = 0;
+    json_t *r = NULL;
     rm_err_t e = rm_os_request(s, "GET", "/", NULL, 0, NULL, &st, &r);
     if (e)
         return e;
@@ -281,8 +281,8 @@ static rm_err_t put_json(rm_os_sink_t *s, const char *path, json_t *body, long *
 static rm_err_t create_index(rm_os_sink_t *s, const char *name, json_t *body) {
     char path[300];
     snprintf(path, sizeof(path), "/%s", name);
-    long st;
-    json_t *r;
+    long st = 0;
+    json_t *r = NULL;
     rm_err_t e = put_json(s, path, body, &st, &r);
     json_decref(body);
     if (e)
@@ -321,8 +321,8 @@ rm_err_t rm_os_sink_ensure(rm_os_sink_t *s, char *diff, size_t cap) {
     if (diff && cap)
         diff[0] = '\0';
     char path[300];
-    long st;
-    json_t *r;
+    long st = 0;
+    json_t *r = NULL;
     rm_err_t e = create_index(s, s->meta,
                               json_pack("{s:{s:{s:i}},s:{s:b}}", "settings", "index",
                                         "number_of_shards", 1, "mappings", "dynamic", 0));
@@ -458,8 +458,8 @@ rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_os_load_t *items, size_t n) {
     json_decref(body);
     char path[300];
     snprintf(path, sizeof(path), "/%s/_mget", s->state_alias);
-    long st;
-    json_t *r;
+    long st = 0;
+    json_t *r = NULL;
     rm_err_t e = rm_os_request(s, "POST", path, text, strlen(text), NULL, &st, &r);
     free(text);
     if (e)
@@ -596,8 +596,8 @@ static rm_err_t bulk_pass(rm_os_sink_t *s, const char *index, bool state, bool r
         }
         char path[64];
         snprintf(path, sizeof(path), "/_bulk%s", require_alias ? "?require_alias=true" : "");
-        long st;
-        json_t *r;
+        long st = 0;
+        json_t *r = NULL;
         s->counters.bulk_requests++;
         rm_err_t e = rm_os_request(s, "POST", path, t.buf, t.len, "application/x-ndjson", &st, &r);
         free(t.buf);
@@ -768,8 +768,8 @@ rm_err_t rm_os_checkpoint_get(rm_os_sink_t *s, const char *topic, int32_t partit
     char id[300], path[600];
     cp_id(id, sizeof(id), topic, partition);
     snprintf(path, sizeof(path), "/%s/_doc/%s", s->state_alias, id);
-    long st;
-    json_t *r;
+    long st = 0;
+    json_t *r = NULL;
     rm_err_t e = rm_os_request(s, "GET", path, NULL, 0, NULL, &st, &r);
     if (e)
         return e;
@@ -817,8 +817,8 @@ rm_err_t rm_os_checkpoint_cas(rm_os_sink_t *s, const char *topic, int32_t partit
                  (long long)json_integer_value(json_array_get(v, 1)));
     char body[64];
     snprintf(body, sizeof(body), "{\"next\":%lld}", (long long)next);
-    long st;
-    json_t *r;
+    long st = 0;
+    json_t *r = NULL;
     rm_err_t e = rm_os_request(s, "PUT", path, body, strlen(body), NULL, &st, &r);
     if (e)
         return e;
@@ -855,8 +855,8 @@ static rm_err_t lease_read(rm_os_sink_t *s, char *holder, size_t cap, long long 
                            bool *exists) {
     char path[300];
     snprintf(path, sizeof(path), "/%s/_doc/lease:opensearch", s->meta);
-    long st;
-    json_t *r;
+    long st = 0;
+    json_t *r = NULL;
     rm_err_t e = rm_os_request(s, "GET", path, NULL, 0, NULL, &st, &r);
     if (e)
         return e;
@@ -890,8 +890,8 @@ rm_err_t rm_os_lease_get(rm_os_sink_t *s, char *holder, size_t cap, long long *t
     char path[300];
     snprintf(path, sizeof(path), "/%s/_mget", s->meta);
     const char *body = "{\"ids\":[\"lease:opensearch\",\"generation\"]}";
-    long st;
-    json_t *r;
+    long st = 0;
+    json_t *r = NULL;
     rm_err_t e = rm_os_request(s, "POST", path, body, strlen(body), NULL, &st, &r);
     if (e)
         return e;
@@ -934,8 +934,8 @@ rm_err_t rm_os_generation_record(rm_os_sink_t *s, const char *docs_index, const 
     char path[300];
     snprintf(path, sizeof(path), "/%s/_doc/generation", s->meta);
     json_t *body = json_pack("{s:s,s:s}", "docs_index", docs_index, "state_index", state_index);
-    long st;
-    json_t *r;
+    long st = 0;
+    json_t *r = NULL;
     rm_err_t e = put_json(s, path, body, &st, &r);
     json_decref(body);
     if (!e && st != 200 && st != 201)
@@ -956,8 +956,8 @@ static rm_err_t lease_write(rm_os_sink_t *s, const char *holder, int ttl_ms, boo
                  (long long)json_integer_value(json_array_get(s->lease_version, 1)));
     json_t *body =
         json_pack("{s:s,s:I}", "holder", holder, "expires_ms", (json_int_t)(now_ms() + ttl_ms));
-    long st;
-    json_t *r;
+    long st = 0;
+    json_t *r = NULL;
     rm_err_t e = put_json(s, path, body, &st, &r);
     json_decref(body);
     if (e)
@@ -1004,8 +1004,8 @@ rm_err_t rm_os_lease_release(rm_os_sink_t *s, const char *holder) {
     snprintf(path, sizeof(path), "/%s/_doc/lease:opensearch?if_seq_no=%lld&if_primary_term=%lld",
              s->meta, (long long)json_integer_value(json_array_get(s->lease_version, 0)),
              (long long)json_integer_value(json_array_get(s->lease_version, 1)));
-    long st;
-    json_t *r;
+    long st = 0;
+    json_t *r = NULL;
     rm_err_t e = rm_os_request(s, "DELETE", path, NULL, 0, NULL, &st, &r);
     if (!e && st != 200 && st != 404 && st != 409)
         e = rm_os_reply_error(s, path, st, r);
