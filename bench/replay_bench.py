@@ -34,6 +34,9 @@ def main():
     ap.add_argument("--days", type=int, default=60)
     ap.add_argument("--partitions", type=int, default=32)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--rebuild-arg", action="append", default=[],
+                    help="extra argument for readmodel rebuild (repeatable), e.g. "
+                         "--rebuild-arg=--kafka --rebuild-arg=queued.max.messages.kbytes=262144")
     a = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="rm-bench-")
@@ -74,7 +77,7 @@ def main():
 
         _, rb_wall, rb_cpu, rb_rss = run_measured(
             [RM, "rebuild", "--target", "redis", "--from-beginning", "--workers", str(a.workers),
-             "--brokers", brokers, "--redis", redis, "--log-level", "warn"])
+             "--brokers", brokers, "--redis", redis, "--log-level", "warn"] + a.rebuild_arg)
         rec = subprocess.run(["redis-cli", "-s", sock, "--raw", "HGETALL", "rm:rebuild:last:redis"],
                              capture_output=True, text=True).stdout.split("\n")
         rec = dict(zip(rec[0::2], rec[1::2]))

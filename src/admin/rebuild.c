@@ -801,7 +801,7 @@ static int with_metrics(const rm_serve_config_t *cfg, rm_role_t role,
         st = calloc(1, sizeof(*st));
         if (st) {
             st->role = (int)role;
-            http = rm_http_start(cfg->metrics_addr, st, cfg->topic, "redis", err, sizeof(err));
+            http = rm_http_start(cfg->metrics_addr, st, cfg->topic, cfg->target, err, sizeof(err));
         }
         if (!http) {
             rm_error("--metrics-addr: %s", err);
