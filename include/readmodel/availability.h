@@ -19,7 +19,8 @@
 #include <stdint.h>
 
 typedef struct {
-    char *id; /* owned, NUL-terminated */
+    char *id;      /* owned, NUL-terminated */
+    uint32_t hash; /* of id: compared before the bytes, and the home slot on deletion */
     uint16_t id_len;
     uint16_t day, start, count;
 } rm_booking_t;

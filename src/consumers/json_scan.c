@@ -18,13 +18,14 @@ typedef struct {
     rm_json_err_t err;
 } scanner_t;
 
-static void skip_ws(scanner_t *sc) {
-    while (sc->pos < sc->len) {
-        char c = sc->s[sc->pos];
-        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
-            return;
-        sc->pos++;
-    }
+/* Hot loops keep the position in a local: the bytes are chars, which may
+ * alias sc->pos, so a loop on sc->pos would store and reload it per byte. */
+static inline void skip_ws(scanner_t *sc) {
+    const char *s = sc->s;
+    size_t pos = sc->pos, len = sc->len;
+    while (pos < len && (s[pos] == ' ' || s[pos] == '\t' || s[pos] == '\n' || s[pos] == '\r'))
+        pos++;
+    sc->pos = pos;
 }
 
 static int fail(scanner_t *sc, rm_json_err_t err) {
@@ -113,8 +114,10 @@ static int scan_string(scanner_t *sc) {
     const unsigned char *s = (const unsigned char *)sc->s;
     while (sc->pos < sc->len) {
         /* Fast path: plain ASCII needs no further checks. */
-        while (sc->pos < sc->len && plain[s[sc->pos]])
-            sc->pos++;
+        size_t pos = sc->pos, len = sc->len;
+        while (pos < len && plain[s[pos]])
+            pos++;
+        sc->pos = pos;
         if (sc->pos >= sc->len)
             break;
         unsigned char c = s[sc->pos];

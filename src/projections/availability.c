@@ -74,11 +74,20 @@ static void recompute_day(rm_avail_t *st, uint16_t day) {
     uint32_t base = slot_index(day, 0);
     roaring_bitmap_remove_range(st->booked, base, base + RM_SLOTS_PER_DAY);
     roaring_bitmap_remove_range(st->overlap, base, base + RM_SLOTS_PER_DAY);
-    for (unsigned s = 0; s < RM_SLOTS_PER_DAY; s++) {
-        if (held[s] >= 1)
-            roaring_bitmap_add(st->booked, base + s);
-        if (held[s] >= 2)
-            roaring_bitmap_add(st->overlap, base + s);
+    /* One range per run of held slots (and of doubly held ones). */
+    for (unsigned level = 1; level <= 2; level++) {
+        roaring_bitmap_t *into = level == 1 ? st->booked : st->overlap;
+        for (unsigned s = 0; s < RM_SLOTS_PER_DAY;) {
+            if (held[s] < level) {
+                s++;
+                continue;
+            }
+            unsigned e = s;
+            while (e < RM_SLOTS_PER_DAY && held[e] >= level)
+                e++;
+            roaring_bitmap_add_range(into, base + s, base + e);
+            s = e;
+        }
     }
     mark(st, day);
 }

@@ -17,11 +17,11 @@ static uint32_t hash(const char *s, size_t n) {
     return h;
 }
 
-static rm_booking_t *probe(rm_booking_table_t *t, const char *id, size_t len) {
+static rm_booking_t *probe(rm_booking_table_t *t, const char *id, size_t len, uint32_t h) {
     uint32_t mask = t->capacity - 1;
-    for (uint32_t i = hash(id, len) & mask;; i = (i + 1) & mask) {
+    for (uint32_t i = h & mask;; i = (i + 1) & mask) {
         rm_booking_t *b = &t->slots[i];
-        if (!b->id || (b->id_len == len && memcmp(b->id, id, len) == 0))
+        if (!b->id || (b->hash == h && b->id_len == len && memcmp(b->id, id, len) == 0))
             return b;
     }
 }
@@ -29,7 +29,7 @@ static rm_booking_t *probe(rm_booking_table_t *t, const char *id, size_t len) {
 rm_booking_t *rm_booking_find(rm_booking_table_t *t, const char *id, size_t len) {
     if (t->capacity == 0)
         return NULL;
-    rm_booking_t *b = probe(t, id, len);
+    rm_booking_t *b = probe(t, id, len, hash(id, len));
     return b->id ? b : NULL;
 }
 
@@ -41,7 +41,7 @@ static int grow(rm_booking_table_t *t) {
     rm_booking_table_t n = {slots, cap, 0};
     for (uint32_t i = 0; i < t->capacity; i++) {
         if (t->slots[i].id) {
-            *probe(&n, t->slots[i].id, t->slots[i].id_len) = t->slots[i];
+            *probe(&n, t->slots[i].id, t->slots[i].id_len, t->slots[i].hash) = t->slots[i];
             n.count++;
         }
     }
@@ -53,10 +53,12 @@ static int grow(rm_booking_table_t *t) {
 rm_booking_t *rm_booking_upsert(rm_booking_table_t *t, const char *id, size_t len) {
     if ((t->count + 1) * 4 > t->capacity * 3 && grow(t) < 0)
         return NULL;
-    rm_booking_t *b = probe(t, id, len);
+    uint32_t h = hash(id, len);
+    rm_booking_t *b = probe(t, id, len, h);
     if (b->id)
         return b;
     memset(b, 0, sizeof(*b)); /* a reused slot must not keep a removed booking's fields */
+    b->hash = h;
     b->id = malloc(len + 1);
     if (!b->id)
         return NULL;
@@ -75,7 +77,7 @@ void rm_booking_remove(rm_booking_table_t *t, rm_booking_t *b) {
     t->count--;
     /* Backward-shift: move later entries of the probe run into the hole. */
     for (uint32_t j = (i + 1) & mask; t->slots[j].id; j = (j + 1) & mask) {
-        uint32_t home = hash(t->slots[j].id, t->slots[j].id_len) & mask;
+        uint32_t home = t->slots[j].hash & mask;
         /* Entry j may move to i if its home is not in the cyclic range (i, j]. */
         if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
             t->slots[i] = t->slots[j];
