@@ -167,6 +167,34 @@ static void test_faults_converge(void **state) {
     e2e_stop(&e);
 }
 
+/* The other way round: Redis down does not hold the index back, and Redis
+ * (restarted empty) is rebuilt by serve when it returns. */
+static void test_redis_down_index_current(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 2), 0);
+    os_server_t *srv = os_server_start(0);
+    rm_gen_t *g = e2e_generator(47, 100, 5);
+    e2e_produce_generated(&e, g, 2000);
+    const char *extra[] = {"--opensearch", os_url(srv), NULL};
+    pid_t serve = e2e_serve(&e, extra);
+    assert_true(e2e_wait_caught_up(&e, 60));
+    assert_true(wait_index(&e, srv, NULL, 60));
+
+    rm_test_redis_stop(&e.redis, 1);
+    e2e_produce_generated(&e, g, 2000);
+    assert_true(wait_index(&e, srv, NULL, 60)); /* while Redis is down */
+    assert_int_equal(rm_test_redis_restart(&e.redis), 0);
+    assert_true(e2e_wait_caught_up(&e, 90));
+    assert_int_equal(e2e_compare(&e), 0);
+    assert_int_equal(compare_index(&e, srv, NULL, false), 0);
+    kill(serve, SIGTERM);
+    assert_int_equal(e2e_wait(serve), 0);
+    rm_gen_free(g);
+    os_server_stop(srv);
+    e2e_stop(&e);
+}
+
 /* A dropped index heals itself: serve recreates it and replays. */
 static void test_dropped_index_heals(void **state) {
     (void)state;
@@ -611,6 +639,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serve_builds_index),
         cmocka_unit_test(test_faults_converge),
+        cmocka_unit_test(test_redis_down_index_current),
         cmocka_unit_test(test_dropped_index_heals),
         cmocka_unit_test(test_rebuild_while_reading),
         cmocka_unit_test(test_idle_serve_after_rebuild),
