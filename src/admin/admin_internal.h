@@ -4,12 +4,43 @@
 
 #include "../consumers/replay.h"
 
+#include "readmodel/error.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 /* Runs the replay with progress. 0 when every partition reached its end. */
 int rm_admin_replay(const rm_serve_config_t *cfg, rm_replay_t *r);
 void rm_admin_log_events(const rm_replay_t *r);
 void rm_admin_print_plan(const rm_serve_config_t *cfg, const rm_replay_t *r, FILE *out);
+
+/* Every replayed practitioner, partition by partition (malloc'd array of
+ * borrowed pointers, caller frees; NULL when out of memory). */
+pract_t **rm_admin_collect(rm_replay_t *r, size_t *n);
+/* The name a rebuild holds its lease under: host:pid:start time. */
+void rm_admin_holder(char *out, size_t cap);
+/* Prints one row of `status`: partition, earliest, end, checkpoint, lag. */
+void rm_admin_print_partition(const rm_replay_t *r, int p, int64_t checkpoint);
+
+/* Renews a target's lease every third of its ttl on its own connection
+ * (sink) while the work runs; `lost` is set when renewal finds the lease
+ * expired or taken, and the work stops at its next check. */
+typedef struct {
+    const char *target; /* "Redis" / "OpenSearch", for the log */
+    void *sink;         /* its own connection, borrowed */
+    rm_err_t (*renew)(void *sink, const char *holder, int ttl_ms, bool *ok);
+    const char *holder;
+    int ttl_ms;
+    atomic_int stop, lost;
+    bool started;
+    pthread_t thread;
+} rm_renewer_t;
+
+/* 0, or -1 when the thread cannot start. */
+int rm_renewer_start(rm_renewer_t *rn);
+/* Stops and joins; true when the lease is still held. */
+bool rm_renewer_stop(rm_renewer_t *rn);
 
 /* rebuild / verify of the OpenSearch index after the plan was accepted
  * (rebuild_opensearch.c). Return the command's exit code. */

@@ -284,18 +284,6 @@ out:
 }
 
 /* Practitioners of all partitions, in a stable order. */
-static pract_t **collect(rm_replay_t *r, size_t *n) {
-    size_t total = 0;
-    for (int p = 0; p < r->partitions; p++)
-        total += r->maps[p].count;
-    pract_t **all = malloc((total ? total : 1) * sizeof(*all));
-    *n = 0;
-    for (int p = 0; all && p < r->partitions; p++)
-        for (uint32_t i = 0; i < r->maps[p].capacity; i++)
-            if (r->maps[p].slots[i])
-                all[(*n)++] = r->maps[p].slots[i];
-    return all;
-}
 
 /* Keys of what Redis holds that no replayed practitioner accounts for. */
 static int leftovers(existing_t *ex, char ***out, size_t *n, diff_t *d) {
@@ -371,29 +359,8 @@ void rm_admin_log_events(const rm_replay_t *r) {
 
 /* ---- lease renewal ---- */
 
-typedef struct {
-    rm_redis_sink_t *sink; /* its own connection */
-    const char *holder;
-    int ttl_ms;
-    atomic_int stop, lost;
-    pthread_t thread;
-} renewer_t;
-
-static void *renew_main(void *arg) {
-    renewer_t *rn = arg;
-    while (!atomic_load(&rn->stop)) {
-        for (int i = 0; i < rn->ttl_ms / 3 / 100 && !atomic_load(&rn->stop); i++)
-            usleep(100 * 1000);
-        if (atomic_load(&rn->stop))
-            break;
-        bool ok = false;
-        if (rm_redis_lease_renew(rn->sink, rn->holder, rn->ttl_ms, &ok) == RM_ERR_OK && !ok) {
-            rm_error("the rebuild lease was lost (expired or taken); stopping");
-            atomic_store(&rn->lost, 1);
-            break;
-        }
-    }
-    return NULL;
+static rm_err_t renew_redis(void *sink, const char *holder, int ttl_ms, bool *ok) {
+    return rm_redis_lease_renew(sink, holder, ttl_ms, ok);
 }
 
 static int flush_model(rm_redis_sink_t *s) {
@@ -422,7 +389,7 @@ typedef struct {
     pract_t **prs;
     size_t n;
     diff_t d;
-    renewer_t *rn;
+    rm_renewer_t *rn;
     atomic_size_t *done;
     atomic_int *finished;
     bool ok; /* read only after join */
@@ -478,7 +445,8 @@ static void diff_add(diff_t *into, const diff_t *d) {
  * Each practitioner belongs to one thread, so the shared `existing` map is
  * only ever marked by the thread that owns the entry. */
 static bool write_parallel(const rm_serve_config_t *cfg, rm_redis_sink_t *s, existing_t *ex,
-                           pract_t **all, size_t n, diff_t *d, renewer_t *rn, rm_progress_t *wp) {
+                           pract_t **all, size_t n, diff_t *d, rm_renewer_t *rn,
+                           rm_progress_t *wp) {
     (void)s;
     int nt = cfg->workers < 1 ? 1 : cfg->workers > 16 ? 16 : cfg->workers;
     writer_t ws[16];
@@ -554,12 +522,15 @@ static int rebuild_run(const rm_serve_config_t *cfg) {
         rm_replay_free(&r);
         return RM_EXIT_FAILED;
     }
-    char holder[256], host[128] = "host", other[256] = "";
-    gethostname(host, sizeof(host) - 1);
-    snprintf(holder, sizeof(holder), "%s:%d:%lld", host, (int)getpid(), (long long)time(NULL));
+    char holder[256], other[256] = "";
+    rm_admin_holder(holder, sizeof(holder));
     bool got = false;
     int rc = RM_EXIT_FAILED;
-    renewer_t rn = {lease_sink, holder, cfg->lease_ttl_ms, 0, 0, 0};
+    rm_renewer_t rn = {.target = "Redis",
+                       .sink = lease_sink,
+                       .renew = renew_redis,
+                       .holder = holder,
+                       .ttl_ms = cfg->lease_ttl_ms};
     if (rm_redis_lease_acquire(s, holder, cfg->lease_ttl_ms, &got, other, sizeof(other)) !=
         RM_ERR_OK) {
         rm_error("%s", rm_redis_sink_last_error(s));
@@ -572,7 +543,10 @@ static int rebuild_run(const rm_serve_config_t *cfg) {
         goto done;
     }
     rm_info("lease taken as %s; live serve processes pause writes until it is released", holder);
-    pthread_create(&rn.thread, NULL, renew_main, &rn);
+    if (rm_renewer_start(&rn) < 0) {
+        rm_redis_lease_release(s, holder);
+        goto done;
+    }
     time_t started = time(NULL);
     double t0 = rm_monotonic_s();
 
@@ -589,7 +563,7 @@ static int rebuild_run(const rm_serve_config_t *cfg) {
     if (scan_existing(s, &ex) < 0)
         goto release;
     size_t n;
-    pract_t **all = collect(&r, &n);
+    pract_t **all = rm_admin_collect(&r, &n);
     diff_t d = {0};
     rm_progress_t wp;
     rm_progress_begin(&wp, RM_PHASE_WRITE, n);
@@ -640,9 +614,7 @@ static int rebuild_run(const rm_serve_config_t *cfg) {
            truncated ? "; WARNING: built from truncated history" : "");
     rc = ok ? RM_EXIT_OK : RM_EXIT_FAILED;
 release:
-    atomic_store(&rn.stop, 1);
-    pthread_join(rn.thread, NULL);
-    if (!atomic_load(&rn.lost))
+    if (rm_renewer_stop(&rn))
         rm_redis_lease_release(s, holder);
 done:
     rm_redis_sink_free(s);
@@ -691,7 +663,7 @@ static int verify_run(const rm_serve_config_t *cfg) {
     if (scan_existing(s, &ex) < 0)
         goto done;
     size_t n;
-    pract_t **all = collect(&r, &n);
+    pract_t **all = rm_admin_collect(&r, &n);
     diff_t d = {0};
     bool ok = all != NULL;
     rm_progress_t cp_progress;
@@ -863,12 +835,7 @@ int rm_status_main(const rm_serve_config_t *cfg) {
             rc = RM_EXIT_FAILED;
             break;
         }
-        char cps[24] = "none", lag[24];
-        if (cp >= 0)
-            snprintf(cps, sizeof(cps), "%lld", (long long)cp);
-        snprintf(lag, sizeof(lag), "%lld", (long long)(r.high[p] - (cp >= 0 ? cp : r.low[p])));
-        printf("%-10d %12lld %12lld %12s %10s%s\n", p, (long long)r.low[p], (long long)r.high[p],
-               cps, lag, r.low[p] > 0 ? "  (truncated history)" : "");
+        rm_admin_print_partition(&r, p, cp);
     }
     char holder[256], record[1024];
     long long ttl;

@@ -42,49 +42,12 @@ static rm_os_sink_t *open_sink(const rm_serve_config_t *cfg) {
     return s;
 }
 
-/* Every replayed practitioner, in partition then table order. */
-static pract_t **collect(rm_replay_t *r, size_t *n) {
-    size_t total = 0;
-    for (int p = 0; p < r->partitions; p++)
-        total += r->maps[p].count;
-    pract_t **all = malloc((total ? total : 1) * sizeof(*all));
-    *n = 0;
-    for (int p = 0; all && p < r->partitions; p++)
-        for (uint32_t i = 0; i < r->maps[p].capacity; i++)
-            if (r->maps[p].slots[i])
-                all[(*n)++] = r->maps[p].slots[i];
-    return all;
-}
-
-/* ---- lease renewal (its own connection) ---- */
-
-typedef struct {
-    rm_os_sink_t *sink;
-    const char *holder;
-    int ttl_ms;
-    atomic_int stop, lost;
-    pthread_t thread;
-} renewer_t;
-
-static void *renew_main(void *arg) {
-    renewer_t *rn = arg;
-    while (!atomic_load(&rn->stop)) {
-        for (int i = 0; i < rn->ttl_ms / 3 / 100 && !atomic_load(&rn->stop); i++)
-            usleep(100 * 1000);
-        if (atomic_load(&rn->stop))
-            break;
-        bool ok = false;
-        if (rm_os_lease_renew(rn->sink, rn->holder, rn->ttl_ms, &ok) == RM_ERR_OK && !ok) {
-            rm_error("the OpenSearch rebuild lease was lost (expired or taken); stopping");
-            atomic_store(&rn->lost, 1);
-            break;
-        }
-    }
-    return NULL;
+static rm_err_t renew_os(void *sink, const char *holder, int ttl_ms, bool *ok) {
+    return rm_os_lease_renew(sink, holder, ttl_ms, ok);
 }
 
 static bool load(const rm_serve_config_t *cfg, rm_os_sink_t *s, long gen, pract_t **all, size_t n,
-                 renewer_t *rn, unsigned long long *rejected) {
+                 rm_renewer_t *rn, unsigned long long *rejected) {
     rm_os_flush_t *items = malloc(LOAD_CHUNK * sizeof(*items));
     if (!items)
         return false;
@@ -125,10 +88,13 @@ int rm_os_rebuild_run(const rm_serve_config_t *cfg, rm_replay_t *r, int truncate
     }
     int rc = RM_EXIT_FAILED;
     char *old_docs = NULL, *old_state = NULL;
-    char holder[256], host[128] = "host", other[256] = "";
-    gethostname(host, sizeof(host) - 1);
-    snprintf(holder, sizeof(holder), "%s:%d:%lld", host, (int)getpid(), (long long)time(NULL));
-    renewer_t rn = {lease_sink, holder, cfg->lease_ttl_ms, 0, 0, 0};
+    char holder[256], other[256] = "";
+    rm_admin_holder(holder, sizeof(holder));
+    rm_renewer_t rn = {.target = "OpenSearch",
+                       .sink = lease_sink,
+                       .renew = renew_os,
+                       .holder = holder,
+                       .ttl_ms = cfg->lease_ttl_ms};
     bool got = false;
     char diff[512];
     if (rm_os_sink_ensure(s, diff, sizeof(diff)) != RM_ERR_OK ||
@@ -152,7 +118,10 @@ int rm_os_rebuild_run(const rm_serve_config_t *cfg, rm_replay_t *r, int truncate
     rm_info("OpenSearch lease taken as %s; live serve processes pause index writes until it is "
             "released",
             holder);
-    pthread_create(&rn.thread, NULL, renew_main, &rn);
+    if (rm_renewer_start(&rn) < 0) {
+        rm_os_lease_release(lease_sink, holder);
+        goto done;
+    }
     time_t started = time(NULL);
     double t0 = rm_monotonic_s();
     r->profiles = true;
@@ -169,7 +138,7 @@ int rm_os_rebuild_run(const rm_serve_config_t *cfg, rm_replay_t *r, int truncate
     char new_docs[256], new_state[256];
     rm_os_gen_names(s, next_gen, new_docs, new_state, sizeof(new_docs));
     size_t n = 0;
-    pract_t **all = collect(r, &n);
+    pract_t **all = rm_admin_collect(r, &n);
     unsigned long long rejected = 0;
     double write_start = rm_monotonic_s() - t0;
     bool ok = all && rm_os_generation_create(s, next_gen) == RM_ERR_OK;
@@ -207,9 +176,7 @@ int rm_os_rebuild_run(const rm_serve_config_t *cfg, rm_replay_t *r, int truncate
     fflush(stdout);
     rc = ok ? RM_EXIT_OK : RM_EXIT_FAILED;
 release:
-    atomic_store(&rn.stop, 1);
-    pthread_join(rn.thread, NULL);
-    if (!atomic_load(&rn.lost))
+    if (rm_renewer_stop(&rn))
         rm_os_lease_release(lease_sink, holder);
     if (rc == RM_EXIT_OK && old_docs) {
         if (cfg->keep_previous) {
@@ -306,7 +273,7 @@ int rm_os_verify_run(const rm_serve_config_t *cfg, rm_replay_t *r) {
     rm_admin_log_events(r);
     rm_progress_t cp;
     size_t n = 0;
-    pract_t **all = collect(r, &n);
+    pract_t **all = rm_admin_collect(r, &n);
     rm_progress_begin(&cp, RM_PHASE_COMPARE, n);
     rm_err_t e = rm_os_scan(s, on_doc, &c);
     for (size_t i = 0; e == RM_ERR_OK && all && i < n; i++)
@@ -380,12 +347,7 @@ int rm_os_status_run(const rm_serve_config_t *cfg, rm_replay_t *r) {
             rc = RM_EXIT_FAILED;
             break;
         }
-        char cps[24] = "none", lag[24];
-        if (cp >= 0)
-            snprintf(cps, sizeof(cps), "%lld", (long long)cp);
-        snprintf(lag, sizeof(lag), "%lld", (long long)(r->high[p] - (cp >= 0 ? cp : r->low[p])));
-        printf("%-10d %12lld %12lld %12s %10s%s\n", p, (long long)r->low[p], (long long)r->high[p],
-               cps, lag, r->low[p] > 0 ? "  (truncated history)" : "");
+        rm_admin_print_partition(r, p, cp);
     }
     char holder[256];
     long long ttl;

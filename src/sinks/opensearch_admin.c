@@ -95,9 +95,7 @@ rm_err_t rm_os_generation_create(rm_os_sink_t *s, long gen) {
             return e;
     }
     json_t *db = rm_os_index_body(true);
-    json_t *sb =
-        json_pack("{s:{s:{s:i,s:i,s:s}},s:{s:b}}", "settings", "index", "number_of_shards", 1,
-                  "number_of_replicas", 0, "refresh_interval", "-1", "mappings", "dynamic", 0);
+    json_t *sb = rm_os_state_body(true);
     snprintf(path, sizeof(path), "/%s", docs);
     rm_err_t e = simple(s, "PUT", path, db, NULL);
     json_decref(db);

@@ -30,6 +30,9 @@ rm_err_t rm_os_request(rm_os_sink_t *s, const char *method, const char *path, co
                        size_t len, const char *content_type, long *status, json_t **resp);
 /* Formats the error of an answer into s->err and returns RM_ERR_REPLY. */
 rm_err_t rm_os_reply_error(rm_os_sink_t *s, const char *what, long status, json_t *resp);
+/* Settings and mapping of a state index (not indexed: dynamic false);
+ * `loading`: refresh off and no replicas. New reference. */
+json_t *rm_os_state_body(bool loading);
 /* Bulk-writes items into the given index names (aliases when require_alias). */
 rm_err_t rm_os_write(rm_os_sink_t *s, const char *docs_index, const char *state_index,
                      bool require_alias, rm_os_flush_t *items, size_t n, int attempts,

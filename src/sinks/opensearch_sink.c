@@ -257,7 +257,7 @@ json_t *rm_os_index_body(bool loading) {
                      loading ? "-1" : "1s", "mappings", "dynamic", "strict", "properties", props);
 }
 
-static json_t *state_body(bool loading) {
+json_t *rm_os_state_body(bool loading) {
     return json_pack("{s:{s:{s:i,s:i,s:s}},s:{s:b}}", "settings", "index", "number_of_shards", 1,
                      "number_of_replicas", loading ? 0 : 1, "refresh_interval",
                      loading ? "-1" : "1s", "mappings", "dynamic", 0);
@@ -336,7 +336,7 @@ rm_err_t rm_os_sink_ensure(rm_os_sink_t *s, char *diff, size_t cap) {
         /* No model at all: generation 1, both aliases in the creation. */
         char docs[256], state[256];
         rm_os_gen_names(s, 1, docs, state, sizeof(docs));
-        json_t *db = rm_os_index_body(false), *sb = state_body(false);
+        json_t *db = rm_os_index_body(false), *sb = rm_os_state_body(false);
         json_object_set_new(db, "aliases", json_pack("{s:{}}", s->alias));
         json_object_set_new(sb, "aliases", json_pack("{s:{}}", s->state_alias));
         if ((e = create_index(s, state, sb)) || (e = create_index(s, docs, db))) {
@@ -850,43 +850,12 @@ static long long now_ms(void) {
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Reads the lease document: holder (empty when absent or expired). */
+/* One _mget of the lease and of the generation the aliases point to (so a
+ * writer learns of a finished rebuild before it writes anything). holder is
+ * empty when the lease is absent or expired; *exists tells whether its
+ * document is there, whose version renew and release compare with. */
 static rm_err_t lease_read(rm_os_sink_t *s, char *holder, size_t cap, long long *ttl_ms,
                            bool *exists) {
-    char path[300];
-    snprintf(path, sizeof(path), "/%s/_doc/lease:opensearch", s->meta);
-    long st = 0;
-    json_t *r = NULL;
-    rm_err_t e = rm_os_request(s, "GET", path, NULL, 0, NULL, &st, &r);
-    if (e)
-        return e;
-    holder[0] = '\0';
-    *ttl_ms = -1;
-    *exists = false;
-    if (st == 200) {
-        json_t *src = json_object_get(r, "_source");
-        long long left = json_integer_value(json_object_get(src, "expires_ms")) - now_ms();
-        *exists = true;
-        json_decref(s->lease_version);
-        s->lease_version =
-            json_pack("[O,O]", json_object_get(r, "_seq_no"), json_object_get(r, "_primary_term"));
-        if (left > 0) {
-            snprintf(holder, cap, "%s",
-                     json_string_value(json_object_get(src, "holder"))
-                         ? json_string_value(json_object_get(src, "holder"))
-                         : "?");
-            *ttl_ms = left;
-        }
-    } else if (st != 404) {
-        e = rm_os_reply_error(s, path, st, r);
-    }
-    json_decref(r);
-    return e;
-}
-
-rm_err_t rm_os_lease_get(rm_os_sink_t *s, char *holder, size_t cap, long long *ttl_ms) {
-    /* One _mget: the lease, and the generation the aliases point to (so a
-     * writer learns of a finished rebuild before it writes anything). */
     char path[300];
     snprintf(path, sizeof(path), "/%s/_mget", s->meta);
     const char *body = "{\"ids\":[\"lease:opensearch\",\"generation\"]}";
@@ -904,8 +873,9 @@ rm_err_t rm_os_lease_get(rm_os_sink_t *s, char *holder, size_t cap, long long *t
     holder[0] = '\0';
     *ttl_ms = -1;
     json_t *lease = json_array_get(docs, 0), *gen = json_array_get(docs, 1);
-    if (json_is_true(json_object_get(lease, "found"))) {
-        json_decref(s->lease_version); /* what renew and release compare with */
+    *exists = json_is_true(json_object_get(lease, "found"));
+    if (*exists) {
+        json_decref(s->lease_version);
         s->lease_version = json_pack("[O,O]", json_object_get(lease, "_seq_no"),
                                      json_object_get(lease, "_primary_term"));
         json_t *src = json_object_get(lease, "_source");
@@ -922,6 +892,11 @@ rm_err_t rm_os_lease_get(rm_os_sink_t *s, char *holder, size_t cap, long long *t
         s->moved = true;
     json_decref(r);
     return RM_ERR_OK;
+}
+
+rm_err_t rm_os_lease_get(rm_os_sink_t *s, char *holder, size_t cap, long long *ttl_ms) {
+    bool exists;
+    return lease_read(s, holder, cap, ttl_ms, &exists);
 }
 
 bool rm_os_sink_take_moved(rm_os_sink_t *s) {

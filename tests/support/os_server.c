@@ -80,12 +80,12 @@ static json_t *index_get(os_server_t *s, const char *name) {
 }
 
 /* The concrete indices a name stands for: itself, or an alias's indices.
- * New reference (array), empty when unknown. */
+ * New reference (array), NULL when unknown (index_not_found_exception). */
 static json_t *resolve(os_server_t *s, const char *name) {
     if (index_get(s, name))
         return json_pack("[s]", name);
     json_t *a = json_object_get(s->aliases, name);
-    return a ? json_deep_copy(a) : json_array();
+    return a && json_array_size(a) ? json_deep_copy(a) : NULL;
 }
 
 /* The single index a write through `name` goes to, or NULL (alias with
@@ -455,10 +455,8 @@ static json_t *aliases_of(os_server_t *s, const char *index) {
 /* GET /<index>, /<index>/_mapping, /<index>/_settings: per concrete index. */
 static reply_t get_index(os_server_t *s, const char *name, const char *part) {
     json_t *names = resolve(s, name);
-    if (!json_array_size(names)) {
-        json_decref(names);
+    if (!names)
         return not_found_index(name);
-    }
     json_t *out = json_object();
     size_t i;
     json_t *n;
@@ -490,9 +488,8 @@ static reply_t put_settings(os_server_t *s, const char *name, const upload_t *u)
     if (!b)
         return err;
     json_t *names = resolve(s, name);
-    if (!json_array_size(names)) {
+    if (!names) {
         json_decref(b);
-        json_decref(names);
         return not_found_index(name);
     }
     size_t i;
@@ -814,10 +811,8 @@ static reply_t bulk(os_server_t *s, struct MHD_Connection *c, const char *path_i
 
 static reply_t get_doc(os_server_t *s, const char *name, const char *id) {
     json_t *names = resolve(s, name);
-    if (!json_array_size(names)) {
-        json_decref(names);
+    if (!names)
         return not_found_index(name);
-    }
     if (json_array_size(names) > 1) {
         json_decref(names);
         return os_error(400, "illegal_argument_exception",
@@ -968,9 +963,8 @@ static reply_t search(os_server_t *s, const char *name, const upload_t *u, bool 
     if (!b)
         return err;
     json_t *names = resolve(s, name);
-    if (!json_array_size(names)) {
+    if (!names) {
         json_decref(b);
-        json_decref(names);
         return not_found_index(name);
     }
     json_t *query = json_object_get(b, "query");
@@ -1059,10 +1053,8 @@ static reply_t search(os_server_t *s, const char *name, const upload_t *u, bool 
 
 static reply_t do_refresh(os_server_t *s, const char *name) {
     json_t *names = resolve(s, name);
-    if (!json_array_size(names)) {
-        json_decref(names);
+    if (!names)
         return not_found_index(name);
-    }
     size_t i;
     json_t *n;
     json_array_foreach(names, i, n) refresh(index_get(s, json_string_value(n)));
