@@ -3,10 +3,12 @@
  * events.md define it, and the 36-byte Redis value of each day derived from
  * it. Pure functions on in-memory state: no I/O, no clock, no randomness.
  *
- * State: published slots and booked slots as CRoaring bitmaps indexed by
- * day * 288 + slot, a booking table (booking id -> day and slots), the
- * `active` flag, and a set of dirty days (days whose Redis value may have
- * changed since rm_avail_clear_dirty()).
+ * State: for every day that any event touched, three fixed 288-bit sets
+ * (published slots, slots held by a booking, slots held by two or more) in
+ * an array sorted by day; a booking table (booking id -> day and slots); the
+ * `active` flag; and a CRoaring set of dirty days (days whose Redis value may
+ * have changed since rm_avail_clear_dirty()). A day is the Redis value's own
+ * shape, so every event is a few word operations on one array entry.
  */
 #ifndef READMODEL_AVAILABILITY_H
 #define READMODEL_AVAILABILITY_H
@@ -17,6 +19,16 @@
 #include <roaring/roaring.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+/* 288 slots in 5 words: slot s is bit s % 64 of word s / 64. */
+#define RM_DAY_WORDS 5u
+
+typedef struct {
+    uint64_t published[RM_DAY_WORDS];
+    uint64_t booked[RM_DAY_WORDS];  /* held by at least one booking */
+    uint64_t overlap[RM_DAY_WORDS]; /* held by two or more bookings */
+    uint16_t day;
+} rm_day_t;
 
 typedef struct {
     char *id;      /* owned, NUL-terminated */
@@ -33,11 +45,10 @@ typedef struct {
 } rm_booking_table_t;
 
 typedef struct {
-    bool exists; /* at least one event has been applied */
-    bool active; /* false after PractitionerDeactivated until re-registration */
-    roaring_bitmap_t *published;
-    roaring_bitmap_t *booked;  /* slots held by at least one booking */
-    roaring_bitmap_t *overlap; /* slots held by two or more bookings */
+    bool exists;    /* at least one event has been applied */
+    bool active;    /* false after PractitionerDeactivated until re-registration */
+    rm_day_t *days; /* ndays entries, ascending by day; owned */
+    uint32_t ndays, days_cap;
     rm_booking_table_t bookings;
     roaring_bitmap_t *dirty; /* day numbers */
 } rm_avail_t;
@@ -55,13 +66,17 @@ void rm_avail_free(rm_avail_t *st);
 
 /* Applies one valid event. Marks affected days dirty. Returns
  * RM_APPLY_UNKNOWN_BOOKING for a cancellation of an unknown booking (an
- * anomaly, state unchanged), else RM_APPLY_OK. Aborts only on allocation
- * failure inside CRoaring, which has no error return. */
+ * anomaly, state unchanged), else RM_APPLY_OK. Aborts on allocation failure
+ * (of the day array, the booking table or inside CRoaring, which has no
+ * error return), so a partly applied event is never left behind. */
 rm_apply_t rm_avail_apply(rm_avail_t *st, const rm_event_t *ev);
 
 /* Writes day's 36-byte value (bit i, MSB-first, set when slot i is free) and
  * returns the number of free slots; 0 means the Redis key must not exist. */
 unsigned rm_avail_day(const rm_avail_t *st, uint16_t day, uint8_t out[RM_DAY_BYTES]);
+
+/* The day's entry, or NULL when no event touched that day. */
+const rm_day_t *rm_avail_find_day(const rm_avail_t *st, uint16_t day);
 
 /* Marks every day that has a published slot dirty (all days whose value may
  * exist in Redis). */

@@ -110,7 +110,11 @@ const rm_os_counters_t *rm_os_sink_counters(const rm_os_sink_t *s);
 
 rm_err_t rm_os_checkpoint_get(rm_os_sink_t *s, const char *topic, int32_t partition, int64_t *next);
 /* Compare-and-set against the version last read or written by this sink
- * (none: create). *ok false when it moved; *current then holds it. */
+ * (none: create), always through the state alias (require_alias, so a
+ * dropped index is never re-created by automatic index creation under the
+ * alias's name). *ok false when it moved; *current then holds it. When the
+ * state alias is gone, the model is re-created empty (as by a flush) and
+ * *current is -1: the caller replays. */
 rm_err_t rm_os_checkpoint_cas(rm_os_sink_t *s, const char *topic, int32_t partition,
                               int64_t expected, int64_t next, bool *ok, int64_t *current);
 

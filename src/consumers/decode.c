@@ -99,24 +99,56 @@ const char *rm_reason_name(rm_reason_t r) {
     return (unsigned)r < RM_REASON__COUNT ? reason_names[r] : "unknown";
 }
 
-/* Field names by length, so a member name costs one or two memcmp. */
-static uint8_t field_len[F__COUNT];
+/* Names to numbers (member names to fields, type strings to types): small
+ * open-addressing tables built once, hashed on length and the first and last
+ * bytes, so a lookup costs one comparison with the one likely candidate. */
+typedef struct {
+    const char *name; /* NULL: empty slot */
+    uint8_t len;
+    uint8_t value;
+} name_slot_t;
 
-static void field_init(void) {
+#define NAME_SLOTS 64u /* power of two, more than twice the names of either table */
+
+static name_slot_t field_table[NAME_SLOTS], type_table[NAME_SLOTS];
+
+static unsigned name_hash(const char *k, size_t n) {
+    return (unsigned)(n * 7u + (unsigned char)k[0] * 3u + (unsigned char)k[n - 1]) &
+           (NAME_SLOTS - 1);
+}
+
+static void name_add(name_slot_t *table, const char *name, uint8_t value) {
+    size_t n = strlen(name);
+    unsigned i = name_hash(name, n);
+    while (table[i].name)
+        i = (i + 1) & (NAME_SLOTS - 1);
+    table[i] = (name_slot_t){name, (uint8_t)n, value};
+}
+
+/* The value of name k[0..n), or `none`. */
+static unsigned name_find(const name_slot_t *table, const char *k, size_t n, unsigned none) {
+    if (n == 0)
+        return none;
+    for (unsigned i = name_hash(k, n); table[i].name; i = (i + 1) & (NAME_SLOTS - 1))
+        if (table[i].len == n && memcmp(table[i].name, k, n) == 0)
+            return table[i].value;
+    return none;
+}
+
+static void tables_init(void) {
     for (int f = 0; f < F__COUNT; f++)
-        field_len[f] = (uint8_t)strlen(field_names[f]);
+        name_add(field_table, field_names[f], (uint8_t)f);
+    for (int t = 0; t < RM_EV__COUNT; t++)
+        name_add(type_table, type_names[t], (uint8_t)t);
 }
 
 static field_t field_lookup(const char *k, size_t n) {
-    for (int f = 0; f < F__COUNT; f++)
-        if (field_len[f] == n && k[0] == field_names[f][0] && memcmp(field_names[f], k, n) == 0)
-            return (field_t)f;
-    return F__COUNT;
+    return (field_t)name_find(field_table, k, n, F__COUNT);
 }
 
 rm_decoder_t *rm_decoder_new(void) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, field_init);
+    pthread_once(&once, tables_init);
     return calloc(1, sizeof(rm_decoder_t));
 }
 
@@ -164,7 +196,7 @@ static int get_id(rm_decoder_t *d, const rm_json_tok_t *t, const char *name, rm_
     if (t->type != RM_JSON_STRING)
         return reject(why, RM_REASON_WRONG_TYPE, name);
     *out = str_of(d, t);
-    size_t n = utf8_chars(*out);
+    size_t n = t->escaped || t->non_ascii ? utf8_chars(*out) : out->len;
     if (n < 1 || n > RM_MAX_ID_CHARS)
         return reject(why, RM_REASON_INVALID_ID, name);
     return 0;
@@ -532,10 +564,7 @@ rm_decode_result_t rm_decode(rm_decoder_t *d, const void *key, size_t key_len, c
         goto invalid;
     }
     rm_span_t tname = str_of(d, type);
-    ev->type = RM_EV__COUNT;
-    for (int t = 0; t < RM_EV__COUNT && ev->type == RM_EV__COUNT; t++)
-        if (strncmp(type_names[t], tname.ptr, tname.len) == 0 && type_names[t][tname.len] == '\0')
-            ev->type = (rm_event_type_t)t;
+    ev->type = (rm_event_type_t)name_find(type_table, tname.ptr, tname.len, RM_EV__COUNT);
     if (ev->type == RM_EV__COUNT)
         return RM_DECODE_IGNORED;
     if (decode_body(d, ev, &r) < 0)

@@ -25,13 +25,14 @@ typedef enum {
 } rm_json_type_t;
 
 typedef struct {
-    uint8_t type;    /* rm_json_type_t */
-    uint8_t escaped; /* string: contains a backslash escape */
-    uint8_t integer; /* number: no fraction and no exponent */
-    uint32_t start;  /* string: first byte after the quote; else first byte */
-    uint32_t end;    /* string: the closing quote; else one past the value */
-    uint32_t size;   /* object: number of members; array: number of elements */
-    uint32_t next;   /* index of the token after this value's subtree */
+    uint8_t type;      /* rm_json_type_t */
+    uint8_t escaped;   /* string: contains a backslash escape */
+    uint8_t non_ascii; /* string: contains a byte above 0x7f (not counting escapes) */
+    uint8_t integer;   /* number: no fraction and no exponent */
+    uint32_t start;    /* string: first byte after the quote; else first byte */
+    uint32_t end;      /* string: the closing quote; else one past the value */
+    uint32_t size;     /* object: number of members; array: number of elements */
+    uint32_t next;     /* index of the token after this value's subtree */
 } rm_json_tok_t;
 
 typedef enum {

@@ -51,6 +51,20 @@ static void put_u32(wbuf_t *w, uint32_t v) {
     put(w, b, 4);
 }
 
+/* The first slot >= from whose bit equals `set`, or RM_SLOTS_PER_DAY. */
+static unsigned next_bit(const uint64_t words[RM_DAY_WORDS], unsigned from, bool set) {
+    for (unsigned s = from; s < RM_SLOTS_PER_DAY;) {
+        uint64_t v = set ? words[s / 64] : ~words[s / 64];
+        v >>= s % 64;
+        if (v) {
+            unsigned at = s + (unsigned)__builtin_ctzll(v);
+            return at < RM_SLOTS_PER_DAY ? at : RM_SLOTS_PER_DAY;
+        }
+        s = (s / 64 + 1) * 64;
+    }
+    return RM_SLOTS_PER_DAY;
+}
+
 static int cmp_booking(const void *a, const void *b) {
     const rm_booking_t *x = *(const rm_booking_t *const *)a, *y = *(const rm_booking_t *const *)b;
     size_t n = x->id_len < y->id_len ? x->id_len : y->id_len;
@@ -66,26 +80,33 @@ int rm_avail_encode(const rm_avail_t *st, char **out, size_t *len) {
 
     size_t runs_at = w.len;
     put_u32(&w, 0);
-    uint32_t nruns = 0, first = 0, prev = 0;
-    roaring_uint32_iterator_t it;
-    roaring_init_iterator(st->published, &it);
-    for (bool have = false; it.has_value; roaring_advance_uint32_iterator(&it)) {
-        uint32_t v = it.current_value;
-        if (have && v == prev + 1) {
-            prev = v;
-            continue;
+    /* Runs are over the global slot number day * 288 + slot, so a run that
+     * reaches the end of a day continues into the next day's first slot. */
+    uint32_t nruns = 0, first = 0, end = 0; /* the open run is [first, end) */
+    bool open = false;
+    for (uint32_t i = 0; i < st->ndays; i++) {
+        const rm_day_t *d = &st->days[i];
+        uint32_t base = (uint32_t)d->day * RM_SLOTS_PER_DAY;
+        for (unsigned s = next_bit(d->published, 0, true); s < RM_SLOTS_PER_DAY;) {
+            unsigned e = next_bit(d->published, s, false);
+            if (open && end == base + s) {
+                end = base + e;
+            } else {
+                if (open) {
+                    put_u32(&w, first);
+                    put_u32(&w, end - first);
+                    nruns++;
+                }
+                first = base + s;
+                end = base + e;
+                open = true;
+            }
+            s = e < RM_SLOTS_PER_DAY ? next_bit(d->published, e, true) : RM_SLOTS_PER_DAY;
         }
-        if (have) {
-            put_u32(&w, first);
-            put_u32(&w, prev - first + 1);
-            nruns++;
-        }
-        first = prev = v;
-        have = true;
     }
-    if (!roaring_bitmap_is_empty(st->published)) {
+    if (open) {
         put_u32(&w, first);
-        put_u32(&w, prev - first + 1);
+        put_u32(&w, end - first);
         nruns++;
     }
 
@@ -166,7 +187,15 @@ int rm_avail_decode(rm_avail_t *st, const char *buf, size_t len) {
         uint64_t first = get_u32(&r), n = get_u32(&r);
         if (r.bad || n == 0 || first + n > slot_limit)
             return RM_ERR_CORRUPT;
-        roaring_bitmap_add_range(st->published, first, first + n);
+        /* One SlotsPublished per day the run covers. */
+        for (uint64_t at = first, end = first + n; at < end;) {
+            uint16_t day = (uint16_t)(at / RM_SLOTS_PER_DAY),
+                     slot = (uint16_t)(at % RM_SLOTS_PER_DAY);
+            uint64_t run = end - at < RM_SLOTS_PER_DAY - slot ? end - at : RM_SLOTS_PER_DAY - slot;
+            rm_event_t ev = {.type = RM_EV_SLOTS_PUBLISHED, .slots = {day, slot, (uint16_t)run}};
+            rm_avail_apply(st, &ev);
+            at += run;
+        }
     }
     uint32_t nb = get_u32(&r);
     for (uint32_t i = 0; i < nb && !r.bad; i++) {

@@ -1,10 +1,15 @@
 /*
- * Availability projection. Slots are indexed day * 288 + slot in CRoaring
- * bitmaps: `published`, `booked` (held by at least one booking) and
- * `overlap` (held by two or more). Overlaps are rare, so removing a booking
- * is a range removal unless it touches `overlap`; only then is that one day
- * recomputed from the booking table. Every change marks its day dirty, and
- * rm_avail_day() materialises a dirty day into the 36-byte Redis value.
+ * Availability projection. Each day any event touched has three 288-bit
+ * sets: `published`, `booked` (held by at least one booking) and `overlap`
+ * (held by two or more). A slot range is one mask per word, so publishing,
+ * withdrawing and holding are a handful of word operations. Overlaps are
+ * rare, so removing a booking clears its range unless that range touches
+ * `overlap`; only then is that one day recomputed from the booking table.
+ * Every change marks its day dirty, and rm_avail_day() materialises a day
+ * into the 36-byte Redis value.
+ *
+ * Days live in an array sorted by day. The log moves forward in time, so a
+ * new day is nearly always appended, and the last day is checked first.
  */
 #include "readmodel/availability.h"
 #include "readmodel/error.h"
@@ -12,95 +17,134 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t slot_index(uint16_t day, uint16_t slot) {
-    return (uint32_t)day * RM_SLOTS_PER_DAY + slot;
-}
-
 int rm_avail_init(rm_avail_t *st) {
     memset(st, 0, sizeof(*st));
     st->active = true;
-    st->published = roaring_bitmap_create();
-    st->booked = roaring_bitmap_create();
-    st->overlap = roaring_bitmap_create();
     st->dirty = roaring_bitmap_create();
-    if (!st->published || !st->booked || !st->overlap || !st->dirty) {
-        rm_avail_free(st);
-        return RM_ERR_NOMEM;
-    }
-    return 0;
+    return st->dirty ? 0 : RM_ERR_NOMEM;
 }
 
 void rm_avail_free(rm_avail_t *st) {
-    if (st->published)
-        roaring_bitmap_free(st->published);
-    if (st->booked)
-        roaring_bitmap_free(st->booked);
-    if (st->overlap)
-        roaring_bitmap_free(st->overlap);
     if (st->dirty)
         roaring_bitmap_free(st->dirty);
+    free(st->days);
     rm_booking_table_free(&st->bookings);
     memset(st, 0, sizeof(*st));
+}
+
+/* Index of the first entry whose day is >= day (ndays when none). */
+static uint32_t lower_bound(const rm_avail_t *st, uint16_t day) {
+    uint32_t lo = 0, hi = st->ndays;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (st->days[mid].day < day)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+const rm_day_t *rm_avail_find_day(const rm_avail_t *st, uint16_t day) {
+    if (st->ndays && st->days[st->ndays - 1].day == day)
+        return &st->days[st->ndays - 1];
+    uint32_t i = lower_bound(st, day);
+    return i < st->ndays && st->days[i].day == day ? &st->days[i] : NULL;
+}
+
+/* The day's entry, created empty when absent. The pointer is valid until
+ * the next call that may create a day. */
+static rm_day_t *day_get(rm_avail_t *st, uint16_t day) {
+    uint32_t i = st->ndays && st->days[st->ndays - 1].day < day ? st->ndays : lower_bound(st, day);
+    if (i < st->ndays && st->days[i].day == day)
+        return &st->days[i];
+    if (st->ndays == st->days_cap) {
+        uint32_t cap = st->days_cap ? st->days_cap * 2 : 8;
+        rm_day_t *d = realloc(st->days, cap * sizeof(*d));
+        if (!d)
+            abort(); /* allocation failure: the same policy as CRoaring */
+        st->days = d;
+        st->days_cap = cap;
+    }
+    memmove(&st->days[i + 1], &st->days[i], (st->ndays - i) * sizeof(*st->days));
+    st->ndays++;
+    memset(&st->days[i], 0, sizeof(st->days[i]));
+    st->days[i].day = day;
+    return &st->days[i];
+}
+
+/* The words of the slot range [start, start + count) of one day. */
+static void range_mask(unsigned start, unsigned count, uint64_t m[RM_DAY_WORDS]) {
+    unsigned end = start + count;
+    for (unsigned w = 0; w < RM_DAY_WORDS; w++) {
+        unsigned lo = w * 64, hi = lo + 64;
+        unsigned a = start > lo ? start : lo, b = end < hi ? end : hi;
+        if (a >= b)
+            m[w] = 0;
+        else
+            m[w] = (b - a == 64 ? ~0ull : ((1ull << (b - a)) - 1)) << (a - lo);
+    }
 }
 
 static void mark(rm_avail_t *st, uint16_t day) {
     roaring_bitmap_add(st->dirty, day);
 }
 
-/* Adds a booking's hold on [start, start+count) of day. */
-static void hold_add(rm_avail_t *st, uint16_t day, uint16_t start, uint16_t count) {
-    uint32_t lo = slot_index(day, start), hi = lo + count;
-    if (roaring_bitmap_range_cardinality(st->booked, lo, hi) > 0) {
-        for (uint32_t s = lo; s < hi; s++)
-            if (roaring_bitmap_contains(st->booked, s))
-                roaring_bitmap_add(st->overlap, s);
+static void publish(rm_avail_t *st, uint16_t day, uint16_t start, uint16_t count, bool on) {
+    uint64_t m[RM_DAY_WORDS];
+    range_mask(start, count, m);
+    rm_day_t *d = day_get(st, day);
+    for (unsigned w = 0; w < RM_DAY_WORDS; w++)
+        d->published[w] = on ? d->published[w] | m[w] : d->published[w] & ~m[w];
+    mark(st, day);
+}
+
+/* Adds a hold on m: slots already held become doubly held. */
+static void hold_words(rm_day_t *d, const uint64_t m[RM_DAY_WORDS]) {
+    for (unsigned w = 0; w < RM_DAY_WORDS; w++) {
+        d->overlap[w] |= d->booked[w] & m[w];
+        d->booked[w] |= m[w];
     }
-    roaring_bitmap_add_range(st->booked, lo, hi);
+}
+
+static void hold_add(rm_avail_t *st, uint16_t day, uint16_t start, uint16_t count) {
+    uint64_t m[RM_DAY_WORDS];
+    range_mask(start, count, m);
+    hold_words(day_get(st, day), m);
     mark(st, day);
 }
 
 /* Recomputes `booked` and `overlap` of one day from the booking table. */
 static void recompute_day(rm_avail_t *st, uint16_t day) {
-    uint8_t held[RM_SLOTS_PER_DAY] = {0};
+    rm_day_t *d = day_get(st, day);
+    memset(d->booked, 0, sizeof(d->booked));
+    memset(d->overlap, 0, sizeof(d->overlap));
     const rm_booking_table_t *t = &st->bookings;
     for (uint32_t i = 0; i < t->capacity; i++) {
         const rm_booking_t *b = &t->slots[i];
         if (!b->id || b->day != day || b->count == 0)
             continue;
-        for (unsigned s = b->start; s < (unsigned)b->start + b->count; s++)
-            if (held[s] < 2)
-                held[s]++;
-    }
-    uint32_t base = slot_index(day, 0);
-    roaring_bitmap_remove_range(st->booked, base, base + RM_SLOTS_PER_DAY);
-    roaring_bitmap_remove_range(st->overlap, base, base + RM_SLOTS_PER_DAY);
-    /* One range per run of held slots (and of doubly held ones). */
-    for (unsigned level = 1; level <= 2; level++) {
-        roaring_bitmap_t *into = level == 1 ? st->booked : st->overlap;
-        for (unsigned s = 0; s < RM_SLOTS_PER_DAY;) {
-            if (held[s] < level) {
-                s++;
-                continue;
-            }
-            unsigned e = s;
-            while (e < RM_SLOTS_PER_DAY && held[e] >= level)
-                e++;
-            roaring_bitmap_add_range(into, base + s, base + e);
-            s = e;
-        }
+        uint64_t m[RM_DAY_WORDS];
+        range_mask(b->start, b->count, m);
+        hold_words(d, m);
     }
     mark(st, day);
 }
 
 /* Removes a hold that is no longer in the table (or has count 0). */
 static void hold_remove(rm_avail_t *st, uint16_t day, uint16_t start, uint16_t count) {
-    uint32_t lo = slot_index(day, start), hi = lo + count;
-    if (roaring_bitmap_range_cardinality(st->overlap, lo, hi) == 0) {
-        roaring_bitmap_remove_range(st->booked, lo, hi);
-        mark(st, day);
-    } else {
+    uint64_t m[RM_DAY_WORDS], shared = 0;
+    range_mask(start, count, m);
+    rm_day_t *d = day_get(st, day);
+    for (unsigned w = 0; w < RM_DAY_WORDS; w++)
+        shared |= d->overlap[w] & m[w];
+    if (shared) {
         recompute_day(st, day);
+        return;
     }
+    for (unsigned w = 0; w < RM_DAY_WORDS; w++)
+        d->booked[w] &= ~m[w];
+    mark(st, day);
 }
 
 /* Booking `id` now holds the given slots (created, replaced or moved). */
@@ -122,11 +166,13 @@ static void booking_place(rm_avail_t *st, rm_span_t id, uint16_t day, uint16_t s
 
 static void snapshot(rm_avail_t *st, const rm_event_t *ev) {
     uint16_t day = ev->slots.day;
-    uint32_t base = slot_index(day, 0);
-    roaring_bitmap_remove_range(st->published, base, base + RM_SLOTS_PER_DAY);
+    rm_day_t *d = day_get(st, day);
+    memset(d->published, 0, sizeof(d->published));
     for (size_t i = 0; i < ev->n_published; i++) {
-        uint32_t lo = base + ev->published[i].start;
-        roaring_bitmap_add_range(st->published, lo, lo + ev->published[i].count);
+        uint64_t m[RM_DAY_WORDS];
+        range_mask(ev->published[i].start, ev->published[i].count, m);
+        for (unsigned w = 0; w < RM_DAY_WORDS; w++)
+            d->published[w] |= m[w];
     }
     /* Every booking on that date is removed (backward-shift deletion may
      * move a later entry into slot i, so i advances only when it is kept). */
@@ -137,8 +183,8 @@ static void snapshot(rm_avail_t *st, const rm_event_t *ev) {
         else
             i++;
     }
-    roaring_bitmap_remove_range(st->booked, base, base + RM_SLOTS_PER_DAY);
-    roaring_bitmap_remove_range(st->overlap, base, base + RM_SLOTS_PER_DAY);
+    memset(d->booked, 0, sizeof(d->booked));
+    memset(d->overlap, 0, sizeof(d->overlap));
     mark(st, day);
     for (size_t i = 0; i < ev->n_bookings; i++)
         booking_place(st, ev->bookings[i].booking_id, day, ev->bookings[i].start,
@@ -155,7 +201,6 @@ static void set_active(rm_avail_t *st, bool active) {
 rm_apply_t rm_avail_apply(rm_avail_t *st, const rm_event_t *ev) {
     st->exists = true;
     const rm_slots_t *s = &ev->slots;
-    uint32_t lo = slot_index(s->day, s->start), hi = lo + s->count;
     switch (ev->type) {
     case RM_EV_PRACTITIONER_REGISTERED:
         set_active(st, true);
@@ -164,12 +209,10 @@ rm_apply_t rm_avail_apply(rm_avail_t *st, const rm_event_t *ev) {
         set_active(st, false);
         break;
     case RM_EV_SLOTS_PUBLISHED:
-        roaring_bitmap_add_range(st->published, lo, hi);
-        mark(st, s->day);
+        publish(st, s->day, s->start, s->count, true);
         break;
     case RM_EV_SLOTS_WITHDRAWN:
-        roaring_bitmap_remove_range(st->published, lo, hi);
-        mark(st, s->day);
+        publish(st, s->day, s->start, s->count, false);
         break;
     case RM_EV_BOOKING_CREATED:
     case RM_EV_BOOKING_RESCHEDULED:
@@ -193,37 +236,41 @@ rm_apply_t rm_avail_apply(rm_avail_t *st, const rm_event_t *ev) {
     return RM_APPLY_OK;
 }
 
+/* Byte b with its bit order reversed (the words keep slot 0 in the least
+ * significant bit; the Redis value keeps it in the most significant). */
+static const uint8_t reversed[256] = {
+#define R2(n) n, n + 2 * 64, n + 1 * 64, n + 3 * 64
+#define R4(n) R2(n), R2(n + 2 * 16), R2(n + 1 * 16), R2(n + 3 * 16)
+#define R6(n) R4(n), R4(n + 2 * 4), R4(n + 1 * 4), R4(n + 3 * 4)
+    R6(0), R6(2), R6(1), R6(3)
+#undef R6
+#undef R4
+#undef R2
+};
+
 unsigned rm_avail_day(const rm_avail_t *st, uint16_t day, uint8_t out[RM_DAY_BYTES]) {
     memset(out, 0, RM_DAY_BYTES);
-    if (!st->active)
+    const rm_day_t *d = st->active ? rm_avail_find_day(st, day) : NULL;
+    if (!d)
         return 0;
-    uint32_t base = slot_index(day, 0), end = base + RM_SLOTS_PER_DAY;
-    roaring_uint32_iterator_t it;
-    roaring_init_iterator(st->published, &it);
-    roaring_move_uint32_iterator_equalorlarger(&it, base);
-    for (; it.has_value && it.current_value < end; roaring_advance_uint32_iterator(&it)) {
-        uint32_t s = it.current_value - base;
-        out[s >> 3] |= (uint8_t)(0x80u >> (s & 7));
-    }
-    roaring_init_iterator(st->booked, &it);
-    roaring_move_uint32_iterator_equalorlarger(&it, base);
-    for (; it.has_value && it.current_value < end; roaring_advance_uint32_iterator(&it)) {
-        uint32_t s = it.current_value - base;
-        out[s >> 3] &= (uint8_t) ~(0x80u >> (s & 7));
-    }
     unsigned n = 0;
-    for (unsigned i = 0; i < RM_DAY_BYTES; i++)
-        n += (unsigned)__builtin_popcount(out[i]);
+    for (unsigned w = 0; w < RM_DAY_WORDS; w++) {
+        uint64_t free = d->published[w] & ~d->booked[w];
+        n += (unsigned)__builtin_popcountll(free);
+        for (unsigned b = 0; b < 8 && w * 8 + b < RM_DAY_BYTES; b++)
+            out[w * 8 + b] = reversed[(free >> (8 * b)) & 0xff];
+    }
     return n;
 }
 
 void rm_avail_mark_all_dirty(rm_avail_t *st) {
-    roaring_uint32_iterator_t it;
-    roaring_init_iterator(st->published, &it);
-    while (it.has_value) {
-        uint16_t day = (uint16_t)(it.current_value / RM_SLOTS_PER_DAY);
-        mark(st, day);
-        roaring_move_uint32_iterator_equalorlarger(&it, slot_index(day, 0) + RM_SLOTS_PER_DAY);
+    for (uint32_t i = 0; i < st->ndays; i++) {
+        const rm_day_t *d = &st->days[i];
+        uint64_t any = 0;
+        for (unsigned w = 0; w < RM_DAY_WORDS; w++)
+            any |= d->published[w];
+        if (any)
+            mark(st, d->day);
     }
 }
 

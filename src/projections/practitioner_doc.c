@@ -141,12 +141,10 @@ int rm_doc_render(const char *pid, size_t pid_len, const rm_profile_t *p, const 
     unsigned long long total = 0;
     bool first = true;
     if (st->active) {
-        /* Every day with a published slot, ascending; a day is listed when
-         * its Redis value has a free slot. */
-        roaring_uint32_iterator_t it;
-        roaring_init_iterator(st->published, &it);
-        while (it.has_value) {
-            uint16_t day = (uint16_t)(it.current_value / RM_SLOTS_PER_DAY);
+        /* Every day the state has, ascending; a day is listed when its
+         * Redis value has a free slot. */
+        for (uint32_t i = 0; i < st->ndays; i++) {
+            uint16_t day = st->days[i].day;
             uint8_t v[RM_DAY_BYTES];
             unsigned n = rm_avail_day(st, day, v);
             if (n > 0) {
@@ -158,7 +156,6 @@ int rm_doc_render(const char *pid, size_t pid_len, const rm_profile_t *p, const 
                 first = false;
                 total += n;
             }
-            roaring_move_uint32_iterator_equalorlarger(&it, ((uint32_t)day + 1) * RM_SLOTS_PER_DAY);
         }
     }
     char num[32];

@@ -364,6 +364,34 @@ rm_err_t rm_os_sink_ensure(rm_os_sink_t *s, char *diff, size_t cap) {
     return RM_ERR_OK;
 }
 
+/* rm_os_sink_ensure() for a live writer that found an alias gone. The
+ * documents' alias may exist while the state alias does not (the state index
+ * alone was dropped). The documents then carry versions a replay into an
+ * empty state index could not overwrite, so serve cannot repair this by
+ * itself: it is reported as a sink error (serve retries with backoff, and
+ * readmodel_sink_up{target="opensearch"} is 0) until `readmodel rebuild
+ * --target opensearch` builds a new generation. */
+static rm_err_t ensure_for_writer(rm_os_sink_t *s) {
+    rm_err_t e = rm_os_sink_ensure(s, NULL, 0);
+    if (e)
+        return e;
+    char path[300];
+    long st = 0;
+    json_t *r = NULL;
+    snprintf(path, sizeof(path), "/_alias/%s", s->state_alias);
+    e = rm_os_request(s, "GET", path, NULL, 0, NULL, &st, &r);
+    json_decref(r);
+    if (e || st == 200)
+        return e;
+    if (st != 404)
+        return rm_os_reply_error(s, path, st, NULL);
+    snprintf(s->err, sizeof(s->err),
+             "alias %.150s exists but %.150s does not (its index was dropped): run `readmodel "
+             "rebuild --target opensearch` to build both again",
+             s->alias, s->state_alias);
+    return RM_ERR_REPLY;
+}
+
 /* ---- base64 ---- */
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -745,10 +773,10 @@ rm_err_t rm_os_sink_flush(rm_os_sink_t *s, rm_os_flush_t *items, size_t n, int a
         return e;
     /* The alias is gone (index dropped): start a new empty model and let the
      * caller replay from the (now absent) checkpoints. */
-    rm_warn("OpenSearch: alias %s does not exist any more; creating an empty index and "
-            "replaying the log into it",
-            s->alias);
-    if ((e = rm_os_sink_ensure(s, NULL, 0)))
+    rm_warn("OpenSearch: a write found alias %s or %s gone (index dropped); re-creating the "
+            "model empty where the log can be replayed into it",
+            s->alias, s->state_alias);
+    if ((e = ensure_for_writer(s)))
         return e;
     for (size_t i = 0; i < n; i++) {
         items[i].written = false;
@@ -792,6 +820,12 @@ rm_err_t rm_os_checkpoint_get(rm_os_sink_t *s, const char *topic, int32_t partit
     return e;
 }
 
+/* Whether an error answer says the index (or alias) does not exist. */
+static bool index_missing(json_t *answer) {
+    const char *type = json_string_value(json_object_get(json_object_get(answer, "error"), "type"));
+    return type && !strcmp(type, "index_not_found_exception");
+}
+
 rm_err_t rm_os_checkpoint_cas(rm_os_sink_t *s, const char *topic, int32_t partition,
                               int64_t expected, int64_t next, bool *ok, int64_t *current) {
     char id[300], path[700];
@@ -810,9 +844,10 @@ rm_err_t rm_os_checkpoint_cas(rm_os_sink_t *s, const char *topic, int32_t partit
         v = json_object_get(s->cp_versions, id);
     }
     if (expected < 0)
-        snprintf(path, sizeof(path), "/%s/_create/%s", s->state_alias, id);
+        snprintf(path, sizeof(path), "/%s/_create/%s?require_alias=true", s->state_alias, id);
     else
-        snprintf(path, sizeof(path), "/%s/_doc/%s?if_seq_no=%lld&if_primary_term=%lld",
+        snprintf(path, sizeof(path),
+                 "/%s/_doc/%s?require_alias=true&if_seq_no=%lld&if_primary_term=%lld",
                  s->state_alias, id, (long long)json_integer_value(json_array_get(v, 0)),
                  (long long)json_integer_value(json_array_get(v, 1)));
     char body[64];
@@ -835,6 +870,16 @@ rm_err_t rm_os_checkpoint_cas(rm_os_sink_t *s, const char *topic, int32_t partit
         }
     } else if (st == 409) {
         e = rm_os_checkpoint_get(s, topic, partition, current);
+    } else if (st == 404 && index_missing(r)) {
+        /* The state index was dropped: the checkpoints went with it. Start
+         * an empty model (as a flush that finds the alias gone does) and
+         * tell the caller the stored checkpoint is now "none". */
+        rm_warn("OpenSearch: a checkpoint write found alias %s gone (index dropped); re-creating "
+                "the model empty where the log can be replayed into it",
+                s->state_alias);
+        json_object_del(s->cp_versions, id);
+        if (!(e = ensure_for_writer(s)))
+            *current = -1;
     } else {
         e = rm_os_reply_error(s, path, st, r);
     }

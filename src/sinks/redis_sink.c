@@ -25,10 +25,14 @@ static const char flush_lua[] =
     "if ARGV[4] ~= '*' and ((cur[1] or '') ~= ARGV[4] or (cur[2] or '') ~= ARGV[5]) then\n"
     "  return 0\n"
     "end\n"
+    "local set, del = {}, {}\n"
     "for i = 2, #KEYS do\n"
     "  local v = ARGV[i + 4]\n"
-    "  if v == '' then redis.call('DEL', KEYS[i]) else redis.call('SET', KEYS[i], v) end\n"
+    "  if v == '' then del[#del + 1] = KEYS[i] else set[#set + 1] = KEYS[i]; set[#set + 1] = v "
     "end\n"
+    "end\n"
+    "for i = 1, #set, 512 do redis.call('MSET', unpack(set, i, math.min(i + 511, #set))) end\n"
+    "for i = 1, #del, 512 do redis.call('DEL', unpack(del, i, math.min(i + 511, #del))) end\n"
     "redis.call('HSET', KEYS[1], 'p', ARGV[1], 'f', ARGV[2], 's', ARGV[3])\n"
     "return 1\n";
 

@@ -850,6 +850,18 @@ static reply_t put_doc(os_server_t *s, struct MHD_Connection *c, const char *nam
         return os_error(400, "action_request_validation_exception", why, NULL);
     }
     const char *target = write_index(s, name);
+    if (arg_true(c, "require_alias") && (!target || index_get(s, name))) {
+        json_decref(src);
+        if (target || index_get(s, name))
+            snprintf(why, sizeof(why),
+                     "[require_alias] request flag is [true] and [%s] is not an alias", name);
+        else
+            snprintf(why, sizeof(why),
+                     "no such index [%s] and [require_alias] request flag is [true] and [%s] is "
+                     "not an alias",
+                     name, name);
+        return os_error(404, "index_not_found_exception", why, name);
+    }
     if (!target) {
         if (!strcmp(op, "delete") || json_object_get(s->aliases, name)) {
             json_decref(src);

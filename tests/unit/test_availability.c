@@ -251,6 +251,170 @@ static void test_codec_roundtrip(void **state) {
     rm_avail_free(&b); /* freeing twice is a no-op */
 }
 
+/* ---- random sequences against a naive model: per-slot lists of holders ---- */
+
+#define NDAYS 3
+#define NIDS  24
+
+typedef struct {
+    bool published[NDAYS][RM_SLOTS_PER_DAY];
+    struct {
+        bool live;
+        int day, start, count;
+    } booking[NIDS];
+    bool active;
+} naive_t;
+
+static void naive_place(naive_t *m, int id, int day, int start, int count) {
+    m->booking[id].live = true;
+    m->booking[id].day = day;
+    m->booking[id].start = start;
+    m->booking[id].count = count;
+}
+
+static void naive_expect(const naive_t *m, const rm_avail_t *st) {
+    for (int d = 0; d < NDAYS; d++) {
+        uint8_t want[RM_DAY_BYTES] = {0}, got[RM_DAY_BYTES];
+        unsigned n = 0;
+        for (unsigned s = 0; m->active && s < RM_SLOTS_PER_DAY; s++) {
+            bool held = false;
+            for (int b = 0; b < NIDS; b++)
+                held |= m->booking[b].live && m->booking[b].day == d &&
+                        (int)s >= m->booking[b].start &&
+                        (int)s < m->booking[b].start + m->booking[b].count;
+            if (m->published[d][s] && !held) {
+                want[s / 8] |= (uint8_t)(0x80 >> (s % 8));
+                n++;
+            }
+        }
+        assert_int_equal(rm_avail_day(st, (uint16_t)(D0 + d), got), n);
+        assert_memory_equal(got, want, RM_DAY_BYTES);
+    }
+}
+
+/* Thousands of random events (overlapping bookings, moves across days,
+ * snapshots, deactivation) on three days; after each one every day must
+ * equal the naive model, and the encoded state must decode to the same. */
+static void test_random_against_naive_model(void **state) {
+    (void)state;
+    srand(7);
+    for (int round = 0; round < 40; round++) {
+        naive_t m;
+        memset(&m, 0, sizeof(m));
+        m.active = true;
+        rm_avail_t st;
+        rm_avail_init(&st);
+        char ids[NIDS][8];
+        for (int i = 0; i < NIDS; i++)
+            snprintf(ids[i], sizeof(ids[i]), "b%d", i);
+        for (int step = 0; step < 300; step++) {
+            int day = rand() % NDAYS, start = rand() % 288;
+            int count = 1 + rand() % (rand() % 4 == 0 ? 288 - start
+                                                      : (288 - start < 40 ? 288 - start : 40));
+            int id = rand() % NIDS, kind = rand() % 100;
+            rm_event_t e;
+            if (kind < 25) {
+                e = PUB((uint16_t)(D0 + day), (uint16_t)start, (uint16_t)count);
+                for (int s = start; s < start + count; s++)
+                    m.published[day][s] = true;
+            } else if (kind < 32) {
+                e = WDR((uint16_t)(D0 + day), (uint16_t)start, (uint16_t)count);
+                for (int s = start; s < start + count; s++)
+                    m.published[day][s] = false;
+            } else if (kind < 60) {
+                e = BOOK(ids[id], (uint16_t)(D0 + day), (uint16_t)start, (uint16_t)count);
+                naive_place(&m, id, day, start, count);
+            } else if (kind < 75) {
+                e = RESCHED(ids[id], (uint16_t)(D0 + day), (uint16_t)start, (uint16_t)count);
+                naive_place(&m, id, day, start, count);
+            } else if (kind < 93) {
+                e = CANCEL(ids[id], (uint16_t)(D0 + day), (uint16_t)start, (uint16_t)count);
+                assert_int_equal(rm_avail_apply(&st, &e),
+                                 m.booking[id].live ? RM_APPLY_OK : RM_APPLY_UNKNOWN_BOOKING);
+                m.booking[id].live = false;
+                naive_expect(&m, &st);
+                continue;
+            } else if (kind < 97) {
+                /* Snapshot: two published ranges and two bookings. */
+                static rm_slots_t pub[2];
+                static rm_snapshot_booking_t bk[2];
+                e = ev_type(RM_EV_AVAILABILITY_SNAPSHOT);
+                e.slots.day = (uint16_t)(D0 + day);
+                memset(m.published[day], 0, sizeof(m.published[day]));
+                for (int i = 0; i < 2; i++) {
+                    int ps = rand() % 200, pc = 1 + rand() % 80;
+                    pub[i] = (rm_slots_t){(uint16_t)(D0 + day), (uint16_t)ps, (uint16_t)pc};
+                    for (int s = ps; s < ps + pc; s++)
+                        m.published[day][s] = true;
+                }
+                for (int b = 0; b < NIDS; b++)
+                    if (m.booking[b].live && m.booking[b].day == day)
+                        m.booking[b].live = false;
+                int b0 = rand() % NIDS, b1 = (b0 + 1 + rand() % (NIDS - 1)) % NIDS;
+                int bs[2] = {b0, b1};
+                for (int i = 0; i < 2; i++) {
+                    int s0 = rand() % 280, c0 = 1 + rand() % 8;
+                    bk[i] = (rm_snapshot_booking_t){
+                        {ids[bs[i]], strlen(ids[bs[i]])}, (uint16_t)s0, (uint16_t)c0};
+                    naive_place(&m, bs[i], day, s0, c0);
+                }
+                e.published = pub;
+                e.n_published = 2;
+                e.bookings = bk;
+                e.n_bookings = 2;
+            } else {
+                m.active = !m.active;
+                e = m.active ? REG : DEACT;
+            }
+            assert_int_equal(rm_avail_apply(&st, &e), RM_APPLY_OK);
+            naive_expect(&m, &st);
+        }
+        char *buf;
+        size_t len;
+        rm_avail_t back;
+        rm_avail_init(&back);
+        assert_int_equal(rm_avail_encode(&st, &buf, &len), 0);
+        assert_int_equal(rm_avail_decode(&back, buf, len), 0);
+        naive_expect(&m, &back);
+        free(buf);
+        rm_avail_free(&back);
+        rm_avail_free(&st);
+    }
+}
+
+/* The stored form's runs are over day * 288 + slot: slots published up to
+ * the end of one day and from the start of the next are one run. */
+static void test_codec_run_across_days(void **state) {
+    (void)state;
+    rm_avail_t st, back;
+    rm_avail_init(&st);
+    rm_avail_init(&back);
+    RUN(&st, PUB(D1, 0, 10), PUB(D0, 280, 8), PUB(D0, 100, 1));
+    char *buf;
+    size_t len;
+    assert_int_equal(rm_avail_encode(&st, &buf, &len), 0);
+    /* "RMA1", flags, nruns = 2, runs, nbookings = 0 */
+    assert_int_equal(len, 4 + 1 + 4 + 2 * 8 + 4);
+    uint8_t want[] = {2, 0, 0, 0};
+    assert_memory_equal(buf + 5, want, 4);
+    uint32_t first = (uint32_t)D0 * 288 + 280;
+    uint8_t run2[8] = {(uint8_t)first,
+                       (uint8_t)(first >> 8),
+                       (uint8_t)(first >> 16),
+                       (uint8_t)(first >> 24),
+                       18,
+                       0,
+                       0,
+                       0};
+    assert_memory_equal(buf + 9 + 8, run2, 8);
+    assert_int_equal(rm_avail_decode(&back, buf, len), 0);
+    EXPECT(&back, D0, {100, 1}, {280, 8});
+    EXPECT(&back, D1, {0, 10});
+    free(buf);
+    rm_avail_free(&st);
+    rm_avail_free(&back);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bit_order),
@@ -263,6 +427,8 @@ int main(void) {
         cmocka_unit_test(test_deactivate_and_reregister),
         cmocka_unit_test(test_snapshot_replaces_day),
         cmocka_unit_test(test_codec_roundtrip),
+        cmocka_unit_test(test_random_against_naive_model),
+        cmocka_unit_test(test_codec_run_across_days),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
