@@ -30,16 +30,21 @@ typedef struct {
     uint16_t day;
 } rm_day_t;
 
+/* Ids up to this many bytes are stored in the entry itself (a UUID is 36),
+ * so a lookup touches one cache line; longer ones (events.md allows 64
+ * characters) are malloc'd and the entry holds the pointer. */
+#define RM_BOOKING_INLINE 44u
+
 typedef struct {
-    char *id;      /* owned, NUL-terminated */
-    uint32_t hash; /* of id: compared before the bytes, and the home slot on deletion */
-    uint16_t id_len;
+    char id_bytes[RM_BOOKING_INLINE]; /* the id, or (longer ids) an owned char * */
+    uint16_t id_len;                  /* 1..; 0 means an empty table slot */
     uint16_t day, start, count;
+    uint32_t hash; /* of id: compared before the bytes, and the home slot on deletion */
 } rm_booking_t;
 
 /* Open-addressing table of bookings keyed by id. */
 typedef struct {
-    rm_booking_t *slots; /* capacity entries; id == NULL means empty */
+    rm_booking_t *slots; /* capacity entries; id_len == 0 means empty */
     uint32_t capacity;   /* power of two, or 0 */
     uint32_t count;
 } rm_booking_table_t;
@@ -93,7 +98,9 @@ int rm_avail_encode(const rm_avail_t *st, char **out, size_t *len);
  * _safe deserialiser), or RM_ERR_NOMEM. */
 int rm_avail_decode(rm_avail_t *st, const char *buf, size_t len);
 
-/* Booking table (booking_table.c). Ids are copied; lookups by bytes. */
+/* Booking table (booking_table.c). Ids are copied; lookups by bytes. The
+ * id of an entry (id_len bytes, not NUL-terminated) is rm_booking_id(). */
+const char *rm_booking_id(const rm_booking_t *b);
 rm_booking_t *rm_booking_find(rm_booking_table_t *t, const char *id, size_t len);
 /* Inserts or returns the existing entry for id; NULL when out of memory. */
 rm_booking_t *rm_booking_upsert(rm_booking_table_t *t, const char *id, size_t len);

@@ -4,15 +4,13 @@
  * are evicted; their state is in the sink and reloads on next touch).
  */
 #include "worker.h"
+#include "readmodel/hash.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 static uint32_t hash(const char *s, size_t n) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
+    return rm_hash_bytes(s, n);
 }
 
 static pract_t **probe(pract_map_t *m, const char *pid, size_t len) {

@@ -68,7 +68,7 @@ static unsigned next_bit(const uint64_t words[RM_DAY_WORDS], unsigned from, bool
 static int cmp_booking(const void *a, const void *b) {
     const rm_booking_t *x = *(const rm_booking_t *const *)a, *y = *(const rm_booking_t *const *)b;
     size_t n = x->id_len < y->id_len ? x->id_len : y->id_len;
-    int c = memcmp(x->id, y->id, n);
+    int c = memcmp(rm_booking_id(x), rm_booking_id(y), n);
     return c ? c : (int)x->id_len - (int)y->id_len;
 }
 
@@ -116,14 +116,14 @@ int rm_avail_encode(const rm_avail_t *st, char **out, size_t *len) {
         w.err = RM_ERR_NOMEM;
     size_t n = 0;
     for (uint32_t i = 0; sorted && i < t->capacity; i++)
-        if (t->slots[i].id)
+        if (t->slots[i].id_len)
             sorted[n++] = &t->slots[i];
     if (n)
         qsort(sorted, n, sizeof(*sorted), cmp_booking);
     put_u32(&w, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
         put_u16(&w, sorted[i]->id_len);
-        put(&w, sorted[i]->id, sorted[i]->id_len);
+        put(&w, rm_booking_id(sorted[i]), sorted[i]->id_len);
         put_u16(&w, sorted[i]->day);
         put_u16(&w, sorted[i]->start);
         put_u16(&w, sorted[i]->count);

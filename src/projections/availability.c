@@ -122,7 +122,7 @@ static void recompute_day(rm_avail_t *st, uint16_t day) {
     const rm_booking_table_t *t = &st->bookings;
     for (uint32_t i = 0; i < t->capacity; i++) {
         const rm_booking_t *b = &t->slots[i];
-        if (!b->id || b->day != day || b->count == 0)
+        if (!b->id_len || b->day != day || b->count == 0)
             continue;
         uint64_t m[RM_DAY_WORDS];
         range_mask(b->start, b->count, m);
@@ -178,7 +178,7 @@ static void snapshot(rm_avail_t *st, const rm_event_t *ev) {
      * move a later entry into slot i, so i advances only when it is kept). */
     rm_booking_table_t *t = &st->bookings;
     for (uint32_t i = 0; i < t->capacity;) {
-        if (t->slots[i].id && t->slots[i].day == day)
+        if (t->slots[i].id_len && t->slots[i].day == day)
             rm_booking_remove(t, &t->slots[i]);
         else
             i++;

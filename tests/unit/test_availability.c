@@ -304,9 +304,12 @@ static void test_random_against_naive_model(void **state) {
         m.active = true;
         rm_avail_t st;
         rm_avail_init(&st);
-        char ids[NIDS][8];
+        /* Every third id is longer than RM_BOOKING_INLINE (kept on the heap). */
+        char ids[NIDS][80];
         for (int i = 0; i < NIDS; i++)
-            snprintf(ids[i], sizeof(ids[i]), "b%d", i);
+            snprintf(ids[i], sizeof(ids[i]), "b%d%s", i,
+                     i % 3 ? "" : "-a-long-booking-id-stored-outside-the-table-entry");
+        assert_true(strlen(ids[0]) > RM_BOOKING_INLINE && strlen(ids[1]) <= RM_BOOKING_INLINE);
         for (int step = 0; step < 300; step++) {
             int day = rand() % NDAYS, start = rand() % 288;
             int count = 1 + rand() % (rand() % 4 == 0 ? 288 - start
