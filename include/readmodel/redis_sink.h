@@ -67,7 +67,7 @@ typedef struct {
     int64_t fence;
     int32_t expect_partition; /* stored fence the writer believes is there; */
     int64_t expect_fence;     /* expect_fence -1: no stored state */
-    bool force;               /* write whatever is stored (rebuild) */
+    bool force;               /* write whatever is stored (rebuild): MULTI/EXEC, no script */
     bool written;             /* out: false when the stored fence was not the expected one */
 } rm_redis_flush_t;
 

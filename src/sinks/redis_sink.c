@@ -1,7 +1,8 @@
 /*
  * Redis sink: hiredis, pipelined (append every command, then read every
  * reply: one write and one read per batch), one Lua script per practitioner
- * so its keys, state and fence change together. After an I/O error the
+ * (a rebuild's forced write: one MULTI/EXEC) so its keys, state and fence
+ * change together. After an I/O error the
  * redisContext is never reused: it is freed and the next call reconnects.
  */
 #include "redis_internal.h"
@@ -237,9 +238,75 @@ rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_redis_load_t *items, size_t n
     return result;
 }
 
-/* Appends the flush script call for one practitioner. */
+/* A forced write (rebuild, under its lease) compares nothing, so it needs
+ * no script: MULTI, MSET of the days with free slots, DEL of the others,
+ * HSET of the state, EXEC. As atomic as the script, and Redis spends about
+ * a third less CPU per key than on the script's Lua tables. Sets *replies
+ * to the number of replies it will produce. */
+static int append_forced(rm_redis_sink_t *s, const rm_redis_flush_t *it, const char *state,
+                         size_t state_len, int *replies) {
+    uint64_t ndays = roaring_bitmap_get_cardinality(it->st->dirty);
+    const char **set = malloc((2 * ndays + 1) * sizeof(*set));
+    size_t *set_lens = malloc((2 * ndays + 1) * sizeof(*set_lens));
+    const char **del = malloc((ndays + 1) * sizeof(*del));
+    size_t *del_lens = malloc((ndays + 1) * sizeof(*del_lens));
+    char *keys = malloc((ndays + 1) * 256);
+    uint8_t *vals = malloc(ndays * RM_DAY_BYTES + 1);
+    int rc = -1;
+    if (!set || !set_lens || !del || !del_lens || !keys || !vals)
+        goto done;
+    size_t ns = 0, nd = 0;
+    set[ns] = "MSET", set_lens[ns++] = 4;
+    del[nd] = "DEL", del_lens[nd++] = 3;
+    roaring_uint32_iterator_t iter;
+    roaring_init_iterator(it->st->dirty, &iter);
+    for (size_t d = 0; iter.has_value; d++, roaring_advance_uint32_iterator(&iter)) {
+        char *k = keys + d * 256;
+        size_t kl = (size_t)rm_redis_key_avail(k, 256, s->prefix, it->pid, it->pid_len,
+                                               (uint16_t)iter.current_value);
+        uint8_t *v = vals + d * RM_DAY_BYTES;
+        if (rm_avail_day(it->st, (uint16_t)iter.current_value, v)) {
+            set[ns] = k, set_lens[ns++] = kl;
+            set[ns] = (const char *)v, set_lens[ns++] = RM_DAY_BYTES;
+        } else {
+            del[nd] = k, del_lens[nd++] = kl;
+        }
+    }
+    char skey[256], part[16], fence[24];
+    int skl = rm_redis_key_state(skey, sizeof(skey), s->prefix, it->pid, it->pid_len);
+    snprintf(part, sizeof(part), "%d", (int)it->partition);
+    snprintf(fence, sizeof(fence), "%lld", (long long)it->fence);
+    const char *hset[] = {"HSET", skey, "p", part, "f", fence, "s", state};
+    size_t hset_lens[] = {4, (size_t)skl, 1, strlen(part), 1, strlen(fence), 1, state_len};
+    *replies = 3; /* MULTI, HSET, EXEC */
+    if (redisAppendCommand(s->c, "MULTI") != REDIS_OK ||
+        (ns > 1 && redisAppendCommandArgv(s->c, (int)ns, set, set_lens) != REDIS_OK) ||
+        (nd > 1 && redisAppendCommandArgv(s->c, (int)nd, del, del_lens) != REDIS_OK) ||
+        redisAppendCommandArgv(s->c, 8, hset, hset_lens) != REDIS_OK ||
+        redisAppendCommand(s->c, "EXEC") != REDIS_OK)
+        goto done;
+    *replies += (ns > 1) + (nd > 1);
+    rc = 0;
+done:
+    free(set);
+    free(set_lens);
+    free(del);
+    free(del_lens);
+    free(keys);
+    free(vals);
+    return rc;
+}
+
+/* Appends the flush script call for one practitioner (or, forced, the
+ * transaction of append_forced); *replies is how many replies follow. */
 static int append_flush(rm_redis_sink_t *s, const rm_redis_flush_t *it, char **state,
-                        size_t *state_len) {
+                        size_t *state_len, int *replies) {
+    if (it->force) {
+        if (rm_avail_encode(it->st, state, state_len) != RM_ERR_OK)
+            return -1;
+        return append_forced(s, it, *state, *state_len, replies);
+    }
+    *replies = 1;
     uint64_t ndays = roaring_bitmap_get_cardinality(it->st->dirty);
     size_t argc = 4 + 5 + 2 * ndays; /* EVALSHA sha numkeys statekey, 5 args, keys, values */
     const char **argv = malloc(argc * sizeof(*argv));
@@ -297,21 +364,42 @@ done:
 static rm_err_t flush_chunk(rm_redis_sink_t *s, rm_redis_flush_t *items, size_t n) {
     char *states[PIPELINE_PRACTITIONERS] = {0};
     size_t state_lens[PIPELINE_PRACTITIONERS];
+    int replies[PIPELINE_PRACTITIONERS];
     rm_err_t e = RM_ERR_OK;
     size_t appended = 0;
     for (; appended < n; appended++) {
-        if (append_flush(s, &items[appended], &states[appended], &state_lens[appended]) < 0) {
+        if (append_flush(s, &items[appended], &states[appended], &state_lens[appended],
+                         &replies[appended]) < 0) {
             e = s->c && s->c->err ? rm_redis_io_error(s) : RM_ERR_NOMEM;
             break;
         }
     }
     for (size_t i = 0; i < appended && s->c; i++) {
         redisReply *r;
+        /* A transaction: +OK and +QUEUED, then EXEC's array of results. */
+        for (int q = 1; q < replies[i] && s->c; q++) {
+            if (redisGetReply(s->c, (void **)&r) != REDIS_OK) {
+                e = rm_redis_io_error(s);
+                break;
+            }
+            if (r->type == REDIS_REPLY_ERROR && e == RM_ERR_OK)
+                e = rm_redis_reply_error(s, r, "MULTI");
+            freeReplyObject(r);
+        }
+        if (!s->c)
+            break;
         if (redisGetReply(s->c, (void **)&r) != REDIS_OK) {
             e = rm_redis_io_error(s);
             break;
         }
-        if (r->type == REDIS_REPLY_INTEGER) {
+        if (replies[i] > 1 && r->type == REDIS_REPLY_ARRAY) {
+            bool failed = false;
+            for (size_t k = 0; k < r->elements; k++)
+                failed |= r->element[k]->type == REDIS_REPLY_ERROR;
+            items[i].written = !failed && e == RM_ERR_OK;
+            if (failed && e == RM_ERR_OK)
+                e = rm_redis_reply_error(s, NULL, "EXEC");
+        } else if (r->type == REDIS_REPLY_INTEGER) {
             items[i].written = r->integer == 1;
         } else if (e == RM_ERR_OK) {
             /* NOSCRIPT (a SCRIPT FLUSH happened): reload on reconnect. */

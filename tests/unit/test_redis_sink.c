@@ -120,8 +120,24 @@ static void test_flush_writes_keys_and_state(void **state) {
     r = redisCommand(c, "EXISTS rm:avail:{p-1}:2026-11-24");
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
-    it.expect_fence = 43; /* back to the state of `st` for the load below */
+    r = redisCommand(c, "HGET rm:state:{p-1} f");
+    assert_string_equal(r->str, "43");
+    freeReplyObject(r);
+    /* Forced too: a day left without a free slot is deleted, with the fence. */
+    rm_avail_clear_dirty(&old);
+    apply(&old, RM_EV_BOOKING_CREATED, D0 + 1, 10, 1);
+    stale.fence = 45;
+    assert_int_equal(rm_redis_sink_flush(s, &stale, 1), RM_ERR_OK);
+    assert_true(stale.written);
+    r = redisCommand(c, "EXISTS rm:avail:{p-1}:2026-11-24");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    r = redisCommand(c, "HGET rm:state:{p-1} f");
+    assert_string_equal(r->str, "45");
+    freeReplyObject(r);
+    it.expect_fence = 45; /* back to the state of `st` for the load below */
     it.fence = 44;
+    rm_avail_mark_all_dirty(&st);
     assert_int_equal(rm_redis_sink_flush(s, &it, 1), RM_ERR_OK);
     assert_true(it.written);
 
