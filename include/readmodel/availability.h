@@ -50,12 +50,16 @@ typedef struct {
 } rm_booking_table_t;
 
 typedef struct {
-    bool exists;    /* at least one event has been applied */
-    bool active;    /* false after PractitionerDeactivated until re-registration */
-    rm_day_t *days; /* ndays entries, ascending by day; owned */
+    bool exists;        /* at least one event has been applied */
+    bool active;        /* false after PractitionerDeactivated until re-registration */
+    rm_day_t *days;     /* ndays entries, ascending by day; owned */
+    uint16_t *day_keys; /* days[i].day, packed: the binary search reads 2 bytes
+                         * per step instead of a 128-byte entry; owned */
     uint32_t ndays, days_cap;
     rm_booking_table_t bookings;
     roaring_bitmap_t *dirty; /* day numbers */
+    bool no_dirty_marks;     /* set by a replay, which marks every day at the end
+                              * (rm_avail_mark_all_dirty): apply skips the marks */
 } rm_avail_t;
 
 typedef enum {

@@ -185,8 +185,11 @@ static int apply(rm_replay_t *r, local_counts_t *c, rm_decoder_t *dec,
     }
     pract_map_t *map = &r->maps[m->partition];
     pract_t *pr = rm_pract_find(map, ev.practitioner_id.ptr, ev.practitioner_id.len);
-    if (!pr && !(pr = rm_pract_add(map, ev.practitioner_id.ptr, ev.practitioner_id.len)))
-        return -1;
+    if (!pr) {
+        if (!(pr = rm_pract_add(map, ev.practitioner_id.ptr, ev.practitioner_id.len)))
+            return -1;
+        pr->st.no_dirty_marks = true; /* the write phase marks every day */
+    }
     if (rm_avail_apply(&pr->st, &ev) == RM_APPLY_UNKNOWN_BOOKING)
         atomic_fetch_add_explicit(&r->stats.anomalies, 1, memory_order_relaxed);
     if (r->profiles && rm_profile_apply(&pr->profile, &ev) != 0)

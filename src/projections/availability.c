@@ -28,6 +28,7 @@ void rm_avail_free(rm_avail_t *st) {
     if (st->dirty)
         roaring_bitmap_free(st->dirty);
     free(st->days);
+    free(st->day_keys);
     rm_booking_table_free(&st->bookings);
     memset(st, 0, sizeof(*st));
 }
@@ -37,7 +38,7 @@ static uint32_t lower_bound(const rm_avail_t *st, uint16_t day) {
     uint32_t lo = 0, hi = st->ndays;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (st->days[mid].day < day)
+        if (st->day_keys[mid] < day)
             lo = mid + 1;
         else
             hi = mid;
@@ -46,27 +47,32 @@ static uint32_t lower_bound(const rm_avail_t *st, uint16_t day) {
 }
 
 const rm_day_t *rm_avail_find_day(const rm_avail_t *st, uint16_t day) {
-    if (st->ndays && st->days[st->ndays - 1].day == day)
+    if (st->ndays && st->day_keys[st->ndays - 1] == day)
         return &st->days[st->ndays - 1];
     uint32_t i = lower_bound(st, day);
-    return i < st->ndays && st->days[i].day == day ? &st->days[i] : NULL;
+    return i < st->ndays && st->day_keys[i] == day ? &st->days[i] : NULL;
 }
 
 /* The day's entry, created empty when absent. The pointer is valid until
  * the next call that may create a day. */
 static rm_day_t *day_get(rm_avail_t *st, uint16_t day) {
-    uint32_t i = st->ndays && st->days[st->ndays - 1].day < day ? st->ndays : lower_bound(st, day);
-    if (i < st->ndays && st->days[i].day == day)
+    uint32_t i = st->ndays && st->day_keys[st->ndays - 1] < day ? st->ndays : lower_bound(st, day);
+    if (i < st->ndays && st->day_keys[i] == day)
         return &st->days[i];
     if (st->ndays == st->days_cap) {
         uint32_t cap = st->days_cap ? st->days_cap * 2 : 8;
         rm_day_t *d = realloc(st->days, cap * sizeof(*d));
-        if (!d)
+        if (d)
+            st->days = d;
+        uint16_t *k = d ? realloc(st->day_keys, cap * sizeof(*k)) : NULL;
+        if (!k)
             abort(); /* allocation failure: the same policy as CRoaring */
-        st->days = d;
+        st->day_keys = k;
         st->days_cap = cap;
     }
     memmove(&st->days[i + 1], &st->days[i], (st->ndays - i) * sizeof(*st->days));
+    memmove(&st->day_keys[i + 1], &st->day_keys[i], (st->ndays - i) * sizeof(*st->day_keys));
+    st->day_keys[i] = day;
     st->ndays++;
     memset(&st->days[i], 0, sizeof(st->days[i]));
     st->days[i].day = day;
@@ -87,7 +93,8 @@ static void range_mask(unsigned start, unsigned count, uint64_t m[RM_DAY_WORDS])
 }
 
 static void mark(rm_avail_t *st, uint16_t day) {
-    roaring_bitmap_add(st->dirty, day);
+    if (!st->no_dirty_marks)
+        roaring_bitmap_add(st->dirty, day);
 }
 
 static void publish(rm_avail_t *st, uint16_t day, uint16_t start, uint16_t count, bool on) {
@@ -194,7 +201,8 @@ static void snapshot(rm_avail_t *st, const rm_event_t *ev) {
 static void set_active(rm_avail_t *st, bool active) {
     if (st->active != active) {
         st->active = active;
-        rm_avail_mark_all_dirty(st);
+        if (!st->no_dirty_marks)
+            rm_avail_mark_all_dirty(st);
     }
 }
 
@@ -269,8 +277,8 @@ void rm_avail_mark_all_dirty(rm_avail_t *st) {
         uint64_t any = 0;
         for (unsigned w = 0; w < RM_DAY_WORDS; w++)
             any |= d->published[w];
-        if (any)
-            mark(st, d->day);
+        if (any) /* asked for explicitly: also when no_dirty_marks is set */
+            roaring_bitmap_add(st->dirty, d->day);
     }
 }
 

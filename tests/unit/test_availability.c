@@ -387,6 +387,27 @@ static void test_random_against_naive_model(void **state) {
 
 /* The stored form's runs are over day * 288 + slot: slots published up to
  * the end of one day and from the start of the next are one run. */
+/* A replay skips the per-event dirty marks; marking every day afterwards
+ * still finds each day that has a published slot. */
+static void test_no_dirty_marks(void **state) {
+    (void)state;
+    rm_avail_t st;
+    rm_avail_init(&st);
+    st.no_dirty_marks = true;
+    rm_event_t e = PUB(D0, 0, 10);
+    rm_avail_apply(&st, &e);
+    e = PUB(D0 + 2, 5, 1);
+    rm_avail_apply(&st, &e);
+    e = BOOK("b1", D0 + 1, 0, 3); /* a day without published slots: no key */
+    rm_avail_apply(&st, &e);
+    assert_false(rm_avail_is_dirty(&st));
+    rm_avail_mark_all_dirty(&st);
+    assert_int_equal(roaring_bitmap_get_cardinality(st.dirty), 2);
+    assert_true(roaring_bitmap_contains(st.dirty, D0));
+    assert_true(roaring_bitmap_contains(st.dirty, D0 + 2));
+    rm_avail_free(&st);
+}
+
 static void test_codec_run_across_days(void **state) {
     (void)state;
     rm_avail_t st, back;
@@ -432,6 +453,7 @@ int main(void) {
         cmocka_unit_test(test_codec_roundtrip),
         cmocka_unit_test(test_random_against_naive_model),
         cmocka_unit_test(test_codec_run_across_days),
+        cmocka_unit_test(test_no_dirty_marks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
