@@ -32,8 +32,10 @@ void rm_admin_holder(char *out, size_t cap) {
 static void *renew_main(void *arg) {
     rm_renewer_t *rn = arg;
     while (!atomic_load(&rn->stop)) {
-        for (int i = 0; i < rn->ttl_ms / 3 / 100 && !atomic_load(&rn->stop); i++)
-            usleep(100 * 1000);
+        /* Short naps: rm_renewer_stop() waits for this thread at the end of
+         * every rebuild. */
+        for (int i = 0; i < rn->ttl_ms / 3 / 10 && !atomic_load(&rn->stop); i++)
+            usleep(10 * 1000);
         if (atomic_load(&rn->stop))
             break;
         bool ok = false;

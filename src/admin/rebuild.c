@@ -157,7 +157,7 @@ int rm_admin_replay(const rm_serve_config_t *cfg, rm_replay_t *r) {
     rm_progress_t pr;
     rm_progress_begin(&pr, RM_PHASE_REPLAY, r->total);
     while (atomic_load(&r->done) < r->total && !atomic_load(&r->failed) && rm_serve_running) {
-        usleep(100 * 1000);
+        usleep(10 * 1000); /* the write phase starts at most 10 ms after the replay */
         rm_progress_update(&pr, atomic_load(&r->done));
     }
     int rc = rm_replay_join(r);
@@ -468,7 +468,7 @@ static bool write_parallel(const rm_serve_config_t *cfg, rm_redis_sink_t *s, exi
         started++;
     }
     while (atomic_load(&finished) < started) {
-        usleep(50 * 1000);
+        usleep(10 * 1000);
         rm_progress_update(wp, atomic_load(&done));
     }
     bool ok = started == nt;
