@@ -18,7 +18,8 @@ typedef struct {
     int index, nthreads;
     pthread_t thread;
     bool started;
-    _Atomic(rd_kafka_t *) rk; /* the thread's consumer, destroyed by rm_replay_join */
+    _Atomic(rd_kafka_t *) rk;      /* the thread's consumer, destroyed by rm_replay_join */
+    _Atomic(rd_kafka_queue_t *) q; /* its queue, likewise */
 } replay_thread_t;
 
 static replay_thread_t *threads;
@@ -32,12 +33,15 @@ static int nthreads;
  * empty queue (16 MB: 8 s for 3.4M events, 256 MB: 3.2 s). Every WAKE_MS
  * this thread asks each consumer for one of its partitions' watermarks: the
  * request is queued on that partition leader's broker thread, which wakes,
- * sees the queue has room and fetches. One small request per consumer per
- * WAKE_MS; it changes nothing else. */
-#define WAKE_MS 20
+ * sees the queue has room and fetches. A consumer whose queue still holds
+ * WAKE_BELOW messages is not asked (it is not starving), so a replay that
+ * keeps up sends almost none of these requests. */
+#define WAKE_MS    20
+#define WAKE_BELOW 50000
 static pthread_t waker;
 static bool waker_started;
 static atomic_bool waker_stop;
+static atomic_int wakeups;
 
 static void *waker_main(void *arg) {
     const rm_serve_config_t *cfg = arg;
@@ -45,13 +49,15 @@ static void *waker_main(void *arg) {
     while (!atomic_load(&waker_stop)) {
         for (int i = 0; i < nthreads && !atomic_load(&waker_stop); i++) {
             rd_kafka_t *rk = atomic_load(&threads[i].rk);
-            if (!rk)
+            rd_kafka_queue_t *q = atomic_load(&threads[i].q);
+            if (!rk || !q || rd_kafka_queue_length(q) >= WAKE_BELOW)
                 continue;
             /* Round robin over the thread's partitions reaches every leader. */
             int mine = (threads[i].r->partitions - i + nthreads - 1) / nthreads;
             int p = i + (mine > 0 ? round % mine : 0) * nthreads;
             int64_t lo, hi;
             rd_kafka_query_watermark_offsets(rk, cfg->topic, p, &lo, &hi, 500);
+            atomic_fetch_add(&wakeups, 1);
         }
         round++;
         struct timespec ts = {0, WAKE_MS * 1000000L};
@@ -235,9 +241,10 @@ static void *replay_main(void *arg) {
         rm_error("replay: cannot assign partitions");
         goto fail;
     }
-    atomic_store(&t->rk, rk); /* from now on the waker may use it */
     local_counts_t counts = {{0}, 0};
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
+    atomic_store(&t->q, q);
+    atomic_store(&t->rk, rk); /* from now on the waker may use both */
     rd_kafka_message_t *batch[1024];
     ssize_t nb = 0, bi = 0;
     while (remaining > 0 && rm_serve_running) {
@@ -296,7 +303,6 @@ drain:
     counts_flush(r, &counts);
     while (bi < nb)
         rd_kafka_message_destroy(batch[bi++]);
-    rd_kafka_queue_destroy(q);
     goto out;
 fail:
     atomic_store(&r->failed, 1);
@@ -329,6 +335,7 @@ int rm_replay_start(const rm_serve_config_t *cfg, rm_replay_t *r) {
         threads[i].started = true;
     }
     atomic_store(&waker_stop, false);
+    atomic_store(&wakeups, 0);
     waker_started = pthread_create(&waker, NULL, waker_main, (void *)cfg) == 0;
     if (!waker_started) /* slower, not wrong */
         rm_warn("replay: cannot start the fetch waker thread");
@@ -340,11 +347,15 @@ int rm_replay_join(rm_replay_t *r) {
         if (threads[i].started)
             pthread_join(threads[i].thread, NULL);
     atomic_store(&waker_stop, true);
-    if (waker_started)
+    if (waker_started) {
         pthread_join(waker, NULL);
+        rm_debug("replay: %d fetch wakeup request(s)", atomic_load(&wakeups));
+    }
     waker_started = false;
     for (int i = 0; threads && i < nthreads; i++) {
         rd_kafka_t *rk = atomic_load(&threads[i].rk);
+        if (atomic_load(&threads[i].q))
+            rd_kafka_queue_destroy(atomic_load(&threads[i].q));
         if (rk) {
             rd_kafka_consumer_close(rk);
             rd_kafka_destroy(rk);
