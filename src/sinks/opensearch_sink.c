@@ -606,6 +606,12 @@ static void sleep_ms(long ms) {
 /* Sends the items in `todo` (indices into items) as bulk requests and sets
  * each one's state. Returns RM_ERR_OK, or the error of a request that could
  * not be sent at all (its items are left ST_RETRY). */
+/* Whether an error answer (a reply, or a _bulk item) says the index (or alias) does not exist. */
+static bool index_missing(json_t *answer) {
+    const char *type = json_string_value(json_object_get(json_object_get(answer, "error"), "type"));
+    return type && !strcmp(type, "index_not_found_exception");
+}
+
 static rm_err_t bulk_pass(rm_os_sink_t *s, const char *index, bool state, bool require_alias,
                           const rm_os_flush_t *items, size_t *todo, size_t nt,
                           item_state_t *states) {
@@ -642,8 +648,6 @@ static rm_err_t bulk_pass(rm_os_sink_t *s, const char *index, bool state, bool r
             }
             json_t *item = json_object_get(json_array_get(res, k - first), "index");
             long code = (long)json_integer_value(json_object_get(item, "status"));
-            const char *type =
-                json_string_value(json_object_get(json_object_get(item, "error"), "type"));
             if (code >= 200 && code < 300) {
                 states[todo[k]] = ST_DONE;
                 if (state && require_alias) /* live writes through the alias */
@@ -652,12 +656,13 @@ static rm_err_t bulk_pass(rm_os_sink_t *s, const char *index, bool state, bool r
                 states[todo[k]] = ST_STALE;
             else if (code == 429 || code >= 500)
                 states[todo[k]] = ST_RETRY;
-            else if (code == 404 && type && !strcmp(type, "index_not_found_exception"))
+            else if (code == 404 && index_missing(item))
                 states[todo[k]] = ST_MISSING;
             else {
                 states[todo[k]] = ST_REJECTED;
-                const char *reason =
-                    json_string_value(json_object_get(json_object_get(item, "error"), "reason"));
+                json_t *err = json_object_get(item, "error");
+                const char *type = json_string_value(json_object_get(err, "type"));
+                const char *reason = json_string_value(json_object_get(err, "reason"));
                 rm_log_ctx_t ctx = {"opensearch", items[todo[k]].partition, items[todo[k]].fence};
                 rm_logc(RM_LOG_ERROR, &ctx, "%s %.*s rejected: HTTP %ld %s: %s",
                         state ? "state of" : "document", (int)items[todo[k]].pid_len,
@@ -818,12 +823,6 @@ rm_err_t rm_os_checkpoint_get(rm_os_sink_t *s, const char *topic, int32_t partit
     }
     json_decref(r);
     return e;
-}
-
-/* Whether an error answer says the index (or alias) does not exist. */
-static bool index_missing(json_t *answer) {
-    const char *type = json_string_value(json_object_get(json_object_get(answer, "error"), "type"));
-    return type && !strcmp(type, "index_not_found_exception");
 }
 
 rm_err_t rm_os_checkpoint_cas(rm_os_sink_t *s, const char *topic, int32_t partition,

@@ -16,14 +16,14 @@
 
 /* KEYS[1] state, KEYS[2..] day keys; ARGV[1] partition, ARGV[2] fence,
  * ARGV[3] state bytes, ARGV[4] expected stored partition, ARGV[5] expected
- * stored fence ("" and "": no stored state; "*": write unconditionally, as a
- * rebuild does), ARGV[6..] day values ("" deletes the key). Otherwise the
- * write happens only when the stored fence is the one the writer read or
- * wrote last: anything else (a replay, another writer, a Redis that lost
- * data) returns 0 and changes nothing. */
+ * stored fence ("" and "": no stored state), ARGV[6..] day values (""
+ * deletes the key). The write happens only when the stored fence is the one
+ * the writer read or wrote last: anything else (a replay, another writer, a
+ * Redis that lost data) returns 0 and changes nothing. A rebuild's forced
+ * write does not come here (append_forced). */
 static const char flush_lua[] =
     "local cur = redis.call('HMGET', KEYS[1], 'p', 'f')\n"
-    "if ARGV[4] ~= '*' and ((cur[1] or '') ~= ARGV[4] or (cur[2] or '') ~= ARGV[5]) then\n"
+    "if (cur[1] or '') ~= ARGV[4] or (cur[2] or '') ~= ARGV[5] then\n"
     "  return 0\n"
     "end\n"
     "local set, del = {}, {}\n"
@@ -337,9 +337,7 @@ static int append_flush(rm_redis_sink_t *s, const rm_redis_flush_t *it, char **s
     argv[a] = part, lens[a++] = strlen(part);
     argv[a] = fence, lens[a++] = strlen(fence);
     argv[a] = *state, lens[a++] = *state_len;
-    if (it->force) {
-        strcpy(epart, "*");
-    } else if (it->expect_fence >= 0) {
+    if (it->expect_fence >= 0) {
         snprintf(epart, sizeof(epart), "%d", (int)it->expect_partition);
         snprintf(efence, sizeof(efence), "%lld", (long long)it->expect_fence);
     }

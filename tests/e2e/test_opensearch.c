@@ -89,6 +89,15 @@ static const char *os_url(os_server_t *srv) {
     return url;
 }
 
+/* `readmodel rebuild --target opensearch` deleting the previous generation
+ * after grace_s; its exit code. */
+static int rebuild_os(e2e_t *e, os_server_t *srv, const char *grace_s) {
+    const char *args[] = {"--target",     "opensearch", "--from-beginning",
+                          "--opensearch", os_url(srv),  "--previous-grace",
+                          grace_s,        NULL};
+    return e2e_run(e, "rebuild", args);
+}
+
 static size_t keep_body(char *p, size_t size, size_t n, void *arg) {
     char *buf = arg;
     size_t have = strlen(buf), add = size * n;
@@ -124,6 +133,22 @@ static long http(const char *method, const char *url, const char *body) {
     long st;
     json_decref(http_json(method, url, body, &st));
     return st;
+}
+
+/* Deletes every index whose name contains `containing` but not `except`. */
+static void delete_indices(os_server_t *srv, const char *containing, const char *except) {
+    json_t *idx = os_server_indices(srv);
+    size_t i;
+    json_t *n;
+    json_array_foreach(idx, i, n) {
+        const char *name = json_string_value(n);
+        if (!strstr(name, containing) || (except && strstr(name, except)))
+            continue;
+        char u[256];
+        snprintf(u, sizeof(u), "%s/%s", os_url(srv), name);
+        assert_int_equal(http("DELETE", u, NULL), 200);
+    }
+    json_decref(idx);
 }
 
 /* serve keeps both models; the index equals the reference projection. */
@@ -245,47 +270,23 @@ static void test_dropped_index_heals(void **state) {
     pid_t serve = e2e_serve(&e, extra);
     assert_true(wait_index(&e, srv, NULL, 60));
     /* Someone deletes both indices (DELETE /practitioners-000001 ...). */
-    json_t *idx = os_server_indices(srv);
-    size_t i;
-    json_t *n;
-    json_array_foreach(idx, i, n) {
-        if (strstr(json_string_value(n), "meta"))
-            continue;
-        char u[256];
-        snprintf(u, sizeof(u), "%s/%s", os_url(srv), json_string_value(n));
-        assert_int_equal(http("DELETE", u, NULL), 200);
-    }
-    json_decref(idx);
+    delete_indices(srv, "", "meta");
     e2e_produce_generated(&e, g, 500);
     assert_true(wait_index(&e, srv, NULL, 60));
 
     /* Only the state index deleted: serve cannot repair that alone (the
      * documents' versions are ahead of a replay), says so and waits; the
      * rebuild it names repairs both while serve keeps running. */
-    idx = os_server_indices(srv);
-    json_array_foreach(idx, i, n) {
-        if (!strstr(json_string_value(n), "practitioners-state-"))
-            continue;
-        char u[256];
-        snprintf(u, sizeof(u), "%s/%s", os_url(srv), json_string_value(n));
-        assert_int_equal(http("DELETE", u, NULL), 200);
-    }
-    json_decref(idx);
+    delete_indices(srv, "practitioners-state-", NULL);
     e2e_produce_generated(&e, g, 500);
     e2e_sleep_ms(1500);
-    idx = os_server_indices(srv);
+    json_t *idx = os_server_indices(srv);
+    size_t i;
+    json_t *n;
     json_array_foreach(idx, i, n) /* no index auto-created under the alias's name */
         assert_string_not_equal(json_string_value(n), "practitioners-state");
     json_decref(idx);
-    const char *rebuild[] = {"--target",
-                             "opensearch",
-                             "--from-beginning",
-                             "--opensearch",
-                             os_url(srv),
-                             "--previous-grace",
-                             "1",
-                             NULL};
-    assert_int_equal(e2e_run(&e, "rebuild", rebuild), 0);
+    assert_int_equal(rebuild_os(&e, srv, "1"), 0);
     e2e_produce_generated(&e, g, 200);
     assert_true(wait_index(&e, srv, NULL, 60));
     const char *verify_args[] = {"--target", "opensearch", "--opensearch", os_url(srv), NULL};
@@ -371,15 +372,7 @@ static void test_rebuild_while_reading(void **state) {
     reader_t rd = {.url = os_url(srv)};
     pthread_create(&rd.thread, NULL, reader_main, &rd);
     e2e_sleep_ms(200);
-    const char *rebuild[] = {"--target",
-                             "opensearch",
-                             "--from-beginning",
-                             "--opensearch",
-                             os_url(srv),
-                             "--previous-grace",
-                             "1",
-                             NULL};
-    assert_int_equal(e2e_run(&e, "rebuild", rebuild), 0);
+    assert_int_equal(rebuild_os(&e, srv, "1"), 0);
     /* The lease is released at once (not left to expire). */
     snprintf(u, sizeof(u), "%s/readmodel-meta/_doc/lease:opensearch", os_url(srv));
     assert_int_equal(http("GET", u, NULL), 404);
@@ -501,15 +494,7 @@ static void test_idle_serve_after_rebuild(void **state) {
     assert_true(compare_index(&e, srv, NULL, true) > 0); /* the damage shows */
 
     /* Rebuild while that serve is idle, then one more event for p-00001. */
-    const char *rebuild[] = {"--target",
-                             "opensearch",
-                             "--from-beginning",
-                             "--opensearch",
-                             os_url(srv),
-                             "--previous-grace",
-                             "0",
-                             NULL};
-    assert_int_equal(e2e_run(&e, "rebuild", rebuild), 0);
+    assert_int_equal(rebuild_os(&e, srv, "0"), 0);
     assert_int_equal(compare_index(&e, srv, NULL, false), 0);
     produce_slots(&e, "p-00001", "idle-2", 40);
     assert_true(wait_index(&e, srv, NULL, 30));

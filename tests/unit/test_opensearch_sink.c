@@ -222,6 +222,28 @@ static void test_faults(void **state) {
     batch_free(&b, 3);
 }
 
+/* Deletes the live generation's state index, and its documents' index too
+ * when `docs` (as an operator's DELETE would). */
+static void drop_model(fx_t *f, bool docs) {
+    char *d, *st;
+    long gen;
+    assert_int_equal(rm_os_current(f->s, &d, &st, &gen), RM_ERR_OK);
+    if (docs)
+        assert_int_equal(rm_os_index_delete(f->s, d), RM_ERR_OK);
+    assert_int_equal(rm_os_index_delete(f->s, st), RM_ERR_OK);
+    free(d);
+    free(st);
+}
+
+/* No concrete index has this name (automatic index creation did not run). */
+static void assert_no_index(fx_t *f, const char *name) {
+    json_t *idx = os_server_indices(f->srv);
+    size_t i;
+    json_t *n;
+    json_array_foreach(idx, i, n) assert_string_not_equal(json_string_value(n), name);
+    json_decref(idx);
+}
+
 static void test_dropped_index_recreated(void **state) {
     fx_t *f = *state;
     assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
@@ -229,13 +251,7 @@ static void test_dropped_index_recreated(void **state) {
     int64_t cur;
     assert_int_equal(rm_os_checkpoint_cas(f->s, "t", 0, -1, 50, &ok, &cur), RM_ERR_OK);
     assert_true(ok);
-    char *docs, *st;
-    long gen;
-    assert_int_equal(rm_os_current(f->s, &docs, &st, &gen), RM_ERR_OK);
-    assert_int_equal(rm_os_index_delete(f->s, docs), RM_ERR_OK);
-    assert_int_equal(rm_os_index_delete(f->s, st), RM_ERR_OK);
-    free(docs);
-    free(st);
+    drop_model(f, true);
     batch_t b;
     batch_init(&b, 2, 60);
     assert_int_equal(rm_os_sink_flush(f->s, b.items, 2, 3), RM_ERR_OK);
@@ -244,11 +260,7 @@ static void test_dropped_index_recreated(void **state) {
     assert_int_equal(rm_os_checkpoint_get(f->s, "t", 0, &next), RM_ERR_OK);
     assert_int_equal(next, -1);
     /* No index named like the alias was auto-created by the write. */
-    json_t *idx = os_server_indices(f->srv);
-    size_t i;
-    json_t *n;
-    json_array_foreach(idx, i, n) assert_string_not_equal(json_string_value(n), "practitioners");
-    json_decref(idx);
+    assert_no_index(f, "practitioners");
     batch_free(&b, 2);
 }
 
@@ -262,38 +274,21 @@ static void test_dropped_index_checkpoint_first(void **state) {
     bool ok;
     int64_t cur = 7;
     assert_int_equal(rm_os_checkpoint_cas(f->s, "t", 0, -1, 50, &ok, &cur), RM_ERR_OK);
-    char *docs, *st;
-    long gen;
-    assert_int_equal(rm_os_current(f->s, &docs, &st, &gen), RM_ERR_OK);
-    assert_int_equal(rm_os_index_delete(f->s, docs), RM_ERR_OK);
-    assert_int_equal(rm_os_index_delete(f->s, st), RM_ERR_OK);
-    free(docs);
-    free(st);
+    drop_model(f, true);
     assert_int_equal(rm_os_checkpoint_cas(f->s, "t", 0, 50, 80, &ok, &cur), RM_ERR_OK);
     assert_false(ok);
     assert_int_equal(cur, -1);
-    json_t *idx = os_server_indices(f->srv);
-    size_t i;
-    json_t *n;
-    json_array_foreach(idx, i, n)
-        assert_string_not_equal(json_string_value(n), "practitioners-state");
-    json_decref(idx);
+    assert_no_index(f, "practitioners-state");
     /* The model exists again: the replay's first checkpoint is created. */
     assert_int_equal(rm_os_checkpoint_cas(f->s, "t", 0, -1, 80, &ok, &cur), RM_ERR_OK);
     assert_true(ok);
 
     /* Only the state index dropped: documents are left with versions a
      * replay could not overwrite, so this is refused with the repair named. */
-    assert_int_equal(rm_os_current(f->s, &docs, &st, &gen), RM_ERR_OK);
-    assert_int_equal(rm_os_index_delete(f->s, st), RM_ERR_OK);
-    free(docs);
-    free(st);
+    drop_model(f, false);
     assert_int_equal(rm_os_checkpoint_cas(f->s, "t", 0, 80, 90, &ok, &cur), RM_ERR_REPLY);
     assert_non_null(strstr(rm_os_sink_last_error(f->s), "rebuild --target opensearch"));
-    idx = os_server_indices(f->srv);
-    json_array_foreach(idx, i, n)
-        assert_string_not_equal(json_string_value(n), "practitioners-state");
-    json_decref(idx);
+    assert_no_index(f, "practitioners-state");
 }
 
 static void test_checkpoint_cas(void **state) {

@@ -41,6 +41,23 @@ static rm_redis_sink_t *new_sink(void) {
     return s;
 }
 
+/* Whether p-1's key of 2026-11-24 exists (1) or not (0). */
+static long long day_key_exists(redisContext *c) {
+    redisReply *r = redisCommand(c, "EXISTS rm:avail:{p-1}:2026-11-24");
+    assert_non_null(r);
+    long long n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+static void assert_stored_fence(redisContext *c, const char *want) {
+    redisReply *r = redisCommand(c, "HGET rm:state:{p-1} f");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, want);
+    freeReplyObject(r);
+}
+
 static void apply(rm_avail_t *st, rm_event_type_t t, uint16_t day, uint16_t start, uint16_t n) {
     rm_event_t e;
     memset(&e, 0, sizeof(e));
@@ -88,9 +105,7 @@ static void test_flush_writes_keys_and_state(void **state) {
     it.fence = 42;
     assert_int_equal(rm_redis_sink_flush(s, &it, 1), RM_ERR_OK);
     assert_true(it.written);
-    r = redisCommand(c, "EXISTS rm:avail:{p-1}:2026-11-24");
-    assert_int_equal(r->integer, 0);
-    freeReplyObject(r);
+    assert_int_equal(day_key_exists(c), 0);
 
     /* A writer whose idea of the stored fence is out of date (a replay,
      * another writer, a Redis that lost data) is refused and changes nothing. */
@@ -107,9 +122,7 @@ static void test_flush_writes_keys_and_state(void **state) {
                               .written = true};
     assert_int_equal(rm_redis_sink_flush(s, &stale, 1), RM_ERR_OK);
     assert_false(stale.written);
-    r = redisCommand(c, "EXISTS rm:avail:{p-1}:2026-11-24");
-    assert_int_equal(r->integer, 0);
-    freeReplyObject(r);
+    assert_int_equal(day_key_exists(c), 0);
     stale.expect_fence = -1; /* "nothing stored" is just as wrong */
     assert_int_equal(rm_redis_sink_flush(s, &stale, 1), RM_ERR_OK);
     assert_false(stale.written);
@@ -117,24 +130,16 @@ static void test_flush_writes_keys_and_state(void **state) {
     stale.force = true;
     assert_int_equal(rm_redis_sink_flush(s, &stale, 1), RM_ERR_OK);
     assert_true(stale.written);
-    r = redisCommand(c, "EXISTS rm:avail:{p-1}:2026-11-24");
-    assert_int_equal(r->integer, 1);
-    freeReplyObject(r);
-    r = redisCommand(c, "HGET rm:state:{p-1} f");
-    assert_string_equal(r->str, "43");
-    freeReplyObject(r);
+    assert_int_equal(day_key_exists(c), 1);
+    assert_stored_fence(c, "43");
     /* Forced too: a day left without a free slot is deleted, with the fence. */
     rm_avail_clear_dirty(&old);
     apply(&old, RM_EV_BOOKING_CREATED, D0 + 1, 10, 1);
     stale.fence = 45;
     assert_int_equal(rm_redis_sink_flush(s, &stale, 1), RM_ERR_OK);
     assert_true(stale.written);
-    r = redisCommand(c, "EXISTS rm:avail:{p-1}:2026-11-24");
-    assert_int_equal(r->integer, 0);
-    freeReplyObject(r);
-    r = redisCommand(c, "HGET rm:state:{p-1} f");
-    assert_string_equal(r->str, "45");
-    freeReplyObject(r);
+    assert_int_equal(day_key_exists(c), 0);
+    assert_stored_fence(c, "45");
     it.expect_fence = 45; /* back to the state of `st` for the load below */
     it.fence = 44;
     rm_avail_mark_all_dirty(&st);
@@ -160,6 +165,15 @@ static void test_flush_writes_keys_and_state(void **state) {
     rm_avail_init(&bad);
     rm_redis_load_t lb = {"bad", 3, &bad, 0, 0};
     assert_int_equal(rm_redis_sink_load(s, &lb, 1), RM_ERR_CORRUPT);
+
+    /* A forced write whose transaction fails inside EXEC (the state key is
+     * not a hash) is an error and reports nothing written. */
+    freeReplyObject(redisCommand(c, "SET rm:state:{bad} not-a-hash"));
+    rm_redis_flush_t forced = {.pid = "bad", .pid_len = 3, .st = &st, .fence = 1, .force = true};
+    rm_avail_mark_all_dirty(&st);
+    assert_int_equal(rm_redis_sink_flush(s, &forced, 1), RM_ERR_REPLY);
+    assert_false(forced.written);
+    assert_non_null(strstr(rm_redis_sink_last_error(s), "EXEC"));
     redisFree(c);
     rm_avail_free(&st);
     rm_avail_free(&old);
