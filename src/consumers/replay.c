@@ -20,6 +20,7 @@ typedef struct {
     bool started;
     _Atomic(rd_kafka_t *) rk;      /* the thread's consumer, destroyed by rm_replay_join */
     _Atomic(rd_kafka_queue_t *) q; /* its queue, likewise */
+    atomic_bool finished;          /* read to the end (or failed): the waker leaves it */
 } replay_thread_t;
 
 static replay_thread_t *threads;
@@ -50,7 +51,8 @@ static void *waker_main(void *arg) {
         for (int i = 0; i < nthreads && !atomic_load(&waker_stop); i++) {
             rd_kafka_t *rk = atomic_load(&threads[i].rk);
             rd_kafka_queue_t *q = atomic_load(&threads[i].q);
-            if (!rk || !q || rd_kafka_queue_length(q) >= WAKE_BELOW)
+            if (!rk || !q || atomic_load(&threads[i].finished) ||
+                rd_kafka_queue_length(q) >= WAKE_BELOW)
                 continue;
             /* Round robin over the thread's partitions reaches every leader. */
             int mine = (threads[i].r->partitions - i + nthreads - 1) / nthreads;
@@ -217,8 +219,16 @@ static void stop_fetching(rd_kafka_t *rk, const char *topic, int32_t p) {
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void *replay_main(void *arg) {
     replay_thread_t *t = arg;
+    double t0 = now_s();
+    uint64_t mine = 0;
     rm_replay_t *r = t->r;
     rd_kafka_t *rk = new_consumer(t->cfg, "replay");
     rm_decoder_t *dec = rm_decoder_new();
@@ -249,7 +259,12 @@ static void *replay_main(void *arg) {
     ssize_t nb = 0, bi = 0;
     while (remaining > 0 && rm_serve_running) {
         if (bi == nb) {
-            nb = rd_kafka_consume_batch_queue(q, 200, batch, 1024);
+            /* This call waits for a full batch or the timeout: take what
+             * is queued, and only when nothing is, wait for one message
+             * (the end of a partition is rarely a full batch). */
+            nb = rd_kafka_consume_batch_queue(q, 0, batch, 1024);
+            if (nb == 0)
+                nb = rd_kafka_consume_batch_queue(q, 200, batch, 1);
             bi = 0;
             if (nb <= 0) {
                 nb = 0;
@@ -283,6 +298,7 @@ static void *replay_main(void *arg) {
                     rd_kafka_message_destroy(m);
                     goto drain;
                 }
+                mine++;
                 if (++counts.done >= FLUSH_EVERY)
                     counts_flush(r, &counts);
                 next[p] = m->offset + 1;
@@ -307,6 +323,9 @@ drain:
 fail:
     atomic_store(&r->failed, 1);
 out:
+    atomic_store(&t->finished, true);
+    rm_debug("replay: thread %d read its partitions in %.2f s (%llu events)", t->index,
+             now_s() - t0, (unsigned long long)mine);
     free(done);
     free(next);
     rd_kafka_topic_partition_list_destroy(l);
@@ -318,7 +337,43 @@ out:
     return NULL;
 }
 
+/* Stops the waker and closes the consumers. Runs on its own thread while
+ * the rebuild writes: the waker may be inside a watermark request that
+ * waits for a broker thread's wakeup (up to 0.5 s measured), and closing
+ * consumers takes a few milliseconds each. */
+static pthread_t teardown;
+static bool teardown_started;
+
+static void *teardown_main(void *arg) {
+    (void)arg;
+    atomic_store(&waker_stop, true);
+    if (waker_started) {
+        pthread_join(waker, NULL);
+        rm_debug("replay: %d fetch wakeup request(s)", atomic_load(&wakeups));
+    }
+    waker_started = false;
+    for (int i = 0; threads && i < nthreads; i++) {
+        rd_kafka_t *rk = atomic_load(&threads[i].rk);
+        if (atomic_load(&threads[i].q))
+            rd_kafka_queue_destroy(atomic_load(&threads[i].q));
+        if (rk) {
+            rd_kafka_consumer_close(rk);
+            rd_kafka_destroy(rk);
+        }
+    }
+    free(threads);
+    threads = NULL;
+    return NULL;
+}
+
+static void teardown_wait(void) {
+    if (teardown_started)
+        pthread_join(teardown, NULL);
+    teardown_started = false;
+}
+
 int rm_replay_start(const rm_serve_config_t *cfg, rm_replay_t *r) {
+    teardown_wait(); /* a previous replay's */
     nthreads = cfg->workers < r->partitions ? cfg->workers : r->partitions;
     if (nthreads < 1)
         nthreads = 1;
@@ -346,27 +401,14 @@ int rm_replay_join(rm_replay_t *r) {
     for (int i = 0; threads && i < nthreads; i++)
         if (threads[i].started)
             pthread_join(threads[i].thread, NULL);
-    atomic_store(&waker_stop, true);
-    if (waker_started) {
-        pthread_join(waker, NULL);
-        rm_debug("replay: %d fetch wakeup request(s)", atomic_load(&wakeups));
-    }
-    waker_started = false;
-    for (int i = 0; threads && i < nthreads; i++) {
-        rd_kafka_t *rk = atomic_load(&threads[i].rk);
-        if (atomic_load(&threads[i].q))
-            rd_kafka_queue_destroy(atomic_load(&threads[i].q));
-        if (rk) {
-            rd_kafka_consumer_close(rk);
-            rd_kafka_destroy(rk);
-        }
-    }
-    free(threads);
-    threads = NULL;
+    teardown_started = pthread_create(&teardown, NULL, teardown_main, NULL) == 0;
+    if (!teardown_started)
+        teardown_main(NULL);
     return atomic_load(&r->failed) ? -1 : 0;
 }
 
 void rm_replay_free(rm_replay_t *r) {
+    teardown_wait();
     for (int p = 0; r->maps && p < r->partitions; p++)
         rm_pract_map_free(&r->maps[p]);
     free(r->maps);

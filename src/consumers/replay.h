@@ -28,8 +28,11 @@ int rm_replay_plan(const rm_serve_config_t *cfg, rm_replay_t *r);
 int rm_replay_truncated(const rm_replay_t *r);
 /* Starts the replay threads; returns at once. 0, or -1 (logged). */
 int rm_replay_start(const rm_serve_config_t *cfg, rm_replay_t *r);
-/* Waits for the threads. 0 when every partition reached its end offset. */
+/* Waits for the replay threads. 0 when every partition reached its end
+ * offset. The consumers are closed in the background from then on. */
 int rm_replay_join(rm_replay_t *r);
+/* Waits for that background close, then frees the state. Safe after
+ * rm_replay_plan alone. */
 void rm_replay_free(rm_replay_t *r);
 
 #endif

@@ -408,7 +408,6 @@ static void test_rebuild_and_verify_metrics(void **state) {
                  "readmodel_rebuild_phase{target=\"redis\",command=\"%s\",phase=\"replay\"} 1",
                  runs[i].cmd);
         char *m = wait_metrics_line(port, replay_line, 60);
-        assert_int_equal(rm_mock_kafka_set_rtt(e.kafka, 0), 0);
         assert_non_null(m);
         assert_promtool_accepts(m);
         char in_progress[128];
@@ -424,6 +423,8 @@ static void test_rebuild_and_verify_metrics(void **state) {
         free(m);
         assert_int_equal(http_get(port, "/livez", NULL), 200);
         assert_int_equal(http_get(port, "/readyz", NULL), 200);
+        /* only now let the command finish */
+        assert_int_equal(rm_mock_kafka_set_rtt(e.kafka, 0), 0);
         assert_int_equal(e2e_wait(pid), runs[i].want_rc);
         /* the endpoint goes away with the command */
         assert_int_equal(http_get(port, "/metrics", NULL), 0);
