@@ -4,11 +4,11 @@
  * it. Pure functions on in-memory state: no I/O, no clock, no randomness.
  *
  * State: for every day that any event touched, three fixed 288-bit sets
- * (published slots, slots held by a booking, slots held by two or more) in
- * an array sorted by day; a booking table (booking id -> day and slots); the
- * `active` flag; and a CRoaring set of dirty days (days whose Redis value may
- * have changed since rm_avail_clear_dirty()). A day is the Redis value's own
- * shape, so every event is a few word operations on one array entry.
+ * (published slots, and two bit planes counting the bookings that hold each
+ * slot, saturating at three) in an array sorted by day; a booking table (booking id -> day and
+ * slots); the `active` flag; and a CRoaring set of dirty days (days whose Redis value may have
+ * changed since rm_avail_clear_dirty()). A day is the Redis value's own shape, so every event is a
+ * few word operations on one array entry.
  */
 #ifndef READMODEL_AVAILABILITY_H
 #define READMODEL_AVAILABILITY_H
@@ -23,10 +23,13 @@
 /* 288 slots in 5 words: slot s is bit s % 64 of word s / 64. */
 #define RM_DAY_WORDS 5u
 
+/* The number of bookings holding each slot is a 2-bit saturating counter
+ * kept in two bit planes, (hold_hi, hold_lo) = 0, 1, 2, or 3 for "three or
+ * more"; a slot is booked when either bit is set. */
 typedef struct {
     uint64_t published[RM_DAY_WORDS];
-    uint64_t booked[RM_DAY_WORDS];  /* held by at least one booking */
-    uint64_t overlap[RM_DAY_WORDS]; /* held by two or more bookings */
+    uint64_t hold_lo[RM_DAY_WORDS];
+    uint64_t hold_hi[RM_DAY_WORDS];
     uint16_t day;
 } rm_day_t;
 

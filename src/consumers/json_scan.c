@@ -19,6 +19,8 @@ typedef struct {
     rm_json_tok_t *toks;
     size_t max, n;
     rm_json_err_t err;
+    size_t blk_base;   /* offset of the 64-byte block blk_mask describes, or SIZE_MAX */
+    uint64_t blk_mask; /* bit i: byte blk_base + i is not plain (see block_mask) */
 } scanner_t;
 
 /* Hot loops keep the position in a local: the bytes are chars, which may
@@ -93,42 +95,59 @@ static size_t utf8_seq(const unsigned char *p, size_t avail) {
     return 0;
 }
 
-/* 1 for bytes that can stand alone inside a string: printable ASCII other
- * than '"' and '\\'. */
-static const unsigned char plain[256] = {
-#define R4(x)  x, x, x, x
-#define R16(x) R4(x), R4(x), R4(x), R4(x)
-    R16(0), R16(0),                                    /* 0x00-0x1f: control characters */
-    1,      1,      0,      R4(1),  R4(1),  R4(1),  1, /* 0x20-0x2f: '"' is 0x22 */
-    R16(1), R16(1),                                    /* 0x30-0x4f */
-    R4(1),  R4(1),  R4(1),  0,      1,      1,      1, /* 0x50-0x5f: '\\' is 0x5c */
-    R16(1), R16(1),                                    /* 0x60-0x7f (0x7f DEL is allowed by JSON) */
-    R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), /* non-ASCII */
-#undef R16
-#undef R4
-};
-
-/* The first position at or after pos (and before len) holding a byte that is
- * not plain, or len. With SSE2, sixteen bytes per step: a byte is special
- * when it is '"' or '\\' or, compared as signed, below 0x20 (which takes in
- * control characters and every non-ASCII byte); the table finishes the tail. */
-static inline size_t skip_plain(const unsigned char *s, size_t pos, size_t len) {
+/* Plain bytes can stand alone inside a string: printable ASCII other than
+ * '"' and '\\' (0x7f DEL is allowed by JSON). block_mask returns the bytes
+ * of s[base, base + 64) that are not plain as a bit mask (bit i for byte
+ * base + i); positions at or past len count as not plain, so a search stops
+ * there. With SSE2, sixteen bytes per step: a byte is special when it is '"'
+ * or '\\' or, compared as signed, below 0x20 (which takes in control
+ * characters and every non-ASCII byte). The last, partial block is copied
+ * into zeros (control characters, so not plain) first: nothing past len is
+ * read. */
+static uint64_t block_mask(const unsigned char *s, size_t base, size_t len) {
+    unsigned char tail[64];
+    const unsigned char *b = s + base;
+    if (len - base < 64) {
+        memset(tail, 0, sizeof(tail));
+        memcpy(tail, b, len - base);
+        b = tail;
+    }
+    uint64_t m = 0;
 #ifdef __SSE2__
     const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
                   space = _mm_set1_epi8(0x20);
-    for (; pos + 16 <= len; pos += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + pos));
+    for (unsigned i = 0; i < 4; i++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + 16 * i));
         __m128i special =
             _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
                          _mm_cmplt_epi8(v, space));
-        unsigned m = (unsigned)_mm_movemask_epi8(special);
-        if (m)
-            return pos + (unsigned)__builtin_ctz(m);
+        m |= (uint64_t)(unsigned)_mm_movemask_epi8(special) << (16 * i);
     }
+#else
+    for (unsigned i = 0; i < 64; i++)
+        m |= (uint64_t)(b[i] == '"' || b[i] == '\\' || b[i] < 0x20 || b[i] > 0x7f) << i;
 #endif
-    while (pos < len && plain[s[pos]])
-        pos++;
-    return pos;
+    return m;
+}
+
+/* The first position at or after pos holding a byte that is not plain, or
+ * len. Strings are scanned front to back, so each block's mask is computed
+ * once per message and a string's end is usually one shift and one
+ * count-trailing-zeros away. */
+static inline size_t next_special(scanner_t *sc, size_t pos) {
+    for (;;) {
+        if (pos >= sc->len)
+            return sc->len;
+        size_t base = pos & ~(size_t)63;
+        if (base != sc->blk_base) {
+            sc->blk_base = base;
+            sc->blk_mask = block_mask((const unsigned char *)sc->s, base, sc->len);
+        }
+        uint64_t m = sc->blk_mask >> (pos & 63);
+        if (m)
+            return pos + (size_t)__builtin_ctzll(m);
+        pos = base + 64;
+    }
 }
 
 static int scan_string(scanner_t *sc) {
@@ -138,52 +157,53 @@ static int scan_string(scanner_t *sc) {
         return -1;
     rm_json_tok_t *t = &sc->toks[ti];
     const unsigned char *s = (const unsigned char *)sc->s;
-    while (sc->pos < sc->len) {
-        /* Fast path: plain ASCII needs no further checks. */
-        sc->pos = skip_plain(s, sc->pos, sc->len);
-        if (sc->pos >= sc->len)
-            break;
-        unsigned char c = s[sc->pos];
+    size_t pos = sc->pos, len = sc->len;
+    for (;;) {
+        /* Plain ASCII needs no further checks: jump to the next other byte. */
+        pos = next_special(sc, pos);
+        if (pos >= len)
+            return fail(sc, RM_JSON_ERR_SYNTAX);
+        unsigned char c = s[pos];
         if (c == '"') {
-            t->end = (uint32_t)sc->pos++;
+            t->end = (uint32_t)pos;
             t->next = (uint32_t)sc->n;
+            sc->pos = pos + 1;
             return 0;
         }
         if (c < 0x20)
             return fail(sc, RM_JSON_ERR_SYNTAX);
         if (c == '\\') {
             t->escaped = 1;
-            if (sc->pos + 1 >= sc->len)
+            if (pos + 1 >= len)
                 return fail(sc, RM_JSON_ERR_SYNTAX);
-            char e = (char)s[sc->pos + 1];
+            char e = (char)s[pos + 1];
             if (strchr("\"\\/bfnrt", e) && e != '\0') {
-                sc->pos += 2;
+                pos += 2;
                 continue;
             }
             if (e != 'u')
                 return fail(sc, RM_JSON_ERR_SYNTAX);
             unsigned cp;
-            if (sc->pos + 6 > sc->len || hex4(sc->s + sc->pos + 2, &cp) < 0)
+            if (pos + 6 > len || hex4(sc->s + pos + 2, &cp) < 0)
                 return fail(sc, RM_JSON_ERR_SYNTAX);
-            sc->pos += 6;
+            pos += 6;
             if (cp >= 0xDC00 && cp <= 0xDFFF)
                 return fail(sc, RM_JSON_ERR_UTF8); /* lone low surrogate */
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 unsigned lo;
-                if (sc->pos + 6 > sc->len || s[sc->pos] != '\\' || s[sc->pos + 1] != 'u' ||
-                    hex4(sc->s + sc->pos + 2, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
+                if (pos + 6 > len || s[pos] != '\\' || s[pos + 1] != 'u' ||
+                    hex4(sc->s + pos + 2, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
                     return fail(sc, RM_JSON_ERR_UTF8);
-                sc->pos += 6;
+                pos += 6;
             }
             continue;
         }
         t->non_ascii = 1;
-        size_t n = utf8_seq(s + sc->pos, sc->len - sc->pos);
+        size_t n = utf8_seq(s + pos, len - pos);
         if (n == 0)
             return fail(sc, RM_JSON_ERR_UTF8);
-        sc->pos += n;
+        pos += n;
     }
-    return fail(sc, RM_JSON_ERR_SYNTAX);
 }
 
 static int is_digit(char c) {
@@ -319,7 +339,8 @@ static int scan_value(scanner_t *sc, int depth) {
 
 rm_json_err_t rm_json_scan(const char *s, size_t len, rm_json_tok_t *toks, size_t max_toks,
                            size_t *ntok) {
-    scanner_t sc = {.s = s, .len = len, .toks = toks, .max = max_toks, .err = RM_JSON_OK};
+    scanner_t sc = {
+        .s = s, .len = len, .toks = toks, .max = max_toks, .err = RM_JSON_OK, .blk_base = SIZE_MAX};
     if (scan_value(&sc, 0) < 0)
         return sc.err;
     skip_ws(&sc);
