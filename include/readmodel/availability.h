@@ -87,6 +87,12 @@ rm_apply_t rm_avail_apply(rm_avail_t *st, const rm_event_t *ev);
  * returns the number of free slots; 0 means the Redis key must not exist. */
 unsigned rm_avail_day(const rm_avail_t *st, uint16_t day, uint8_t out[RM_DAY_BYTES]);
 
+/* rm_avail_day for a caller that asks for days in ascending order: *pos (0
+ * before the first call) is where the search resumes, so a practitioner's
+ * days cost one pass instead of a binary search each. */
+unsigned rm_avail_day_next(const rm_avail_t *st, uint32_t *pos, uint16_t day,
+                           uint8_t out[RM_DAY_BYTES]);
+
 /* The day's entry, or NULL when no event touched that day. */
 const rm_day_t *rm_avail_find_day(const rm_avail_t *st, uint16_t day);
 

@@ -251,15 +251,18 @@ static int diff_chunk(rm_redis_sink_t *s, existing_t *ex, pract_t **chunk, size_
         roaring_uint32_iterator_t it;
         roaring_init_iterator(pr->st.dirty, &it);
         uint8_t want[RM_DAY_BYTES];
+        uint32_t pos = 0;
         for (; it.has_value; roaring_advance_uint32_iterator(&it)) {
             if (have && roaring_bitmap_contains(have->st.dirty, it.current_value))
                 continue;
-            if (rm_avail_day(&pr->st, (uint16_t)it.current_value, want) > 0) {
+            if (rm_avail_day_next(&pr->st, &pos, (uint16_t)it.current_value, want) > 0) {
                 d->missing++;
-                char key[RM_MAX_ID_CHARS + 32];
-                rm_redis_key_avail(key, sizeof(key), "", pr->pid, pr->pid_len,
-                                   (uint16_t)it.current_value);
-                example(d, EX_MISSING, "%s%s", "", key);
+                if (d->nexamples[EX_MISSING] < EXAMPLES) { /* into an empty Redis: every key */
+                    char key[RM_MAX_ID_CHARS + 32];
+                    rm_redis_key_avail(key, sizeof(key), "", pr->pid, pr->pid_len,
+                                       (uint16_t)it.current_value);
+                    example(d, EX_MISSING, "%s%s", "", key);
+                }
             } else {
                 roaring_bitmap_add(keep[i], it.current_value); /* absent, as it should be */
             }

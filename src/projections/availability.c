@@ -265,9 +265,10 @@ static const uint8_t reversed[256] = {
 #undef R2
 };
 
-unsigned rm_avail_day(const rm_avail_t *st, uint16_t day, uint8_t out[RM_DAY_BYTES]) {
+/* The 36-byte value of day entry d (NULL: no slot free); the number of
+ * free slots. */
+static unsigned materialise(const rm_day_t *d, uint8_t out[RM_DAY_BYTES]) {
     memset(out, 0, RM_DAY_BYTES);
-    const rm_day_t *d = st->active ? rm_avail_find_day(st, day) : NULL;
     if (!d)
         return 0;
     unsigned n = 0;
@@ -278,6 +279,18 @@ unsigned rm_avail_day(const rm_avail_t *st, uint16_t day, uint8_t out[RM_DAY_BYT
             out[w * 8 + b] = reversed[(free >> (8 * b)) & 0xff];
     }
     return n;
+}
+
+unsigned rm_avail_day(const rm_avail_t *st, uint16_t day, uint8_t out[RM_DAY_BYTES]) {
+    return materialise(st->active ? rm_avail_find_day(st, day) : NULL, out);
+}
+
+unsigned rm_avail_day_next(const rm_avail_t *st, uint32_t *pos, uint16_t day,
+                           uint8_t out[RM_DAY_BYTES]) {
+    while (*pos < st->ndays && st->day_keys[*pos] < day)
+        (*pos)++;
+    bool found = st->active && *pos < st->ndays && st->day_keys[*pos] == day;
+    return materialise(found ? &st->days[*pos] : NULL, out);
 }
 
 void rm_avail_mark_all_dirty(rm_avail_t *st) {

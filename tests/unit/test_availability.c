@@ -372,6 +372,15 @@ static void test_random_against_naive_model(void **state) {
             assert_int_equal(rm_avail_apply(&st, &e), RM_APPLY_OK);
             naive_expect(&m, &st);
         }
+        /* Days asked in ascending order (with days no event touched in
+         * between) give what rm_avail_day gives. */
+        uint32_t pos = 0;
+        for (int day = -1; day <= NDAYS; day++) {
+            uint8_t a[RM_DAY_BYTES], b[RM_DAY_BYTES];
+            unsigned na = rm_avail_day(&st, (uint16_t)(D0 + day), a);
+            assert_int_equal(rm_avail_day_next(&st, &pos, (uint16_t)(D0 + day), b), na);
+            assert_memory_equal(a, b, RM_DAY_BYTES);
+        }
         char *buf;
         size_t len;
         rm_avail_t back;
