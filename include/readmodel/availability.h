@@ -34,8 +34,9 @@ typedef struct {
 } rm_day_t;
 
 /* Ids up to this many bytes are stored in the entry itself (a UUID is 36),
- * so a lookup touches one cache line; longer ones (events.md allows 64
- * characters) are malloc'd and the entry holds the pointer. */
+ * so a lookup reads no memory outside the table; longer ones (events.md
+ * allows 64 characters) are malloc'd and the entry holds the pointer.
+ * (64-byte, line-aligned entries measured no faster than these 56.) */
 #define RM_BOOKING_INLINE 44u
 
 typedef struct {

@@ -997,7 +997,7 @@ rm_err_t rm_os_lease_acquire(rm_os_sink_t *s, const char *holder, int ttl_ms, bo
                              char *holder_out, size_t cap) {
     char cur[256];
     long long ttl;
-    bool exists;
+    bool exists = false; /* set by lease_read whenever it succeeds */
     *got = false;
     rm_err_t e = lease_read(s, cur, sizeof(cur), &ttl, &exists);
     if (e)
