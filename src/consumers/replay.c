@@ -18,7 +18,7 @@ typedef struct {
     int index, nthreads;
     pthread_t thread;
     bool started;
-    _Atomic(rd_kafka_t *) rk;      /* the thread's consumer, destroyed by rm_replay_join */
+    _Atomic(rd_kafka_t *) rk;      /* the thread's consumer, closed by teardown_main */
     _Atomic(rd_kafka_queue_t *) q; /* its queue, likewise */
     atomic_bool finished;          /* read to the end (or failed): the waker leaves it */
 } replay_thread_t;
