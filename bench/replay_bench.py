@@ -6,9 +6,12 @@ ratio, CPU seconds per million events, peak memory, memory per
 practitioner-day and the share of the rebuild spent writing to Redis.
 
 Everything runs locally: redis-server on a Unix socket and the local Kafka
-(librdkafka mock cluster). Usage: bench/replay_bench.py [--practitioners N]
-[--days N] [--partitions N] [--workers N]"""
-import argparse, os, resource, subprocess, sys, tempfile, time
+(librdkafka mock cluster). Each measurement is repeated --runs times (bare
+and rebuild alternating, Redis emptied before every rebuild) and the median
+is printed with the range, since a shared machine varies by a few percent
+from run to run. Usage: bench/replay_bench.py [--practitioners N] [--days N]
+[--partitions N] [--workers N] [--runs N]"""
+import argparse, os, resource, statistics, subprocess, sys, tempfile, time
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RM = os.path.join(root, "build", "readmodel")
@@ -34,6 +37,7 @@ def main():
     ap.add_argument("--days", type=int, default=60)
     ap.add_argument("--partitions", type=int, default=32)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--runs", type=int, default=3, help="repetitions of each measurement")
     ap.add_argument("--rebuild-arg", action="append", default=[],
                     help="extra argument for readmodel rebuild (repeatable), e.g. "
                          "--rebuild-arg=--kafka --rebuild-arg=queued.max.messages.kbytes=262144")
@@ -70,38 +74,63 @@ def main():
                      "use more --partitions or fewer events")
         print(f"log: {events} events, earliest offset 0 on every partition", flush=True)
 
-        out, bare_wall, bare_cpu, _ = run_measured([BARE, brokers, "booking.events",
-                                                    str(a.workers)])
-        kv = dict(x.split("=") for x in out.split())
-        bare_events, bare_s = int(kv["events"]), float(kv["seconds"])
-
-        _, rb_wall, rb_cpu, rb_rss = run_measured(
-            [RM, "rebuild", "--target", "redis", "--from-beginning", "--workers", str(a.workers),
-             "--brokers", brokers, "--redis", redis, "--log-level", "warn"] + a.rebuild_arg)
-        rec = subprocess.run(["redis-cli", "-s", sock, "--raw", "HGETALL", "rm:rebuild:last:redis"],
-                             capture_output=True, text=True).stdout.split("\n")
-        rec = dict(zip(rec[0::2], rec[1::2]))
-        rb_s = float(rec["duration_s"])
-        keys = int(rec["keys_written"]) + int(rec["keys_unchanged"])
+        bare, rb = [], []
+        for run in range(max(1, a.runs)):
+            out, bare_wall, bare_cpu, _ = run_measured([BARE, brokers, "booking.events",
+                                                        str(a.workers)])
+            kv = dict(x.split("=") for x in out.split())
+            bare.append({"events": int(kv["events"]), "s": float(kv["seconds"]),
+                         "wall": bare_wall, "cpu": bare_cpu})
+            subprocess.run(["redis-cli", "-s", sock, "FLUSHALL"], capture_output=True, check=True)
+            _, rb_wall, rb_cpu, rb_rss = run_measured(
+                [RM, "rebuild", "--target", "redis", "--from-beginning", "--workers",
+                 str(a.workers), "--brokers", brokers, "--redis", redis, "--log-level", "warn"]
+                + a.rebuild_arg)
+            rec = subprocess.run(["redis-cli", "-s", sock, "--raw", "HGETALL",
+                                  "rm:rebuild:last:redis"],
+                                 capture_output=True, text=True).stdout.split("\n")
+            rec = dict(zip(rec[0::2], rec[1::2]))
+            rb.append({"s": float(rec["duration_s"]), "wall": rb_wall, "cpu": rb_cpu,
+                       "rss": rb_rss, "share": float(rec["write_share"]),
+                       "keys": int(rec["keys_written"]) + int(rec["keys_unchanged"])})
+            print(f"run {run + 1}: bare {bare[-1]['s']:.2f} s, rebuild {rb[-1]['s']:.2f} s, "
+                  f"ratio {bare[-1]['s'] / rb[-1]['s']:.2f}", flush=True)
         days = int(subprocess.run(["redis-cli", "-s", sock, "--scan", "--pattern", "rm:state:*"],
                                   capture_output=True, text=True).stdout.count("\n")) * a.days
 
-        bare_rate, rb_rate = bare_events / bare_s, events / rb_s
+        def med(xs):
+            return statistics.median(xs)
+
+        def rng(xs, fmt):
+            return f"{fmt.format(min(xs))} .. {fmt.format(max(xs))}"
+
+        bare_events = bare[0]["events"]
+        bare_rates = [bare_events / x["s"] for x in bare]
+        rb_rates = [events / x["s"] for x in rb]
+        ratios = [b["s"] / r["s"] for b, r in zip(bare, rb)]
+        bare_cpu = [x["cpu"] / bare_events * 1e6 for x in bare]
+        rb_cpu = [x["cpu"] / events * 1e6 for x in rb]
+        rss = [x["rss"] for x in rb]
         print()
-        print(f"{'':28} {'bare consumer':>15} {'rebuild redis':>15}")
-        print(f"{'events':28} {bare_events:>15} {events:>15}")
-        print(f"{'seconds (work only)':28} {bare_s:>15.2f} {rb_s:>15.2f}")
-        print(f"{'events/s':28} {bare_rate:>15.0f} {rb_rate:>15.0f}")
-        print(f"{'CPU s per million events':28} {bare_cpu / bare_events * 1e6:>15.2f} "
-              f"{rb_cpu / events * 1e6:>15.2f}")
-        print(f"{'process wall s':28} {bare_wall:>15.2f} {rb_wall:>15.2f}")
+        print(f"median of {len(rb)} run(s), range in brackets")
+        print(f"{'':28} {'bare consumer':>24} {'rebuild redis':>24}")
+        print(f"{'events':28} {bare_events:>24} {events:>24}")
+        print(f"{'seconds (work only)':28} {med([x['s'] for x in bare]):>8.2f} "
+              f"[{rng([x['s'] for x in bare], '{:.2f}'):>12}] "
+              f"{med([x['s'] for x in rb]):>8.2f} [{rng([x['s'] for x in rb], '{:.2f}'):>12}]")
+        print(f"{'events/s':28} {med(bare_rates):>24.0f} {med(rb_rates):>24.0f}")
+        print(f"{'CPU s per million events':28} {med(bare_cpu):>8.2f} "
+              f"[{rng(bare_cpu, '{:.2f}'):>12}] {med(rb_cpu):>8.2f} [{rng(rb_cpu, '{:.2f}'):>12}]")
+        print(f"{'process wall s':28} {med([x['wall'] for x in bare]):>24.2f} "
+              f"{med([x['wall'] for x in rb]):>24.2f}")
         print()
-        print(f"ratio rebuild/bare (target >= 0.6): {rb_rate / bare_rate:.2f}")
-        print(f"peak memory of rebuild: {rb_rss / 1024:.0f} MiB")
-        print(f"memory per practitioner-day: {rb_rss * 1024 / max(days, 1):.0f} bytes "
+        print(f"ratio rebuild/bare (target >= 0.6): {med(ratios):.2f} "
+              f"[{rng(ratios, '{:.2f}')}]")
+        print(f"peak memory of rebuild: {max(rss) / 1024:.0f} MiB")
+        print(f"memory per practitioner-day: {max(rss) * 1024 / max(days, 1):.0f} bytes "
               f"({days} practitioner-days, peak RSS / practitioner-days)")
-        print(f"share of rebuild time writing to Redis: {float(rec['write_share']) * 100:.0f}% "
-              f"({keys} keys)")
+        print(f"share of rebuild time writing to Redis: "
+              f"{med([x['share'] for x in rb]) * 100:.0f}% ({rb[0]['keys']} keys)")
     finally:
         for p in procs:
             p.terminate()
