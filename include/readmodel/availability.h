@@ -5,10 +5,11 @@
  *
  * State: for every day that any event touched, three fixed 288-bit sets
  * (published slots, and two bit planes counting the bookings that hold each
- * slot, saturating at three) in an array sorted by day; a booking table (booking id -> day and
- * slots); the `active` flag; and a CRoaring set of dirty days (days whose Redis value may have
- * changed since rm_avail_clear_dirty()). A day is the Redis value's own shape, so every event is a
- * few word operations on one array entry.
+ * slot, saturating at three) in an array sorted by day; a booking table
+ * (booking id -> day and slots); the `active` flag; and a CRoaring set of
+ * dirty days (days whose Redis value may have changed since
+ * rm_avail_clear_dirty()). A day is the Redis value's own shape, so every
+ * event is a few word operations on one array entry.
  */
 #ifndef READMODEL_AVAILABILITY_H
 #define READMODEL_AVAILABILITY_H

@@ -83,9 +83,10 @@ static rd_kafka_t *new_consumer(const rm_serve_config_t *cfg, const char *suffix
                                   * this many messages or kilobytes, and decides again only
                                   * on a broker wakeup (see the waker below). The byte
                                   * bound is the one that matters: 32 MB replayed the
-                                  * benchmark's 3.4M events as fast as 64 MB (3.4 s) with
-                                  * a peak RSS of 330 MB instead of 500; 16 MB was 0.1 to
-                                  * 0.7 s slower. The message count is out of the way. */
+                                  * benchmark's 3.4M events as fast as 64 MB with a peak
+                                  * RSS of 330 MB instead of 500 (4 to 16 MB: within a few
+                                  * percent, at times slower). The message count is out
+                                  * of the way. */
                                  {"queued.min.messages", "10000000"},
                                  {"queued.max.messages.kbytes", "32768"}};
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)

@@ -143,10 +143,11 @@ int rm_doc_render(const char *pid, size_t pid_len, const rm_profile_t *p, const 
     if (st->active) {
         /* Every day the state has, ascending; a day is listed when its
          * Redis value has a free slot. */
+        uint32_t pos = 0;
         for (uint32_t i = 0; i < st->ndays; i++) {
             uint16_t day = st->days[i].day;
             uint8_t v[RM_DAY_BYTES];
-            unsigned n = rm_avail_day(st, day, v);
+            unsigned n = rm_avail_day_next(st, &pos, day, v);
             if (n > 0) {
                 char date[RM_DATE_LEN + 1];
                 rm_date_format(day, date);

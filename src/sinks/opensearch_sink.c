@@ -603,14 +603,15 @@ static void sleep_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
-/* Sends the items in `todo` (indices into items) as bulk requests and sets
- * each one's state. Returns RM_ERR_OK, or the error of a request that could
- * not be sent at all (its items are left ST_RETRY). */
 /* Whether an error answer (a reply, or a _bulk item) says the index (or alias) does not exist. */
 static bool index_missing(json_t *answer) {
     const char *type = json_string_value(json_object_get(json_object_get(answer, "error"), "type"));
     return type && !strcmp(type, "index_not_found_exception");
 }
+
+/* Sends the items in `todo` (indices into items) as bulk requests and sets
+ * each one's state. Returns RM_ERR_OK, or the error of a request that could
+ * not be sent at all (its items are left ST_RETRY). */
 
 static rm_err_t bulk_pass(rm_os_sink_t *s, const char *index, bool state, bool require_alias,
                           const rm_os_flush_t *items, size_t *todo, size_t nt,

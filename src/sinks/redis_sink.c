@@ -44,11 +44,27 @@ static const char cas_lua[] = "local cur = redis.call('GET', KEYS[1]) or ''\n"
                               "redis.call('SET', KEYS[1], ARGV[2])\n"
                               "return {1, ARGV[2]}\n";
 
+/* "<prefix>avail:{<pid>}:<date>" without snprintf: a rebuild formats a key
+ * for every practitioner-day it writes, and printf-style formatting was
+ * most of its own CPU time in the write phase. */
 int rm_redis_key_avail(char *out, size_t cap, const char *prefix, const char *pid, size_t pid_len,
                        uint16_t day) {
     char date[RM_DATE_LEN + 1];
     rm_date_format(day, date);
-    return snprintf(out, cap, "%savail:{%.*s}:%s", prefix, (int)pid_len, pid, date);
+    size_t prefix_len = strlen(prefix), n = prefix_len + 7 + pid_len + 2 + RM_DATE_LEN;
+    if (n >= cap) /* truncated, as snprintf would */
+        return snprintf(out, cap, "%savail:{%.*s}:%s", prefix, (int)pid_len, pid, date);
+    char *at = out;
+    memcpy(at, prefix, prefix_len);
+    at += prefix_len;
+    memcpy(at, "avail:{", 7);
+    at += 7;
+    memcpy(at, pid, pid_len);
+    at += pid_len;
+    memcpy(at, "}:", 2);
+    at += 2;
+    memcpy(at, date, RM_DATE_LEN + 1);
+    return (int)n;
 }
 
 int rm_redis_key_state(char *out, size_t cap, const char *prefix, const char *pid, size_t pid_len) {
@@ -241,7 +257,7 @@ rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_redis_load_t *items, size_t n
 
 /* A growing buffer of RESP (the Redis protocol) for commands built by hand:
  * hiredis' redisAppendCommandArgv formats each argument with a printf-like
- * routine, which was most of a rebuild's own CPU time in its write phase. */
+ * routine, a large part of a rebuild's own CPU time in its write phase. */
 typedef struct {
     char *p;
     size_t len, cap;
@@ -298,29 +314,6 @@ static void resp_command(resp_t *b, int argc, const char *const *argv) {
         resp_bulk(b, argv[i], strlen(argv[i]));
 }
 
-/* One availability key (rm_redis_key_avail's format) as a bulk string. */
-static void resp_avail_key(resp_t *b, const char *prefix, size_t prefix_len, const char *pid,
-                           size_t pid_len, uint16_t day) {
-    size_t n = prefix_len + 7 + pid_len + 2 + RM_DATE_LEN;
-    resp_head(b, '$', n);
-    char *at = resp_room(b, n + 2);
-    if (!at)
-        return;
-    memcpy(at, prefix, prefix_len);
-    at += prefix_len;
-    memcpy(at, "avail:{", 7);
-    at += 7;
-    memcpy(at, pid, pid_len);
-    at += pid_len;
-    memcpy(at, "}:", 2);
-    at += 2;
-    char date[RM_DATE_LEN + 1];
-    rm_date_format(day, date);
-    memcpy(at, date, RM_DATE_LEN);
-    at[RM_DATE_LEN] = '\r';
-    at[RM_DATE_LEN + 1] = '\n';
-}
-
 /* A forced write (rebuild, under its lease) compares nothing, so it needs
  * no script: MULTI, MSET of the days with free slots, DEL of the others,
  * HSET of the state, EXEC. As atomic as the script, and Redis spends about
@@ -334,8 +327,8 @@ static int append_forced(rm_redis_sink_t *s, const rm_redis_flush_t *it, const c
     uint16_t *del = malloc((ndays + 1) * sizeof(*del));
     uint8_t *vals = malloc((ndays + 1) * RM_DAY_BYTES);
     uint16_t *set = malloc((ndays + 1) * sizeof(*set));
-    size_t prefix_len = strlen(s->prefix);
     resp_t b = {NULL, 0, 0, false};
+    char key[256];
     int rc = -1;
     if (!del || !vals || !set)
         goto done;
@@ -356,15 +349,18 @@ static int append_forced(rm_redis_sink_t *s, const rm_redis_flush_t *it, const c
         resp_head(&b, '*', 1 + 2 * ns);
         resp_bulk(&b, "MSET", 4);
         for (size_t i = 0; i < ns; i++) {
-            resp_avail_key(&b, s->prefix, prefix_len, it->pid, it->pid_len, set[i]);
+            int kl = rm_redis_key_avail(key, sizeof(key), s->prefix, it->pid, it->pid_len, set[i]);
+            resp_bulk(&b, key, (size_t)kl);
             resp_bulk(&b, vals + i * RM_DAY_BYTES, RM_DAY_BYTES);
         }
     }
     if (nd) {
         resp_head(&b, '*', 1 + nd);
         resp_bulk(&b, "DEL", 3);
-        for (size_t i = 0; i < nd; i++)
-            resp_avail_key(&b, s->prefix, prefix_len, it->pid, it->pid_len, del[i]);
+        for (size_t i = 0; i < nd; i++) {
+            int kl = rm_redis_key_avail(key, sizeof(key), s->prefix, it->pid, it->pid_len, del[i]);
+            resp_bulk(&b, key, (size_t)kl);
+        }
     }
     char skey[256], part[16], fence[24];
     int skl = rm_redis_key_state(skey, sizeof(skey), s->prefix, it->pid, it->pid_len);

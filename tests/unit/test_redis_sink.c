@@ -182,6 +182,23 @@ static void test_flush_writes_keys_and_state(void **state) {
     rm_redis_sink_free(s);
 }
 
+/* Key formats; a buffer too small truncates like snprintf and returns the
+ * length the key needs. */
+static void test_key_formats(void **state) {
+    (void)state;
+    char k[64];
+    assert_int_equal(rm_redis_key_avail(k, sizeof(k), "rm:", "p-1", 3, D0), 25);
+    assert_string_equal(k, "rm:avail:{p-1}:2026-11-23");
+    assert_int_equal(rm_redis_key_avail(k, sizeof(k), "", "p-1x", 3, D0), 22);
+    assert_string_equal(k, "avail:{p-1}:2026-11-23");
+    assert_int_equal(rm_redis_key_avail(k, 10, "rm:", "p-1", 3, D0), 25);
+    assert_string_equal(k, "rm:avail:");
+    assert_int_equal(rm_redis_key_avail(k, 25, "rm:", "p-1", 3, D0), 25);
+    assert_string_equal(k, "rm:avail:{p-1}:2026-11-2");
+    assert_int_equal(rm_redis_key_state(k, sizeof(k), "rm:", "p-1", 3), 14);
+    assert_string_equal(k, "rm:state:{p-1}");
+}
+
 static void test_checkpoint_cas(void **state) {
     (void)state;
     rm_redis_sink_t *s = new_sink();
@@ -220,6 +237,7 @@ static void test_reconnects_after_restart(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flush_writes_keys_and_state),
+        cmocka_unit_test(test_key_formats),
         cmocka_unit_test(test_checkpoint_cas),
         cmocka_unit_test(test_reconnects_after_restart),
     };
