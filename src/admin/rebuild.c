@@ -1,19 +1,24 @@
 /*
  * rebuild and verify of the Redis model.
  *
- *   plan -> (lease) -> replay into memory -> diff with Redis -> write or report
+ *   rebuild: plan -> (lease) -> replay into memory; as each partition ends:
+ *            diff its practitioners with Redis -> write -> free; then delete
+ *            what should not exist -> checkpoints -> (release)
+ *   verify:  plan -> replay into memory -> diff with Redis -> report
  *
  * The plan captures each partition's earliest and end offsets and reports
  * truncated partitions before anything is written. The replay uses the same
- * decoder and projection as serve. The diff reads what Redis holds (SCAN of
- * <prefix>avail:* and <prefix>state:*, then pipelined GETs), so a rebuild
- * writes only the keys whose value is wrong or missing, deletes the keys
- * that should not exist, and rewrites every practitioner's state and fence,
- * one atomic script per practitioner: readers see a key's old value until
- * the corrected one replaces it, never an empty model. Checkpoints are
- * written last, then the lease is released and live writers resume from
- * them. A rebuild that dies leaves every practitioner consistent (old or
- * new), and its lease expires.
+ * decoder and projection as serve, reads each thread's partitions a few at a
+ * time and hands each one over when it reaches its end offset, so a rebuild
+ * writes while the replay goes on. The diff reads what Redis holds (SCAN of
+ * <prefix>avail:* and <prefix>state:* as the replay starts, then pipelined
+ * GETs), so a rebuild writes only the keys whose value is wrong or missing,
+ * deletes the keys that should not exist, and rewrites every practitioner's
+ * state and fence, one atomic transaction per practitioner: readers see a
+ * key's old value until the corrected one replaces it, never an empty model.
+ * Checkpoints are written last, then the lease is released and live writers
+ * resume from them. A rebuild that dies leaves every practitioner consistent
+ * (old or new), and its lease expires.
  */
 #include "../consumers/replay.h"
 #include "admin_internal.h"
@@ -384,53 +389,101 @@ static int flush_model(rm_redis_sink_t *s) {
     return rc;
 }
 
-/* ---- parallel write: one thread and one Redis connection per worker ---- */
+/* ---- write: partitions as the replay ends them ---- */
 
+/* Shared by the writer threads. A partition handed out by the replay is
+ * written by one writer, so the `existing` entry of a practitioner is only
+ * marked by the thread that writes that practitioner. */
 typedef struct {
     const rm_serve_config_t *cfg;
+    rm_replay_t *r;
     existing_t *ex;
-    pract_t **prs;
-    size_t n;
-    diff_t d;
     rm_renewer_t *rn;
-    atomic_size_t *done;
-    atomic_int *finished;
+    atomic_size_t written; /* practitioners written */
+    atomic_int failed;
+    atomic_int ended;   /* writer threads that have returned */
+    pthread_mutex_t mu; /* the busy clock below */
+    int busy;           /* writers inside a chunk */
+    double busy_since, busy_s;
+} write_shared_t;
+
+typedef struct {
+    write_shared_t *sh;
+    diff_t d;
     bool ok; /* read only after join */
     pthread_t thread;
 } writer_t;
 
+/* Time during which at least one writer is busy: the "writing" share of a
+ * rebuild, most of it while the replay is still running. */
+static void busy(write_shared_t *sh, bool enter) {
+    pthread_mutex_lock(&sh->mu);
+    double now = rm_monotonic_s();
+    if (enter && sh->busy++ == 0)
+        sh->busy_since = now;
+    else if (!enter && --sh->busy == 0)
+        sh->busy_s += now - sh->busy_since;
+    pthread_mutex_unlock(&sh->mu);
+}
+
+/* Diffs and writes one chunk of practitioners. */
+static bool write_chunk(writer_t *w, rm_redis_sink_t *s, pract_t **prs, size_t m) {
+    if (diff_chunk(s, w->sh->ex, prs, m, &w->d) < 0)
+        return false;
+    rm_redis_flush_t items[CHUNK];
+    for (size_t i = 0; i < m; i++)
+        items[i] = (rm_redis_flush_t){.pid = prs[i]->pid,
+                                      .pid_len = prs[i]->pid_len,
+                                      .st = &prs[i]->st,
+                                      .partition = prs[i]->fence_partition,
+                                      .fence = prs[i]->fence,
+                                      .force = true};
+    if (rm_redis_sink_flush(s, items, m) != RM_ERR_OK) {
+        rm_error("%s", rm_redis_sink_last_error(s));
+        return false;
+    }
+    return true;
+}
+
+/* Writes every practitioner of partition p, then frees its state. */
+static bool write_partition(writer_t *w, rm_redis_sink_t *s, int p) {
+    write_shared_t *sh = w->sh;
+    pract_map_t *map = &sh->r->maps[p];
+    pract_t *chunk[CHUNK];
+    size_t m = 0;
+    bool ok = true;
+    for (uint32_t i = 0; ok && i <= map->capacity; i++) {
+        if (i < map->capacity && map->slots[i])
+            chunk[m++] = map->slots[i];
+        if (m == CHUNK || (i == map->capacity && m > 0)) {
+            if (atomic_load(&sh->rn->lost) || !rm_serve_running || atomic_load(&sh->failed))
+                return false;
+            ok = write_chunk(w, s, chunk, m);
+            atomic_fetch_add(&sh->written, m);
+            m = 0;
+        }
+    }
+    if (ok)
+        rm_pract_map_free(map); /* written: the replay's peak memory is what is left */
+    return ok;
+}
+
 static void *write_main(void *arg) {
     writer_t *w = arg;
-    rm_redis_sink_t *s = open_sink(w->cfg);
+    write_shared_t *sh = w->sh;
+    rm_redis_sink_t *s = open_sink(sh->cfg);
     w->ok = s != NULL;
-    for (size_t off = 0; w->ok && off < w->n; off += CHUNK) {
-        if (atomic_load(&w->rn->lost) || !rm_serve_running) {
-            w->ok = false;
-            break;
-        }
-        size_t m = w->n - off < CHUNK ? w->n - off : CHUNK;
-        if (diff_chunk(s, w->ex, w->prs + off, m, &w->d) < 0) {
-            w->ok = false;
-            break;
-        }
-        rm_redis_flush_t items[CHUNK];
-        for (size_t i = 0; i < m; i++) {
-            pract_t *pr = w->prs[off + i];
-            items[i] = (rm_redis_flush_t){.pid = pr->pid,
-                                          .pid_len = pr->pid_len,
-                                          .st = &pr->st,
-                                          .partition = pr->fence_partition,
-                                          .fence = pr->fence,
-                                          .force = true};
-        }
-        if (rm_redis_sink_flush(s, items, m) != RM_ERR_OK) {
-            rm_error("%s", rm_redis_sink_last_error(s));
-            w->ok = false;
-        }
-        atomic_fetch_add(w->done, m);
+    for (int p; w->ok && (p = rm_replay_take_partition(sh->r)) >= 0;) {
+        busy(sh, true);
+        w->ok = write_partition(w, s, p);
+        busy(sh, false);
+    }
+    if (!w->ok) { /* the others and the replay stop too */
+        atomic_store(&sh->failed, 1);
+        atomic_store(&sh->r->stop, 1);
     }
     rm_redis_sink_free(s);
-    atomic_fetch_add(w->finished, 1);
+    atomic_fetch_add(&sh->ended, 1);
     return NULL;
 }
 
@@ -444,42 +497,71 @@ static void diff_add(diff_t *into, const diff_t *d) {
             memcpy(into->examples[k][into->nexamples[k]++], d->examples[k][i], 160);
 }
 
-/* Diffs and writes every practitioner, split over cfg->workers threads.
- * Each practitioner belongs to one thread, so the shared `existing` map is
- * only ever marked by the thread that owns the entry. */
-static bool write_parallel(const rm_serve_config_t *cfg, rm_redis_sink_t *s, existing_t *ex,
-                           pract_t **all, size_t n, diff_t *d, rm_renewer_t *rn,
-                           rm_progress_t *wp) {
-    (void)s;
-    int nt = cfg->workers < 1 ? 1 : cfg->workers > 16 ? 16 : cfg->workers;
+/* The replay and the writes, overlapped: the replay threads read the
+ * partitions a few at a time and hand each one over as it ends; writer
+ * threads (one Redis connection each) diff and write its practitioners
+ * while the replay reads the rest. What Redis holds is read (SCAN) while
+ * the replay starts, before the first write. Progress shows the replay,
+ * then the practitioners still to write. Sets *replay_s to the time the
+ * replay took. true when every partition was replayed and written. */
+static bool replay_and_write(const rm_serve_config_t *cfg, rm_redis_sink_t *s, rm_replay_t *r,
+                             existing_t *ex, diff_t *d, rm_renewer_t *rn, double *replay_s,
+                             double *busy_s) {
+    write_shared_t sh = {.cfg = cfg, .r = r, .ex = ex, .rn = rn};
+    pthread_mutex_init(&sh.mu, NULL);
+    int nt = cfg->workers < 1 ? 1 : cfg->workers > 16 ? 16 : cfg->workers, started = 0;
     writer_t ws[16];
-    atomic_size_t done = 0;
-    atomic_int finished = 0;
-    size_t per = (n + (size_t)nt - 1) / (size_t)nt;
-    int started = 0;
-    for (int i = 0; i < nt; i++) {
-        size_t lo = (size_t)i * per, hi = lo + per > n ? n : lo + per;
-        ws[i] = (writer_t){.cfg = cfg,
-                           .ex = ex,
-                           .prs = all + (lo < n ? lo : n),
-                           .n = lo < n ? hi - lo : 0,
-                           .rn = rn,
-                           .done = &done,
-                           .finished = &finished};
-        if (pthread_create(&ws[i].thread, NULL, write_main, &ws[i]) != 0)
+    double t0 = rm_monotonic_s();
+    bool ok = rm_replay_start(cfg, r) == 0;
+    /* Serve checks the lease before each flush, so one that checked just
+     * before the lease was taken may land after this SCAN. That is safe: its
+     * days were touched by events the replay also applies (every such day is
+     * rewritten), or by events past the plan, which serve applies again from
+     * the checkpoints this rebuild writes. */
+    if (ok && scan_existing(s, ex) < 0)
+        ok = false;
+    for (int i = 0; ok && i < nt; i++) {
+        ws[i] = (writer_t){.sh = &sh};
+        if (pthread_create(&ws[i].thread, NULL, write_main, &ws[i]) != 0) {
+            ok = false;
             break;
+        }
         started++;
     }
-    while (atomic_load(&finished) < started) {
+    if (!ok)
+        atomic_store(&r->stop, 1);
+    rm_progress_t pr;
+    rm_progress_begin(&pr, RM_PHASE_REPLAY, r->total);
+    while (ok && atomic_load(&r->done) < r->total && !atomic_load(&r->failed) &&
+           !atomic_load(&sh.failed) && rm_serve_running) {
         usleep(10 * 1000);
-        rm_progress_update(wp, atomic_load(&done));
+        rm_progress_update(&pr, atomic_load(&r->done));
     }
-    bool ok = started == nt;
+    bool replayed = rm_replay_join(r) == 0 && rm_serve_running;
+    rm_progress_end(&pr, atomic_load(&r->done));
+    *replay_s = rm_monotonic_s() - t0;
+    if (!replayed)
+        rm_error("replay did not complete%s", rm_serve_running ? "" : " (interrupted)");
+    else
+        rm_admin_log_events(r);
+    size_t total = 0;
+    for (int p = 0; p < r->partitions; p++)
+        total += r->prcount[p];
+    rm_progress_t wp;
+    rm_progress_begin(&wp, RM_PHASE_WRITE, total);
+    while (atomic_load(&sh.ended) < started) {
+        usleep(10 * 1000);
+        rm_progress_update(&wp, atomic_load(&sh.written));
+    }
     for (int i = 0; i < started; i++) {
         pthread_join(ws[i].thread, NULL);
         ok &= ws[i].ok;
         diff_add(d, &ws[i].d);
     }
+    ok = ok && replayed && started == nt && !atomic_load(&sh.failed);
+    rm_progress_end(&wp, atomic_load(&sh.written));
+    pthread_mutex_destroy(&sh.mu);
+    *busy_s = sh.busy_s;
     return ok;
 }
 
@@ -557,21 +639,10 @@ static int rebuild_run(const rm_serve_config_t *cfg) {
         goto release;
     /* A flush changes what the replay must write, so the plan's offsets are
      * kept: events after them are serve's to apply after the lease. */
-    if (rm_admin_replay(cfg, &r) < 0)
-        goto release;
-    rm_admin_log_events(&r);
-
-    double write_start = rm_monotonic_s() - t0;
-    existing_t ex;
-    if (scan_existing(s, &ex) < 0)
-        goto release;
-    size_t n;
-    pract_t **all = rm_admin_collect(&r, &n);
+    existing_t ex = {0};
     diff_t d = {0};
-    rm_progress_t wp;
-    rm_progress_begin(&wp, RM_PHASE_WRITE, n);
-    bool ok = all != NULL && write_parallel(cfg, s, &ex, all, n, &d, &rn, &wp);
-    rm_progress_end(&wp, ok ? n : 0);
+    double replay_s = 0, busy_s = 0;
+    bool ok = replay_and_write(cfg, s, &r, &ex, &d, &rn, &replay_s, &busy_s), wrote = ok;
     char **extra_keys = NULL;
     size_t nextra = 0;
     if (ok && (leftovers(&ex, &extra_keys, &nextra, &d) < 0 ||
@@ -582,10 +653,9 @@ static int rebuild_run(const rm_serve_config_t *cfg) {
     for (int p = 0; ok && p < r.partitions; p++)
         if (rm_redis_checkpoint_set(s, cfg->topic, p, r.high[p]) != RM_ERR_OK)
             ok = false;
-    if (!ok && !atomic_load(&rn.lost))
+    if (wrote && !ok && !atomic_load(&rn.lost))
         rm_error("rebuild failed: %s", rm_redis_sink_last_error(s));
     free_keys(extra_keys, nextra);
-    free(all);
     existing_free(&ex);
     double secs = rm_monotonic_s() - t0;
     char started_s[32], finished[32], dur[32], events[32], written[32], deleted[32], unchanged[32],
@@ -598,8 +668,8 @@ static int rebuild_run(const rm_serve_config_t *cfg) {
     snprintf(deleted, sizeof(deleted), "%llu", (unsigned long long)d.deleted);
     snprintf(unchanged, sizeof(unchanged), "%llu", (unsigned long long)d.unchanged);
     snprintf(trunc, sizeof(trunc), "%d", truncated);
-    snprintf(write_share, sizeof(write_share), "%.3f",
-             secs > 0 ? (secs - write_start) / secs : 0.0);
+    double share = secs > 0 ? busy_s / secs : 0.0, after = secs > replay_s ? secs - replay_s : 0.0;
+    snprintf(write_share, sizeof(write_share), "%.3f", share);
     const char *fields[] = {
         "started_at",   "finished_at",  "result",         "duration_s",           "events",
         "keys_written", "keys_deleted", "keys_unchanged", "truncated_partitions", "write_share"};
@@ -608,12 +678,12 @@ static int rebuild_run(const rm_serve_config_t *cfg) {
         unchanged, trunc,    write_share};
     rm_redis_record_set(s, "rebuild:last:redis", fields, values, 10);
     printf("rebuild %s in %.1f s: events applied=%llu invalid=%llu ignored=%llu; keys written=%s "
-           "deleted=%s unchanged=%s; writing took %.0f%% of the time%s\n",
+           "deleted=%s unchanged=%s; writing took %.0f%% of the time (%.2f s after the replay)%s\n",
            ok ? "completed" : "FAILED", secs,
            (unsigned long long)atomic_load(&r.stats.events[RM_RESULT_APPLIED]),
            (unsigned long long)atomic_load(&r.stats.events[RM_RESULT_INVALID]),
            (unsigned long long)atomic_load(&r.stats.events[RM_RESULT_IGNORED]), written, deleted,
-           unchanged, secs > 0 ? 100.0 * (secs - write_start) / secs : 0.0,
+           unchanged, 100.0 * share, after,
            truncated ? "; WARNING: built from truncated history" : "");
     rc = ok ? RM_EXIT_OK : RM_EXIT_FAILED;
 release:

@@ -88,7 +88,13 @@ static rd_kafka_t *new_consumer(const rm_serve_config_t *cfg, const char *suffix
                                   * percent, at times slower). The message count is out
                                   * of the way. */
                                  {"queued.min.messages", "10000000"},
-                                 {"queued.max.messages.kbytes", "32768"}};
+                                 {"queued.max.messages.kbytes", "32768"},
+                                 /* A replay reads a bounded range and never waits for
+                                  * new data; a fetch that reaches a partition's end
+                                  * would otherwise sit at the broker for 500 ms while
+                                  * the thread's other partition waits behind it (see
+                                  * WINDOW). */
+                                 {"fetch.wait.max.ms", "10"}};
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
         if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], err, sizeof(err))) {
             rm_error("kafka %s: %s", defaults[i][0], err);
@@ -111,6 +117,9 @@ static rd_kafka_t *new_consumer(const rm_serve_config_t *cfg, const char *suffix
 
 int rm_replay_plan(const rm_serve_config_t *cfg, rm_replay_t *r) {
     memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    r->sync_init = true;
     rd_kafka_t *rk = new_consumer(cfg, "replay");
     if (!rk)
         return -1;
@@ -128,7 +137,9 @@ int rm_replay_plan(const rm_serve_config_t *cfg, rm_replay_t *r) {
         r->low = calloc((size_t)r->partitions, sizeof(int64_t));
         r->high = calloc((size_t)r->partitions, sizeof(int64_t));
         r->maps = calloc((size_t)r->partitions, sizeof(pract_map_t));
-        rc = r->low && r->high && r->maps ? 0 : -1;
+        r->finished = calloc((size_t)r->partitions, sizeof(int));
+        r->prcount = calloc((size_t)r->partitions, sizeof(size_t));
+        rc = r->low && r->high && r->maps && r->finished && r->prcount ? 0 : -1;
         for (int p = 0; rc == 0 && p < r->partitions; p++) {
             err =
                 rd_kafka_query_watermark_offsets(rk, cfg->topic, p, &r->low[p], &r->high[p], 10000);
@@ -209,6 +220,31 @@ static int apply(rm_replay_t *r, local_counts_t *c, rm_decoder_t *dec,
     return 0;
 }
 
+/* Hands partition p, read to its end, to rm_replay_take_partition. */
+static void partition_finished(rm_replay_t *r, int p) {
+    pthread_mutex_lock(&r->mu);
+    r->prcount[p] = r->maps[p].count;
+    r->finished[r->nfinished++] = p;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void thread_ended(rm_replay_t *r) {
+    pthread_mutex_lock(&r->mu);
+    r->running--;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+int rm_replay_take_partition(rm_replay_t *r) {
+    pthread_mutex_lock(&r->mu);
+    while (r->ntaken == r->nfinished && r->running > 0)
+        pthread_cond_wait(&r->cv, &r->mu);
+    int p = r->ntaken < r->nfinished ? r->finished[r->ntaken++] : -1;
+    pthread_mutex_unlock(&r->mu);
+    return p;
+}
+
 /* A partition read to its end offset is paused: else every Fetch request
  * would keep asking for it, and a request holding only such partitions
  * waits fetch.wait.max.ms at the broker while the partitions that still
@@ -218,6 +254,34 @@ static void stop_fetching(rd_kafka_t *rk, const char *topic, int32_t p) {
     rd_kafka_topic_partition_list_add(l, topic, p);
     rd_kafka_pause_partitions(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void resume_fetching(rd_kafka_t *rk, const char *topic, int32_t p) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, p);
+    rd_kafka_resume_partitions(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Each thread fetches at most WINDOW of its partitions at a time (the others
+ * stay paused until one ends). The projection's working set is then the
+ * state of two partitions' practitioners instead of all of the thread's,
+ * which costs fewer cache misses (measured on the benchmark's 16 partitions
+ * per thread: 7% less CPU than fetching all of them at once, and 1 was
+ * slower: a single partition's fetches leave the thread idle), and
+ * partitions end one after the other, so a rebuild writes them to the sink
+ * while the rest is still being read. */
+#define WINDOW 2
+
+/* Resumes the next paused partition of this thread, if any. */
+static void open_next(rd_kafka_t *rk, const char *topic, const bool *done, int *nextp, int step,
+                      int partitions) {
+    while (*nextp < partitions && done[*nextp])
+        *nextp += step;
+    if (*nextp < partitions) {
+        resume_fetching(rk, topic, *nextp);
+        *nextp += step;
+    }
 }
 
 static double now_s(void) {
@@ -243,6 +307,7 @@ static void *replay_main(void *arg) {
         next[p] = r->low[p];
         if (r->high[p] <= r->low[p]) {
             done[p] = true;
+            partition_finished(r, p); /* nothing to read */
             continue;
         }
         rd_kafka_topic_partition_list_add(l, t->cfg->topic, p)->offset = r->low[p];
@@ -252,13 +317,23 @@ static void *replay_main(void *arg) {
         rm_error("replay: cannot assign partitions");
         goto fail;
     }
+    /* All but the first WINDOW partitions are paused at once (a fetch that
+     * got ahead of the pause is dropped by librdkafka and read again on
+     * resume; the offset check below would see a gap or a repeat). */
+    int nextp = t->index, opened = 0;
+    for (int p = t->index; p < r->partitions; p += t->nthreads)
+        if (!done[p] && opened++ >= WINDOW)
+            stop_fetching(rk, t->cfg->topic, p);
+    for (int i = 0; i < WINDOW && nextp < r->partitions; nextp += t->nthreads)
+        i += !done[nextp];
     local_counts_t counts = {{0}, 0};
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
     atomic_store(&t->q, q);
     atomic_store(&t->rk, rk); /* from now on the waker may use both */
     rd_kafka_message_t *batch[1024];
     ssize_t nb = 0, bi = 0;
-    while (remaining > 0 && rm_serve_running) {
+    while (remaining > 0 && rm_serve_running &&
+           !atomic_load_explicit(&r->stop, memory_order_relaxed)) {
         if (bi == nb) {
             /* This call waits for a full batch or the timeout: take what
              * is queued, and only when nothing is, wait for one message
@@ -279,6 +354,8 @@ static void *replay_main(void *arg) {
                 done[p] = true;
                 remaining--;
                 stop_fetching(rk, t->cfg->topic, p);
+                partition_finished(r, p);
+                open_next(rk, t->cfg->topic, done, &nextp, t->nthreads, r->partitions);
             }
         } else if (m->err) {
             rm_error("replay: partition %d: %s", (int)p, rd_kafka_message_errstr(m));
@@ -308,6 +385,9 @@ static void *replay_main(void *arg) {
                 done[p] = true;
                 remaining--;
                 stop_fetching(rk, t->cfg->topic, p);
+                counts_flush(r, &counts); /* totals include it once it is handed out */
+                partition_finished(r, p);
+                open_next(rk, t->cfg->topic, done, &nextp, t->nthreads, r->partitions);
             }
         }
         rd_kafka_message_destroy(m);
@@ -325,6 +405,7 @@ fail:
     atomic_store(&r->failed, 1);
 out:
     atomic_store(&t->finished, true);
+    thread_ended(r);
     rm_debug("replay: thread %d read its partitions in %.2f s (%llu events)", t->index,
              now_s() - t0, (unsigned long long)mine);
     free(done);
@@ -383,9 +464,13 @@ int rm_replay_start(const rm_serve_config_t *cfg, rm_replay_t *r) {
         return -1;
     for (int i = 0; i < nthreads; i++) {
         threads[i] = (replay_thread_t){cfg, r, i, nthreads, 0, false};
+        pthread_mutex_lock(&r->mu);
+        r->running++;
+        pthread_mutex_unlock(&r->mu);
         if (pthread_create(&threads[i].thread, NULL, replay_main, &threads[i]) != 0) {
             rm_error("replay: cannot start thread %d", i);
             atomic_store(&r->failed, 1);
+            thread_ended(r);
             return -1;
         }
         threads[i].started = true;
@@ -415,5 +500,11 @@ void rm_replay_free(rm_replay_t *r) {
     free(r->maps);
     free(r->low);
     free(r->high);
+    free(r->finished);
+    free(r->prcount);
+    if (r->sync_init) {
+        pthread_mutex_destroy(&r->mu);
+        pthread_cond_destroy(&r->cv);
+    }
     memset(r, 0, sizeof(*r));
 }

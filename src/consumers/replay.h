@@ -19,7 +19,17 @@ typedef struct {
     atomic_uint_least64_t done; /* messages read so far */
     uint64_t total;             /* sum of high - low */
     atomic_int failed;
-    bool profiles; /* also project profiles (the OpenSearch document); set before start */
+    atomic_int stop; /* set by the caller: the replay threads end early (failed) */
+    bool profiles;   /* also project profiles (the OpenSearch document); set before start */
+    /* Hand-off of finished partitions (rm_replay_take_partition), under mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool sync_init;
+    int *finished;   /* partitions read to their end, in the order they ended */
+    int nfinished;   /* entries in finished */
+    int ntaken;      /* entries handed out */
+    int running;     /* replay threads that have not ended */
+    size_t *prcount; /* practitioners of each finished partition, when it ended */
 } rm_replay_t;
 
 /* Reads the topic's partitions and their offsets. 0, or -1 (logged). */
@@ -28,6 +38,13 @@ int rm_replay_plan(const rm_serve_config_t *cfg, rm_replay_t *r);
 int rm_replay_truncated(const rm_replay_t *r);
 /* Starts the replay threads; returns at once. 0, or -1 (logged). */
 int rm_replay_start(const rm_serve_config_t *cfg, rm_replay_t *r);
+/* Blocks until a partition has been read to its end offset, and returns it
+ * (each partition once). From then on the replay never touches
+ * r->maps[p] again: the caller owns it and may write and free it while the
+ * other partitions are still being read. Returns -1 once every replay thread
+ * has ended and every finished partition was handed out (a failed replay
+ * ends with partitions never handed out). Thread-safe. */
+int rm_replay_take_partition(rm_replay_t *r);
 /* Waits for the replay threads. 0 when every partition reached its end
  * offset. The consumers are closed in the background from then on. */
 int rm_replay_join(rm_replay_t *r);

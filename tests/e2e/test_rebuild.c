@@ -154,6 +154,32 @@ static void test_readers_never_see_fewer_keys(void **state) {
     e2e_stop(&e);
 }
 
+/* One replay thread with twelve partitions: it reads two at a time (the
+ * rest paused, then resumed one by one), and the rebuild writes each
+ * partition as soon as it ends while the others are still being read. No
+ * event may be lost or read twice on the way. */
+static void test_many_partitions_per_replay_thread(void **state) {
+    (void)state;
+    e2e_t e;
+    built_model(&e, 12, 11, 240);
+    redisContext *c = rm_test_redis_connect(&e.redis);
+    redisReply *keys = redisCommand(c, "KEYS rm:avail:*");
+    assert_true(keys->elements > 24);
+    for (size_t j = 0; j < keys->elements; j += 4) /* keys of many partitions */
+        freeReplyObject(
+            redisCommand(c, j % 8 ? "DEL %s" : "SETRANGE %s 35 \xff", keys->element[j]->str));
+    freeReplyObject(keys);
+    freeReplyObject(redisCommand(c, "SET rm:avail:{ghost}:2026-11-24 x"));
+    redisFree(c);
+    const char *verify1[] = {"--target", "redis", "--workers", "1", NULL};
+    const char *rebuild1[] = {"--target", "redis", "--from-beginning", "--workers", "1", NULL};
+    assert_int_equal(e2e_run(&e, "verify", verify1), 1);
+    assert_int_equal(e2e_run(&e, "rebuild", rebuild1), 0);
+    assert_int_equal(e2e_run(&e, "verify", verify1), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    e2e_stop(&e);
+}
+
 typedef struct {
     e2e_t *e;
     rm_gen_t *g;
@@ -211,7 +237,8 @@ static void test_killed_rebuild_then_rerun_and_one_at_a_time(void **state) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     long full_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     fprintf(stderr, "a full rebuild takes %ld ms\n", full_ms);
-    /* Kill points spread over the run; the write phase is its last part. */
+    /* Kill points spread over the run; writes start when the first
+     * partition has been replayed and run alongside the rest. */
     const int kill_permille[] = {200, 350, 420, 470, 520, 570, 650};
     redisContext *c = rm_test_redis_connect(&e.redis);
     for (int round = 0; round < 7; round++) {
@@ -304,6 +331,7 @@ int main(void) {
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_each_corruption_found_and_repaired),
         cmocka_unit_test(test_readers_never_see_fewer_keys),
+        cmocka_unit_test(test_many_partitions_per_replay_thread),
         cmocka_unit_test(test_rebuild_while_serve_runs),
         cmocka_unit_test(test_killed_rebuild_then_rerun_and_one_at_a_time),
         cmocka_unit_test(test_truncated_history),
