@@ -12,6 +12,17 @@
 #include <string.h>
 #include <time.h>
 
+/* Each thread reads at most WINDOW partitions at a time, taking the next
+ * from the shared pool when one ends. The projection's working set is then
+ * the state of two partitions' practitioners instead of all of the thread's,
+ * which costs fewer cache misses (measured on the benchmark's 32 partitions
+ * and 2 threads: 7% less CPU than fetching all of them at once; 1, 3 and 4
+ * were slower), partitions end one after the other, so a rebuild writes
+ * them to the sink while the rest is still being read, and a thread that
+ * gets more CPU takes more partitions instead of waiting for the other at
+ * the end. */
+#define WINDOW 2
+
 typedef struct {
     const rm_serve_config_t *cfg;
     rm_replay_t *r;
@@ -21,6 +32,7 @@ typedef struct {
     _Atomic(rd_kafka_t *) rk;      /* the thread's consumer, closed by teardown_main */
     _Atomic(rd_kafka_queue_t *) q; /* its queue, likewise */
     atomic_bool finished;          /* read to the end (or failed): the waker leaves it */
+    atomic_int active[WINDOW];     /* partitions being fetched (-1: none), for the waker */
 } replay_thread_t;
 
 static replay_thread_t *threads;
@@ -54,9 +66,12 @@ static void *waker_main(void *arg) {
             if (!rk || !q || atomic_load(&threads[i].finished) ||
                 rd_kafka_queue_length(q) >= WAKE_BELOW)
                 continue;
-            /* Round robin over the thread's partitions reaches every leader. */
-            int mine = (threads[i].r->partitions - i + nthreads - 1) / nthreads;
-            int p = i + (mine > 0 ? round % mine : 0) * nthreads;
+            /* Round robin over the partitions it fetches reaches their leaders. */
+            int p = -1;
+            for (int k = 0; k < WINDOW && p < 0; k++)
+                p = atomic_load(&threads[i].active[(round + k) % WINDOW]);
+            if (p < 0)
+                continue;
             int64_t lo, hi;
             rd_kafka_query_watermark_offsets(rk, cfg->topic, p, &lo, &hi, 500);
             atomic_fetch_add(&wakeups, 1);
@@ -245,6 +260,13 @@ int rm_replay_take_partition(rm_replay_t *r) {
     return p;
 }
 
+/* The next partition to read, largest first (so the threads end close
+ * together), or -1 when every partition has been started. */
+static int pool_take(rm_replay_t *r) {
+    int i = atomic_fetch_add(&r->pool_next, 1);
+    return i < r->pool_len ? r->pool[i] : -1;
+}
+
 /* A partition read to its end offset is paused: else every Fetch request
  * would keep asking for it, and a request holding only such partitions
  * waits fetch.wait.max.ms at the broker while the partitions that still
@@ -256,32 +278,24 @@ static void stop_fetching(rd_kafka_t *rk, const char *topic, int32_t p) {
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-static void resume_fetching(rd_kafka_t *rk, const char *topic, int32_t p) {
+/* Adds the next partition of the pool to the consumer's assignment, from
+ * its earliest offset. The partition number, or -1 when the pool is empty
+ * (or the assignment failed: *failed is set). */
+static int open_next(rm_replay_t *r, rd_kafka_t *rk, const char *topic, bool *failed) {
+    int p = pool_take(r);
+    if (p < 0)
+        return -1;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, topic, p);
-    rd_kafka_resume_partitions(rk, l);
+    rd_kafka_topic_partition_list_add(l, topic, p)->offset = r->low[p];
+    rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
-}
-
-/* Each thread fetches at most WINDOW of its partitions at a time (the others
- * stay paused until one ends). The projection's working set is then the
- * state of two partitions' practitioners instead of all of the thread's,
- * which costs fewer cache misses (measured on the benchmark's 16 partitions
- * per thread: 7% less CPU than fetching all of them at once, and 1 was
- * slower: a single partition's fetches leave the thread idle), and
- * partitions end one after the other, so a rebuild writes them to the sink
- * while the rest is still being read. */
-#define WINDOW 2
-
-/* Resumes the next paused partition of this thread, if any. */
-static void open_next(rd_kafka_t *rk, const char *topic, const bool *done, int *nextp, int step,
-                      int partitions) {
-    while (*nextp < partitions && done[*nextp])
-        *nextp += step;
-    if (*nextp < partitions) {
-        resume_fetching(rk, topic, *nextp);
-        *nextp += step;
+    if (e) {
+        rm_error("replay: cannot assign partition %d: %s", p, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        *failed = true;
+        return -1;
     }
+    return p;
 }
 
 static double now_s(void) {
@@ -297,35 +311,23 @@ static void *replay_main(void *arg) {
     rm_replay_t *r = t->r;
     rd_kafka_t *rk = new_consumer(t->cfg, "replay");
     rm_decoder_t *dec = rm_decoder_new();
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->partitions);
-    int remaining = 0;
-    bool *done = calloc((size_t)r->partitions, sizeof(bool));
+    int remaining = 0; /* partitions assigned and not read to their end */
+    bool failed = false;
+    bool *reading = calloc((size_t)r->partitions, sizeof(bool));
     int64_t *next = calloc((size_t)r->partitions, sizeof(int64_t));
-    if (!rk || !dec || !done || !next)
+    if (!rk || !dec || !reading || !next)
         goto fail;
-    for (int p = t->index; p < r->partitions; p += t->nthreads) {
+    for (int w = 0; w < WINDOW; w++) {
+        int p = open_next(r, rk, t->cfg->topic, &failed);
+        if (p < 0)
+            break;
+        reading[p] = true;
         next[p] = r->low[p];
-        if (r->high[p] <= r->low[p]) {
-            done[p] = true;
-            partition_finished(r, p); /* nothing to read */
-            continue;
-        }
-        rd_kafka_topic_partition_list_add(l, t->cfg->topic, p)->offset = r->low[p];
+        atomic_store(&t->active[w], p);
         remaining++;
     }
-    if (remaining && rd_kafka_assign(rk, l)) {
-        rm_error("replay: cannot assign partitions");
+    if (failed)
         goto fail;
-    }
-    /* All but the first WINDOW partitions are paused at once (a fetch that
-     * got ahead of the pause is dropped by librdkafka and read again on
-     * resume; the offset check below would see a gap or a repeat). */
-    int nextp = t->index, opened = 0;
-    for (int p = t->index; p < r->partitions; p += t->nthreads)
-        if (!done[p] && opened++ >= WINDOW)
-            stop_fetching(rk, t->cfg->topic, p);
-    for (int i = 0; i < WINDOW && nextp < r->partitions; nextp += t->nthreads)
-        i += !done[nextp];
     local_counts_t counts = {{0}, 0};
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
     atomic_store(&t->q, q);
@@ -349,19 +351,14 @@ static void *replay_main(void *arg) {
         }
         rd_kafka_message_t *m = batch[bi++];
         int32_t p = m->partition;
+        bool ended = false;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (p >= 0 && p < r->partitions && !done[p] && m->offset >= r->high[p]) {
-                done[p] = true;
-                remaining--;
-                stop_fetching(rk, t->cfg->topic, p);
-                partition_finished(r, p);
-                open_next(rk, t->cfg->topic, done, &nextp, t->nthreads, r->partitions);
-            }
+            ended = p >= 0 && p < r->partitions && reading[p] && m->offset >= r->high[p];
         } else if (m->err) {
             rm_error("replay: partition %d: %s", (int)p, rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
             goto drain;
-        } else if (!done[p]) {
+        } else if (p >= 0 && p < r->partitions && reading[p]) {
             if (m->offset != next[p]) {
                 /* Kafka never skips offsets of a non-compacted topic except
                  * when retention removed them under us. */
@@ -381,16 +378,28 @@ static void *replay_main(void *arg) {
                     counts_flush(r, &counts);
                 next[p] = m->offset + 1;
             }
-            if (m->offset + 1 >= r->high[p]) {
-                done[p] = true;
-                remaining--;
-                stop_fetching(rk, t->cfg->topic, p);
-                counts_flush(r, &counts); /* totals include it once it is handed out */
-                partition_finished(r, p);
-                open_next(rk, t->cfg->topic, done, &nextp, t->nthreads, r->partitions);
-            }
+            ended = m->offset + 1 >= r->high[p];
         }
         rd_kafka_message_destroy(m);
+        if (ended) { /* hand p over, start the next partition of the pool */
+            reading[p] = false;
+            remaining--;
+            stop_fetching(rk, t->cfg->topic, p);
+            counts_flush(r, &counts); /* totals include p once it is handed out */
+            partition_finished(r, p);
+            int w = 0;
+            while (w < WINDOW - 1 && atomic_load(&t->active[w]) != p)
+                w++;
+            int np = open_next(r, rk, t->cfg->topic, &failed);
+            atomic_store(&t->active[w], np);
+            if (failed)
+                goto drain;
+            if (np >= 0) {
+                reading[np] = true;
+                next[np] = r->low[np];
+                remaining++;
+            }
+        }
     }
     if (remaining > 0)
         atomic_store(&r->failed, 1);
@@ -408,9 +417,8 @@ out:
     thread_ended(r);
     rm_debug("replay: thread %d read its partitions in %.2f s (%llu events)", t->index,
              now_s() - t0, (unsigned long long)mine);
-    free(done);
+    free(reading);
     free(next);
-    rd_kafka_topic_partition_list_destroy(l);
     rm_decoder_free(dec);
     if (rk && !atomic_load(&t->rk)) { /* never shown to the waker */
         rd_kafka_consumer_close(rk);
@@ -460,10 +468,29 @@ int rm_replay_start(const rm_serve_config_t *cfg, rm_replay_t *r) {
     if (nthreads < 1)
         nthreads = 1;
     threads = calloc((size_t)nthreads, sizeof(*threads));
-    if (!threads)
+    free(r->pool);
+    r->pool = malloc((size_t)r->partitions * sizeof(int));
+    if (!threads || !r->pool)
         return -1;
+    /* The pool: every partition with events, largest first; the others are
+     * read to their end already. */
+    r->pool_len = 0;
+    atomic_store(&r->pool_next, 0);
+    for (int p = 0; p < r->partitions; p++) {
+        if (r->high[p] <= r->low[p]) {
+            partition_finished(r, p);
+            continue;
+        }
+        int k = r->pool_len++;
+        for (; k > 0 && r->high[r->pool[k - 1]] - r->low[r->pool[k - 1]] < r->high[p] - r->low[p];
+             k--)
+            r->pool[k] = r->pool[k - 1];
+        r->pool[k] = p;
+    }
     for (int i = 0; i < nthreads; i++) {
         threads[i] = (replay_thread_t){cfg, r, i, nthreads, 0, false};
+        for (int w = 0; w < WINDOW; w++)
+            atomic_store(&threads[i].active[w], -1);
         pthread_mutex_lock(&r->mu);
         r->running++;
         pthread_mutex_unlock(&r->mu);
@@ -502,6 +529,7 @@ void rm_replay_free(rm_replay_t *r) {
     free(r->high);
     free(r->finished);
     free(r->prcount);
+    free(r->pool);
     if (r->sync_init) {
         pthread_mutex_destroy(&r->mu);
         pthread_cond_destroy(&r->cv);

@@ -30,6 +30,10 @@ typedef struct {
     int ntaken;      /* entries handed out */
     int running;     /* replay threads that have not ended */
     size_t *prcount; /* practitioners of each finished partition, when it ended */
+    /* Partitions not started yet, shared by the replay threads. */
+    int *pool; /* partitions with events, largest first */
+    int pool_len;
+    atomic_int pool_next; /* next index of pool to start */
 } rm_replay_t;
 
 /* Reads the topic's partitions and their offsets. 0, or -1 (logged). */
