@@ -534,6 +534,10 @@ static bool replay_and_write(const rm_serve_config_t *cfg, rm_redis_sink_t *s, r
     rm_progress_begin(&pr, RM_PHASE_REPLAY, r->total);
     while (ok && atomic_load(&r->done) < r->total && !atomic_load(&r->failed) &&
            !atomic_load(&sh.failed) && rm_serve_running) {
+        if (atomic_load(&rn->lost)) { /* the writers would refuse: stop reading */
+            atomic_store(&r->stop, 1);
+            break;
+        }
         usleep(10 * 1000);
         rm_progress_update(&pr, atomic_load(&r->done));
     }
