@@ -545,7 +545,11 @@ static bool replay_and_write(const rm_serve_config_t *cfg, rm_redis_sink_t *s, r
     rm_progress_end(&pr, atomic_load(&r->done));
     *replay_s = rm_monotonic_s() - t0;
     if (!replayed)
-        rm_error("replay did not complete%s", rm_serve_running ? "" : " (interrupted)");
+        rm_error("replay did not complete%s", !rm_serve_running ? " (interrupted)"
+                                              : atomic_load(&sh.failed)
+                                                  ? " (stopped: a write failed)"
+                                              : atomic_load(&rn->lost) ? " (stopped: lease lost)"
+                                                                       : "");
     else
         rm_admin_log_events(r);
     size_t total = 0;

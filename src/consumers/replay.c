@@ -1,8 +1,9 @@
 /*
  * Replay of the log into memory for rebuild and verify: plan (partition
- * count and watermarks), then threads that each read their partitions
- * (partition % threads) from the earliest offset up to the captured end,
- * decode and project every event. The projection is the same pure code that
+ * count and watermarks), then threads that take partitions from a shared
+ * pool (WINDOW at a time), read each from its earliest offset up to the
+ * captured end, decode and project every event, and hand each finished
+ * partition over (rm_replay_take_partition). The projection is the same pure code that
  * serve uses, so a rebuild and a live projector agree byte for byte.
  */
 #include "replay.h"
@@ -26,7 +27,7 @@
 typedef struct {
     const rm_serve_config_t *cfg;
     rm_replay_t *r;
-    int index, nthreads;
+    int index;
     pthread_t thread;
     bool started;
     _Atomic(rd_kafka_t *) rk;      /* the thread's consumer, closed by teardown_main */
@@ -488,7 +489,7 @@ int rm_replay_start(const rm_serve_config_t *cfg, rm_replay_t *r) {
         r->pool[k] = p;
     }
     for (int i = 0; i < nthreads; i++) {
-        threads[i] = (replay_thread_t){cfg, r, i, nthreads, 0, false};
+        threads[i] = (replay_thread_t){.cfg = cfg, .r = r, .index = i};
         for (int w = 0; w < WINDOW; w++)
             atomic_store(&threads[i].active[w], -1);
         pthread_mutex_lock(&r->mu);

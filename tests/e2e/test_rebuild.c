@@ -174,7 +174,19 @@ static void test_many_partitions_per_replay_thread(void **state) {
     const char *verify1[] = {"--target", "redis", "--workers", "1", NULL};
     const char *rebuild1[] = {"--target", "redis", "--from-beginning", "--workers", "1", NULL};
     assert_int_equal(e2e_run(&e, "verify", verify1), 1);
-    assert_int_equal(e2e_run(&e, "rebuild", rebuild1), 0);
+    /* A write that fails while the replay runs (Redis refuses MSET here)
+     * stops the replay too: the rebuild ends with exit 1, records the
+     * failure and releases its lease. */
+    c = rm_test_redis_connect(&e.redis);
+    freeReplyObject(redisCommand(c, "ACL SETUSER default -mset"));
+    assert_int_equal(e2e_run(&e, "rebuild", rebuild1), 1);
+    freeReplyObject(redisCommand(c, "ACL SETUSER default +mset"));
+    redisReply *res = redisCommand(c, "HGET rm:rebuild:last:redis result");
+    assert_non_null(res->str);
+    assert_string_equal(res->str, "failed");
+    freeReplyObject(res);
+    redisFree(c);
+    assert_int_equal(e2e_run(&e, "rebuild", rebuild1), 0); /* no lease left behind */
     assert_int_equal(e2e_run(&e, "verify", verify1), 0);
     assert_int_equal(e2e_compare(&e), 0);
     e2e_stop(&e);
