@@ -291,8 +291,6 @@ out:
     return rc;
 }
 
-/* Practitioners of all partitions, in a stable order. */
-
 /* Keys of what Redis holds that no replayed practitioner accounts for. */
 static int leftovers(existing_t *ex, char ***out, size_t *n, diff_t *d) {
     size_t cap = ex->nforeign + 16;
