@@ -5,7 +5,8 @@
 #ifndef READMODEL_ADMIN_H
 #define READMODEL_ADMIN_H
 
-#include "readmodel/serve.h"
+#include "readmodel/config.h"
+#include "readmodel/stats.h"
 
 enum {
     RM_EXIT_OK = 0,
@@ -15,8 +16,8 @@ enum {
     RM_EXIT_LEASE_HELD = 4,
 };
 
-int rm_rebuild_main(const rm_serve_config_t *cfg);
-int rm_verify_main(const rm_serve_config_t *cfg);
-int rm_status_main(const rm_serve_config_t *cfg);
+int rm_rebuild_main(const rm_config_t *cfg);
+int rm_verify_main(const rm_config_t *cfg);
+int rm_status_main(const rm_config_t *cfg);
 
 #endif

@@ -1,30 +1,73 @@
 /*
- * Command-line and environment configuration of `serve`. Flags override the
- * environment; the environment overrides defaults. Parsing never exits: it
- * returns an error naming the setting, and main() turns that into exit 2.
+ * Configuration of every command (serve, rebuild, verify, status), from
+ * flags and the environment. Flags override the environment; the
+ * environment overrides defaults. Parsing never exits: it returns an error
+ * naming the setting, and main() turns that into exit 2.
+ *
+ * Thread-safety: rm_config_parse is not thread-safe (it uses getopt and
+ * sets the process's log level and format); call it once from main. A
+ * parsed rm_config_t is read-only afterwards and may be shared by threads.
  */
 #ifndef READMODEL_CONFIG_H
 #define READMODEL_CONFIG_H
 
-#include "readmodel/serve.h"
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+
+typedef struct {
+    char *brokers;
+    char *topic;
+    char *group;
+    char *redis_url;
+    char *redis_prefix;
+    char *dlq_topic; /* NULL: invalid events are only counted and logged */
+    int workers;
+    char **kafka; /* "key=value" librdkafka properties, applied last */
+    size_t n_kafka;
+    size_t max_batch;       /* messages per batch */
+    size_t cache_limit;     /* practitioners kept in memory per worker */
+    bool until_caught_up;   /* exit 0 once every partition is applied to its end */
+    int shutdown_timeout_s; /* how long a stop may wait for an unreachable sink */
+    bool check_config;      /* only validate and print the configuration */
+    char *metrics_addr;     /* host:port of /metrics, /livez, /readyz; NULL: off */
+
+    /* rebuild / verify / status */
+    char *target;         /* redis | opensearch | all */
+    bool from_beginning;  /* rebuild: required, the only mode */
+    bool allow_truncated; /* rebuild/verify: accept partitions starting above offset 0 */
+    bool dry_run;         /* rebuild: print the plan only */
+    bool flush;           /* rebuild: drop the model first (the seed runbook) */
+    bool yes;             /* rebuild --flush: confirmed */
+    int lease_ttl_ms;     /* rebuild: lease expiry, renewed at a third of it */
+
+    /* OpenSearch practitioner index (off when opensearch_url is NULL). */
+    char *opensearch_url;
+    char *opensearch_prefix;  /* index and alias name prefix, "" by default */
+    char *opensearch_ca_file; /* PEM CA bundle */
+    char *opensearch_cert_file, *opensearch_key_file; /* client certificate */
+    char *opensearch_username, *opensearch_password;  /* from env or a file, never a flag */
+    char *opensearch_aws_region;                      /* sign requests with AWS SigV4 */
+    char *aws_key, *aws_secret, *aws_token;
+    char *credentials_file; /* --opensearch-credentials-file, read at config time */
+    size_t opensearch_bulk_docs, opensearch_bulk_bytes;
+    bool keep_previous;   /* rebuild: keep the previous index generation */
+    int previous_grace_s; /* rebuild: wait before deleting the previous generation */
+} rm_config_t;
 
 typedef enum { RM_CONFIG_OK, RM_CONFIG_HELP, RM_CONFIG_ERROR } rm_config_result_t;
 
 typedef enum { RM_CMD_SERVE, RM_CMD_REBUILD, RM_CMD_VERIFY, RM_CMD_STATUS } rm_command_t;
 
 /* Parses the arguments of `cmd` (argv[0] is the command name) into *cfg,
- * which owns its strings afterwards (free with rm_serve_config_free). A flag
+ * which owns its strings afterwards (free with rm_config_free). A flag
  * that belongs to another command is an error. On RM_CONFIG_ERROR, err holds
  * one line such as "--workers: must be 1..256 (got 0)". */
-rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_serve_config_t *cfg,
+rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_config_t *cfg,
                                    char *err, size_t errlen);
-void rm_serve_config_free(rm_serve_config_t *cfg);
+void rm_config_free(rm_config_t *cfg);
 /* Writes the effective configuration, secrets masked, one setting a line. */
-void rm_serve_config_print(const rm_serve_config_t *cfg, FILE *out);
+void rm_config_print(const rm_config_t *cfg, FILE *out);
 /* --help text of each command. */
 const char *rm_usage(rm_command_t cmd);
 

@@ -5,15 +5,16 @@
 #ifndef READMODEL_HTTP_H
 #define READMODEL_HTTP_H
 
-#include "readmodel/serve.h"
+#include "readmodel/config.h"
+#include "readmodel/stats.h"
 
 typedef struct rm_http rm_http_t;
 
 /* Listens on addr ("host:port", "[v6]:port"; port 0 picks a free one).
  * Returns NULL with a one-line reason in err when the address is invalid or
  * cannot be bound. stats must outlive the server. */
-rm_http_t *rm_http_start(const char *addr, rm_serve_stats_t *stats, const char *topic,
-                         const char *target, char *err, size_t errlen);
+rm_http_t *rm_http_start(const char *addr, rm_stats_t *stats, const char *topic, const char *target,
+                         char *err, size_t errlen);
 /* The port actually bound. */
 int rm_http_port(const rm_http_t *h);
 /* Stops the server; NULL is a no-op. */

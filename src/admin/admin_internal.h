@@ -11,9 +11,9 @@
 #include <stdio.h>
 
 /* Runs the replay with progress. 0 when every partition reached its end. */
-int rm_admin_replay(const rm_serve_config_t *cfg, rm_replay_t *r);
+int rm_admin_replay(const rm_config_t *cfg, rm_replay_t *r);
 void rm_admin_log_events(const rm_replay_t *r);
-void rm_admin_print_plan(const rm_serve_config_t *cfg, const rm_replay_t *r, FILE *out);
+void rm_admin_print_plan(const rm_config_t *cfg, const rm_replay_t *r, FILE *out);
 
 /* Every replayed practitioner, partition by partition (malloc'd array of
  * borrowed pointers, caller frees; NULL when out of memory). */
@@ -44,8 +44,8 @@ bool rm_renewer_stop(rm_renewer_t *rn);
 
 /* rebuild / verify of the OpenSearch index after the plan was accepted
  * (rebuild_opensearch.c). Return the command's exit code. */
-int rm_os_rebuild_run(const rm_serve_config_t *cfg, rm_replay_t *r, int truncated);
-int rm_os_verify_run(const rm_serve_config_t *cfg, rm_replay_t *r);
-int rm_os_status_run(const rm_serve_config_t *cfg, rm_replay_t *r);
+int rm_os_rebuild_run(const rm_config_t *cfg, rm_replay_t *r, int truncated);
+int rm_os_verify_run(const rm_config_t *cfg, rm_replay_t *r);
+int rm_os_status_run(const rm_config_t *cfg, rm_replay_t *r);
 
 #endif

@@ -5,48 +5,41 @@
  * `kubectl logs` and one watching Prometheus see the same thing.
  */
 #include "progress.h"
+#include "readmodel/clock.h"
 #include "readmodel/log.h"
 
 #include <stdio.h>
 #include <unistd.h>
 
-static rm_serve_stats_t *published;
+static rm_job_stats_t *published;
 
-void rm_progress_publish(rm_serve_stats_t *st) {
-    published = st;
+void rm_progress_publish(rm_job_stats_t *job) {
+    published = job;
 }
 
 void rm_progress_phase(rm_rebuild_phase_t phase) {
     if (published)
-        atomic_store(&published->rebuild_phase, (int)phase);
+        atomic_store(&published->phase, (int)phase);
 }
 
 static void publish(const rm_progress_t *p, uint64_t done, double rate) {
     if (!published)
         return;
-    atomic_store(&published->rebuild_phase, (int)p->phase);
-    atomic_store(&published->rebuild_total, (long long)p->total);
-    atomic_store(&published->rebuild_done, (long long)done);
+    atomic_store(&published->phase, (int)p->phase);
+    atomic_store(&published->total, (long long)p->total);
+    atomic_store(&published->done, (long long)done);
     if (p->phase == RM_PHASE_REPLAY) /* events/s; the write phase keeps the replay's rate */
-        atomic_store(&published->rebuild_rate, (long long)rate);
-}
-
-double rm_monotonic_s(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+        atomic_store(&published->rate, (long long)rate);
 }
 
 double rm_progress_elapsed(const rm_progress_t *p) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - p->start.tv_sec) + (double)(now.tv_nsec - p->start.tv_nsec) / 1e9;
+    return rm_mono_s() - p->start;
 }
 
 void rm_progress_begin(rm_progress_t *p, rm_rebuild_phase_t phase, uint64_t total) {
     p->phase = phase;
     p->total = total;
-    clock_gettime(CLOCK_MONOTONIC, &p->start);
+    p->start = rm_mono_s();
     p->last_print = 0;
     p->tty = isatty(STDERR_FILENO);
     publish(p, 0, 0);

@@ -23,6 +23,7 @@
 #include "../consumers/replay.h"
 #include "admin_internal.h"
 #include "progress.h"
+#include "readmodel/clock.h"
 #include "readmodel/admin.h"
 #include "readmodel/date.h"
 #include "readmodel/http.h"
@@ -128,7 +129,7 @@ static void existing_free(existing_t *ex) {
     free(ex->foreign);
 }
 
-static rm_redis_sink_t *open_sink(const rm_serve_config_t *cfg) {
+static rm_redis_sink_t *open_sink(const rm_config_t *cfg) {
     rm_redis_url_t url;
     char err[256];
     if (rm_redis_url_parse(cfg->redis_url, &url, err, sizeof(err)) < 0) {
@@ -145,7 +146,7 @@ static rm_redis_sink_t *open_sink(const rm_serve_config_t *cfg) {
     return s;
 }
 
-void rm_admin_print_plan(const rm_serve_config_t *cfg, const rm_replay_t *r, FILE *out) {
+void rm_admin_print_plan(const rm_config_t *cfg, const rm_replay_t *r, FILE *out) {
     fprintf(out, "plan: topic %s, %d partition(s), %llu event(s) to replay\n", cfg->topic,
             r->partitions, (unsigned long long)r->total);
     for (int p = 0; p < r->partitions; p++)
@@ -154,22 +155,22 @@ void rm_admin_print_plan(const rm_serve_config_t *cfg, const rm_replay_t *r, FIL
                 r->low[p] > 0 ? "  TRUNCATED: history before the earliest offset is gone" : "");
 }
 
-int rm_admin_replay(const rm_serve_config_t *cfg, rm_replay_t *r) {
+int rm_admin_replay(const rm_config_t *cfg, rm_replay_t *r) {
     if (rm_replay_start(cfg, r) < 0) {
         rm_replay_join(r);
         return -1;
     }
     rm_progress_t pr;
     rm_progress_begin(&pr, RM_PHASE_REPLAY, r->total);
-    while (atomic_load(&r->done) < r->total && !atomic_load(&r->failed) && rm_serve_running) {
+    while (atomic_load(&r->done) < r->total && !atomic_load(&r->failed) && rm_running()) {
         usleep(10 * 1000); /* the write phase starts at most 10 ms after the replay */
         rm_progress_update(&pr, atomic_load(&r->done));
     }
     int rc = rm_replay_join(r);
     rm_progress_end(&pr, atomic_load(&r->done));
-    if (rc < 0 || !rm_serve_running)
-        rm_error("replay did not complete%s", rm_serve_running ? "" : " (interrupted)");
-    return rc < 0 || !rm_serve_running ? -1 : 0;
+    if (rc < 0 || !rm_running())
+        rm_error("replay did not complete%s", rm_running() ? "" : " (interrupted)");
+    return rc < 0 || !rm_running() ? -1 : 0;
 }
 
 /* Compares one chunk of replayed practitioners with Redis. Fills each
@@ -354,7 +355,7 @@ static int scan_existing(rm_redis_sink_t *s, existing_t *ex) {
 }
 
 void rm_admin_log_events(const rm_replay_t *r) {
-    const rm_serve_stats_t *st = &r->stats;
+    const rm_stats_t *st = &r->stats;
     rm_info("events: applied=%llu invalid=%llu ignored=%llu tombstone=%llu anomalies=%llu",
             (unsigned long long)atomic_load(&st->events[RM_RESULT_APPLIED]),
             (unsigned long long)atomic_load(&st->events[RM_RESULT_INVALID]),
@@ -393,7 +394,7 @@ static int flush_model(rm_redis_sink_t *s) {
  * written by one writer, so the `existing` entry of a practitioner is only
  * marked by the thread that writes that practitioner. */
 typedef struct {
-    const rm_serve_config_t *cfg;
+    const rm_config_t *cfg;
     rm_replay_t *r;
     existing_t *ex;
     rm_renewer_t *rn;
@@ -416,7 +417,7 @@ typedef struct {
  * rebuild, most of it while the replay is still running. */
 static void busy(write_shared_t *sh, bool enter) {
     pthread_mutex_lock(&sh->mu);
-    double now = rm_monotonic_s();
+    double now = rm_mono_s();
     if (enter && sh->busy++ == 0)
         sh->busy_since = now;
     else if (!enter && --sh->busy == 0)
@@ -454,7 +455,7 @@ static bool write_partition(writer_t *w, rm_redis_sink_t *s, int p) {
         if (i < map->capacity && map->slots[i])
             chunk[m++] = map->slots[i];
         if (m == CHUNK || (i == map->capacity && m > 0)) {
-            if (atomic_load(&sh->rn->lost) || !rm_serve_running || atomic_load(&sh->failed))
+            if (atomic_load(&sh->rn->lost) || !rm_running() || atomic_load(&sh->failed))
                 return false;
             ok = write_chunk(w, s, chunk, m);
             atomic_fetch_add(&sh->written, m);
@@ -502,14 +503,14 @@ static void diff_add(diff_t *into, const diff_t *d) {
  * the replay starts, before the first write. Progress shows the replay,
  * then the practitioners still to write. Sets *replay_s to the time the
  * replay took. true when every partition was replayed and written. */
-static bool replay_and_write(const rm_serve_config_t *cfg, rm_redis_sink_t *s, rm_replay_t *r,
+static bool replay_and_write(const rm_config_t *cfg, rm_redis_sink_t *s, rm_replay_t *r,
                              existing_t *ex, diff_t *d, rm_renewer_t *rn, double *replay_s,
                              double *busy_s) {
     write_shared_t sh = {.cfg = cfg, .r = r, .ex = ex, .rn = rn};
     pthread_mutex_init(&sh.mu, NULL);
     int nt = cfg->workers < 1 ? 1 : cfg->workers > 16 ? 16 : cfg->workers, started = 0;
     writer_t ws[16];
-    double t0 = rm_monotonic_s();
+    double t0 = rm_mono_s();
     bool ok = rm_replay_start(cfg, r) == 0;
     /* Serve checks the lease before each flush, so one that checked just
      * before the lease was taken may land after this SCAN. That is safe: its
@@ -531,7 +532,7 @@ static bool replay_and_write(const rm_serve_config_t *cfg, rm_redis_sink_t *s, r
     rm_progress_t pr;
     rm_progress_begin(&pr, RM_PHASE_REPLAY, r->total);
     while (ok && atomic_load(&r->done) < r->total && !atomic_load(&r->failed) &&
-           !atomic_load(&sh.failed) && rm_serve_running) {
+           !atomic_load(&sh.failed) && rm_running()) {
         if (atomic_load(&rn->lost)) { /* the writers would refuse: stop reading */
             atomic_store(&r->stop, 1);
             break;
@@ -539,11 +540,11 @@ static bool replay_and_write(const rm_serve_config_t *cfg, rm_redis_sink_t *s, r
         usleep(10 * 1000);
         rm_progress_update(&pr, atomic_load(&r->done));
     }
-    bool replayed = rm_replay_join(r) == 0 && rm_serve_running;
+    bool replayed = rm_replay_join(r) == 0 && rm_running();
     rm_progress_end(&pr, atomic_load(&r->done));
-    *replay_s = rm_monotonic_s() - t0;
+    *replay_s = rm_mono_s() - t0;
     if (!replayed)
-        rm_error("replay did not complete%s", !rm_serve_running ? " (interrupted)"
+        rm_error("replay did not complete%s", !rm_running() ? " (interrupted)"
                                               : atomic_load(&sh.failed)
                                                   ? " (stopped: a write failed)"
                                               : atomic_load(&rn->lost) ? " (stopped: lease lost)"
@@ -571,9 +572,9 @@ static bool replay_and_write(const rm_serve_config_t *cfg, rm_redis_sink_t *s, r
     return ok;
 }
 
-static int rebuild_run(const rm_serve_config_t *cfg) {
+static int rebuild_run(const rm_config_t *cfg) {
     if (strcmp(cfg->target, "all") == 0) { /* one target after the other */
-        rm_serve_config_t one = *cfg;
+        rm_config_t one = *cfg;
         one.target = "redis";
         int rc = rebuild_run(&one);
         if (rc != RM_EXIT_OK)
@@ -639,7 +640,7 @@ static int rebuild_run(const rm_serve_config_t *cfg) {
         goto done;
     }
     time_t started = time(NULL);
-    double t0 = rm_monotonic_s();
+    double t0 = rm_mono_s();
 
     if (cfg->flush && flush_model(s) < 0)
         goto release;
@@ -663,7 +664,7 @@ static int rebuild_run(const rm_serve_config_t *cfg) {
         rm_error("rebuild failed: %s", rm_redis_sink_last_error(s));
     free_keys(extra_keys, nextra);
     existing_free(&ex);
-    double secs = rm_monotonic_s() - t0;
+    double secs = rm_mono_s() - t0;
     char started_s[32], finished[32], dur[32], events[32], written[32], deleted[32], unchanged[32],
         trunc[16], write_share[32];
     snprintf(started_s, sizeof(started_s), "%lld", (long long)started);
@@ -707,9 +708,9 @@ static void print_examples(const diff_t *d, int kind, const char *title) {
         printf("  %s: %s\n", title, d->examples[kind][i]);
 }
 
-static int verify_run(const rm_serve_config_t *cfg) {
+static int verify_run(const rm_config_t *cfg) {
     if (strcmp(cfg->target, "all") == 0) { /* both compared; the worse result wins */
-        rm_serve_config_t one = *cfg;
+        rm_config_t one = *cfg;
         one.target = "redis";
         int a = verify_run(&one);
         one.target = "opensearch";
@@ -843,15 +844,16 @@ done:
  * --metrics-addr is given, so a Kubernetes Job is observable while it runs.
  * Only the flag turns it on (not READMODEL_METRICS_ADDR), so a rebuild run
  * with `kubectl exec` inside a serve pod does not collide with serve's port. */
-static int with_metrics(const rm_serve_config_t *cfg, rm_role_t role,
-                        int (*run)(const rm_serve_config_t *)) {
-    rm_serve_stats_t *st = NULL;
+static int with_metrics(const rm_config_t *cfg, const char *command,
+                        int (*run)(const rm_config_t *)) {
+    rm_stats_t *st = NULL;
+    rm_job_stats_t job = {.command = command};
     rm_http_t *http = NULL;
     if (cfg->metrics_addr) {
         char err[256] = "out of memory";
         st = calloc(1, sizeof(*st));
         if (st) {
-            st->role = (int)role;
+            st->job = &job;
             http = rm_http_start(cfg->metrics_addr, st, cfg->topic, cfg->target, err, sizeof(err));
         }
         if (!http) {
@@ -861,12 +863,12 @@ static int with_metrics(const rm_serve_config_t *cfg, rm_role_t role,
         }
         rm_info("metrics on %s (port %d): /metrics /livez /readyz", cfg->metrics_addr,
                 rm_http_port(http));
-        rm_progress_publish(st);
+        rm_progress_publish(&job);
         rm_progress_phase(RM_PHASE_PLAN);
     }
     int rc = run(cfg);
     /* verify's exit 1 (drift found) is a completed comparison */
-    bool done = rc == RM_EXIT_OK || (role == RM_ROLE_VERIFY && rc == RM_EXIT_FAILED);
+    bool done = rc == RM_EXIT_OK || (strcmp(command, "verify") == 0 && rc == RM_EXIT_FAILED);
     rm_progress_phase(done ? RM_PHASE_DONE : RM_PHASE_FAILED);
     rm_progress_publish(NULL);
     rm_http_stop(http);
@@ -874,17 +876,17 @@ static int with_metrics(const rm_serve_config_t *cfg, rm_role_t role,
     return rc;
 }
 
-int rm_rebuild_main(const rm_serve_config_t *cfg) {
-    return with_metrics(cfg, RM_ROLE_REBUILD, rebuild_run);
+int rm_rebuild_main(const rm_config_t *cfg) {
+    return with_metrics(cfg, "rebuild", rebuild_run);
 }
 
-int rm_verify_main(const rm_serve_config_t *cfg) {
-    return with_metrics(cfg, RM_ROLE_VERIFY, verify_run);
+int rm_verify_main(const rm_config_t *cfg) {
+    return with_metrics(cfg, "verify", verify_run);
 }
 
-int rm_status_main(const rm_serve_config_t *cfg) {
+int rm_status_main(const rm_config_t *cfg) {
     if (strcmp(cfg->target, "all") == 0) {
-        rm_serve_config_t one = *cfg;
+        rm_config_t one = *cfg;
         one.target = "redis";
         int a = rm_status_main(&one);
         one.target = "opensearch";

@@ -14,6 +14,7 @@
  */
 #include "admin_internal.h"
 #include "progress.h"
+#include "readmodel/clock.h"
 #include "readmodel/admin.h"
 #include "readmodel/log.h"
 #include "readmodel/opensearch_sink.h"
@@ -27,7 +28,7 @@
 #define LOAD_CHUNK 5000
 #define EXAMPLES   5
 
-static rm_os_sink_t *open_sink(const rm_serve_config_t *cfg) {
+static rm_os_sink_t *open_sink(const rm_config_t *cfg) {
     rm_os_config_t oc = rm_os_config_of(cfg);
     rm_os_sink_t *s = rm_os_sink_new(&oc);
     if (!s) {
@@ -46,7 +47,7 @@ static rm_err_t renew_os(void *sink, const char *holder, int ttl_ms, bool *ok) {
     return rm_os_lease_renew(sink, holder, ttl_ms, ok);
 }
 
-static bool load(const rm_serve_config_t *cfg, rm_os_sink_t *s, long gen, pract_t **all, size_t n,
+static bool load(const rm_config_t *cfg, rm_os_sink_t *s, long gen, pract_t **all, size_t n,
                  rm_renewer_t *rn, unsigned long long *rejected) {
     rm_os_flush_t *items = malloc(LOAD_CHUNK * sizeof(*items));
     if (!items)
@@ -54,7 +55,7 @@ static bool load(const rm_serve_config_t *cfg, rm_os_sink_t *s, long gen, pract_
     rm_progress_t wp;
     rm_progress_begin(&wp, RM_PHASE_WRITE, n);
     bool ok = true;
-    for (size_t off = 0; ok && off < n && !atomic_load(&rn->lost) && rm_serve_running;
+    for (size_t off = 0; ok && off < n && !atomic_load(&rn->lost) && rm_running();
          off += LOAD_CHUNK) {
         size_t m = n - off < LOAD_CHUNK ? n - off : LOAD_CHUNK;
         for (size_t i = 0; i < m; i++) {
@@ -73,10 +74,10 @@ static bool load(const rm_serve_config_t *cfg, rm_os_sink_t *s, long gen, pract_
     rm_progress_end(&wp, ok ? n : 0);
     free(items);
     (void)cfg;
-    return ok && !atomic_load(&rn->lost) && rm_serve_running;
+    return ok && !atomic_load(&rn->lost) && rm_running();
 }
 
-int rm_os_rebuild_run(const rm_serve_config_t *cfg, rm_replay_t *r, int truncated) {
+int rm_os_rebuild_run(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
     if (cfg->flush)
         rm_warn("--flush does not apply to OpenSearch: the index is rebuilt beside the live one "
                 "and swapped in, so readers never see it empty");
@@ -123,7 +124,7 @@ int rm_os_rebuild_run(const rm_serve_config_t *cfg, rm_replay_t *r, int truncate
         goto done;
     }
     time_t started = time(NULL);
-    double t0 = rm_monotonic_s();
+    double t0 = rm_mono_s();
     r->profiles = true;
     if (rm_admin_replay(cfg, r) < 0)
         goto release;
@@ -140,7 +141,7 @@ int rm_os_rebuild_run(const rm_serve_config_t *cfg, rm_replay_t *r, int truncate
     size_t n = 0;
     pract_t **all = rm_admin_collect(r, &n);
     unsigned long long rejected = 0;
-    double write_start = rm_monotonic_s() - t0;
+    double write_start = rm_mono_s() - t0;
     bool ok = all && rm_os_generation_create(s, next_gen) == RM_ERR_OK;
     if (ok)
         rm_info("building %s (refresh off, no replicas) beside %s", new_docs,
@@ -156,7 +157,7 @@ int rm_os_rebuild_run(const rm_serve_config_t *cfg, rm_replay_t *r, int truncate
     if (ok)
         rm_info("alias %s now points to %s (one _aliases call)", rm_os_alias(s), new_docs);
     free(all);
-    double secs = rm_monotonic_s() - t0;
+    double secs = rm_mono_s() - t0;
     json_t *rec = json_pack(
         "{s:I,s:I,s:s,s:f,s:I,s:I,s:I,s:i,s:s,s:f}", "started_at", (json_int_t)started,
         "finished_at", (json_int_t)time(NULL), "result", ok ? "ok" : "failed", "duration_s", secs,
@@ -187,7 +188,7 @@ release:
             rm_info("deleting the previous generation %s in %d s (readers that resolved the "
                     "alias before the move finish first)",
                     old_docs, cfg->previous_grace_s);
-            for (int i = 0; i < cfg->previous_grace_s * 10 && rm_serve_running; i++)
+            for (int i = 0; i < cfg->previous_grace_s * 10 && rm_running(); i++)
                 usleep(100 * 1000);
             if (rm_os_index_delete(s, old_docs) != RM_ERR_OK ||
                 (old_state && rm_os_index_delete(s, old_state) != RM_ERR_OK))
@@ -261,7 +262,7 @@ static void on_doc(const char *id, json_t *src, long long version, void *arg) {
     json_decref(want);
 }
 
-int rm_os_verify_run(const rm_serve_config_t *cfg, rm_replay_t *r) {
+int rm_os_verify_run(const rm_config_t *cfg, rm_replay_t *r) {
     rm_os_sink_t *s = open_sink(cfg);
     if (!s)
         return RM_EXIT_USAGE;
@@ -325,7 +326,7 @@ static void print_record(rm_os_sink_t *s, const char *title, const char *name) {
     json_decref(rec);
 }
 
-int rm_os_status_run(const rm_serve_config_t *cfg, rm_replay_t *r) {
+int rm_os_status_run(const rm_config_t *cfg, rm_replay_t *r) {
     rm_os_sink_t *s = open_sink(cfg);
     if (!s)
         return RM_EXIT_FAILED;

@@ -6,7 +6,7 @@
 #include <stdio.h>
 
 static int run(rm_command_t cmd, int argc, char **argv) {
-    rm_serve_config_t cfg;
+    rm_config_t cfg;
     char err[512];
     int rc;
     switch (rm_config_parse(cmd, argc, argv, &cfg, err, sizeof(err))) {
@@ -20,7 +20,7 @@ static int run(rm_command_t cmd, int argc, char **argv) {
         break;
     default:
         if (cfg.check_config) {
-            rm_serve_config_print(&cfg, stdout);
+            rm_config_print(&cfg, stdout);
             rc = 0;
         } else {
             rc = cmd == RM_CMD_REBUILD  ? rm_rebuild_main(&cfg)
@@ -28,7 +28,7 @@ static int run(rm_command_t cmd, int argc, char **argv) {
                                         : rm_status_main(&cfg);
         }
     }
-    rm_serve_config_free(&cfg);
+    rm_config_free(&cfg);
     return rc;
 }
 

@@ -4,6 +4,8 @@
  *   gen        the deterministic booking log generator, into Kafka or a file
  */
 #include "commands.h"
+#include "readmodel/kafka.h"
+#include "readmodel/stop.h"
 #include "readmodel/date.h"
 #include "readmodel/gen.h"
 #include "readmodel/log.h"
@@ -97,7 +99,7 @@ int rm_cmd_dev_kafka(int argc, char **argv) {
     printf("%s\n", rm_mock_kafka_bootstraps(m));
     fflush(stdout);
     rm_info("local Kafka running on %s; stop with Ctrl-C", rm_mock_kafka_bootstraps(m));
-    while (!rm_cli_interrupted)
+    while (rm_running())
         usleep(100 * 1000);
     rm_mock_kafka_stop(m);
     return 0;
@@ -134,36 +136,17 @@ static int parse_ratio(const char *what, const char *v, double *out) {
 }
 
 static rd_kafka_t *gen_producer(const char *brokers, char **props, int nprops) {
-    char err[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *defaults[][2] = {{"bootstrap.servers", brokers},
-                                 {"compression.codec", "lz4"},
-                                 {"enable.idempotence", "true"},
-                                 {"linger.ms", "20"},
-                                 {"queue.buffering.max.messages", "1000000"}};
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-        rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], err, sizeof(err));
-    for (int i = 0; i < nprops; i++) {
-        char *eq = strchr(props[i], '=');
-        if (!eq) {
-            fprintf(stderr, "readmodel gen: --kafka: expected KEY=VALUE (got '%s')\n", props[i]);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
-        *eq = '\0';
-        rd_kafka_conf_res_t r = rd_kafka_conf_set(conf, props[i], eq + 1, err, sizeof(err));
-        *eq = '=';
-        if (r != RD_KAFKA_CONF_OK) {
-            fprintf(stderr, "readmodel gen: --kafka %s\n", err);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
-    }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (!rk) {
+    char err[512];
+    const rm_kafka_prop_t defaults[] = {{"bootstrap.servers", brokers},
+                                        {"compression.codec", "lz4"},
+                                        {"enable.idempotence", "true"},
+                                        {"linger.ms", "20"},
+                                        {"queue.buffering.max.messages", "1000000"}};
+    rd_kafka_t *rk =
+        rm_kafka_new(RD_KAFKA_PRODUCER, defaults, sizeof(defaults) / sizeof(defaults[0]), props,
+                     (size_t)nprops, NULL, NULL, err, sizeof(err));
+    if (!rk)
         fprintf(stderr, "readmodel gen: %s\n", err);
-        rd_kafka_conf_destroy(conf);
-    }
     return rk;
 }
 
@@ -269,7 +252,7 @@ int rm_cmd_gen(int argc, char **argv) {
     rm_gen_msg_t m;
     unsigned long long total = 0, invalid = 0;
     int rc = 0;
-    while (!rm_cli_interrupted && rm_gen_next(g, &m)) {
+    while (rm_running() && rm_gen_next(g, &m)) {
         total++;
         invalid += m.invalid;
         if (out) {
@@ -298,7 +281,7 @@ int rm_cmd_gen(int argc, char **argv) {
         rd_kafka_poll(rk, 0);
     }
     if (rk) {
-        while (rc == 0 && rd_kafka_outq_len(rk) > 0 && !rm_cli_interrupted)
+        while (rc == 0 && rd_kafka_outq_len(rk) > 0 && rm_running())
             rd_kafka_flush(rk, 1000);
         if (rd_kafka_outq_len(rk) > 0) {
             fprintf(stderr, "readmodel gen: %d message(s) not delivered\n", rd_kafka_outq_len(rk));
@@ -311,5 +294,5 @@ int rm_cmd_gen(int argc, char **argv) {
     rm_gen_free(g);
     rm_info("gen: %llu events (%llu invalid) %s %s", total, invalid,
             output ? "written to" : "produced to", output ? output : topic);
-    return rc ? rc : rm_cli_interrupted ? 1 : 0;
+    return rc ? rc : rm_stopped_by_signal() ? 1 : 0;
 }

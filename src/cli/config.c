@@ -6,12 +6,11 @@
 #include "readmodel/config.h"
 #include "readmodel/log.h"
 #include "readmodel/redis_url.h"
-#include "worker.h"
+#include "readmodel/kafka.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <curl/curl.h>
-#include <errno.h>
 #include <getopt.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -184,7 +183,7 @@ static bool topic_name_ok(const char *t) {
     return true;
 }
 
-void rm_serve_config_free(rm_serve_config_t *cfg) {
+void rm_config_free(rm_config_t *cfg) {
     free(cfg->brokers);
     free(cfg->topic);
     free(cfg->group);
@@ -336,7 +335,7 @@ static bool allowed(rm_command_t cmd, int c) {
 }
 
 /* Appends a "key=value" property (len bytes of kv). 0, or -1 out of memory. */
-static int add_kafka(rm_serve_config_t *cfg, const char *kv, size_t len) {
+static int add_kafka(rm_config_t *cfg, const char *kv, size_t len) {
     char **k = realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*k));
     if (!k)
         return -1;
@@ -353,7 +352,7 @@ static int add_kafka(rm_serve_config_t *cfg, const char *kv, size_t len) {
  * from a Kubernetes Secret instead of a flag that `ps` shows. Applied before
  * the --kafka flags, which override them. In environ order, which is
  * irrelevant: each property appears once. */
-static int kafka_from_env(rm_serve_config_t *cfg) {
+static int kafka_from_env(rm_config_t *cfg) {
     static const char prefix[] = "READMODEL_KAFKA_";
     for (char **e = environ; *e; e++) {
         const char *eq = strchr(*e, '=');
@@ -396,7 +395,7 @@ static int pem_file(const char *flag, const char *path, const char *marker, char
 }
 
 /* The OpenSearch options, checked together; reads the credentials file. */
-static int check_opensearch(rm_serve_config_t *cfg, char *err, size_t errlen) {
+static int check_opensearch(rm_config_t *cfg, char *err, size_t errlen) {
     if (!cfg->opensearch_url)
         return 0;
     CURLU *u = curl_url();
@@ -499,10 +498,10 @@ static int check_opensearch(rm_serve_config_t *cfg, char *err, size_t errlen) {
     return 0;
 }
 
-rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_serve_config_t *cfg,
+rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_config_t *cfg,
                                    char *err, size_t errlen) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    *cfg = (rm_serve_config_t){
+    *cfg = (rm_config_t){
         .workers = cores > 0 ? (int)cores : 1,
         .max_batch = 10000,
         .cache_limit = 100000,
@@ -530,14 +529,14 @@ rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_s
         const char *env;
         size_t offset;
     } os_env[] = {
-        {"READMODEL_OPENSEARCH_URL", offsetof(rm_serve_config_t, opensearch_url)},
-        {"READMODEL_OPENSEARCH_INDEX_PREFIX", offsetof(rm_serve_config_t, opensearch_prefix)},
-        {"READMODEL_OPENSEARCH_USERNAME", offsetof(rm_serve_config_t, opensearch_username)},
-        {"READMODEL_OPENSEARCH_PASSWORD", offsetof(rm_serve_config_t, opensearch_password)},
-        {"READMODEL_OPENSEARCH_CREDENTIALS_FILE", offsetof(rm_serve_config_t, credentials_file)},
-        {"AWS_ACCESS_KEY_ID", offsetof(rm_serve_config_t, aws_key)},
-        {"AWS_SECRET_ACCESS_KEY", offsetof(rm_serve_config_t, aws_secret)},
-        {"AWS_SESSION_TOKEN", offsetof(rm_serve_config_t, aws_token)},
+        {"READMODEL_OPENSEARCH_URL", offsetof(rm_config_t, opensearch_url)},
+        {"READMODEL_OPENSEARCH_INDEX_PREFIX", offsetof(rm_config_t, opensearch_prefix)},
+        {"READMODEL_OPENSEARCH_USERNAME", offsetof(rm_config_t, opensearch_username)},
+        {"READMODEL_OPENSEARCH_PASSWORD", offsetof(rm_config_t, opensearch_password)},
+        {"READMODEL_OPENSEARCH_CREDENTIALS_FILE", offsetof(rm_config_t, credentials_file)},
+        {"AWS_ACCESS_KEY_ID", offsetof(rm_config_t, aws_key)},
+        {"AWS_SECRET_ACCESS_KEY", offsetof(rm_config_t, aws_secret)},
+        {"AWS_SESSION_TOKEN", offsetof(rm_config_t, aws_token)},
     };
     for (size_t i = 0; i < sizeof(os_env) / sizeof(os_env[0]); i++) {
         const char *v = getenv(os_env[i].env);
@@ -797,7 +796,7 @@ static bool secret_key(const char *kv) {
     return false;
 }
 
-void rm_serve_config_print(const rm_serve_config_t *cfg, FILE *out) {
+void rm_config_print(const rm_config_t *cfg, FILE *out) {
     rm_redis_url_t u;
     char err[200], redacted[512] = "(invalid)";
     if (rm_redis_url_parse(cfg->redis_url, &u, err, sizeof(err)) == 0) {

@@ -5,7 +5,7 @@
  */
 #include "commands.h"
 #include "readmodel/metrics.h"
-#include "readmodel/serve.h"
+#include "readmodel/stop.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -14,8 +14,6 @@
 #ifndef RM_VERSION
 #define RM_VERSION "dev"
 #endif
-
-volatile int rm_cli_interrupted = 0;
 
 static const char usage[] =
     "Usage: readmodel COMMAND [options]\n"
@@ -34,10 +32,13 @@ static const char usage[] =
     "\n"
     "Run 'readmodel COMMAND --help' for a command's options.\n";
 
+int rm_exit_code(rm_err_t e) {
+    return e == RM_ERR_OK ? 0 : e == RM_ERR_INVAL ? 2 : 1;
+}
+
 static void on_signal(int sig) {
     (void)sig;
-    rm_cli_interrupted = 1;
-    rm_serve_stop();
+    rm_stop_by_signal();
 }
 
 int main(int argc, char **argv) {

@@ -79,26 +79,6 @@ struct rm_decoder {
     uint32_t field_tok[F__COUNT]; /* 0 = absent (token 0 is the root) */
 };
 
-static const char *const type_names[RM_EV__COUNT] = {
-#define RM_EV_NAME(name, str) str,
-    RM_EVENT_TYPE_MAP(RM_EV_NAME)
-#undef RM_EV_NAME
-};
-
-static const char *const reason_names[RM_REASON__COUNT] = {
-#define RM_REASON_NAME(name, str) str,
-    RM_REASON_MAP(RM_REASON_NAME)
-#undef RM_REASON_NAME
-};
-
-const char *rm_event_type_name(rm_event_type_t t) {
-    return (unsigned)t < RM_EV__COUNT ? type_names[t] : "unknown";
-}
-
-const char *rm_reason_name(rm_reason_t r) {
-    return (unsigned)r < RM_REASON__COUNT ? reason_names[r] : "unknown";
-}
-
 /* Names to numbers (member names to fields, type strings to types): small
  * open-addressing tables built once, hashed on length and the first and last
  * bytes, so a lookup costs one comparison with the one likely candidate. */
@@ -169,7 +149,7 @@ static void tables_init(void) {
     for (int f = 0; f < F__COUNT; f++)
         name_add(field_table, field_names[f], (uint8_t)f);
     for (int t = 0; t < RM_EV__COUNT; t++)
-        name_add(type_table, type_names[t], (uint8_t)t);
+        name_add(type_table, rm_event_type_name((rm_event_type_t)t), (uint8_t)t);
 }
 
 static field_t field_lookup(const char *k, size_t n) {

@@ -7,6 +7,7 @@
  * serve uses, so a rebuild and a live projector agree byte for byte.
  */
 #include "replay.h"
+#include "readmodel/kafka.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,7 @@
 #define WINDOW 2
 
 typedef struct {
-    const rm_serve_config_t *cfg;
+    const rm_config_t *cfg;
     rm_replay_t *r;
     int index;
     pthread_t thread;
@@ -58,7 +59,7 @@ static atomic_bool waker_stop;
 static atomic_int wakeups;
 
 static void *waker_main(void *arg) {
-    const rm_serve_config_t *cfg = arg;
+    const rm_config_t *cfg = arg;
     int round = 0;
     while (!atomic_load(&waker_stop)) {
         for (int i = 0; i < nthreads && !atomic_load(&waker_stop); i++) {
@@ -84,54 +85,41 @@ static void *waker_main(void *arg) {
     return NULL;
 }
 
-static rd_kafka_t *new_consumer(const rm_serve_config_t *cfg, const char *suffix) {
+static rd_kafka_t *new_consumer(const rm_config_t *cfg, const char *suffix) {
     char err[256], group[256];
     snprintf(group, sizeof(group), "%s-%s", cfg->group, suffix);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *defaults[][2] = {{"bootstrap.servers", cfg->brokers},
-                                 {"group.id", group},
-                                 {"enable.auto.commit", "false"},
-                                 {"enable.auto.offset.store", "false"},
-                                 {"enable.partition.eof", "true"},
-                                 {"auto.offset.reset", "error"},
-                                 /* librdkafka 2.0 stops fetching a partition while the
-                                  * consumer queue that every partition forwards to holds
-                                  * this many messages or kilobytes, and decides again only
-                                  * on a broker wakeup (see the waker below). The byte
-                                  * bound is the one that matters: 32 MB replayed the
-                                  * benchmark's 3.4M events as fast as 64 MB with a peak
-                                  * RSS of 330 MB instead of 500 (4 to 16 MB: within a few
-                                  * percent, at times slower). The message count is out
-                                  * of the way. */
-                                 {"queued.min.messages", "10000000"},
-                                 {"queued.max.messages.kbytes", "32768"},
-                                 /* A replay reads a bounded range and never waits for
-                                  * new data; a fetch that reaches a partition's end
-                                  * would otherwise sit at the broker for 500 ms while
-                                  * the thread's other partition waits behind it (see
-                                  * WINDOW). */
-                                 {"fetch.wait.max.ms", "10"}};
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-        if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], err, sizeof(err))) {
-            rm_error("kafka %s: %s", defaults[i][0], err);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
-    if (rm_kafka_conf_apply(conf, cfg->kafka, cfg->n_kafka) < 0) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    if (!rk) {
-        rm_error("kafka consumer: %s", err);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(rk);
+    const rm_kafka_prop_t defaults[] = {{"bootstrap.servers", cfg->brokers},
+                                        {"group.id", group},
+                                        {"enable.auto.commit", "false"},
+                                        {"enable.auto.offset.store", "false"},
+                                        {"enable.partition.eof", "true"},
+                                        {"auto.offset.reset", "error"},
+                                        /* librdkafka 2.0 stops fetching a partition while the
+                                         * consumer queue that every partition forwards to holds
+                                         * this many messages or kilobytes, and decides again only
+                                         * on a broker wakeup (see the waker below). The byte
+                                         * bound is the one that matters: 32 MB replayed the
+                                         * benchmark's 3.4M events as fast as 64 MB with a peak
+                                         * RSS of 330 MB instead of 500 (4 to 16 MB: within a few
+                                         * percent, at times slower). The message count is out
+                                         * of the way. */
+                                        {"queued.min.messages", "10000000"},
+                                        {"queued.max.messages.kbytes", "32768"},
+                                        /* A replay reads a bounded range and never waits for
+                                         * new data; a fetch that reaches a partition's end
+                                         * would otherwise sit at the broker for 500 ms while
+                                         * the thread's other partition waits behind it (see
+                                         * WINDOW). */
+                                        {"fetch.wait.max.ms", "10"}};
+    rd_kafka_t *rk =
+        rm_kafka_new(RD_KAFKA_CONSUMER, defaults, sizeof(defaults) / sizeof(defaults[0]),
+                     cfg->kafka, cfg->n_kafka, NULL, NULL, err, sizeof(err));
+    if (!rk)
+        rm_error("%s", err);
     return rk;
 }
 
-int rm_replay_plan(const rm_serve_config_t *cfg, rm_replay_t *r) {
+int rm_replay_plan(const rm_config_t *cfg, rm_replay_t *r) {
     memset(r, 0, sizeof(*r));
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
@@ -335,8 +323,7 @@ static void *replay_main(void *arg) {
     atomic_store(&t->rk, rk); /* from now on the waker may use both */
     rd_kafka_message_t *batch[1024];
     ssize_t nb = 0, bi = 0;
-    while (remaining > 0 && rm_serve_running &&
-           !atomic_load_explicit(&r->stop, memory_order_relaxed)) {
+    while (remaining > 0 && rm_running() && !atomic_load_explicit(&r->stop, memory_order_relaxed)) {
         if (bi == nb) {
             /* This call waits for a full batch or the timeout: take what
              * is queued, and only when nothing is, wait for one message
@@ -463,7 +450,7 @@ static void teardown_wait(void) {
     teardown_started = false;
 }
 
-int rm_replay_start(const rm_serve_config_t *cfg, rm_replay_t *r) {
+int rm_replay_start(const rm_config_t *cfg, rm_replay_t *r) {
     teardown_wait(); /* a previous replay's */
     nthreads = cfg->workers < r->partitions ? cfg->workers : r->partitions;
     if (nthreads < 1)

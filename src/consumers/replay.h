@@ -15,7 +15,7 @@ typedef struct {
     int64_t *low;  /* earliest offset when planned */
     int64_t *high; /* end offset captured when planned */
     pract_map_t *maps;
-    rm_serve_stats_t stats;
+    rm_stats_t stats;
     atomic_uint_least64_t done; /* messages read so far */
     uint64_t total;             /* sum of high - low */
     atomic_int failed;
@@ -37,11 +37,11 @@ typedef struct {
 } rm_replay_t;
 
 /* Reads the topic's partitions and their offsets. 0, or -1 (logged). */
-int rm_replay_plan(const rm_serve_config_t *cfg, rm_replay_t *r);
+int rm_replay_plan(const rm_config_t *cfg, rm_replay_t *r);
 /* Number of partitions whose earliest offset is above 0. */
 int rm_replay_truncated(const rm_replay_t *r);
 /* Starts the replay threads; returns at once. 0, or -1 (logged). */
-int rm_replay_start(const rm_serve_config_t *cfg, rm_replay_t *r);
+int rm_replay_start(const rm_config_t *cfg, rm_replay_t *r);
 /* Blocks until a partition has been read to its end offset, and returns it
  * (each partition once). From then on the replay never touches
  * r->maps[p] again: the caller owns it and may write and free it while the

@@ -4,8 +4,10 @@
  * few seconds, and stops everything in order on rm_serve_stop().
  */
 #include "worker.h"
+#include "readmodel/kafka.h"
 #include "readmodel/http.h"
 #include "readmodel/metrics.h"
+#include "readmodel/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,38 +15,14 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const result_names[] = {
-#define RM_RESULT_NAME(n, s) s,
-    RM_RESULT_MAP(RM_RESULT_NAME)
-#undef RM_RESULT_NAME
-};
-
-const char *rm_result_name(rm_result_t r) {
-    return (unsigned)r < RM_RESULT__COUNT ? result_names[r] : "unknown";
-}
-
-static const char *const phase_names[] = {
-#define RM_PHASE_NAME(n, s) s,
-    RM_REBUILD_PHASE_MAP(RM_PHASE_NAME)
-#undef RM_PHASE_NAME
-};
-
-const char *rm_rebuild_phase_name(rm_rebuild_phase_t phase) {
-    return (unsigned)phase < RM_PHASE__COUNT ? phase_names[phase] : "unknown";
-}
-
-void rm_serve_stop(void) {
-    rm_serve_running = 0;
-}
-
-static uint64_t total_events(rm_serve_stats_t *st) {
+static uint64_t total_events(rm_stats_t *st) {
     uint64_t n = 0;
     for (int i = 0; i < RM_RESULT__COUNT; i++)
         n += atomic_load(&st->events[i]);
     return n;
 }
 
-static void log_summary(rm_serve_stats_t *st, const char *what) {
+static void log_summary(rm_stats_t *st, const char *what) {
     char invalid[1024] = "";
     size_t o = 0;
     for (int r = 0; r < RM_REASON__COUNT; r++) {
@@ -69,29 +47,18 @@ static void log_summary(rm_serve_stats_t *st, const char *what) {
             invalid);
 }
 
-static rd_kafka_t *dlq_producer(const rm_serve_config_t *cfg) {
+static rd_kafka_t *dlq_producer(const rm_config_t *cfg) {
     char err[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     /* Never give up on a dead letter: the checkpoint waits for it. */
-    const char *defaults[][2] = {{"bootstrap.servers", cfg->brokers},
-                                 {"client.id", "readmodel-dlq"},
-                                 {"enable.idempotence", "true"},
-                                 {"message.timeout.ms", "0"}};
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-        if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], err, sizeof(err))) {
-            rm_error("dead-letter producer %s: %s", defaults[i][0], err);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
-    if (rm_kafka_conf_apply(conf, cfg->kafka, cfg->n_kafka) < 0) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (!rk) {
+    const rm_kafka_prop_t defaults[] = {{"bootstrap.servers", cfg->brokers},
+                                        {"client.id", "readmodel-dlq"},
+                                        {"enable.idempotence", "true"},
+                                        {"message.timeout.ms", "0"}};
+    rd_kafka_t *rk =
+        rm_kafka_new(RD_KAFKA_PRODUCER, defaults, sizeof(defaults) / sizeof(defaults[0]),
+                     cfg->kafka, cfg->n_kafka, NULL, NULL, err, sizeof(err));
+    if (!rk)
         rm_error("dead-letter producer: %s", err);
-        rd_kafka_conf_destroy(conf);
-    }
     return rk;
 }
 
@@ -101,7 +68,7 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic) {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
     int n = 0;
-    for (int attempt = 0; attempt < 50 && rm_serve_running; attempt++) {
+    for (int attempt = 0; attempt < 50 && rm_running(); attempt++) {
         if (rd_kafka_metadata(rk, 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
             if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
                 n = md->topics[0].partition_cnt;
@@ -129,7 +96,7 @@ static const char *record_field(const char *rec, const char *field, char *out, s
 }
 
 /* The last rebuild's and verify's records, for /metrics (and so alerts). */
-static void read_records(rm_serve_stats_t *st, rm_redis_sink_t *health) {
+static void read_records(rm_stats_t *st, rm_redis_sink_t *health) {
     char rec[1024], v[64];
     if (rm_redis_record_get(health, "rebuild:last:redis", rec, sizeof(rec)) == RM_ERR_OK &&
         record_field(rec, "finished_at", v, sizeof(v))) {
@@ -151,7 +118,7 @@ static void read_records(rm_serve_stats_t *st, rm_redis_sink_t *health) {
  * end and earliest offsets (librdkafka's cached watermarks, updated by every
  * fetch response, so lag grows while a worker is stuck on its sink) and
  * whether Redis answers. */
-static void refresh(rm_serve_stats_t *st, rm_worker_t *workers, int nworkers, const char *topic,
+static void refresh(rm_stats_t *st, rm_worker_t *workers, int nworkers, const char *topic,
                     rm_redis_sink_t *health) {
     for (int p = 0; p < RM_MAX_PARTITIONS; p++) {
         int owner = atomic_load(&st->parts[p].owner);
@@ -165,8 +132,8 @@ static void refresh(rm_serve_stats_t *st, rm_worker_t *workers, int nworkers, co
             atomic_store(&st->parts[p].earliest, lo);
         }
     }
-    if (health && rm_now_ms() - st->records_read_ms >= 10000) {
-        st->records_read_ms = rm_now_ms();
+    if (health && rm_mono_ms() - st->records_read_ms >= 10000) {
+        st->records_read_ms = rm_mono_ms();
         read_records(st, health);
     }
     if (health) {
@@ -187,8 +154,8 @@ typedef struct {
     rm_os_sink_t *os_health;
 } pipeline_t;
 
-static int pipeline_init(pipeline_t *pl, const rm_serve_config_t *cfg, rm_target_t target,
-                         rm_serve_stats_t *stats) {
+static int pipeline_init(pipeline_t *pl, const rm_config_t *cfg, rm_target_t target,
+                         rm_stats_t *stats) {
     pl->sh = (rm_serve_shared_t){.cfg = cfg, .stats = stats, .target = target};
     stats->workers = cfg->workers;
     stats->target = target == RM_TARGET_OPENSEARCH ? "opensearch" : "redis";
@@ -224,7 +191,7 @@ static int pipeline_start(pipeline_t *pl) {
     for (int i = 0; i < pl->started; i++) {
         if (pthread_create(&pl->workers[i].thread, NULL, rm_worker_main, &pl->workers[i]) != 0) {
             rm_error("cannot start worker thread %d", i);
-            rm_serve_running = 0;
+            rm_stop_request();
             return 1;
         }
         pl->running++;
@@ -253,7 +220,7 @@ static int pipeline_stop(pipeline_t *pl) {
 }
 
 static void pipeline_refresh(pipeline_t *pl, const char *topic) {
-    rm_serve_stats_t *st = pl->sh.stats;
+    rm_stats_t *st = pl->sh.stats;
     refresh(st, pl->workers, pl->started, topic, pl->redis_health);
     if (pl->os_health) {
         bool up = rm_os_sink_ping(pl->os_health) == RM_ERR_OK;
@@ -268,17 +235,17 @@ static bool caught_up(pipeline_t *pl) {
            atomic_load(&pl->sh.eof_partitions) >= pl->sh.topic_partitions;
 }
 
-int rm_serve_run(const rm_serve_config_t *cfg, rm_serve_stats_t *stats) {
-    rm_serve_stats_t *local = NULL, *os_stats = NULL;
+rm_err_t rm_serve_run(const rm_config_t *cfg, rm_stats_t *stats) {
+    rm_stats_t *local = NULL, *os_stats = NULL;
     if (!stats && !(stats = local = calloc(1, sizeof(*stats))))
-        return 1;
+        return RM_ERR_NOMEM;
     bool with_os = cfg->opensearch_url != NULL;
     if (with_os && !(os_stats = calloc(1, sizeof(*os_stats)))) {
         free(local);
-        return 1;
+        return RM_ERR_NOMEM;
     }
     if (os_stats) {
-        os_stats->role = stats->role;
+        os_stats->job = stats->job;
         stats->next = os_stats;
     }
     pipeline_t pls[2];
@@ -319,17 +286,17 @@ int rm_serve_run(const rm_serve_config_t *cfg, rm_serve_stats_t *stats) {
     time_t last = time(NULL);
     uint64_t last_n = total_events(stats);
     long long last_refresh = 0;
-    while (rc == 0 && rm_serve_running) {
+    while (rc == 0 && rm_running()) {
         usleep(100 * 1000);
-        if (http && rm_now_ms() - last_refresh >= 1000) {
-            last_refresh = rm_now_ms();
+        if (http && rm_mono_ms() - last_refresh >= 1000) {
+            last_refresh = rm_mono_ms();
             for (int i = 0; i < npl; i++)
                 pipeline_refresh(&pls[i], cfg->topic);
         }
         if (cfg->until_caught_up && caught_up(&pls[0]) && (npl == 1 || caught_up(&pls[1]))) {
             rm_info("caught up: every partition is applied to its end%s",
                     npl > 1 ? " in every target" : "");
-            rm_serve_running = 0;
+            rm_stop_request();
         }
         time_t now = time(NULL);
         if (now - last >= 10) {
@@ -341,7 +308,7 @@ int rm_serve_run(const rm_serve_config_t *cfg, rm_serve_stats_t *stats) {
             last_n = n;
         }
     }
-    rm_serve_running = 0;
+    rm_stop_request();
     int failed = 0;
     for (int i = 0; i < npl; i++)
         failed |= pipeline_stop(&pls[i]);
@@ -354,5 +321,5 @@ int rm_serve_run(const rm_serve_config_t *cfg, rm_serve_stats_t *stats) {
     stats->next = NULL;
     free(os_stats);
     free(local);
-    return rc;
+    return rc == 0 ? RM_ERR_OK : rc == 2 ? RM_ERR_INVAL : RM_ERR_IO;
 }

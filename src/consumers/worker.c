@@ -20,14 +20,14 @@
  * backoff; nothing is checkpointed that was not written.
  */
 #include "worker.h"
+#include "readmodel/kafka.h"
+#include "readmodel/clock.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-volatile sig_atomic_t rm_serve_running = 1;
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -36,31 +36,26 @@ static void count(rm_worker_t *w, rm_result_t r) {
     atomic_fetch_add_explicit(&w->sh->stats->events[r], 1, memory_order_relaxed);
 }
 
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Sleeps the current backoff and doubles it (capped). Returns false when
- * the worker is stopping and the stop deadline has passed. */
 static rm_partition_obs_t *obs(rm_worker_t *w, int32_t partition) {
     return partition >= 0 && partition < RM_MAX_PARTITIONS ? &w->sh->stats->parts[partition] : NULL;
 }
 
 static void heartbeat(rm_worker_t *w) {
     if (w->id < RM_MAX_WORKERS)
-        atomic_store(&w->sh->stats->heartbeat_ms[w->id], rm_now_ms());
+        atomic_store(&w->sh->stats->heartbeat_ms[w->id], rm_mono_ms());
 }
 
+/* Sleeps the current backoff and doubles it (capped). Returns false when
+ * the worker is stopping and the stop deadline has passed. */
 static bool backoff(rm_worker_t *w, int *ms, time_t *stop_deadline) {
     heartbeat(w);
-    if (!rm_serve_running) {
+    if (!rm_running()) {
         if (!*stop_deadline)
             *stop_deadline = time(NULL) + w->sh->cfg->shutdown_timeout_s;
         if (time(NULL) >= *stop_deadline)
             return false;
     }
-    sleep_ms(*ms);
+    rm_sleep_ms(*ms);
     *ms = *ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *ms * 2;
     return true;
 }
@@ -315,7 +310,7 @@ static void apply_message(rm_worker_t *w, rd_kafka_message_t *m) {
         int32_t part = m->partition;
         if (!pr || load_missing(w, &pr, &part, 1) < 0) {
             atomic_store(&w->sh->failed, 1);
-            rm_serve_running = 0;
+            rm_stop_request();
             return;
         }
     }
@@ -329,7 +324,7 @@ static void apply_message(rm_worker_t *w, rd_kafka_message_t *m) {
     if (w->os && rm_profile_apply(&pr->profile, &ev) != 0) {
         rm_error("worker %d: out of memory", w->id);
         atomic_store(&w->sh->failed, 1);
-        rm_serve_running = 0;
+        rm_stop_request();
         return;
     }
     pr->fence = m->offset;
@@ -383,19 +378,6 @@ static int part_resync(rm_worker_t *w, part_t *p) {
 
 /* ---- flush ---- */
 
-static void observe_flush(rm_serve_stats_t *st, double seconds, size_t n) {
-    int b = 0;
-    while (b < RM_FLUSH_SECONDS_BUCKETS && seconds > rm_flush_seconds_bounds[b])
-        b++;
-    atomic_fetch_add(&st->flush_seconds_bucket[b], 1);
-    atomic_fetch_add(&st->flush_seconds_sum_us, (uint64_t)(seconds * 1e6));
-    b = 0;
-    while (b < RM_FLUSH_SIZE_BUCKETS && (double)n > rm_flush_size_bounds[b])
-        b++;
-    atomic_fetch_add(&st->flush_size_bucket[b], 1);
-    atomic_fetch_add(&st->flush_size_sum, n);
-}
-
 static int flush_dirty(rm_worker_t *w) {
     size_t n = 0, cap = 0;
     rm_redis_flush_t *items = NULL;
@@ -437,7 +419,7 @@ static int flush_dirty(rm_worker_t *w) {
     int ms = BACKOFF_MIN_MS, rc = 0;
     time_t deadline = 0;
     while (n > 0) {
-        long long t0 = rm_now_ms();
+        long long t0 = rm_mono_ms();
         rm_err_t e = w->os ? rm_os_sink_flush(w->os, os_items, n, 5)
                            : rm_redis_sink_flush(w->sink, items, n);
         for (size_t i = 0; e == RM_ERR_OK && os_items && i < n; i++) {
@@ -446,7 +428,7 @@ static int flush_dirty(rm_worker_t *w) {
                 atomic_fetch_add_explicit(&w->sh->stats->rejected, 1, memory_order_relaxed);
         }
         if (e == RM_ERR_OK) {
-            observe_flush(w->sh->stats, (double)(rm_now_ms() - t0) / 1000.0, n);
+            rm_stats_observe_flush(w->sh->stats, (double)(rm_mono_ms() - t0) / 1000.0, n);
             atomic_store(&w->sh->stats->sink_write_ok, 1);
             break;
         }
@@ -493,7 +475,7 @@ static int dlq_drain(rm_worker_t *w) {
     time_t deadline = 0;
     while (dlq && rd_kafka_outq_len(dlq) > 0) {
         rd_kafka_flush(dlq, 1000);
-        if (!rm_serve_running) {
+        if (!rm_running()) {
             if (!deadline)
                 deadline = time(NULL) + w->sh->cfg->shutdown_timeout_s;
             if (time(NULL) >= deadline)
@@ -612,7 +594,7 @@ static void pause_for_rebuild(rm_worker_t *w, const char *holder) {
     pause_assignment(w, true);
     char h[256];
     bool held = true;
-    while (rm_serve_running && held) {
+    while (rm_running() && held) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 1000);
         heartbeat(w);
         if (m)
@@ -679,7 +661,7 @@ static int process_pending(rm_worker_t *w, bool sync_commit) {
     }
     if (rc < 0) {
         atomic_store(&w->sh->failed, 1);
-        rm_serve_running = 0;
+        rm_stop_request();
     }
     return rc;
 }
@@ -719,7 +701,7 @@ static void on_assign(rm_worker_t *w, rd_kafka_topic_partition_list_t *l) {
         part_t *p = part_own(w, tp->partition);
         if (!p) {
             atomic_store(&w->sh->failed, 1);
-            rm_serve_running = 0;
+            rm_stop_request();
             continue;
         }
         p->stored_cp = cp;
@@ -782,34 +764,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    rm_log(level <= 3   ? RM_LOG_ERROR
-           : level <= 4 ? RM_LOG_WARN
-                        : RM_LOG_DEBUG,
-           "kafka %s: %s", fac, buf);
-}
-
-int rm_kafka_conf_set_all(rd_kafka_conf_t *conf, char *const *props, size_t n, char *err,
-                          size_t errlen) {
-    char why[256];
-    for (size_t i = 0; i < n; i++) {
-        const char *eq = strchr(props[i], '=');
-        if (!eq || eq == props[i]) {
-            snprintf(err, errlen, "--kafka %s: expected key=value", props[i]);
-            return -1;
-        }
-        char key[128];
-        snprintf(key, sizeof(key), "%.*s", (int)(eq - props[i]), props[i]);
-        if (rd_kafka_conf_set(conf, key, eq + 1, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
-            snprintf(err, errlen, "--kafka %s: %s", key, why);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-rm_os_config_t rm_os_config_of(const rm_serve_config_t *cfg) {
+rm_os_config_t rm_os_config_of(const rm_config_t *cfg) {
     return (rm_os_config_t){
         .url = cfg->opensearch_url,
         .index_prefix = cfg->opensearch_prefix,
@@ -827,17 +782,13 @@ rm_os_config_t rm_os_config_of(const rm_serve_config_t *cfg) {
     };
 }
 
-int rm_kafka_conf_apply(rd_kafka_conf_t *conf, char *const *props, size_t n) {
-    char err[512];
-    if (rm_kafka_conf_set_all(conf, props, n, err, sizeof(err)) < 0) {
-        rm_error("%s", err);
-        return -1;
-    }
-    return 0;
+static void consumer_setup(rd_kafka_conf_t *conf, void *arg) {
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, arg);
 }
 
 int rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
-    const rm_serve_config_t *cfg = sh->cfg;
+    const rm_config_t *cfg = sh->cfg;
     memset(w, 0, sizeof(*w));
     w->id = id;
     w->sh = sh;
@@ -862,11 +813,10 @@ int rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
         return -1;
     }
 
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char group[256], client[64];
     snprintf(group, sizeof(group), "%s-%s", cfg->group, target_name(w));
     snprintf(client, sizeof(client), "readmodel-%s-%d", target_name(w), id);
-    const char *defaults[][2] = {
+    const rm_kafka_prop_t defaults[] = {
         {"bootstrap.servers", cfg->brokers},
         {"group.id", group},
         {"client.id", client},
@@ -875,29 +825,12 @@ int rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
         {"enable.partition.eof", "true"},
         {"auto.offset.reset", "earliest"},
     };
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
-        if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], err, sizeof(err)) !=
-            RD_KAFKA_CONF_OK) {
-            rm_error("kafka %s: %s", defaults[i][0], err);
-            rd_kafka_conf_destroy(conf);
-            return -1;
-        }
-    }
-    if (rm_kafka_conf_apply(conf, cfg->kafka, cfg->n_kafka) < 0) {
-        rd_kafka_conf_destroy(conf);
-        return -1;
-    }
-    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
-    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-    rd_kafka_conf_set_opaque(conf, w);
-    w->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    w->rk = rm_kafka_new(RD_KAFKA_CONSUMER, defaults, sizeof(defaults) / sizeof(defaults[0]),
+                         cfg->kafka, cfg->n_kafka, consumer_setup, w, err, sizeof(err));
     if (!w->rk) {
-        rm_error("kafka consumer: %s", err);
-        rd_kafka_conf_destroy(conf);
+        rm_error("%s", err);
         return -1;
     }
-    conf = NULL; /* now owned by rk */
-    rd_kafka_poll_set_consumer(w->rk);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, cfg->topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t kerr = rd_kafka_subscribe(w->rk, topics);
@@ -911,7 +844,7 @@ int rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
 
 void *rm_worker_main(void *arg) {
     rm_worker_t *w = arg;
-    const rm_serve_config_t *cfg = w->sh->cfg;
+    const rm_config_t *cfg = w->sh->cfg;
     if (w->os) {
         /* The index must exist before the consumer joins its group (the
          * first poll); OpenSearch being down delays only this pipeline. */
@@ -928,7 +861,7 @@ void *rm_worker_main(void *arg) {
                     "--target opensearch` to recreate the index with the expected mapping",
                     diff);
     }
-    while (rm_serve_running) {
+    while (rm_running()) {
         /* Collect: block briefly for the first message, then take what is
          * already there, up to the batch size. */
         heartbeat(w);

@@ -11,6 +11,7 @@
 #include "readmodel/practitioner_doc.h"
 #include "readmodel/redis_sink.h"
 #include "readmodel/serve.h"
+#include "readmodel/stop.h"
 
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
@@ -21,9 +22,9 @@ typedef enum { RM_TARGET_REDIS = 0, RM_TARGET_OPENSEARCH } rm_target_t;
 
 /* Shared by the workers of one pipeline of a serve process. */
 typedef struct {
-    const rm_serve_config_t *cfg;
+    const rm_config_t *cfg;
     rm_target_t target;
-    rm_serve_stats_t *stats;
+    rm_stats_t *stats;
     rd_kafka_t *dlq; /* producer, or NULL */
     atomic_int eof_partitions;
     int topic_partitions;
@@ -81,9 +82,6 @@ int rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh);
 void *rm_worker_main(void *arg);
 void rm_worker_destroy(rm_worker_t *w);
 
-/* Shared flag set by rm_serve_stop(). */
-extern volatile sig_atomic_t rm_serve_running;
-
 /* Practitioner cache (pract_map.c). */
 pract_t *rm_pract_find(pract_map_t *m, const char *pid, size_t len);
 /* Inserts a new, loaded=false entry; NULL on ENOMEM. */
@@ -94,15 +92,7 @@ void rm_pract_evict(pract_map_t *m, size_t limit, uint64_t current_seq);
 void rm_pract_remove(pract_map_t *m, pract_t *p);
 void rm_pract_map_free(pract_map_t *m);
 
-/* librdkafka configuration shared by consumers, producers and tools:
- * applies the --kafka pass-through properties last. 0, or -1 (logged). */
-int rm_kafka_conf_apply(rd_kafka_conf_t *conf, char *const *props, size_t n);
-/* The same, with the one-line reason in err instead of the log (for
- * configuration checks). 0, or -1. */
 /* The OpenSearch sink configuration of cfg (strings borrowed). */
-rm_os_config_t rm_os_config_of(const rm_serve_config_t *cfg);
-
-int rm_kafka_conf_set_all(rd_kafka_conf_t *conf, char *const *props, size_t n, char *err,
-                          size_t errlen);
+rm_os_config_t rm_os_config_of(const rm_config_t *cfg);
 
 #endif

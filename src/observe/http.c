@@ -16,7 +16,7 @@
 
 struct rm_http {
     struct MHD_Daemon *d;
-    rm_serve_stats_t *st;
+    rm_stats_t *st;
     char topic[256];
     char target[32];
     int port;
@@ -63,8 +63,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return reply(c, 404, "text/plain", strdup("not found: try /metrics, /livez or /readyz\n"));
 }
 
-rm_http_t *rm_http_start(const char *addr, rm_serve_stats_t *stats, const char *topic,
-                         const char *target, char *err, size_t errlen) {
+rm_http_t *rm_http_start(const char *addr, rm_stats_t *stats, const char *topic, const char *target,
+                         char *err, size_t errlen) {
     char host[256];
     const char *colon = strrchr(addr, ':');
     if (!colon || colon == addr || !colon[1]) {

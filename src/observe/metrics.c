@@ -5,6 +5,7 @@
  * topic, partition, result, reason, kind) and never name a practitioner.
  */
 #include "readmodel/metrics.h"
+#include "readmodel/clock.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -19,20 +20,10 @@
 #define RM_VERSION "dev"
 #endif
 
-const double rm_flush_seconds_bounds[RM_FLUSH_SECONDS_BUCKETS] = {0.001, 0.005, 0.01, 0.025, 0.05,
-                                                                  0.1,   0.25,  1,    5};
-const double rm_flush_size_bounds[RM_FLUSH_SIZE_BUCKETS] = {1, 10, 100, 1000, 10000, 100000};
-
 static double started_at;
 
-long long rm_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void rm_metrics_process_started(void) {
-    started_at = (double)rm_now_ms() / 1000.0;
+    started_at = (double)rm_wall_ms() / 1000.0;
 }
 
 #define RM_METRIC_MAP(X)                                                                           \
@@ -152,18 +143,6 @@ static void emit(out_t *o, const char *fmt, ...) {
     }
 }
 
-static const char *const result_labels[] = {
-#define RM_RESULT_LABEL(n, s) s,
-    RM_RESULT_MAP(RM_RESULT_LABEL)
-#undef RM_RESULT_LABEL
-};
-
-static const char *const sink_error_labels[] = {
-#define RM_SINK_ERROR_LABEL(n, s) s,
-    RM_SINK_ERROR_MAP(RM_SINK_ERROR_LABEL)
-#undef RM_SINK_ERROR_LABEL
-};
-
 static void histogram(out_t *o, const char *name, const char *target,
                       atomic_uint_least64_t *buckets, int nb, const double *bounds, double sum) {
     uint64_t cum = 0;
@@ -200,9 +179,11 @@ static double resident_bytes(void) {
     return (double)rss * (double)sysconf(_SC_PAGESIZE);
 }
 
-/* The samples of metric m for one pipeline (st, target). */
-static void render_metric(out_t *o, int m, rm_serve_stats_t *st, const char *topic,
-                          const char *target, long long now, const char *command) {
+/* The samples of metric m for one pipeline (st, target); the JOB metrics
+ * only for a block with a job (their scope guarantees it). */
+static void render_metric(out_t *o, int m, rm_stats_t *st, const char *topic, const char *target,
+                          long long now) {
+    const char *command = st->job ? st->job->command : "";
     const char *name = metrics[m].name;
     switch ((metric_t)m) {
     case M_BUILD_INFO:
@@ -210,8 +191,8 @@ static void render_metric(out_t *o, int m, rm_serve_stats_t *st, const char *top
         break;
     case M_EVENTS:
         for (int r = 0; r < RM_RESULT__COUNT; r++)
-            emit(o, "%s{target=\"%s\",result=\"%s\"} %llu\n", name, target, result_labels[r],
-                 (unsigned long long)atomic_load(&st->events[r]));
+            emit(o, "%s{target=\"%s\",result=\"%s\"} %llu\n", name, target,
+                 rm_result_name((rm_result_t)r), (unsigned long long)atomic_load(&st->events[r]));
         break;
     case M_INVALID:
         for (int r = 0; r < RM_REASON__COUNT; r++)
@@ -281,7 +262,8 @@ static void render_metric(out_t *o, int m, rm_serve_stats_t *st, const char *top
         break;
     case M_SINK_ERRORS:
         for (int k = 0; k < RM_SINK_ERROR__COUNT; k++)
-            emit(o, "%s{target=\"%s\",kind=\"%s\"} %llu\n", name, target, sink_error_labels[k],
+            emit(o, "%s{target=\"%s\",kind=\"%s\"} %llu\n", name, target,
+                 rm_sink_error_name((rm_sink_error_t)k),
                  (unsigned long long)atomic_load(&st->sink_error_kinds[k]));
         break;
     case M_SINK_UP:
@@ -305,7 +287,7 @@ static void render_metric(out_t *o, int m, rm_serve_stats_t *st, const char *top
                                           : (double)atomic_load(&st->rebuild_duration_ms) / 1e3);
         break;
     case M_REBUILD_IN_PROGRESS: {
-        int ph = atomic_load(&st->rebuild_phase);
+        int ph = atomic_load(&st->job->phase);
         emit(o, "%s{target=\"%s\",command=\"%s\"} %d\n", name, target, command,
              ph != RM_PHASE_IDLE && ph != RM_PHASE_DONE && ph != RM_PHASE_FAILED);
         break;
@@ -313,18 +295,17 @@ static void render_metric(out_t *o, int m, rm_serve_stats_t *st, const char *top
     case M_REBUILD_PHASE:
         for (int ph = 0; ph < RM_PHASE__COUNT; ph++)
             emit(o, "%s{target=\"%s\",command=\"%s\",phase=\"%s\"} %d\n", name, target, command,
-                 rm_rebuild_phase_name((rm_rebuild_phase_t)ph),
-                 atomic_load(&st->rebuild_phase) == ph);
+                 rm_rebuild_phase_name((rm_rebuild_phase_t)ph), atomic_load(&st->job->phase) == ph);
         break;
     case M_REBUILD_PROGRESS: {
-        long long total = atomic_load(&st->rebuild_total), done = atomic_load(&st->rebuild_done);
+        long long total = atomic_load(&st->job->total), done = atomic_load(&st->job->done);
         emit(o, "%s{target=\"%s\",command=\"%s\"} %.4f\n", name, target, command,
              total > 0 ? (double)done / (double)total : 0.0);
         break;
     }
     case M_REBUILD_RATE:
         emit(o, "%s{target=\"%s\",command=\"%s\"} %lld\n", name, target, command,
-             atomic_load(&st->rebuild_rate));
+             atomic_load(&st->job->rate));
         break;
     case M_VERIFY_FINISHED:
     case M_VERIFY_DRIFT:
@@ -360,19 +341,18 @@ static bool process_wide(int m) {
     return m == M_BUILD_INFO || m == M_CPU || m == M_RSS || m == M_FDS || m == M_START;
 }
 
-char *rm_metrics_render(rm_serve_stats_t *st, const char *topic, const char *target) {
+char *rm_metrics_render(rm_stats_t *st, const char *topic, const char *target) {
     out_t o = {0};
-    long long now = rm_now_ms();
-    int scope = st->role == RM_ROLE_SERVE ? SCOPE_SERVE : SCOPE_JOB;
-    const char *command = st->role == RM_ROLE_VERIFY ? "verify" : "rebuild";
+    long long now = rm_wall_ms(); /* lag seconds: against Kafka message timestamps */
+    int scope = st->job ? SCOPE_JOB : SCOPE_SERVE;
     for (int m = 0; m < M__COUNT; m++) {
         const char *name = metrics[m].name;
         if (!(metrics[m].scope & scope))
             continue;
         emit(&o, "# HELP %s %s\n# TYPE %s %s\n", name, metrics[m].help, name, metrics[m].type);
         /* One series per pipeline (Redis, then OpenSearch when it runs). */
-        for (rm_serve_stats_t *p = st; p; p = p->next) {
-            render_metric(&o, m, p, topic, p->target ? p->target : target, now, command);
+        for (rm_stats_t *p = st; p; p = p->next) {
+            render_metric(&o, m, p, topic, p->target ? p->target : target, now);
             if (process_wide(m))
                 break;
         }
@@ -384,10 +364,10 @@ char *rm_metrics_render(rm_serve_stats_t *st, const char *topic, const char *tar
     return o.buf;
 }
 
-bool rm_metrics_ready(rm_serve_stats_t *st, char *why, size_t cap) {
-    if (st->role != RM_ROLE_SERVE) { /* a Job: nothing to route to it */
-        snprintf(why, cap, "%s: %s", st->role == RM_ROLE_VERIFY ? "verify" : "rebuild",
-                 rm_rebuild_phase_name((rm_rebuild_phase_t)atomic_load(&st->rebuild_phase)));
+bool rm_metrics_ready(rm_stats_t *st, char *why, size_t cap) {
+    if (st->job) { /* a Job: nothing to route to it */
+        snprintf(why, cap, "%s: %s", st->job->command,
+                 rm_rebuild_phase_name((rm_rebuild_phase_t)atomic_load(&st->job->phase)));
         return true;
     }
     if (!atomic_load(&st->sink_ping_ok)) {
@@ -402,9 +382,9 @@ bool rm_metrics_ready(rm_serve_stats_t *st, char *why, size_t cap) {
     return true;
 }
 
-bool rm_metrics_live(rm_serve_stats_t *st, char *why, size_t cap) {
-    long long now = rm_now_ms();
-    for (rm_serve_stats_t *p = st; p; p = p->next) /* every pipeline's workers */
+bool rm_metrics_live(rm_stats_t *st, char *why, size_t cap) {
+    long long now = rm_mono_ms(); /* heartbeats are monotonic: an NTP step is not a stall */
+    for (rm_stats_t *p = st; p; p = p->next) /* every pipeline's workers */
         for (int i = 0; i < p->workers && i < RM_MAX_WORKERS; i++) {
             long long hb = atomic_load(&p->heartbeat_ms[i]);
             if (hb && now - hb > 30000) {

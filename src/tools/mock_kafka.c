@@ -7,6 +7,8 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include "readmodel/kafka.h"
+
 #include <stdlib.h>
 
 struct rm_mock_kafka {
@@ -18,11 +20,10 @@ struct rm_mock_kafka {
 rm_mock_kafka_t *rm_mock_kafka_start(int brokers) {
     rm_mock_kafka_t *m = calloc(1, sizeof(*m));
     char err[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
-    if (!m || !(m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)))) {
+    const rm_kafka_prop_t defaults[] = {{"log_level", "3"}};
+    if (!m || !(m->rk = rm_kafka_new(RD_KAFKA_PRODUCER, defaults, 1, NULL, 0, NULL, NULL, err,
+                                     sizeof(err)))) {
         rm_error("local kafka: %s", m ? err : "out of memory");
-        rd_kafka_conf_destroy(conf);
         free(m);
         return NULL;
     }

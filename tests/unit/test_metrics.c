@@ -21,8 +21,7 @@
 
 static void test_serve_shows_pipeline_not_job_progress(void **state) {
     (void)state;
-    rm_serve_stats_t *st = calloc(1, sizeof(*st));
-    st->role = RM_ROLE_SERVE;
+    rm_stats_t *st = calloc(1, sizeof(*st));
     atomic_store(&st->parts[1].owner, 1);
     atomic_store(&st->parts[1].end, 100);
     atomic_store(&st->parts[1].checkpoint, 60);
@@ -42,12 +41,13 @@ static void test_serve_shows_pipeline_not_job_progress(void **state) {
 
 static void test_job_shows_progress_not_pipeline(void **state) {
     (void)state;
-    rm_serve_stats_t *st = calloc(1, sizeof(*st));
-    st->role = RM_ROLE_REBUILD;
-    atomic_store(&st->rebuild_phase, RM_PHASE_WRITE);
-    atomic_store(&st->rebuild_total, 8);
-    atomic_store(&st->rebuild_done, 2);
-    atomic_store(&st->rebuild_rate, 12345);
+    rm_stats_t *st = calloc(1, sizeof(*st));
+    rm_job_stats_t job = {.command = "rebuild"};
+    st->job = &job;
+    atomic_store(&job.phase, RM_PHASE_WRITE);
+    atomic_store(&job.total, 8);
+    atomic_store(&job.done, 2);
+    atomic_store(&job.rate, 12345);
     char *m = rm_metrics_render(st, "booking.events", "redis");
     assert_non_null(m);
     assert_non_null(
@@ -69,8 +69,8 @@ static void test_job_shows_progress_not_pipeline(void **state) {
     free(m);
 
     /* finished: no longer in progress; verify is labelled as such */
-    st->role = RM_ROLE_VERIFY;
-    atomic_store(&st->rebuild_phase, RM_PHASE_DONE);
+    job.command = "verify";
+    atomic_store(&job.phase, RM_PHASE_DONE);
     m = rm_metrics_render(st, "booking.events", "redis");
     assert_non_null(
         strstr(m, "readmodel_rebuild_in_progress{target=\"redis\",command=\"verify\"} 0\n"));
@@ -84,9 +84,10 @@ static void test_job_shows_progress_not_pipeline(void **state) {
 }
 
 /* Appends every "# TYPE name" of a render to names (space separated). */
-static void collect_names(rm_role_t role, char *names, size_t cap) {
-    rm_serve_stats_t *st = calloc(1, sizeof(*st));
-    st->role = role;
+static void collect_names(bool job, char *names, size_t cap) {
+    rm_stats_t *st = calloc(1, sizeof(*st));
+    rm_job_stats_t js = {.command = "rebuild"};
+    st->job = job ? &js : NULL;
     char *m = rm_metrics_render(st, "t", "redis");
     for (const char *l = m; (l = strstr(l, "# TYPE ")); l++) {
         char name[128];
@@ -122,7 +123,7 @@ static bool exported(const char *names, const char *metric) {
 /* serve with OpenSearch: one family header, a series per target. */
 static void test_two_pipelines(void **state) {
     (void)state;
-    rm_serve_stats_t *st = calloc(1, sizeof(*st)), *os = calloc(1, sizeof(*os));
+    rm_stats_t *st = calloc(1, sizeof(*st)), *os = calloc(1, sizeof(*os));
     st->target = "redis";
     os->target = "opensearch";
     st->next = os;
@@ -152,8 +153,8 @@ static void test_two_pipelines(void **state) {
 static void test_dashboard_queries_name_real_metrics(void **state) {
     (void)state;
     char names[16384] = "";
-    collect_names(RM_ROLE_SERVE, names, sizeof(names));
-    collect_names(RM_ROLE_REBUILD, names, sizeof(names));
+    collect_names(false, names, sizeof(names));
+    collect_names(true, names, sizeof(names));
     json_error_t jerr;
     json_t *d = json_load_file(RM_SOURCE_DIR "/deploy/grafana/readmodel-dashboard.json", 0, &jerr);
     if (!d)

@@ -1,0 +1,41 @@
+/*
+ * Kafka clients of every command, made one way: the caller's defaults
+ * first, then the --kafka pass-through properties (which win), then
+ * librdkafka's log routed through the project's logger (so its lines have
+ * the same format and level filter as ours), then the client. serve's
+ * consumers and dead-letter producer, the replay of rebuild and verify, gen,
+ * dev-kafka and --check-config all use it.
+ *
+ * Thread-safety: every function is thread-safe (no shared state).
+ */
+#ifndef READMODEL_KAFKA_H
+#define READMODEL_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+
+typedef struct {
+    const char *key, *value;
+} rm_kafka_prop_t;
+
+/* Applies "key=value" properties to conf. 0, or -1 with one line in err
+ * naming the property ("--kafka foo: No such configuration property"); the
+ * value is never echoed (it may be a secret). */
+int rm_kafka_conf_set_all(rd_kafka_conf_t *conf, char *const *props, size_t n, char *err,
+                          size_t errlen);
+
+/* Creates a client of `type`. defaults (n of them) are set first, then
+ * props (nprops "key=value" strings, may be NULL), then the log callback;
+ * `setup`, when not NULL, may set callbacks and the opaque on the
+ * configuration before the client is made. Consumers are given
+ * rd_kafka_poll_set_consumer. Returns the client (caller destroys), or NULL
+ * with one line in err; the configuration is always consumed. */
+rd_kafka_t *rm_kafka_new(rd_kafka_type_t type, const rm_kafka_prop_t *defaults, size_t n,
+                         char *const *props, size_t nprops,
+                         void (*setup)(rd_kafka_conf_t *conf, void *arg), void *arg, char *err,
+                         size_t errlen);
+
+/* librdkafka's log callback that writes through rm_log. */
+void rm_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
+#endif

@@ -1,0 +1,148 @@
+/*
+ * The metrics model: what the workers of a pipeline count and what a
+ * rebuild or verify Job reports, read by the /metrics exporter
+ * (observe/metrics.c). Name tables of every label are generated here from
+ * one X-macro each (common/stats.c), so the exporter and the logs agree.
+ *
+ * Thread-safety: see each struct; the name functions are thread-safe.
+ */
+#ifndef READMODEL_STATS_H
+#define READMODEL_STATS_H
+
+#include "readmodel/event.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Results of consuming one message, the `result` label of readmodel_events_total. */
+#define RM_RESULT_MAP(X)                                                                           \
+    X(APPLIED, "applied")                                                                          \
+    X(INVALID, "invalid")                                                                          \
+    X(IGNORED, "ignored")                                                                          \
+    X(DUPLICATE, "duplicate")                                                                      \
+    X(TOMBSTONE, "tombstone")
+
+typedef enum {
+#define RM_RESULT_ENUM(n, s) RM_RESULT_##n,
+    RM_RESULT_MAP(RM_RESULT_ENUM)
+#undef RM_RESULT_ENUM
+        RM_RESULT__COUNT
+} rm_result_t;
+
+#define RM_MAX_PARTITIONS 1024
+#define RM_MAX_WORKERS    256
+
+/* What one partition looks like from this process, for /metrics. Written by
+ * the worker that owns it (offsets also by serve's refresher); read by the
+ * HTTP thread. Times are wall-clock (they are compared with Kafka message
+ * timestamps). */
+typedef struct {
+    atomic_int owner;           /* worker id + 1; 0 when not assigned here */
+    atomic_llong checkpoint;    /* next offset, as checkpointed; -1 none */
+    atomic_llong end;           /* end offset (high watermark); -1 unknown */
+    atomic_llong earliest;      /* earliest offset; -1 unknown */
+    atomic_llong pending_ts_ms; /* timestamp of the oldest message polled but not yet
+                                   checkpointed; 0 none */
+    atomic_llong applied_ts_ms; /* timestamp of the last checkpointed message; 0 none */
+} rm_partition_obs_t;
+
+/* Kinds of sink error, the `kind` label of readmodel_sink_errors_total. */
+#define RM_SINK_ERROR_MAP(X)                                                                       \
+    X(LOAD, "load")                                                                                \
+    X(FLUSH, "flush")                                                                              \
+    X(CHECKPOINT, "checkpoint")                                                                    \
+    X(LEASE, "lease")
+
+typedef enum {
+#define RM_SINK_ERROR_ENUM(n, s) RM_SINK_ERROR_##n,
+    RM_SINK_ERROR_MAP(RM_SINK_ERROR_ENUM)
+#undef RM_SINK_ERROR_ENUM
+        RM_SINK_ERROR__COUNT
+} rm_sink_error_t;
+
+#define RM_FLUSH_SECONDS_BUCKETS 9
+#define RM_FLUSH_SIZE_BUCKETS    6
+
+/* Progress of a rebuild or verify Job, for that command's own /metrics.
+ * Written by the command's main thread (rm_progress_*), read by the HTTP
+ * thread. */
+typedef struct {
+    const char *command;      /* "rebuild" or "verify"; the `command` label */
+    atomic_int phase;         /* rm_rebuild_phase_t */
+    atomic_llong done, total; /* of the current phase */
+    atomic_llong rate;        /* events/s of the replay */
+} rm_job_stats_t;
+
+/* The metrics model of one pipeline (a sink and its consumer group) of a
+ * serve process, or of a Job. Counters are atomics updated by the worker
+ * threads with relaxed order (they publish nothing else); the plain fields
+ * (workers, target, next, job) are set before any thread starts and never
+ * change; records_read_ms belongs to serve's refresher alone. */
+typedef struct rm_stats {
+    atomic_uint_least64_t events[RM_RESULT__COUNT];
+    atomic_uint_least64_t invalid[RM_REASON__COUNT];
+    atomic_uint_least64_t anomalies; /* cancellations of unknown bookings */
+    atomic_uint_least64_t dead_lettered;
+    atomic_uint_least64_t flushes;
+    atomic_uint_least64_t practitioners_written;
+    atomic_uint_least64_t sink_errors;
+    atomic_uint_least64_t resets;   /* checkpoint moved under us: partition re-read */
+    atomic_uint_least64_t rejected; /* documents refused for good (OpenSearch 4xx) */
+
+    atomic_uint_least64_t sink_error_kinds[RM_SINK_ERROR__COUNT];
+    atomic_int sink_write_ok; /* last write or read by a worker succeeded */
+    atomic_int sink_ping_ok;  /* serve's health connection answers PING */
+    atomic_int paused;        /* workers paused by a rebuild lease */
+    atomic_uint_least64_t flush_seconds_bucket[RM_FLUSH_SECONDS_BUCKETS + 1]; /* +Inf last */
+    atomic_uint_least64_t flush_seconds_sum_us;
+    atomic_uint_least64_t flush_size_bucket[RM_FLUSH_SIZE_BUCKETS + 1];
+    atomic_uint_least64_t flush_size_sum;
+    atomic_llong heartbeat_ms[RM_MAX_WORKERS]; /* each worker's last loop turn (monotonic) */
+    int workers;
+    /* Last rebuild and verify, read from their records in the sink. */
+    atomic_llong rebuild_finished_s; /* 0: no record */
+    atomic_int rebuild_ok;
+    atomic_llong rebuild_duration_ms;
+    atomic_llong verify_finished_s; /* 0: no record */
+    atomic_llong verify_drift;
+    long long records_read_ms; /* serve's refresher only (monotonic) */
+    rm_partition_obs_t parts[RM_MAX_PARTITIONS];
+    const char *target;    /* label value ("redis"); NULL: the caller's */
+    struct rm_stats *next; /* the next pipeline's block (not owned), NULL: last */
+    rm_job_stats_t *job;   /* non-NULL in a rebuild or verify: /metrics shows its progress */
+} rm_stats_t;
+
+/* Records a flush of n practitioners that took `seconds` in the histograms. */
+void rm_stats_observe_flush(rm_stats_t *st, double seconds, size_t n);
+
+/* Phases of a rebuild or verify, the `phase` label of readmodel_rebuild_phase. */
+#define RM_REBUILD_PHASE_MAP(X)                                                                    \
+    X(IDLE, "idle")                                                                                \
+    X(PLAN, "plan")                                                                                \
+    X(REPLAY, "replay")                                                                            \
+    X(WRITE, "write")                                                                              \
+    X(COMPARE, "compare")                                                                          \
+    X(DONE, "done")                                                                                \
+    X(FAILED, "failed")
+
+typedef enum {
+#define RM_PHASE_ENUM(n, s) RM_PHASE_##n,
+    RM_REBUILD_PHASE_MAP(RM_PHASE_ENUM)
+#undef RM_PHASE_ENUM
+        RM_PHASE__COUNT
+} rm_rebuild_phase_t;
+
+/* The label value of a phase ("replay"), "unknown" when out of range. */
+const char *rm_rebuild_phase_name(rm_rebuild_phase_t phase);
+
+/* Bucket bounds of the two flush histograms. */
+extern const double rm_flush_seconds_bounds[RM_FLUSH_SECONDS_BUCKETS];
+extern const double rm_flush_size_bounds[RM_FLUSH_SIZE_BUCKETS];
+/* The label value of a result ("applied") or sink error kind ("flush"),
+ * "unknown" when out of range. */
+const char *rm_result_name(rm_result_t r);
+const char *rm_sink_error_name(rm_sink_error_t k);
+
+#endif

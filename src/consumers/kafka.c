@@ -1,0 +1,71 @@
+/*
+ * Construction of every Kafka client of the program (readmodel/kafka.h):
+ * one place decides the order in which defaults, pass-through properties
+ * and callbacks are applied, and how errors read.
+ */
+#include "readmodel/kafka.h"
+#include "readmodel/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void rm_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    rm_log(level <= 3   ? RM_LOG_ERROR
+           : level <= 4 ? RM_LOG_WARN
+                        : RM_LOG_DEBUG,
+           "kafka %s: %s", fac, buf);
+}
+
+int rm_kafka_conf_set_all(rd_kafka_conf_t *conf, char *const *props, size_t n, char *err,
+                          size_t errlen) {
+    char why[256];
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(props[i], '=');
+        if (!eq || eq == props[i]) {
+            snprintf(err, errlen, "--kafka: expected KEY=VALUE (the value is not shown)");
+            return -1;
+        }
+        char key[128];
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - props[i]), props[i]);
+        if (rd_kafka_conf_set(conf, key, eq + 1, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+            snprintf(err, errlen, "--kafka %s: %s", key, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+rd_kafka_t *rm_kafka_new(rd_kafka_type_t type, const rm_kafka_prop_t *defaults, size_t n,
+                         char *const *props, size_t nprops,
+                         void (*setup)(rd_kafka_conf_t *conf, void *arg), void *arg, char *err,
+                         size_t errlen) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char why[256];
+    for (size_t i = 0; i < n; i++) {
+        if (rd_kafka_conf_set(conf, defaults[i].key, defaults[i].value, why, sizeof(why)) !=
+            RD_KAFKA_CONF_OK) {
+            snprintf(err, errlen, "kafka %s: %s", defaults[i].key, why);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    if (rm_kafka_conf_set_all(conf, props, nprops, err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, rm_kafka_log_cb);
+    if (setup)
+        setup(conf, arg);
+    rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof(why));
+    if (!rk) {
+        snprintf(err, errlen, "kafka %s: %s", type == RD_KAFKA_CONSUMER ? "consumer" : "producer",
+                 why);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    /* conf is now owned by rk */
+    if (type == RD_KAFKA_CONSUMER)
+        rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
