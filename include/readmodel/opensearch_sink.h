@@ -31,6 +31,7 @@
 #include "readmodel/availability.h"
 #include "readmodel/error.h"
 #include "readmodel/practitioner_doc.h"
+#include "readmodel/sink_item.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -70,30 +71,9 @@ rm_err_t rm_os_sink_ensure(rm_os_sink_t *s, char *diff, size_t cap);
 /* The mapping and settings of a concrete index (new reference). */
 json_t *rm_os_index_body(bool loading);
 
-typedef struct {
-    const char *pid; /* borrowed */
-    size_t pid_len;
-    rm_avail_t *st;        /* in: initialised; out: the stored state */
-    rm_profile_t *profile; /* in: zeroed; out: the stored profile */
-    int32_t partition;     /* out: -1 if none */
-    int64_t fence;         /* out: -1 if none */
-    bool corrupt;          /* out */
-} rm_os_load_t;
-
-/* Loads stored states with one _mget. */
-rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_os_load_t *items, size_t n);
-
-typedef struct {
-    const char *pid; /* borrowed */
-    size_t pid_len;
-    const rm_avail_t *st;
-    const rm_profile_t *profile;
-    int32_t partition;
-    int64_t fence;
-    bool written;  /* out: document (or its rejection) and state are stored */
-    bool stale;    /* out: the stored version is newer: resynchronise */
-    bool rejected; /* out: the document was rejected for good (4xx); counted */
-} rm_os_flush_t;
+/* Loads stored states with one _mget (items' st, profile, partition,
+ * fence, corrupt). */
+rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_sink_item_t *items, size_t n);
 
 /* Counters the sink reports to its caller's metrics. */
 typedef struct {
@@ -105,7 +85,7 @@ typedef struct {
  * backoff and jitter up to `attempts` times; RM_ERR_IO when some still fail
  * (nothing is then reported written). A missing alias (index dropped) is
  * re-created empty and every item reported stale, so the caller replays. */
-rm_err_t rm_os_sink_flush(rm_os_sink_t *s, rm_os_flush_t *items, size_t n, int attempts);
+rm_err_t rm_os_sink_flush(rm_os_sink_t *s, rm_sink_item_t *items, size_t n, int attempts);
 const rm_os_counters_t *rm_os_sink_counters(const rm_os_sink_t *s);
 
 rm_err_t rm_os_checkpoint_get(rm_os_sink_t *s, const char *topic, int32_t partition, int64_t *next);
@@ -145,7 +125,7 @@ void rm_os_gen_names(const rm_os_sink_t *s, long gen, char *docs, char *state, s
 /* Creates generation gen (refresh off, no replicas). */
 rm_err_t rm_os_generation_create(rm_os_sink_t *s, long gen);
 /* Writes flush items straight into generation gen (no aliases). */
-rm_err_t rm_os_generation_load(rm_os_sink_t *s, long gen, rm_os_flush_t *items, size_t n,
+rm_err_t rm_os_generation_load(rm_os_sink_t *s, long gen, rm_sink_item_t *items, size_t n,
                                int attempts);
 rm_err_t rm_os_generation_checkpoint(rm_os_sink_t *s, long gen, const char *topic,
                                      int32_t partition, int64_t next);

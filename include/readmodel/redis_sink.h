@@ -27,6 +27,7 @@
 #include "readmodel/availability.h"
 #include "readmodel/error.h"
 #include "readmodel/redis_url.h"
+#include "readmodel/sink_item.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -45,35 +46,18 @@ rm_err_t rm_redis_sink_connect(rm_redis_sink_t *s);
 /* Last error text (static buffer inside the sink; no secrets). */
 const char *rm_redis_sink_last_error(const rm_redis_sink_t *s);
 
-typedef struct {
-    const char *pid; /* borrowed */
-    size_t pid_len;
-    rm_avail_t *st;    /* in: freshly initialised; out: the stored state */
-    int32_t partition; /* out: partition of the stored fence, -1 if none */
-    int64_t fence;     /* out: offset of the last event applied, -1 if none */
-    bool corrupt;      /* out: stored state present but undecodable */
-} rm_redis_load_t;
-
-/* Loads the stored state of n practitioners in one pipeline. A practitioner
- * without stored state is left as initialised with fence -1. RM_ERR_CORRUPT
- * when a stored state cannot be decoded (reported, not trusted). */
-rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_redis_load_t *items, size_t n);
-
-typedef struct {
-    const char *pid; /* borrowed */
-    size_t pid_len;
-    const rm_avail_t *st; /* borrowed; its dirty days are written */
-    int32_t partition;
-    int64_t fence;
-    int32_t expect_partition; /* stored fence the writer believes is there; */
-    int64_t expect_fence;     /* expect_fence -1: no stored state */
-    bool force;               /* write whatever is stored (rebuild): MULTI/EXEC, no script */
-    bool written;             /* out: false when the stored fence was not the expected one */
-} rm_redis_flush_t;
+/* Loads the stored state of n practitioners in one pipeline: items' st
+ * (initialised by the caller), partition, fence and corrupt are filled;
+ * profile is not used. A practitioner without stored state is left as
+ * initialised with fence -1. RM_ERR_CORRUPT when a stored state cannot be
+ * decoded (reported, not trusted). */
+rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n);
 
 /* Writes each practitioner's dirty days and state atomically (one script per
- * practitioner, pipelined). On any error nothing is reported as written. */
-rm_err_t rm_redis_sink_flush(rm_redis_sink_t *s, rm_redis_flush_t *items, size_t n);
+ * practitioner, pipelined; with force, MULTI/EXEC whatever is stored). Uses
+ * pid, st, partition, fence, expect_partition/expect_fence and force; sets
+ * written. On any error nothing is reported as written. */
+rm_err_t rm_redis_sink_flush(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n);
 
 /* Reads a checkpoint: *next = stored next offset, or -1 when there is none. */
 rm_err_t rm_redis_sink_checkpoint_get(rm_redis_sink_t *s, const char *topic, int32_t partition,

@@ -1,9 +1,13 @@
 /*
- * Pieces rebuild and verify share across targets: the list of replayed
- * practitioners, the lease holder's name, the thread that renews a lease
- * while the work runs, and the per-partition line of `status`.
+ * Pieces rebuild and verify share across targets: the plan printout, the
+ * replay with progress, the list of replayed practitioners, the lease
+ * holder's name, the thread that renews a lease while the work runs, and
+ * the per-partition line of `status`.
  */
 #include "admin_internal.h"
+#include "progress.h"
+#include "readmodel/log.h"
+#include "readmodel/stop.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -71,4 +75,41 @@ void rm_admin_print_partition(const rm_replay_t *r, int p, int64_t checkpoint) {
              (long long)(r->high[p] - (checkpoint >= 0 ? checkpoint : r->low[p])));
     printf("%-10d %12lld %12lld %12s %10s%s\n", p, (long long)r->low[p], (long long)r->high[p], cps,
            lag, r->low[p] > 0 ? "  (truncated history)" : "");
+}
+
+void rm_admin_print_plan(const rm_config_t *cfg, const rm_replay_t *r, FILE *out) {
+    fprintf(out, "plan: topic %s, %d partition(s), %llu event(s) to replay\n", cfg->topic,
+            r->partitions, (unsigned long long)r->total);
+    for (int p = 0; p < r->partitions; p++)
+        fprintf(out, "  partition %d: offsets %lld..%lld (%lld events)%s\n", p,
+                (long long)r->low[p], (long long)r->high[p], (long long)(r->high[p] - r->low[p]),
+                r->low[p] > 0 ? "  TRUNCATED: history before the earliest offset is gone" : "");
+}
+
+int rm_admin_replay(const rm_config_t *cfg, rm_replay_t *r) {
+    if (rm_replay_start(cfg, r) < 0) {
+        rm_replay_join(r);
+        return -1;
+    }
+    rm_progress_t pr;
+    rm_progress_begin(&pr, RM_PHASE_REPLAY, r->total);
+    while (atomic_load(&r->done) < r->total && !atomic_load(&r->failed) && rm_running()) {
+        usleep(10 * 1000); /* the write phase starts at most 10 ms after the replay */
+        rm_progress_update(&pr, atomic_load(&r->done));
+    }
+    int rc = rm_replay_join(r);
+    rm_progress_end(&pr, atomic_load(&r->done));
+    if (rc < 0 || !rm_running())
+        rm_error("replay did not complete%s", rm_running() ? "" : " (interrupted)");
+    return rc < 0 || !rm_running() ? -1 : 0;
+}
+
+void rm_admin_log_events(const rm_replay_t *r) {
+    const rm_stats_t *st = &r->stats;
+    rm_info("events: applied=%llu invalid=%llu ignored=%llu tombstone=%llu anomalies=%llu",
+            (unsigned long long)atomic_load(&st->events[RM_RESULT_APPLIED]),
+            (unsigned long long)atomic_load(&st->events[RM_RESULT_INVALID]),
+            (unsigned long long)atomic_load(&st->events[RM_RESULT_IGNORED]),
+            (unsigned long long)atomic_load(&st->events[RM_RESULT_TOMBSTONE]),
+            (unsigned long long)atomic_load(&st->anomalies));
 }

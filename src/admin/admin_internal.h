@@ -1,10 +1,15 @@
-/* Shared by the rebuild/verify implementations of each target. */
+/*
+ * Internal to the admin commands: the per-target implementations of
+ * rebuild, verify and status (one rm_admin_target_t per sink), and the
+ * pieces they share (admin_common.c).
+ */
 #ifndef READMODEL_ADMIN_INTERNAL_H
 #define READMODEL_ADMIN_INTERNAL_H
 
-#include "../consumers/replay.h"
-
+#include "readmodel/config.h"
 #include "readmodel/error.h"
+#include "readmodel/replay.h"
+#include "readmodel/sink.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -42,10 +47,18 @@ int rm_renewer_start(rm_renewer_t *rn);
 /* Stops and joins; true when the lease is still held. */
 bool rm_renewer_stop(rm_renewer_t *rn);
 
-/* rebuild / verify of the OpenSearch index after the plan was accepted
- * (rebuild_opensearch.c). Return the command's exit code. */
-int rm_os_rebuild_run(const rm_config_t *cfg, rm_replay_t *r, int truncated);
-int rm_os_verify_run(const rm_config_t *cfg, rm_replay_t *r);
-int rm_os_status_run(const rm_config_t *cfg, rm_replay_t *r);
+/* What rebuild, verify and status do for one sink, after the common part
+ * (plan, truncation check, dry run) in admin.c accepted the plan r. Each
+ * returns the command's exit code (RM_EXIT_*). A new sink registers its
+ * implementation in admin.c's table. */
+typedef struct {
+    const rm_sink_ops_t *sink;
+    int (*rebuild)(const rm_config_t *cfg, rm_replay_t *r, int truncated);
+    int (*verify)(const rm_config_t *cfg, rm_replay_t *r, int truncated);
+    int (*status)(const rm_config_t *cfg, rm_replay_t *r);
+} rm_admin_target_t;
+
+extern const rm_admin_target_t rm_admin_redis;      /* redis_rebuild.c */
+extern const rm_admin_target_t rm_admin_opensearch; /* opensearch_rebuild.c */
 
 #endif

@@ -3,7 +3,7 @@
  * practitioner id. Bounded by eviction after each flush (only clean entries
  * are evicted; their state is in the sink and reloads on next touch).
  */
-#include "worker.h"
+#include "readmodel/pract_map.h"
 #include "readmodel/hash.h"
 
 #include <stdlib.h>

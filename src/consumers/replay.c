@@ -6,7 +6,11 @@
  * partition over (rm_replay_take_partition). The projection is the same pure code that
  * serve uses, so a rebuild and a live projector agree byte for byte.
  */
-#include "replay.h"
+#include "readmodel/replay.h"
+#include "readmodel/clock.h"
+#include "readmodel/stop.h"
+#include "readmodel/event.h"
+#include "readmodel/log.h"
 #include "readmodel/kafka.h"
 
 #include <stdio.h>
@@ -37,8 +41,19 @@ typedef struct {
     atomic_int active[WINDOW];     /* partitions being fetched (-1: none), for the waker */
 } replay_thread_t;
 
-static replay_thread_t *threads;
-static int nthreads;
+/* The threads of one replay, private to this file (rm_replay_t.run). Each
+ * replay has its own, so two replays in one process do not share state. */
+struct rm_replay_run {
+    const rm_config_t *cfg;
+    replay_thread_t *threads;
+    int nthreads;
+    pthread_t waker; /* see below */
+    bool waker_started;
+    atomic_bool waker_stop;
+    atomic_int wakeups;
+    pthread_t teardown; /* see teardown_main */
+    bool teardown_started;
+};
 
 /* The waker. librdkafka 2.0 stops fetching a partition while the consumer
  * queue holds queued.max.messages.kbytes and decides again only when its
@@ -53,16 +68,12 @@ static int nthreads;
  * keeps up sends almost none of these requests. */
 #define WAKE_MS    20
 #define WAKE_BELOW 50000
-static pthread_t waker;
-static bool waker_started;
-static atomic_bool waker_stop;
-static atomic_int wakeups;
-
 static void *waker_main(void *arg) {
-    const rm_config_t *cfg = arg;
+    struct rm_replay_run *run = arg;
+    replay_thread_t *threads = run->threads;
     int round = 0;
-    while (!atomic_load(&waker_stop)) {
-        for (int i = 0; i < nthreads && !atomic_load(&waker_stop); i++) {
+    while (!atomic_load(&run->waker_stop)) {
+        for (int i = 0; i < run->nthreads && !atomic_load(&run->waker_stop); i++) {
             rd_kafka_t *rk = atomic_load(&threads[i].rk);
             rd_kafka_queue_t *q = atomic_load(&threads[i].q);
             if (!rk || !q || atomic_load(&threads[i].finished) ||
@@ -75,8 +86,9 @@ static void *waker_main(void *arg) {
             if (p < 0)
                 continue;
             int64_t lo, hi;
-            rd_kafka_query_watermark_offsets(rk, cfg->topic, p, &lo, &hi, 500);
-            atomic_fetch_add(&wakeups, 1);
+            /* Only the wakeup matters: the answer (or its error) is unused. */
+            (void)rd_kafka_query_watermark_offsets(rk, run->cfg->topic, p, &lo, &hi, 500);
+            atomic_fetch_add(&run->wakeups, 1);
         }
         round++;
         struct timespec ts = {0, WAKE_MS * 1000000L};
@@ -287,43 +299,100 @@ static int open_next(rm_replay_t *r, rd_kafka_t *rk, const char *topic, bool *fa
     return p;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+/* What one replay thread is reading. */
+typedef struct {
+    replay_thread_t *t;
+    rd_kafka_t *rk;
+    rm_decoder_t *dec;
+    bool *reading; /* per partition: assigned and not read to its end */
+    int64_t *next; /* per partition: the next offset expected */
+    int remaining; /* partitions assigned and not read to their end */
+    local_counts_t counts;
+    uint64_t mine; /* events this thread applied */
+} reader_t;
+
+/* Starts reading the next partition of the pool in window slot w. 0 (also
+ * when the pool is empty: the slot is then -1), or -1 when it failed. */
+static int reader_open(reader_t *rd, int w) {
+    bool failed = false;
+    rm_replay_t *r = rd->t->r;
+    int p = open_next(r, rd->rk, rd->t->cfg->topic, &failed);
+    atomic_store(&rd->t->active[w], p);
+    if (failed)
+        return -1;
+    if (p >= 0) {
+        rd->reading[p] = true;
+        rd->next[p] = r->low[p];
+        rd->remaining++;
+    }
+    return 0;
 }
 
-static void *replay_main(void *arg) {
-    replay_thread_t *t = arg;
-    double t0 = now_s();
-    uint64_t mine = 0;
-    rm_replay_t *r = t->r;
-    rd_kafka_t *rk = new_consumer(t->cfg, "replay");
-    rm_decoder_t *dec = rm_decoder_new();
-    int remaining = 0; /* partitions assigned and not read to their end */
-    bool failed = false;
-    bool *reading = calloc((size_t)r->partitions, sizeof(bool));
-    int64_t *next = calloc((size_t)r->partitions, sizeof(int64_t));
-    if (!rk || !dec || !reading || !next)
-        goto fail;
-    for (int w = 0; w < WINDOW; w++) {
-        int p = open_next(r, rk, t->cfg->topic, &failed);
-        if (p < 0)
-            break;
-        reading[p] = true;
-        next[p] = r->low[p];
-        atomic_store(&t->active[w], p);
-        remaining++;
+/* Partition p was read to its end: hand it over, take the next one into
+ * its window slot. 0, or -1 when the next could not be assigned. */
+static int reader_ended(reader_t *rd, int32_t p) {
+    rm_replay_t *r = rd->t->r;
+    rd->reading[p] = false;
+    rd->remaining--;
+    stop_fetching(rd->rk, rd->t->cfg->topic, p);
+    counts_flush(r, &rd->counts); /* totals include p once it is handed out */
+    partition_finished(r, p);
+    int w = 0;
+    while (w < WINDOW - 1 && atomic_load(&rd->t->active[w]) != p)
+        w++;
+    return reader_open(rd, w);
+}
+
+/* Applies one message. Sets *ended when its partition is read to the end.
+ * 0, or -1 when the replay must stop (consumer error, offset gap, out of
+ * memory; logged). */
+static int reader_consume(reader_t *rd, const rd_kafka_message_t *m, bool *ended) {
+    rm_replay_t *r = rd->t->r;
+    int32_t p = m->partition;
+    bool ours = p >= 0 && p < r->partitions && rd->reading[p];
+    *ended = false;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        *ended = ours && m->offset >= r->high[p];
+        return 0;
     }
-    if (failed)
-        goto fail;
-    local_counts_t counts = {{0}, 0};
-    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
-    atomic_store(&t->q, q);
-    atomic_store(&t->rk, rk); /* from now on the waker may use both */
+    if (m->err) {
+        rm_error("replay: partition %d: %s", (int)p, rd_kafka_message_errstr(m));
+        return -1;
+    }
+    if (!ours)
+        return 0;
+    if (m->offset != rd->next[p]) {
+        /* Kafka never skips offsets of a non-compacted topic except
+         * when retention removed them under us. */
+        rm_error("replay: partition %d jumped from offset %lld to %lld: history was "
+                 "truncated during the replay",
+                 (int)p, (long long)rd->next[p], (long long)m->offset);
+        return -1;
+    }
+    if (m->offset < r->high[p]) {
+        if (apply(r, &rd->counts, rd->dec, m) < 0)
+            return -1;
+        rd->mine++;
+        if (++rd->counts.done >= FLUSH_EVERY)
+            counts_flush(r, &rd->counts);
+        rd->next[p] = m->offset + 1;
+    }
+    *ended = m->offset + 1 >= r->high[p];
+    return 0;
+}
+
+/* Reads until every partition this thread took is at its end (or a stop).
+ * false when it had to stop on an error. */
+static bool reader_run(reader_t *rd) {
+    rm_replay_t *r = rd->t->r;
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rd->rk);
+    atomic_store(&rd->t->q, q);
+    atomic_store(&rd->t->rk, rd->rk); /* from now on the waker may use both (seq_cst: q first) */
     rd_kafka_message_t *batch[1024];
     ssize_t nb = 0, bi = 0;
-    while (remaining > 0 && rm_running() && !atomic_load_explicit(&r->stop, memory_order_relaxed)) {
+    bool failed = false;
+    while (!failed && rd->remaining > 0 && rm_running() &&
+           !atomic_load_explicit(&r->stop, memory_order_relaxed)) {
         if (bi == nb) {
             /* This call waits for a full batch or the timeout: take what
              * is queued, and only when nothing is, wait for one message
@@ -338,79 +407,43 @@ static void *replay_main(void *arg) {
             }
         }
         rd_kafka_message_t *m = batch[bi++];
-        int32_t p = m->partition;
         bool ended = false;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            ended = p >= 0 && p < r->partitions && reading[p] && m->offset >= r->high[p];
-        } else if (m->err) {
-            rm_error("replay: partition %d: %s", (int)p, rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            goto drain;
-        } else if (p >= 0 && p < r->partitions && reading[p]) {
-            if (m->offset != next[p]) {
-                /* Kafka never skips offsets of a non-compacted topic except
-                 * when retention removed them under us. */
-                rm_error("replay: partition %d jumped from offset %lld to %lld: history was "
-                         "truncated during the replay",
-                         (int)p, (long long)next[p], (long long)m->offset);
-                rd_kafka_message_destroy(m);
-                goto drain;
-            }
-            if (m->offset < r->high[p]) {
-                if (apply(r, &counts, dec, m) < 0) {
-                    rd_kafka_message_destroy(m);
-                    goto drain;
-                }
-                mine++;
-                if (++counts.done >= FLUSH_EVERY)
-                    counts_flush(r, &counts);
-                next[p] = m->offset + 1;
-            }
-            ended = m->offset + 1 >= r->high[p];
-        }
+        int32_t p = m->partition;
+        failed = reader_consume(rd, m, &ended) < 0 || (ended && reader_ended(rd, p) < 0);
         rd_kafka_message_destroy(m);
-        if (ended) { /* hand p over, start the next partition of the pool */
-            reading[p] = false;
-            remaining--;
-            stop_fetching(rk, t->cfg->topic, p);
-            counts_flush(r, &counts); /* totals include p once it is handed out */
-            partition_finished(r, p);
-            int w = 0;
-            while (w < WINDOW - 1 && atomic_load(&t->active[w]) != p)
-                w++;
-            int np = open_next(r, rk, t->cfg->topic, &failed);
-            atomic_store(&t->active[w], np);
-            if (failed)
-                goto drain;
-            if (np >= 0) {
-                reading[np] = true;
-                next[np] = r->low[np];
-                remaining++;
-            }
-        }
     }
-    if (remaining > 0)
-        atomic_store(&r->failed, 1);
-drain:
-    if (remaining > 0)
-        atomic_store(&r->failed, 1);
-    counts_flush(r, &counts);
     while (bi < nb)
         rd_kafka_message_destroy(batch[bi++]);
-    goto out;
-fail:
-    atomic_store(&r->failed, 1);
-out:
+    return !failed;
+}
+
+static void *replay_main(void *arg) {
+    replay_thread_t *t = arg;
+    double t0 = rm_mono_s();
+    rm_replay_t *r = t->r;
+    reader_t rd = {.t = t,
+                   .rk = new_consumer(t->cfg, "replay"),
+                   .dec = rm_decoder_new(),
+                   .reading = calloc((size_t)r->partitions, sizeof(bool)),
+                   .next = calloc((size_t)r->partitions, sizeof(int64_t))};
+    bool ok = rd.rk && rd.dec && rd.reading && rd.next;
+    for (int w = 0; ok && w < WINDOW; w++)
+        ok = reader_open(&rd, w) == 0;
+    if (ok)
+        ok = reader_run(&rd);
+    if (!ok || rd.remaining > 0)
+        atomic_store(&r->failed, 1);
+    counts_flush(r, &rd.counts);
     atomic_store(&t->finished, true);
     thread_ended(r);
     rm_debug("replay: thread %d read its partitions in %.2f s (%llu events)", t->index,
-             now_s() - t0, (unsigned long long)mine);
-    free(reading);
-    free(next);
-    rm_decoder_free(dec);
-    if (rk && !atomic_load(&t->rk)) { /* never shown to the waker */
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
+             rm_mono_s() - t0, (unsigned long long)rd.mine);
+    free(rd.reading);
+    free(rd.next);
+    rm_decoder_free(rd.dec);
+    if (rd.rk && !atomic_load(&t->rk)) { /* never shown to the waker */
+        rd_kafka_consumer_close(rd.rk);
+        rd_kafka_destroy(rd.rk);
     }
     return NULL;
 }
@@ -419,18 +452,16 @@ out:
  * the rebuild writes: the waker may be inside a watermark request that
  * waits for a broker thread's wakeup (up to 0.5 s measured), and closing
  * consumers takes a few milliseconds each. */
-static pthread_t teardown;
-static bool teardown_started;
-
 static void *teardown_main(void *arg) {
-    (void)arg;
-    atomic_store(&waker_stop, true);
-    if (waker_started) {
-        pthread_join(waker, NULL);
-        rm_debug("replay: %d fetch wakeup request(s)", atomic_load(&wakeups));
+    struct rm_replay_run *run = arg;
+    replay_thread_t *threads = run->threads;
+    atomic_store(&run->waker_stop, true);
+    if (run->waker_started) {
+        pthread_join(run->waker, NULL);
+        rm_debug("replay: %d fetch wakeup request(s)", atomic_load(&run->wakeups));
     }
-    waker_started = false;
-    for (int i = 0; threads && i < nthreads; i++) {
+    run->waker_started = false;
+    for (int i = 0; threads && i < run->nthreads; i++) {
         rd_kafka_t *rk = atomic_load(&threads[i].rk);
         if (atomic_load(&threads[i].q))
             rd_kafka_queue_destroy(atomic_load(&threads[i].q));
@@ -440,22 +471,30 @@ static void *teardown_main(void *arg) {
         }
     }
     free(threads);
-    threads = NULL;
+    run->threads = NULL;
     return NULL;
 }
 
-static void teardown_wait(void) {
-    if (teardown_started)
-        pthread_join(teardown, NULL);
-    teardown_started = false;
+static void teardown_wait(struct rm_replay_run *run) {
+    if (run && run->teardown_started)
+        pthread_join(run->teardown, NULL);
+    if (run)
+        run->teardown_started = false;
 }
 
 int rm_replay_start(const rm_config_t *cfg, rm_replay_t *r) {
-    teardown_wait(); /* a previous replay's */
-    nthreads = cfg->workers < r->partitions ? cfg->workers : r->partitions;
-    if (nthreads < 1)
-        nthreads = 1;
-    threads = calloc((size_t)nthreads, sizeof(*threads));
+    if (r->run) {
+        rm_error("replay: already started");
+        return -1;
+    }
+    struct rm_replay_run *run = r->run = calloc(1, sizeof(*run));
+    if (!run)
+        return -1;
+    run->cfg = cfg;
+    run->nthreads = cfg->workers < r->partitions ? cfg->workers : r->partitions;
+    if (run->nthreads < 1)
+        run->nthreads = 1;
+    replay_thread_t *threads = run->threads = calloc((size_t)run->nthreads, sizeof(*threads));
     free(r->pool);
     r->pool = malloc((size_t)r->partitions * sizeof(int));
     if (!threads || !r->pool)
@@ -475,7 +514,7 @@ int rm_replay_start(const rm_config_t *cfg, rm_replay_t *r) {
             r->pool[k] = r->pool[k - 1];
         r->pool[k] = p;
     }
-    for (int i = 0; i < nthreads; i++) {
+    for (int i = 0; i < run->nthreads; i++) {
         threads[i] = (replay_thread_t){.cfg = cfg, .r = r, .index = i};
         for (int w = 0; w < WINDOW; w++)
             atomic_store(&threads[i].active[w], -1);
@@ -490,26 +529,28 @@ int rm_replay_start(const rm_config_t *cfg, rm_replay_t *r) {
         }
         threads[i].started = true;
     }
-    atomic_store(&waker_stop, false);
-    atomic_store(&wakeups, 0);
-    waker_started = pthread_create(&waker, NULL, waker_main, (void *)cfg) == 0;
-    if (!waker_started) /* slower, not wrong */
+    run->waker_started = pthread_create(&run->waker, NULL, waker_main, run) == 0;
+    if (!run->waker_started) /* slower, not wrong */
         rm_warn("replay: cannot start the fetch waker thread");
     return 0;
 }
 
 int rm_replay_join(rm_replay_t *r) {
-    for (int i = 0; threads && i < nthreads; i++)
-        if (threads[i].started)
-            pthread_join(threads[i].thread, NULL);
-    teardown_started = pthread_create(&teardown, NULL, teardown_main, NULL) == 0;
-    if (!teardown_started)
-        teardown_main(NULL);
+    struct rm_replay_run *run = r->run;
+    if (!run)
+        return -1;
+    for (int i = 0; run->threads && i < run->nthreads; i++)
+        if (run->threads[i].started)
+            pthread_join(run->threads[i].thread, NULL);
+    run->teardown_started = pthread_create(&run->teardown, NULL, teardown_main, run) == 0;
+    if (!run->teardown_started)
+        teardown_main(run);
     return atomic_load(&r->failed) ? -1 : 0;
 }
 
 void rm_replay_free(rm_replay_t *r) {
-    teardown_wait();
+    teardown_wait(r->run);
+    free(r->run);
     for (int p = 0; r->maps && p < r->partitions; p++)
         rm_pract_map_free(&r->maps[p]);
     free(r->maps);

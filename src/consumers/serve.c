@@ -1,19 +1,22 @@
 /*
- * serve: starts the workers (one consumer per thread in the group
- * `<group>-redis`), the shared dead-letter producer, logs progress every
- * few seconds, and stops everything in order on rm_serve_stop().
+ * serve: one pipeline per configured sink (rm_sinks_configured), each with
+ * its workers (one consumer per thread in the group `<group>-<sink>`); the
+ * first pipeline's dead-letter producer; the metrics endpoint; progress
+ * every few seconds; and an orderly stop on rm_stop_request().
  */
 #include "worker.h"
-#include "readmodel/kafka.h"
-#include "readmodel/http.h"
-#include "readmodel/metrics.h"
 #include "readmodel/clock.h"
+#include "readmodel/http.h"
+#include "readmodel/kafka.h"
+#include "readmodel/metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#define MAX_PIPELINES 8
 
 static uint64_t total_events(rm_stats_t *st) {
     uint64_t n = 0;
@@ -82,88 +85,74 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic) {
     return n;
 }
 
-/* Value of `field` in "k=v" lines, or NULL. */
-static const char *record_field(const char *rec, const char *field, char *out, size_t cap) {
-    size_t n = strlen(field);
-    for (const char *l = rec; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (strncmp(l, field, n) == 0 && l[n] == '=') {
-            const char *end = strchr(l, '\n');
-            snprintf(out, cap, "%.*s", (int)(end ? end - l - (long)n - 1 : (long)strlen(l + n + 1)),
-                     l + n + 1);
-            return out;
-        }
-    return NULL;
-}
+/* One sink's pipeline: its workers (each its own consumer in the group
+ * `<group>-<sink>`), what they share, and serve's own health handle of the
+ * sink (with --metrics-addr). */
+typedef struct {
+    rm_serve_shared_t sh;
+    rm_worker_t *workers;
+    int started, running;
+    rm_sink_t health;
+} pipeline_t;
 
 /* The last rebuild's and verify's records, for /metrics (and so alerts). */
-static void read_records(rm_stats_t *st, rm_redis_sink_t *health) {
-    char rec[1024], v[64];
-    if (rm_redis_record_get(health, "rebuild:last:redis", rec, sizeof(rec)) == RM_ERR_OK &&
-        record_field(rec, "finished_at", v, sizeof(v))) {
-        atomic_store(&st->rebuild_finished_s, atoll(v));
-        atomic_store(&st->rebuild_ok,
-                     record_field(rec, "result", v, sizeof(v)) && strcmp(v, "ok") == 0);
-        if (record_field(rec, "duration_s", v, sizeof(v)))
-            atomic_store(&st->rebuild_duration_ms, (long long)(atof(v) * 1000));
+static void read_records(rm_stats_t *st, rm_sink_t *health) {
+    rm_sink_runs_t runs;
+    if (health->ops->last_runs(health->impl, &runs) != RM_ERR_OK)
+        return;
+    if (runs.rebuild_finished_s) {
+        atomic_store(&st->rebuild_finished_s, runs.rebuild_finished_s);
+        atomic_store(&st->rebuild_ok, runs.rebuild_ok);
+        atomic_store(&st->rebuild_duration_ms, runs.rebuild_duration_ms);
     }
-    if (rm_redis_record_get(health, "verify:last:redis", rec, sizeof(rec)) == RM_ERR_OK &&
-        record_field(rec, "finished_at", v, sizeof(v))) {
-        atomic_store(&st->verify_finished_s, atoll(v));
-        if (record_field(rec, "drift", v, sizeof(v)))
-            atomic_store(&st->verify_drift, atoll(v));
+    if (runs.verify_finished_s) {
+        atomic_store(&st->verify_finished_s, runs.verify_finished_s);
+        atomic_store(&st->verify_drift, runs.verify_drift);
     }
 }
 
 /* Refreshes what /metrics shows that no worker reports by itself: partition
  * end and earliest offsets (librdkafka's cached watermarks, updated by every
- * fetch response, so lag grows while a worker is stuck on its sink) and
- * whether Redis answers. */
-static void refresh(rm_stats_t *st, rm_worker_t *workers, int nworkers, const char *topic,
-                    rm_redis_sink_t *health) {
+ * fetch response, so lag grows while a worker is stuck on its sink), the
+ * sink's records and whether the sink answers. */
+static void pipeline_refresh(pipeline_t *pl, const char *topic) {
+    rm_stats_t *st = pl->sh.stats;
     for (int p = 0; p < RM_MAX_PARTITIONS; p++) {
         int owner = atomic_load(&st->parts[p].owner);
-        if (owner < 1 || owner > nworkers || !workers[owner - 1].rk)
+        if (owner < 1 || owner > pl->started || !pl->workers[owner - 1].rk)
             continue;
         int64_t lo = -1, hi = -1;
-        if (rd_kafka_get_watermark_offsets(workers[owner - 1].rk, topic, p, &lo, &hi) ==
+        if (rd_kafka_get_watermark_offsets(pl->workers[owner - 1].rk, topic, p, &lo, &hi) ==
                 RD_KAFKA_RESP_ERR_NO_ERROR &&
             hi >= 0) {
             atomic_store(&st->parts[p].end, hi);
             atomic_store(&st->parts[p].earliest, lo);
         }
     }
-    if (health && rm_mono_ms() - st->records_read_ms >= 10000) {
+    if (!pl->health.impl)
+        return;
+    if (st->records_read_ms == 0 || rm_mono_ms() - st->records_read_ms >= 10000) {
         st->records_read_ms = rm_mono_ms();
-        read_records(st, health);
+        read_records(st, &pl->health);
     }
-    if (health) {
-        bool up = rm_redis_sink_ping(health) == RM_ERR_OK;
-        if (!up && atomic_load(&st->sink_ping_ok))
-            rm_warn("Redis does not answer: %s", rm_redis_sink_last_error(health));
-        atomic_store(&st->sink_ping_ok, up);
-    }
+    bool up = pl->health.ops->ping(pl->health.impl) == RM_ERR_OK;
+    if (!up && atomic_load(&st->sink_ping_ok))
+        rm_warn("%s does not answer: %s", pl->health.ops->title,
+                pl->health.ops->last_error(pl->health.impl));
+    atomic_store(&st->sink_ping_ok, up);
 }
 
-/* One target's pipeline: its workers (each its own consumer in the group
- * `<group>-<target>`) and what they share. */
-typedef struct {
-    rm_serve_shared_t sh;
-    rm_worker_t *workers;
-    int started, running;
-    rm_redis_sink_t *redis_health;
-    rm_os_sink_t *os_health;
-} pipeline_t;
-
-static int pipeline_init(pipeline_t *pl, const rm_config_t *cfg, rm_target_t target,
-                         rm_stats_t *stats) {
-    pl->sh = (rm_serve_shared_t){.cfg = cfg, .stats = stats, .target = target};
+/* 0, 1 (out of memory) or 2 (a client refused the configuration). The
+ * first pipeline dead-letters invalid events (once for every sink). */
+static int pipeline_init(pipeline_t *pl, const rm_config_t *cfg, const rm_sink_ops_t *ops,
+                         bool first, rm_stats_t *stats) {
+    pl->sh = (rm_serve_shared_t){.cfg = cfg, .stats = stats, .ops = ops};
     stats->workers = cfg->workers;
-    stats->target = target == RM_TARGET_OPENSEARCH ? "opensearch" : "redis";
+    stats->target = ops->name;
     atomic_store(&stats->sink_write_ok, 1);
     if (!(pl->workers = calloc((size_t)cfg->workers, sizeof(*pl->workers))))
         return 1;
-    /* Invalid events are dead-lettered once, by the Redis pipeline. */
-    if (target == RM_TARGET_REDIS && cfg->dlq_topic && !(pl->sh.dlq = dlq_producer(cfg)))
+    if (first && cfg->dlq_topic && !(pl->sh.dlq = dlq_producer(cfg)))
         return 2;
     for (; pl->started < cfg->workers; pl->started++) {
         if (rm_worker_init(&pl->workers[pl->started], pl->started, &pl->sh) < 0) {
@@ -171,19 +160,9 @@ static int pipeline_init(pipeline_t *pl, const rm_config_t *cfg, rm_target_t tar
             return 2;
         }
     }
-    if (cfg->metrics_addr) {
-        if (target == RM_TARGET_OPENSEARCH) {
-            rm_os_config_t oc = rm_os_config_of(cfg);
-            pl->os_health = rm_os_sink_new(&oc);
-        } else {
-            rm_redis_url_t url;
-            char err[256];
-            if (rm_redis_url_parse(cfg->redis_url, &url, err, sizeof(err)) == 0) {
-                pl->redis_health = rm_redis_sink_new(&url, cfg->redis_prefix);
-                rm_redis_url_free(&url);
-            }
-        }
-    }
+    char err[256];
+    if (cfg->metrics_addr && rm_sink_open(&pl->health, ops, cfg, err, sizeof(err)) != RM_ERR_OK)
+        rm_warn("%s health checks off: %s", ops->title, err);
     return 0;
 }
 
@@ -214,20 +193,8 @@ static int pipeline_stop(pipeline_t *pl) {
         }
         rd_kafka_destroy(pl->sh.dlq);
     }
-    rm_redis_sink_free(pl->redis_health);
-    rm_os_sink_free(pl->os_health);
+    rm_sink_close(&pl->health);
     return atomic_load(&pl->sh.failed) ? 1 : 0;
-}
-
-static void pipeline_refresh(pipeline_t *pl, const char *topic) {
-    rm_stats_t *st = pl->sh.stats;
-    refresh(st, pl->workers, pl->started, topic, pl->redis_health);
-    if (pl->os_health) {
-        bool up = rm_os_sink_ping(pl->os_health) == RM_ERR_OK;
-        if (!up && atomic_load(&st->sink_ping_ok))
-            rm_warn("OpenSearch does not answer: %s", rm_os_sink_last_error(pl->os_health));
-        atomic_store(&st->sink_ping_ok, up);
-    }
 }
 
 static bool caught_up(pipeline_t *pl) {
@@ -235,91 +202,134 @@ static bool caught_up(pipeline_t *pl) {
            atomic_load(&pl->sh.eof_partitions) >= pl->sh.topic_partitions;
 }
 
-rm_err_t rm_serve_run(const rm_config_t *cfg, rm_stats_t *stats) {
-    rm_stats_t *local = NULL, *os_stats = NULL;
-    if (!stats && !(stats = local = calloc(1, sizeof(*stats))))
-        return RM_ERR_NOMEM;
-    bool with_os = cfg->opensearch_url != NULL;
-    if (with_os && !(os_stats = calloc(1, sizeof(*os_stats)))) {
-        free(local);
-        return RM_ERR_NOMEM;
+/* Every pipeline of one serve process. */
+typedef struct {
+    const rm_config_t *cfg;
+    pipeline_t pls[MAX_PIPELINES];
+    rm_stats_t *stats[MAX_PIPELINES]; /* [0] is the caller's (or own) block */
+    bool owned[MAX_PIPELINES];
+    size_t n;
+    rm_http_t *http;
+} serve_t;
+
+/* Sets up the pipelines, the metrics endpoint and --until-caught-up's
+ * partition count. 0, 1 or 2 as pipeline_init. */
+static int serve_init(serve_t *sv, rm_stats_t *stats) {
+    const rm_config_t *cfg = sv->cfg;
+    const rm_sink_ops_t *ops[MAX_PIPELINES];
+    sv->n = rm_sinks_configured(cfg, ops, MAX_PIPELINES);
+    if (sv->n == 0) {
+        rm_error("no sink is configured");
+        return 2;
     }
-    if (os_stats) {
-        os_stats->job = stats->job;
-        stats->next = os_stats;
-    }
-    pipeline_t pls[2];
-    memset(pls, 0, sizeof(pls));
-    int npl = with_os ? 2 : 1;
-    int rc = 0;
-    rm_http_t *http = NULL;
-    for (int i = 0; i < npl && rc == 0; i++)
-        rc = pipeline_init(&pls[i], cfg, i ? RM_TARGET_OPENSEARCH : RM_TARGET_REDIS,
-                           i ? os_stats : stats);
-    if (rc == 0 && cfg->metrics_addr) {
-        char err[256];
-        if (!(http =
-                  rm_http_start(cfg->metrics_addr, stats, cfg->topic, "redis", err, sizeof(err)))) {
-            rm_error("--metrics-addr: %s", err);
-            rc = 2;
-        } else {
-            rm_info("metrics and health on %s (port %d): /metrics /livez /readyz",
-                    cfg->metrics_addr, rm_http_port(http));
+    for (size_t i = 0; i < sv->n; i++) {
+        sv->stats[i] = i == 0 && stats ? stats : calloc(1, sizeof(rm_stats_t));
+        sv->owned[i] = !(i == 0 && stats);
+        if (!sv->stats[i])
+            return 1;
+        if (i > 0) { /* one /metrics shows every pipeline */
+            sv->stats[i]->job = sv->stats[0]->job;
+            sv->stats[i - 1]->next = sv->stats[i];
         }
     }
+    int rc = 0;
+    for (size_t i = 0; i < sv->n && rc == 0; i++)
+        rc = pipeline_init(&sv->pls[i], cfg, ops[i], i == 0, sv->stats[i]);
+    if (rc == 0 && cfg->metrics_addr) {
+        char err[256];
+        if (!(sv->http = rm_http_start(cfg->metrics_addr, sv->stats[0], cfg->topic, ops[0]->name,
+                                       err, sizeof(err)))) {
+            rm_error("--metrics-addr: %s", err);
+            return 2;
+        }
+        rm_info("metrics and health on %s (port %d): /metrics /livez /readyz", cfg->metrics_addr,
+                rm_http_port(sv->http));
+    }
     if (rc == 0 && cfg->until_caught_up) {
-        int n = topic_partitions(pls[0].workers[0].rk, cfg->topic);
-        for (int i = 0; i < npl; i++)
-            pls[i].sh.topic_partitions = n;
+        int n = topic_partitions(sv->pls[0].workers[0].rk, cfg->topic);
+        for (size_t i = 0; i < sv->n; i++)
+            sv->pls[i].sh.topic_partitions = n;
         if (n == 0) {
             rm_error("topic %s: no partition metadata from %s", cfg->topic, cfg->brokers);
             rc = 1;
         }
     }
-    for (int i = 0; i < npl && rc == 0; i++)
-        rc = pipeline_start(&pls[i]);
-    if (rc == 0)
-        rm_info("serving %s from %s with %d worker(s) per target: Redis (group %s-redis)%s%s%s",
-                cfg->topic, cfg->brokers, cfg->workers, cfg->group,
-                with_os ? ", OpenSearch (group " : "", with_os ? cfg->group : "",
-                with_os ? "-opensearch)" : "");
+    return rc;
+}
+
+static void log_started(const serve_t *sv) {
+    char groups[512] = "";
+    size_t o = 0;
+    for (size_t i = 0; i < sv->n && o < sizeof(groups); i++)
+        o += (size_t)snprintf(groups + o, sizeof(groups) - o, "%s%s (group %s-%s)", i ? ", " : "",
+                              sv->pls[i].sh.ops->title, sv->cfg->group, sv->pls[i].sh.ops->name);
+    rm_info("serving %s from %s with %d worker(s) per target: %s", sv->cfg->topic, sv->cfg->brokers,
+            sv->cfg->workers, groups);
+}
+
+/* The main loop: metrics refresh every second, progress every 10 s, and
+ * --until-caught-up's end. */
+static void serve_loop(serve_t *sv) {
+    const rm_config_t *cfg = sv->cfg;
     time_t last = time(NULL);
-    uint64_t last_n = total_events(stats);
+    uint64_t last_n = total_events(sv->stats[0]);
     long long last_refresh = 0;
-    while (rc == 0 && rm_running()) {
+    while (rm_running()) {
         usleep(100 * 1000);
-        if (http && rm_mono_ms() - last_refresh >= 1000) {
+        if (sv->http && rm_mono_ms() - last_refresh >= 1000) {
             last_refresh = rm_mono_ms();
-            for (int i = 0; i < npl; i++)
-                pipeline_refresh(&pls[i], cfg->topic);
+            for (size_t i = 0; i < sv->n; i++)
+                pipeline_refresh(&sv->pls[i], cfg->topic);
         }
-        if (cfg->until_caught_up && caught_up(&pls[0]) && (npl == 1 || caught_up(&pls[1]))) {
+        bool all = cfg->until_caught_up;
+        for (size_t i = 0; all && i < sv->n; i++)
+            all = caught_up(&sv->pls[i]);
+        if (all) {
             rm_info("caught up: every partition is applied to its end%s",
-                    npl > 1 ? " in every target" : "");
+                    sv->n > 1 ? " in every target" : "");
             rm_stop_request();
         }
         time_t now = time(NULL);
         if (now - last >= 10) {
-            uint64_t n = total_events(stats);
+            uint64_t n = total_events(sv->stats[0]);
             rm_info("progress: %llu events (%.0f/s), %d partition(s) at end of log",
                     (unsigned long long)n, (double)(n - last_n) / (double)(now - last),
-                    atomic_load(&pls[0].sh.eof_partitions));
+                    atomic_load(&sv->pls[0].sh.eof_partitions));
             last = now;
             last_n = n;
         }
     }
+}
+
+rm_err_t rm_serve_run(const rm_config_t *cfg, rm_stats_t *stats) {
+    serve_t sv = {.cfg = cfg};
+    int rc = serve_init(&sv, stats);
+    for (size_t i = 0; i < sv.n && rc == 0; i++)
+        rc = pipeline_start(&sv.pls[i]);
+    if (rc == 0) {
+        log_started(&sv);
+        serve_loop(&sv);
+    }
     rm_stop_request();
     int failed = 0;
-    for (int i = 0; i < npl; i++)
-        failed |= pipeline_stop(&pls[i]);
-    log_summary(stats, "stopped (redis)");
-    if (os_stats)
-        log_summary(os_stats, "stopped (opensearch)");
-    rm_http_stop(http);
+    for (size_t i = 0; i < sv.n; i++)
+        if (sv.pls[i].sh.cfg)
+            failed |= pipeline_stop(&sv.pls[i]);
+    char what[64];
+    for (size_t i = 0; i < sv.n; i++) {
+        if (!sv.stats[i] || !sv.pls[i].sh.cfg)
+            continue;
+        snprintf(what, sizeof(what), "stopped (%s)", sv.pls[i].sh.ops->name);
+        log_summary(sv.stats[i], what);
+    }
+    rm_http_stop(sv.http);
     if (rc == 0 && failed)
         rc = 1;
-    stats->next = NULL;
-    free(os_stats);
-    free(local);
+    for (size_t i = 0; i < sv.n; i++) {
+        if (sv.stats[i])
+            sv.stats[i]->next = NULL;
+        if (sv.owned[i])
+            free(sv.stats[i]);
+    }
     return rc == 0 ? RM_ERR_OK : rc == 2 ? RM_ERR_INVAL : RM_ERR_IO;
 }

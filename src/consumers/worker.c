@@ -60,31 +60,28 @@ static bool backoff(rm_worker_t *w, int *ms, time_t *stop_deadline) {
     return true;
 }
 
-/* ---- the target's sink: Redis or OpenSearch, same calls ---- */
+/* ---- the pipeline's sink ---- */
 
 static const char *target_name(const rm_worker_t *w) {
-    return w->os ? "opensearch" : "redis";
+    return w->sh->ops->name;
 }
 
 static const char *sink_error(const rm_worker_t *w) {
-    return w->os ? rm_os_sink_last_error(w->os) : rm_redis_sink_last_error(w->sink);
+    return w->sink.ops->last_error(w->sink.impl);
 }
 
 static rm_err_t cp_get(rm_worker_t *w, const char *topic, int32_t partition, int64_t *next) {
-    return w->os ? rm_os_checkpoint_get(w->os, topic, partition, next)
-                 : rm_redis_sink_checkpoint_get(w->sink, topic, partition, next);
+    return w->sink.ops->checkpoint_get(w->sink.impl, topic, partition, next);
 }
 
 static rm_err_t cp_cas(rm_worker_t *w, int32_t partition, int64_t expected, int64_t next, bool *ok,
                        int64_t *cur) {
-    const char *topic = w->sh->cfg->topic;
-    return w->os ? rm_os_checkpoint_cas(w->os, topic, partition, expected, next, ok, cur)
-                 : rm_redis_sink_checkpoint_cas(w->sink, topic, partition, expected, next, ok, cur);
+    return w->sink.ops->checkpoint_cas(w->sink.impl, w->sh->cfg->topic, partition, expected, next,
+                                       ok, cur);
 }
 
 static rm_err_t lease_read(rm_worker_t *w, char *holder, size_t cap, long long *ttl) {
-    return w->os ? rm_os_lease_get(w->os, holder, cap, ttl)
-                 : rm_redis_lease_get(w->sink, holder, cap, ttl);
+    return w->sink.ops->lease_get(w->sink.impl, holder, cap, ttl);
 }
 
 static void sink_failed(rm_worker_t *w, rm_sink_error_t kind, const char *what, int backoff_ms) {
@@ -120,45 +117,42 @@ static void part_drop(rm_worker_t *w, part_t *p) {
 
 /* ---- load: read stored state of practitioners not in the cache ---- */
 
+/* Starts a practitioner's state afresh (a failed or corrupt load). */
+static void pract_reset_state(pract_t *pr) {
+    rm_avail_free(&pr->st);
+    rm_avail_init(&pr->st);
+    rm_profile_free(&pr->profile);
+}
+
 static int load_missing(rm_worker_t *w, pract_t **need, int32_t *parts, size_t n) {
     if (n == 0)
         return 0;
-    rm_redis_load_t *items = calloc(n, sizeof(*items));
-    rm_os_load_t *os_items = w->os ? calloc(n, sizeof(*os_items)) : NULL;
-    if (!items || (w->os && !os_items)) {
-        free(items);
+    rm_sink_item_t *items = calloc(n, sizeof(*items));
+    if (!items)
         return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        items[i] = (rm_redis_load_t){need[i]->pid, need[i]->pid_len, &need[i]->st, -1, -1};
-        if (os_items)
-            os_items[i] = (rm_os_load_t){
-                need[i]->pid, need[i]->pid_len, &need[i]->st, &need[i]->profile, -1, -1};
-    }
+    bool profiles = w->sh->ops->profiles;
+    for (size_t i = 0; i < n; i++)
+        items[i] = (rm_sink_item_t){.pid = need[i]->pid,
+                                    .pid_len = need[i]->pid_len,
+                                    .st = &need[i]->st,
+                                    .profile = profiles ? &need[i]->profile : NULL,
+                                    .partition = -1,
+                                    .fence = -1};
     int ms = BACKOFF_MIN_MS;
     time_t deadline = 0;
     int rc = 0;
     for (;;) {
-        rm_err_t e =
-            w->os ? rm_os_sink_load(w->os, os_items, n) : rm_redis_sink_load(w->sink, items, n);
+        rm_err_t e = w->sink.ops->load(w->sink.impl, items, n);
         if (e == RM_ERR_OK || e == RM_ERR_CORRUPT) {
             if (e == RM_ERR_CORRUPT)
                 rm_error("worker %d: %s; that practitioner is projected from the retained log only "
                          "until `readmodel rebuild` repairs it",
                          w->id, sink_error(w));
-            for (size_t i = 0; os_items && i < n; i++) {
-                items[i].partition = os_items[i].partition;
-                items[i].fence = os_items[i].fence;
-                items[i].corrupt = os_items[i].corrupt;
-            }
             break;
         }
         /* A failed load may have half-filled states: start them afresh. */
-        for (size_t i = 0; i < n; i++) {
-            rm_avail_free(&need[i]->st);
-            rm_avail_init(&need[i]->st);
-            rm_profile_free(&need[i]->profile);
-        }
+        for (size_t i = 0; i < n; i++)
+            pract_reset_state(need[i]);
         sink_failed(w, RM_SINK_ERROR_LOAD, "loading state", ms);
         if (!backoff(w, &ms, &deadline)) {
             rc = -1;
@@ -166,11 +160,8 @@ static int load_missing(rm_worker_t *w, pract_t **need, int32_t *parts, size_t n
         }
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (items[i].corrupt) { /* never project on a half-decoded state */
-            rm_avail_free(&need[i]->st);
-            rm_avail_init(&need[i]->st);
-            rm_profile_free(&need[i]->profile);
-        }
+        if (items[i].corrupt) /* never project on a half-decoded state */
+            pract_reset_state(need[i]);
         need[i]->loaded = true;
         need[i]->stored_partition = items[i].partition;
         need[i]->stored_fence = items[i].fence;
@@ -181,7 +172,6 @@ static int load_missing(rm_worker_t *w, pract_t **need, int32_t *parts, size_t n
         need[i]->fence_partition = same ? items[i].partition : -1;
     }
     free(items);
-    free(os_items);
     return rc;
 }
 
@@ -321,7 +311,7 @@ static void apply_message(rm_worker_t *w, rd_kafka_message_t *m) {
     }
     if (rm_avail_apply(&pr->st, &ev) == RM_APPLY_UNKNOWN_BOOKING)
         atomic_fetch_add_explicit(&w->sh->stats->anomalies, 1, memory_order_relaxed);
-    if (w->os && rm_profile_apply(&pr->profile, &ev) != 0) {
+    if (w->sh->ops->profiles && rm_profile_apply(&pr->profile, &ev) != 0) {
         rm_error("worker %d: out of memory", w->id);
         atomic_store(&w->sh->failed, 1);
         rm_stop_request();
@@ -378,10 +368,14 @@ static int part_resync(rm_worker_t *w, part_t *p) {
 
 /* ---- flush ---- */
 
-static int flush_dirty(rm_worker_t *w) {
+/* The dirty practitioners of every owned partition, as sink items (and
+ * their cache entries in owners[]). 0, or -1 when out of memory. */
+static int collect_dirty(rm_worker_t *w, rm_sink_item_t **items_out, pract_t ***owners_out,
+                         size_t *n_out) {
     size_t n = 0, cap = 0;
-    rm_redis_flush_t *items = NULL;
+    rm_sink_item_t *items = NULL;
     pract_t **owners = NULL;
+    bool profiles = w->sh->ops->profiles;
     for (int pi = 0; pi < w->nparts; pi++) {
         part_t *p = part_get(w, pi);
         for (uint32_t i = 0; p && i < p->cache.capacity; i++) {
@@ -390,10 +384,10 @@ static int flush_dirty(rm_worker_t *w) {
                 continue;
             if (n == cap) {
                 cap = cap ? cap * 2 : 256;
-                rm_redis_flush_t *ni = realloc(items, cap * sizeof(*items));
-                pract_t **no = realloc(owners, cap * sizeof(*owners));
+                rm_sink_item_t *ni = realloc(items, cap * sizeof(*items));
                 if (ni)
                     items = ni;
+                pract_t **no = ni ? realloc(owners, cap * sizeof(*owners)) : NULL;
                 if (no)
                     owners = no;
                 if (!ni || !no) {
@@ -402,70 +396,82 @@ static int flush_dirty(rm_worker_t *w) {
                     return -1;
                 }
             }
-            items[n] = (rm_redis_flush_t){pr->pid,   pr->pid_len,          &pr->st,          pi,
-                                          pr->fence, pr->stored_partition, pr->stored_fence, false};
+            items[n] = (rm_sink_item_t){.pid = pr->pid,
+                                        .pid_len = pr->pid_len,
+                                        .st = &pr->st,
+                                        .profile = profiles ? &pr->profile : NULL,
+                                        .partition = pi,
+                                        .fence = pr->fence,
+                                        .expect_partition = pr->stored_partition,
+                                        .expect_fence = pr->stored_fence};
             owners[n++] = pr;
         }
     }
-    rm_os_flush_t *os_items = w->os && n ? calloc(n, sizeof(*os_items)) : NULL;
-    if (w->os && n && !os_items) {
-        free(items);
-        free(owners);
-        return -1;
-    }
-    for (size_t i = 0; os_items && i < n; i++)
-        os_items[i] = (rm_os_flush_t){owners[i]->pid,      owners[i]->pid_len, &owners[i]->st,
-                                      &owners[i]->profile, items[i].partition, items[i].fence};
-    int ms = BACKOFF_MIN_MS, rc = 0;
+    *items_out = items;
+    *owners_out = owners;
+    *n_out = n;
+    return 0;
+}
+
+/* Writes the items, retrying with backoff. 0, or -1 past the stop deadline. */
+static int write_items(rm_worker_t *w, rm_sink_item_t *items, size_t n) {
+    int ms = BACKOFF_MIN_MS;
     time_t deadline = 0;
-    while (n > 0) {
+    for (;;) {
         long long t0 = rm_mono_ms();
-        rm_err_t e = w->os ? rm_os_sink_flush(w->os, os_items, n, 5)
-                           : rm_redis_sink_flush(w->sink, items, n);
-        for (size_t i = 0; e == RM_ERR_OK && os_items && i < n; i++) {
-            items[i].written = os_items[i].written;
-            if (os_items[i].rejected)
-                atomic_fetch_add_explicit(&w->sh->stats->rejected, 1, memory_order_relaxed);
-        }
-        if (e == RM_ERR_OK) {
+        if (w->sink.ops->flush(w->sink.impl, items, n) == RM_ERR_OK) {
             rm_stats_observe_flush(w->sh->stats, (double)(rm_mono_ms() - t0) / 1000.0, n);
             atomic_store(&w->sh->stats->sink_write_ok, 1);
-            break;
+            return 0;
         }
         sink_failed(w, RM_SINK_ERROR_FLUSH, "flush", ms);
-        if (!backoff(w, &ms, &deadline)) {
-            rc = -1;
-            break;
-        }
+        if (!backoff(w, &ms, &deadline))
+            return -1;
     }
+}
+
+/* After a successful write: written practitioners are clean and remember
+ * the fence they stored; a partition with any practitioner the sink did not
+ * take (another writer, a rebuild, or lost data) is re-read from its stored
+ * checkpoint, since nothing of it in memory can be trusted any more. */
+static int settle(rm_worker_t *w, const rm_sink_item_t *items, pract_t **owners, size_t n) {
     bool *diverged = calloc((size_t)w->nparts + 1, sizeof(bool));
-    if (rc == 0 && n > 0) {
-        atomic_fetch_add_explicit(&w->sh->stats->flushes, 1, memory_order_relaxed);
-        for (size_t i = 0; i < n; i++) {
-            pract_t *pr = owners[i];
-            pr->dirty = false;
-            if (items[i].written) {
-                atomic_fetch_add_explicit(&w->sh->stats->practitioners_written, 1,
-                                          memory_order_relaxed);
-                rm_avail_clear_dirty(&pr->st);
-                pr->stored_partition = items[i].partition;
-                pr->stored_fence = items[i].fence;
-            } else if (diverged) {
-                /* The sink does not hold the state this worker last saw
-                 * (another writer, a rebuild, or Redis lost data): nothing
-                 * of this partition in memory can be trusted any more. */
-                diverged[items[i].partition] = true;
-            }
+    if (!diverged)
+        return -1;
+    atomic_fetch_add_explicit(&w->sh->stats->flushes, 1, memory_order_relaxed);
+    for (size_t i = 0; i < n; i++) {
+        pract_t *pr = owners[i];
+        pr->dirty = false;
+        if (items[i].rejected)
+            atomic_fetch_add_explicit(&w->sh->stats->rejected, 1, memory_order_relaxed);
+        if (items[i].written) {
+            atomic_fetch_add_explicit(&w->sh->stats->practitioners_written, 1,
+                                      memory_order_relaxed);
+            rm_avail_clear_dirty(&pr->st);
+            pr->stored_partition = items[i].partition;
+            pr->stored_fence = items[i].fence;
+        } else {
+            diverged[items[i].partition] = true;
         }
     }
-    for (int pi = 0; rc == 0 && diverged && pi < w->nparts; pi++)
+    int rc = 0;
+    for (int pi = 0; rc == 0 && pi < w->nparts; pi++)
         if (diverged[pi] && part_get(w, pi))
             rc = part_resync(w, part_get(w, pi));
-    if (!diverged && rc == 0 && n > 0)
-        rc = -1;
     free(diverged);
+    return rc;
+}
+
+static int flush_dirty(rm_worker_t *w) {
+    rm_sink_item_t *items;
+    pract_t **owners;
+    size_t n;
+    if (collect_dirty(w, &items, &owners, &n) < 0)
+        return -1;
+    int rc = 0;
+    if (n > 0 && (rc = write_items(w, items, n)) == 0)
+        rc = settle(w, items, owners, n);
     free(items);
-    free(os_items);
     free(owners);
     return rc;
 }
@@ -629,7 +635,7 @@ static int process_pending(rm_worker_t *w, bool sync_commit) {
         } else if (held) {
             pause_for_rebuild(w, holder);
             return 0;
-        } else if (w->os && rm_os_sink_take_moved(w->os)) {
+        } else if (w->sink.ops->take_moved && w->sink.ops->take_moved(w->sink.impl)) {
             /* A rebuild finished while this worker was idle: nothing it
              * holds belongs to the new generation. */
             rm_info("worker %d: the index moved to a new generation; resuming from its "
@@ -764,24 +770,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-rm_os_config_t rm_os_config_of(const rm_config_t *cfg) {
-    return (rm_os_config_t){
-        .url = cfg->opensearch_url,
-        .index_prefix = cfg->opensearch_prefix,
-        .ca_file = cfg->opensearch_ca_file,
-        .cert_file = cfg->opensearch_cert_file,
-        .key_file = cfg->opensearch_key_file,
-        .username = cfg->opensearch_username,
-        .password = cfg->opensearch_password,
-        .aws_region = cfg->opensearch_aws_region,
-        .aws_key = cfg->aws_key,
-        .aws_secret = cfg->aws_secret,
-        .aws_token = cfg->aws_token,
-        .bulk_docs = cfg->opensearch_bulk_docs,
-        .bulk_bytes = cfg->opensearch_bulk_bytes,
-    };
-}
-
 static void consumer_setup(rd_kafka_conf_t *conf, void *arg) {
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, arg);
@@ -796,20 +784,12 @@ int rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
     w->msgs = calloc(cfg->max_batch, sizeof(*w->msgs));
     w->dec = rm_decoder_new();
     char err[256];
-    if (sh->target == RM_TARGET_OPENSEARCH) {
-        rm_os_config_t oc = rm_os_config_of(cfg);
-        w->os = rm_os_sink_new(&oc);
-    } else {
-        rm_redis_url_t url;
-        if (rm_redis_url_parse(cfg->redis_url, &url, err, sizeof(err)) < 0) {
-            rm_error("--redis: %s", err);
-            return -1;
-        }
-        w->sink = rm_redis_sink_new(&url, cfg->redis_prefix);
-        rm_redis_url_free(&url);
-    }
-    if (!w->msgs || !w->dec || (!w->sink && !w->os)) {
+    if (!w->msgs || !w->dec) {
         rm_error("worker %d: out of memory", id);
+        return -1;
+    }
+    if (rm_sink_open(&w->sink, sh->ops, cfg, err, sizeof(err)) != RM_ERR_OK) {
+        rm_error("%s", err);
         return -1;
     }
 
@@ -845,21 +825,21 @@ int rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
 void *rm_worker_main(void *arg) {
     rm_worker_t *w = arg;
     const rm_config_t *cfg = w->sh->cfg;
-    if (w->os) {
-        /* The index must exist before the consumer joins its group (the
-         * first poll); OpenSearch being down delays only this pipeline. */
+    if (w->sink.ops->ensure) {
+        /* The store must be ready before the consumer joins its group (the
+         * first poll); a store that is down delays only this pipeline. */
         int ms = BACKOFF_MIN_MS;
         time_t deadline = 0;
         char diff[1024] = "";
-        while (rm_os_sink_ensure(w->os, diff, sizeof(diff)) != RM_ERR_OK) {
-            sink_failed(w, RM_SINK_ERROR_LOAD, "preparing the index", ms);
+        while (w->sink.ops->ensure(w->sink.impl, diff, sizeof(diff)) != RM_ERR_OK) {
+            sink_failed(w, RM_SINK_ERROR_LOAD, "preparing the store", ms);
             if (!backoff(w, &ms, &deadline))
                 break;
         }
         if (diff[0] && w->id == 0)
-            rm_warn("OpenSearch mapping differs from this release's (%s); run `readmodel rebuild "
-                    "--target opensearch` to recreate the index with the expected mapping",
-                    diff);
+            rm_warn("%s schema differs from this release's (%s); run `readmodel rebuild --target "
+                    "%s` to recreate it with the expected one",
+                    w->sink.ops->title, diff, target_name(w));
     }
     while (rm_running()) {
         /* Collect: block briefly for the first message, then take what is
@@ -898,7 +878,6 @@ void rm_worker_destroy(rm_worker_t *w) {
         rd_kafka_message_destroy(w->msgs[i]);
     free(w->msgs);
     rm_decoder_free(w->dec);
-    rm_redis_sink_free(w->sink);
-    rm_os_sink_free(w->os);
+    rm_sink_close(&w->sink);
     memset(w, 0, sizeof(*w));
 }

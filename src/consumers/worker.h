@@ -7,48 +7,27 @@
 
 #include "readmodel/availability.h"
 #include "readmodel/log.h"
-#include "readmodel/opensearch_sink.h"
+#include "readmodel/pract_map.h"
 #include "readmodel/practitioner_doc.h"
-#include "readmodel/redis_sink.h"
 #include "readmodel/serve.h"
+#include "readmodel/sink.h"
 #include "readmodel/stop.h"
 
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <signal.h>
 
-/* The read model a pipeline maintains. */
-typedef enum { RM_TARGET_REDIS = 0, RM_TARGET_OPENSEARCH } rm_target_t;
-
-/* Shared by the workers of one pipeline of a serve process. */
+/* Shared by the workers of one pipeline (a sink and its consumer group) of
+ * a serve process. */
 typedef struct {
     const rm_config_t *cfg;
-    rm_target_t target;
+    const rm_sink_ops_t *ops; /* the pipeline's sink */
     rm_stats_t *stats;
-    rd_kafka_t *dlq; /* producer, or NULL */
+    rd_kafka_t *dlq; /* producer, or NULL (only the first pipeline dead-letters) */
     atomic_int eof_partitions;
     int topic_partitions;
     atomic_int failed;
 } rm_serve_shared_t;
-
-typedef struct pract {
-    char pid[RM_MAX_ID_CHARS + 1];
-    uint8_t pid_len;
-    bool dirty;  /* an event was applied since the last flush */
-    bool loaded; /* stored state has been read */
-    int32_t fence_partition;
-    int64_t fence;            /* offset of the last event applied, -1 if none */
-    int32_t stored_partition; /* the fence the sink holds, as last read or written */
-    int64_t stored_fence;     /* -1: the sink holds no state */
-    uint64_t last_used;
-    rm_avail_t st;
-    rm_profile_t profile; /* OpenSearch pipeline only */
-} pract_t;
-
-typedef struct {
-    pract_t **slots;
-    uint32_t capacity, count;
-} pract_map_t;
 
 typedef struct {
     bool owned;
@@ -64,8 +43,7 @@ typedef struct {
     int id;
     rm_serve_shared_t *sh;
     rd_kafka_t *rk;
-    rm_redis_sink_t *sink; /* the Redis pipeline's sink, or NULL */
-    rm_os_sink_t *os;      /* the OpenSearch pipeline's sink, or NULL */
+    rm_sink_t sink; /* this worker's own handle of the pipeline's sink */
     rm_decoder_t *dec;
     part_t **parts; /* indexed by partition number */
     int nparts;
@@ -81,18 +59,5 @@ typedef struct {
 int rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh);
 void *rm_worker_main(void *arg);
 void rm_worker_destroy(rm_worker_t *w);
-
-/* Practitioner cache (pract_map.c). */
-pract_t *rm_pract_find(pract_map_t *m, const char *pid, size_t len);
-/* Inserts a new, loaded=false entry; NULL on ENOMEM. */
-pract_t *rm_pract_add(pract_map_t *m, const char *pid, size_t len);
-/* Frees entries not used in the current batch until at most `limit` remain
- * (dirty entries are never evicted). */
-void rm_pract_evict(pract_map_t *m, size_t limit, uint64_t current_seq);
-void rm_pract_remove(pract_map_t *m, pract_t *p);
-void rm_pract_map_free(pract_map_t *m);
-
-/* The OpenSearch sink configuration of cfg (strings borrowed). */
-rm_os_config_t rm_os_config_of(const rm_config_t *cfg);
 
 #endif

@@ -107,7 +107,7 @@ rm_err_t rm_os_generation_create(rm_os_sink_t *s, long gen) {
     return e;
 }
 
-rm_err_t rm_os_generation_load(rm_os_sink_t *s, long gen, rm_os_flush_t *items, size_t n,
+rm_err_t rm_os_generation_load(rm_os_sink_t *s, long gen, rm_sink_item_t *items, size_t n,
                                int attempts) {
     char docs[256], state[256];
     rm_os_gen_names(s, gen, docs, state, sizeof(docs));

@@ -35,7 +35,7 @@ rm_err_t rm_os_reply_error(rm_os_sink_t *s, const char *what, long status, json_
 json_t *rm_os_state_body(bool loading);
 /* Bulk-writes items into the given index names (aliases when require_alias). */
 rm_err_t rm_os_write(rm_os_sink_t *s, const char *docs_index, const char *state_index,
-                     bool require_alias, rm_os_flush_t *items, size_t n, int attempts,
+                     bool require_alias, rm_sink_item_t *items, size_t n, int attempts,
                      bool *missing);
 /* Base64 (RFC 4648) for the binary availability state. */
 char *rm_os_b64_encode(const char *in, size_t len);

@@ -451,7 +451,7 @@ static void state_id(char *out, size_t cap, const char *pid, size_t len) {
     snprintf(out, cap, "p:%.*s", (int)len, pid);
 }
 
-static int decode_state(json_t *src, rm_os_load_t *it) {
+static int decode_state(json_t *src, rm_sink_item_t *it) {
     json_t *p = json_object_get(src, "partition"), *f = json_object_get(src, "fence");
     const char *a = json_string_value(json_object_get(src, "avail"));
     if (!json_is_integer(p) || !json_is_integer(f) || !a)
@@ -469,7 +469,7 @@ static int decode_state(json_t *src, rm_os_load_t *it) {
     return 0;
 }
 
-rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_os_load_t *items, size_t n) {
+rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_sink_item_t *items, size_t n) {
     if (!n)
         return RM_ERR_OK;
     json_t *ids = json_array();
@@ -548,7 +548,7 @@ static int append(text_t *t, const char *p, size_t n) {
 }
 
 /* The NDJSON pair of item i: document or state. */
-static int item_lines(const rm_os_flush_t *it, bool state, const char *index, text_t *t) {
+static int item_lines(const rm_sink_item_t *it, bool state, const char *index, text_t *t) {
     char meta[512], id[80];
     if (state)
         state_id(id, sizeof(id), it->pid, it->pid_len);
@@ -614,7 +614,7 @@ static bool index_missing(json_t *answer) {
  * not be sent at all (its items are left ST_RETRY). */
 
 static rm_err_t bulk_pass(rm_os_sink_t *s, const char *index, bool state, bool require_alias,
-                          const rm_os_flush_t *items, size_t *todo, size_t nt,
+                          const rm_sink_item_t *items, size_t *todo, size_t nt,
                           item_state_t *states) {
     rm_err_t last = RM_ERR_OK;
     size_t i = 0;
@@ -680,7 +680,7 @@ static rm_err_t bulk_pass(rm_os_sink_t *s, const char *index, bool state, bool r
 /* Writes documents or states of the items marked ST_PENDING, retrying per
  * item. On return no item is ST_PENDING; RM_ERR_IO when some are ST_RETRY. */
 static rm_err_t bulk_items(rm_os_sink_t *s, const char *index, bool state, bool require_alias,
-                           const rm_os_flush_t *items, size_t n, item_state_t *states,
+                           const rm_sink_item_t *items, size_t n, item_state_t *states,
                            int attempts) {
     size_t *todo = malloc((n ? n : 1) * sizeof(*todo));
     if (!todo)
@@ -720,7 +720,7 @@ static rm_err_t bulk_items(rm_os_sink_t *s, const char *index, bool state, bool 
 }
 
 rm_err_t rm_os_write(rm_os_sink_t *s, const char *docs_index, const char *state_index,
-                     bool require_alias, rm_os_flush_t *items, size_t n, int attempts,
+                     bool require_alias, rm_sink_item_t *items, size_t n, int attempts,
                      bool *missing) {
     *missing = false;
     item_state_t *docs = calloc(n ? n : 1, sizeof(*docs));
@@ -760,7 +760,7 @@ rm_err_t rm_os_write(rm_os_sink_t *s, const char *docs_index, const char *state_
     return e;
 }
 
-rm_err_t rm_os_sink_flush(rm_os_sink_t *s, rm_os_flush_t *items, size_t n, int attempts) {
+rm_err_t rm_os_sink_flush(rm_os_sink_t *s, rm_sink_item_t *items, size_t n, int attempts) {
     bool missing = false;
     s->moved = false;
     rm_err_t e = rm_os_write(s, s->alias, s->state_alias, true, items, n, attempts, &missing);

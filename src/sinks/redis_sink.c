@@ -211,7 +211,7 @@ static int64_t parse_i64(const char *str, size_t len, bool *ok) {
     return v;
 }
 
-rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_redis_load_t *items, size_t n) {
+rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n) {
     rm_err_t e = rm_redis_sink_connect(s);
     if (e)
         return e;
@@ -228,7 +228,7 @@ rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_redis_load_t *items, size_t n
         redisReply *r;
         if (redisGetReply(s->c, (void **)&r) != REDIS_OK)
             return rm_redis_io_error(s);
-        rm_redis_load_t *it = &items[i];
+        rm_sink_item_t *it = &items[i];
         it->partition = -1;
         it->fence = -1;
         it->corrupt = false;
@@ -321,7 +321,7 @@ static void resp_command(resp_t *b, int argc, const char *const *argv) {
  * written as RESP directly (one pass over the days, which arrive in
  * ascending order). Sets *replies to the number of replies it will
  * produce. */
-static int append_forced(rm_redis_sink_t *s, const rm_redis_flush_t *it, const char *state,
+static int append_forced(rm_redis_sink_t *s, const rm_sink_item_t *it, const char *state,
                          size_t state_len, int *replies) {
     uint64_t ndays = roaring_bitmap_get_cardinality(it->st->dirty);
     uint16_t *del = malloc((ndays + 1) * sizeof(*del));
@@ -390,7 +390,7 @@ done:
 
 /* Appends the flush script call for one practitioner (or, forced, the
  * transaction of append_forced); *replies is how many replies follow. */
-static int append_flush(rm_redis_sink_t *s, const rm_redis_flush_t *it, char **state,
+static int append_flush(rm_redis_sink_t *s, const rm_sink_item_t *it, char **state,
                         size_t *state_len, int *replies) {
     if (it->force) {
         if (rm_avail_encode(it->st, state, state_len) != RM_ERR_OK)
@@ -450,7 +450,7 @@ done:
     return rc;
 }
 
-static rm_err_t flush_chunk(rm_redis_sink_t *s, rm_redis_flush_t *items, size_t n) {
+static rm_err_t flush_chunk(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n) {
     char *states[PIPELINE_PRACTITIONERS] = {0};
     size_t state_lens[PIPELINE_PRACTITIONERS];
     int replies[PIPELINE_PRACTITIONERS];
@@ -507,7 +507,7 @@ static rm_err_t flush_chunk(rm_redis_sink_t *s, rm_redis_flush_t *items, size_t 
     return e;
 }
 
-rm_err_t rm_redis_sink_flush(rm_redis_sink_t *s, rm_redis_flush_t *items, size_t n) {
+rm_err_t rm_redis_sink_flush(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n) {
     rm_err_t e = rm_redis_sink_connect(s);
     for (size_t i = 0; i < n; i++)
         items[i].written = false;

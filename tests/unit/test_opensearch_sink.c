@@ -50,7 +50,7 @@ typedef struct {
     char pid[16][16];
     rm_avail_t st[16];
     rm_profile_t prof[16];
-    rm_os_flush_t items[16];
+    rm_sink_item_t items[16];
 } batch_t;
 
 static void batch_init(batch_t *b, int n, int64_t fence) {
@@ -62,8 +62,12 @@ static void batch_init(batch_t *b, int n, int64_t fence) {
         rm_avail_apply(&b->st[i], &pub);
         b->prof[i].set = RM_PROFILE_NAME;
         b->prof[i].name = strdup("\"Dr X\"");
-        b->items[i] =
-            (rm_os_flush_t){b->pid[i], strlen(b->pid[i]), &b->st[i], &b->prof[i], 0, fence + i};
+        b->items[i] = (rm_sink_item_t){.pid = b->pid[i],
+                                       .pid_len = strlen(b->pid[i]),
+                                       .st = &b->st[i],
+                                       .profile = &b->prof[i],
+                                       .partition = 0,
+                                       .fence = fence + i};
     }
 }
 
@@ -139,13 +143,15 @@ static void test_flush_load_versions(void **state) {
     rm_avail_t st;
     rm_profile_t prof = {0};
     rm_avail_init(&st);
-    rm_os_load_t l = {"p-3", 3, &st, &prof, -9, -9, false};
-    rm_os_load_t none_l;
+    rm_sink_item_t l = {
+        .pid = "p-3", .pid_len = 3, .st = &st, .profile = &prof, .partition = -9, .fence = -9};
+    rm_sink_item_t none_l;
     rm_avail_t st2;
     rm_profile_t prof2 = {0};
     rm_avail_init(&st2);
-    none_l = (rm_os_load_t){"nobody", 6, &st2, &prof2, -9, -9, false};
-    rm_os_load_t two[2] = {l, none_l};
+    none_l = (rm_sink_item_t){
+        .pid = "nobody", .pid_len = 6, .st = &st2, .profile = &prof2, .partition = -9, .fence = -9};
+    rm_sink_item_t two[2] = {l, none_l};
     assert_int_equal(rm_os_sink_load(f->s, two, 2), RM_ERR_OK);
     assert_int_equal(two[0].fence, 103);
     assert_int_equal(two[0].partition, 0);

@@ -74,13 +74,13 @@ static void test_flush_writes_keys_and_state(void **state) {
     rm_avail_init(&st);
     apply(&st, RM_EV_SLOTS_PUBLISHED, D0, 0, 2);
     apply(&st, RM_EV_SLOTS_PUBLISHED, D0 + 1, 10, 1);
-    rm_redis_flush_t it = {.pid = "p-1",
-                           .pid_len = 3,
-                           .st = &st,
-                           .partition = 0,
-                           .fence = 41,
-                           .expect_partition = -1,
-                           .expect_fence = -1};
+    rm_sink_item_t it = {.pid = "p-1",
+                         .pid_len = 3,
+                         .st = &st,
+                         .partition = 0,
+                         .fence = 41,
+                         .expect_partition = -1,
+                         .expect_fence = -1};
     assert_int_equal(rm_redis_sink_flush(s, &it, 1), RM_ERR_OK);
     assert_true(it.written);
 
@@ -112,14 +112,14 @@ static void test_flush_writes_keys_and_state(void **state) {
     rm_avail_t old;
     rm_avail_init(&old);
     apply(&old, RM_EV_SLOTS_PUBLISHED, D0 + 1, 10, 1);
-    rm_redis_flush_t stale = {.pid = "p-1",
-                              .pid_len = 3,
-                              .st = &old,
-                              .partition = 0,
-                              .fence = 43,
-                              .expect_partition = 0,
-                              .expect_fence = 41,
-                              .written = true};
+    rm_sink_item_t stale = {.pid = "p-1",
+                            .pid_len = 3,
+                            .st = &old,
+                            .partition = 0,
+                            .fence = 43,
+                            .expect_partition = 0,
+                            .expect_fence = 41,
+                            .written = true};
     assert_int_equal(rm_redis_sink_flush(s, &stale, 1), RM_ERR_OK);
     assert_false(stale.written);
     assert_int_equal(day_key_exists(c), 0);
@@ -149,7 +149,8 @@ static void test_flush_writes_keys_and_state(void **state) {
     /* The stored state loads back with its fence. */
     rm_avail_t back;
     rm_avail_init(&back);
-    rm_redis_load_t ld[2] = {{"p-1", 3, &back, 0, 0}, {"nobody", 6, &old, 0, 0}};
+    rm_sink_item_t ld[2] = {{.pid = "p-1", .pid_len = 3, .st = &back},
+                            {.pid = "nobody", .pid_len = 6, .st = &old}};
     assert_int_equal(rm_redis_sink_load(s, ld, 2), RM_ERR_OK);
     assert_int_equal(ld[0].fence, 44);
     assert_int_equal(ld[0].partition, 0);
@@ -163,13 +164,13 @@ static void test_flush_writes_keys_and_state(void **state) {
     freeReplyObject(redisCommand(c, "HSET rm:state:{bad} p 0 f 1 s garbage"));
     rm_avail_t bad;
     rm_avail_init(&bad);
-    rm_redis_load_t lb = {"bad", 3, &bad, 0, 0};
+    rm_sink_item_t lb = {.pid = "bad", .pid_len = 3, .st = &bad};
     assert_int_equal(rm_redis_sink_load(s, &lb, 1), RM_ERR_CORRUPT);
 
     /* A forced write whose transaction fails inside EXEC (the state key is
      * not a hash) is an error and reports nothing written. */
     freeReplyObject(redisCommand(c, "SET rm:state:{bad} not-a-hash"));
-    rm_redis_flush_t forced = {.pid = "bad", .pid_len = 3, .st = &st, .fence = 1, .force = true};
+    rm_sink_item_t forced = {.pid = "bad", .pid_len = 3, .st = &st, .fence = 1, .force = true};
     rm_avail_mark_all_dirty(&st);
     assert_int_equal(rm_redis_sink_flush(s, &forced, 1), RM_ERR_REPLY);
     assert_false(forced.written);

@@ -1,14 +1,26 @@
 /*
- * Replay (internal to rebuild and verify): reads every partition from its
- * earliest offset to the end offset captured when the plan was made, and
- * projects it into fresh in-memory state, one practitioner map per
- * partition. Threads each own a consumer with a manual assignment (no group
- * membership, nothing committed).
+ * Replay (for rebuild and verify): reads every partition from its earliest
+ * offset to the end offset captured when the plan was made, and projects it
+ * into fresh in-memory state, one practitioner map per partition. Threads
+ * each own a consumer with a manual assignment (no group membership,
+ * nothing committed).
+ *
+ * Thread-safety: one thread drives a replay (plan, start, join, free);
+ * rm_replay_take_partition may be called from any number of threads while
+ * it runs. Each rm_replay_t carries its own threads, so several replays may
+ * run in one process (they do one after the other for --target all).
  */
 #ifndef READMODEL_REPLAY_H
 #define READMODEL_REPLAY_H
 
-#include "worker.h"
+#include "readmodel/config.h"
+#include "readmodel/pract_map.h"
+#include "readmodel/stats.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 typedef struct {
     int partitions;
@@ -33,7 +45,8 @@ typedef struct {
     /* Partitions not started yet, shared by the replay threads. */
     int *pool; /* partitions with events, largest first */
     int pool_len;
-    atomic_int pool_next; /* next index of pool to start */
+    atomic_int pool_next;      /* next index of pool to start */
+    struct rm_replay_run *run; /* the threads of a started replay (private to replay.c) */
 } rm_replay_t;
 
 /* Reads the topic's partitions and their offsets. 0, or -1 (logged). */

@@ -20,13 +20,14 @@
  * resume from them. A rebuild that dies leaves every practitioner consistent
  * (old or new), and its lease expires.
  */
-#include "../consumers/replay.h"
 #include "admin_internal.h"
 #include "progress.h"
 #include "readmodel/clock.h"
 #include "readmodel/admin.h"
 #include "readmodel/date.h"
-#include "readmodel/http.h"
+#include "readmodel/log.h"
+#include "readmodel/redis_sink.h"
+#include "readmodel/stop.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +74,12 @@ static void add_foreign(existing_t *ex, const char *key, size_t len) {
         }
         ex->foreign = n;
     }
-    ex->foreign[ex->nforeign++] = strndup(key, len);
+    char *copy = strndup(key, len);
+    if (!copy) {
+        ex->failed = 1;
+        return;
+    }
+    ex->foreign[ex->nforeign++] = copy;
 }
 
 static bool pid_ok(const char *s, size_t n) {
@@ -129,6 +135,46 @@ static void existing_free(existing_t *ex) {
     free(ex->foreign);
 }
 
+static void free_keys(char **keys, size_t n) {
+    for (size_t i = 0; keys && i < n; i++)
+        free(keys[i]);
+    free(keys);
+}
+
+/* A growing list of malloc'd key names. */
+typedef struct {
+    char **keys;
+    size_t n, cap;
+} keylist_t;
+
+/* Appends key (taking it; NULL means it could not be made). 0, or -1 when
+ * out of memory (key freed). */
+static int keylist_push(keylist_t *l, char *key) {
+    if (!key)
+        return -1;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char **k = realloc(l->keys, cap * sizeof(*k));
+        if (!k) {
+            free(key);
+            return -1;
+        }
+        l->keys = k;
+        l->cap = cap;
+    }
+    l->keys[l->n++] = key;
+    return 0;
+}
+
+/* "avail:{pid}:YYYY-MM-DD" or "state:{pid}" (without prefix), malloc'd;
+ * NULL when out of memory or when it does not fit. */
+static char *model_key(const pract_t *p, bool state, uint16_t day) {
+    char buf[RM_MAX_ID_CHARS + 32];
+    int len = state ? rm_redis_key_state(buf, sizeof(buf), "", p->pid, p->pid_len)
+                    : rm_redis_key_avail(buf, sizeof(buf), "", p->pid, p->pid_len, day);
+    return len < 0 || (size_t)len >= sizeof(buf) ? NULL : strdup(buf);
+}
+
 static rm_redis_sink_t *open_sink(const rm_config_t *cfg) {
     rm_redis_url_t url;
     char err[256];
@@ -144,33 +190,6 @@ static rm_redis_sink_t *open_sink(const rm_config_t *cfg) {
         return NULL;
     }
     return s;
-}
-
-void rm_admin_print_plan(const rm_config_t *cfg, const rm_replay_t *r, FILE *out) {
-    fprintf(out, "plan: topic %s, %d partition(s), %llu event(s) to replay\n", cfg->topic,
-            r->partitions, (unsigned long long)r->total);
-    for (int p = 0; p < r->partitions; p++)
-        fprintf(out, "  partition %d: offsets %lld..%lld (%lld events)%s\n", p,
-                (long long)r->low[p], (long long)r->high[p], (long long)(r->high[p] - r->low[p]),
-                r->low[p] > 0 ? "  TRUNCATED: history before the earliest offset is gone" : "");
-}
-
-int rm_admin_replay(const rm_config_t *cfg, rm_replay_t *r) {
-    if (rm_replay_start(cfg, r) < 0) {
-        rm_replay_join(r);
-        return -1;
-    }
-    rm_progress_t pr;
-    rm_progress_begin(&pr, RM_PHASE_REPLAY, r->total);
-    while (atomic_load(&r->done) < r->total && !atomic_load(&r->failed) && rm_running()) {
-        usleep(10 * 1000); /* the write phase starts at most 10 ms after the replay */
-        rm_progress_update(&pr, atomic_load(&r->done));
-    }
-    int rc = rm_replay_join(r);
-    rm_progress_end(&pr, atomic_load(&r->done));
-    if (rc < 0 || !rm_running())
-        rm_error("replay did not complete%s", rm_running() ? "" : " (interrupted)");
-    return rc < 0 || !rm_running() ? -1 : 0;
 }
 
 /* Compares one chunk of replayed practitioners with Redis. Fills each
@@ -207,13 +226,10 @@ static int diff_chunk(rm_redis_sink_t *s, existing_t *ex, pract_t **chunk, size_
                     goto out;
                 }
             }
-            keys[nkeys] = malloc(RM_MAX_ID_CHARS + 32);
-            if (!keys[nkeys]) {
+            if (!(keys[nkeys] = model_key(pr, false, (uint16_t)it.current_value))) {
                 rc = -1;
                 goto out;
             }
-            rm_redis_key_avail(keys[nkeys], RM_MAX_ID_CHARS + 32, "", pr->pid, pr->pid_len,
-                               (uint16_t)it.current_value);
             key_day[nkeys] = (uint16_t)it.current_value;
             key_owner[nkeys++] = i;
         }
@@ -229,9 +245,14 @@ static int diff_chunk(rm_redis_sink_t *s, existing_t *ex, pract_t **chunk, size_
         goto out;
     }
     /* Days with an existing key: compare values. */
-    roaring_bitmap_t **keep = calloc(n, sizeof(*keep)); /* unchanged days, per practitioner */
+    roaring_bitmap_t **keep = calloc(n ? n : 1, sizeof(*keep)); /* unchanged days, per pract. */
     for (size_t i = 0; keep && i < n; i++)
-        keep[i] = roaring_bitmap_create();
+        if (!(keep[i] = roaring_bitmap_create())) {
+            while (i-- > 0)
+                roaring_bitmap_free(keep[i]);
+            free(keep);
+            keep = NULL;
+        }
     for (size_t k = 0; keep && k < nkeys; k++) {
         pract_t *pr = chunk[key_owner[k]];
         uint8_t want[RM_DAY_BYTES];
@@ -292,56 +313,46 @@ out:
     return rc;
 }
 
-/* Keys of what Redis holds that no replayed practitioner accounts for. */
+/* Keys of what Redis holds that no replayed practitioner accounts for
+ * (foreign keys, and every key of a practitioner the replay did not see).
+ * On success *out (caller frees with free_keys) holds *n keys; on failure
+ * (out of memory) nothing is allocated, *out is NULL and *n 0. */
 static int leftovers(existing_t *ex, char ***out, size_t *n, diff_t *d) {
-    size_t cap = ex->nforeign + 16;
-    char **keys = malloc(cap * sizeof(*keys));
-    if (!keys)
-        return -1;
+    keylist_t l = {0};
+    int rc = 0;
+    *out = NULL;
     *n = 0;
-    for (size_t i = 0; i < ex->nforeign; i++) {
-        keys[(*n)++] = strdup(ex->foreign[i]);
+    for (size_t i = 0; rc == 0 && i < ex->nforeign; i++) {
+        rc = keylist_push(&l, strdup(ex->foreign[i]));
         d->extra++;
         example(d, EX_EXTRA, "%s%s (not a model key)", "", ex->foreign[i]);
     }
-    for (uint32_t i = 0; i < ex->by_pid.capacity; i++) {
+    for (uint32_t i = 0; rc == 0 && i < ex->by_pid.capacity; i++) {
         pract_t *p = ex->by_pid.slots[i];
         if (!p || p->dirty)
             continue;
-        size_t need = *n + 1 + roaring_bitmap_get_cardinality(p->st.dirty);
-        if (need > cap) {
-            cap = need * 2;
-            char **k = realloc(keys, cap * sizeof(*k));
-            if (!k)
-                return -1;
-            keys = k;
-        }
         roaring_uint32_iterator_t it;
         roaring_init_iterator(p->st.dirty, &it);
-        for (; it.has_value; roaring_advance_uint32_iterator(&it)) {
-            char *k = malloc(RM_MAX_ID_CHARS + 32);
-            rm_redis_key_avail(k, RM_MAX_ID_CHARS + 32, "", p->pid, p->pid_len,
-                               (uint16_t)it.current_value);
-            keys[(*n)++] = k;
+        for (; rc == 0 && it.has_value; roaring_advance_uint32_iterator(&it)) {
+            rc = keylist_push(&l, model_key(p, false, (uint16_t)it.current_value));
             d->extra++;
-            example(d, EX_EXTRA, "%s%s (no such practitioner in the log)", "", k);
+            if (rc == 0)
+                example(d, EX_EXTRA, "%s%s (no such practitioner in the log)", "", l.keys[l.n - 1]);
         }
-        if (p->loaded) {
-            char *k = malloc(RM_MAX_ID_CHARS + 16);
-            rm_redis_key_state(k, RM_MAX_ID_CHARS + 16, "", p->pid, p->pid_len);
-            keys[(*n)++] = k;
+        if (rc == 0 && p->loaded) {
+            rc = keylist_push(&l, model_key(p, true, 0));
             d->state_extra++;
-            example(d, EX_STATE, "%s%s (no such practitioner in the log)", "", k);
+            if (rc == 0)
+                example(d, EX_STATE, "%s%s (no such practitioner in the log)", "", l.keys[l.n - 1]);
         }
     }
-    *out = keys;
+    if (rc < 0) {
+        free_keys(l.keys, l.n);
+        return -1;
+    }
+    *out = l.keys;
+    *n = l.n;
     return 0;
-}
-
-static void free_keys(char **keys, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        free(keys[i]);
-    free(keys);
 }
 
 static int scan_existing(rm_redis_sink_t *s, existing_t *ex) {
@@ -354,36 +365,33 @@ static int scan_existing(rm_redis_sink_t *s, existing_t *ex) {
     return ex->failed ? -1 : 0;
 }
 
-void rm_admin_log_events(const rm_replay_t *r) {
-    const rm_stats_t *st = &r->stats;
-    rm_info("events: applied=%llu invalid=%llu ignored=%llu tombstone=%llu anomalies=%llu",
-            (unsigned long long)atomic_load(&st->events[RM_RESULT_APPLIED]),
-            (unsigned long long)atomic_load(&st->events[RM_RESULT_INVALID]),
-            (unsigned long long)atomic_load(&st->events[RM_RESULT_IGNORED]),
-            (unsigned long long)atomic_load(&st->events[RM_RESULT_TOMBSTONE]),
-            (unsigned long long)atomic_load(&st->anomalies));
-}
-
 /* ---- lease renewal ---- */
 
 static rm_err_t renew_redis(void *sink, const char *holder, int ttl_ms, bool *ok) {
     return rm_redis_lease_renew(sink, holder, ttl_ms, ok);
 }
 
+/* --flush: deletes every key of the model (nothing was replayed yet, so
+ * every key is a leftover). 0, or -1 (logged). */
 static int flush_model(rm_redis_sink_t *s) {
     existing_t ex;
-    if (scan_existing(s, &ex) < 0)
+    if (scan_existing(s, &ex) < 0) {
+        existing_free(&ex);
         return -1;
+    }
     diff_t d = {0};
-    char **keys;
-    size_t n;
+    char **keys = NULL;
+    size_t n = 0;
     int rc = leftovers(&ex, &keys, &n, &d);
-    if (rc == 0 && rm_redis_del_many(s, keys, n) != RM_ERR_OK)
+    if (rc < 0)
+        rm_error("--flush: out of memory");
+    else if (rm_redis_del_many(s, keys, n) != RM_ERR_OK) {
+        rm_error("--flush: %s", rm_redis_sink_last_error(s));
         rc = -1;
-    if (rc == 0)
+    } else
         rm_warn("--flush: deleted %zu key(s); readers see an empty model until the rebuild ends",
                 n);
-    free_keys(keys, rc == 0 ? n : 0);
+    free_keys(keys, n);
     existing_free(&ex);
     return rc;
 }
@@ -429,14 +437,14 @@ static void busy(write_shared_t *sh, bool enter) {
 static bool write_chunk(writer_t *w, rm_redis_sink_t *s, pract_t **prs, size_t m) {
     if (diff_chunk(s, w->sh->ex, prs, m, &w->d) < 0)
         return false;
-    rm_redis_flush_t items[CHUNK];
+    rm_sink_item_t items[CHUNK];
     for (size_t i = 0; i < m; i++)
-        items[i] = (rm_redis_flush_t){.pid = prs[i]->pid,
-                                      .pid_len = prs[i]->pid_len,
-                                      .st = &prs[i]->st,
-                                      .partition = prs[i]->fence_partition,
-                                      .fence = prs[i]->fence,
-                                      .force = true};
+        items[i] = (rm_sink_item_t){.pid = prs[i]->pid,
+                                    .pid_len = prs[i]->pid_len,
+                                    .st = &prs[i]->st,
+                                    .partition = prs[i]->fence_partition,
+                                    .fence = prs[i]->fence,
+                                    .force = true};
     if (rm_redis_sink_flush(s, items, m) != RM_ERR_OK) {
         rm_error("%s", rm_redis_sink_last_error(s));
         return false;
@@ -572,46 +580,77 @@ static bool replay_and_write(const rm_config_t *cfg, rm_redis_sink_t *s, rm_repl
     return ok;
 }
 
-static int rebuild_run(const rm_config_t *cfg) {
-    if (strcmp(cfg->target, "all") == 0) { /* one target after the other */
-        rm_config_t one = *cfg;
-        one.target = "redis";
-        int rc = rebuild_run(&one);
-        if (rc != RM_EXIT_OK)
-            return rc;
-        one.target = "opensearch";
-        return rebuild_run(&one);
-    }
-    rm_replay_t r;
-    if (rm_replay_plan(cfg, &r) < 0)
-        return RM_EXIT_FAILED;
-    rm_admin_print_plan(cfg, &r, stdout);
-    int truncated = rm_replay_truncated(&r);
-    if (truncated && !cfg->allow_truncated) {
-        fprintf(stderr,
-                "readmodel rebuild: %d partition(s) start above offset 0: a model built from this "
-                "log would be incomplete unless AvailabilitySnapshot events after the earliest "
-                "offsets summarise what is gone. Nothing was written. Re-run with "
-                "--allow-truncated-history to accept it.\n",
-                truncated);
-        rm_replay_free(&r);
-        return RM_EXIT_TRUNCATED;
-    }
-    if (cfg->dry_run) {
-        printf("dry run (%s): nothing changed\n", cfg->target);
-        rm_replay_free(&r);
-        return RM_EXIT_OK;
-    }
-    if (strcmp(cfg->target, "opensearch") == 0) {
-        int rc = rm_os_rebuild_run(cfg, &r, truncated);
-        rm_replay_free(&r);
-        return rc;
-    }
+/* Writes the rebuild's record (rebuild:last:redis) and prints its summary. */
+static void rebuild_report(rm_redis_sink_t *s, const rm_replay_t *r, const diff_t *d, bool ok,
+                           time_t started, double secs, double replay_s, double busy_s,
+                           int truncated) {
+    char started_s[32], finished[32], dur[32], events[32], written[32], deleted[32], unchanged[32],
+        trunc[16], write_share[32];
+    snprintf(started_s, sizeof(started_s), "%lld", (long long)started);
+    snprintf(finished, sizeof(finished), "%lld", (long long)time(NULL));
+    snprintf(dur, sizeof(dur), "%.3f", secs);
+    snprintf(events, sizeof(events), "%llu", (unsigned long long)atomic_load(&r->done));
+    snprintf(written, sizeof(written), "%llu", (unsigned long long)d->written);
+    snprintf(deleted, sizeof(deleted), "%llu", (unsigned long long)d->deleted);
+    snprintf(unchanged, sizeof(unchanged), "%llu", (unsigned long long)d->unchanged);
+    snprintf(trunc, sizeof(trunc), "%d", truncated);
+    double share = secs > 0 ? busy_s / secs : 0.0, after = secs > replay_s ? secs - replay_s : 0.0;
+    snprintf(write_share, sizeof(write_share), "%.3f", share);
+    const char *fields[] = {
+        "started_at",   "finished_at",  "result",         "duration_s",           "events",
+        "keys_written", "keys_deleted", "keys_unchanged", "truncated_partitions", "write_share"};
+    const char *values[] = {
+        started_s, finished, ok ? "ok" : "failed", dur, events, written, deleted,
+        unchanged, trunc,    write_share};
+    if (rm_redis_record_set(s, "rebuild:last:redis", fields, values, 10) != RM_ERR_OK)
+        rm_warn("could not record the rebuild result: %s", rm_redis_sink_last_error(s));
+    printf("rebuild %s in %.1f s: events applied=%llu invalid=%llu ignored=%llu; keys written=%s "
+           "deleted=%s unchanged=%s; writing took %.0f%% of the time (%.2f s after the replay)%s\n",
+           ok ? "completed" : "FAILED", secs,
+           (unsigned long long)atomic_load(&r->stats.events[RM_RESULT_APPLIED]),
+           (unsigned long long)atomic_load(&r->stats.events[RM_RESULT_INVALID]),
+           (unsigned long long)atomic_load(&r->stats.events[RM_RESULT_IGNORED]), written, deleted,
+           unchanged, 100.0 * share, after,
+           truncated ? "; WARNING: built from truncated history" : "");
+}
+
+/* The work done under the lease: (flush,) replay and write, delete what
+ * should not exist, checkpoints, record. true when it all succeeded. */
+static bool rebuild_locked(const rm_config_t *cfg, rm_redis_sink_t *s, rm_replay_t *r,
+                           rm_renewer_t *rn, int truncated) {
+    time_t started = time(NULL);
+    double t0 = rm_mono_s();
+    if (cfg->flush && flush_model(s) < 0)
+        return false;
+    /* A flush changes what the replay must write, so the plan's offsets are
+     * kept: events after them are serve's to apply after the lease. */
+    existing_t ex = {0};
+    diff_t d = {0};
+    double replay_s = 0, busy_s = 0;
+    bool ok = replay_and_write(cfg, s, r, &ex, &d, rn, &replay_s, &busy_s), wrote = ok;
+    char **extra_keys = NULL;
+    size_t nextra = 0;
+    if (ok && (leftovers(&ex, &extra_keys, &nextra, &d) < 0 ||
+               rm_redis_del_many(s, extra_keys, nextra) != RM_ERR_OK))
+        ok = false;
+    d.written = d.missing + d.wrong;
+    d.deleted = d.extra + d.state_extra;
+    for (int p = 0; ok && p < r->partitions; p++)
+        if (rm_redis_checkpoint_set(s, cfg->topic, p, r->high[p]) != RM_ERR_OK)
+            ok = false;
+    if (wrote && !ok && !atomic_load(&rn->lost))
+        rm_error("rebuild failed: %s", rm_redis_sink_last_error(s));
+    free_keys(extra_keys, nextra);
+    existing_free(&ex);
+    rebuild_report(s, r, &d, ok, started, rm_mono_s() - t0, replay_s, busy_s, truncated);
+    return ok;
+}
+
+static int redis_rebuild(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
     rm_redis_sink_t *s = open_sink(cfg), *lease_sink = open_sink(cfg);
     if (!s || !lease_sink) {
         rm_redis_sink_free(s);
         rm_redis_sink_free(lease_sink);
-        rm_replay_free(&r);
         return RM_EXIT_FAILED;
     }
     char holder[256], other[256] = "";
@@ -626,80 +665,25 @@ static int rebuild_run(const rm_config_t *cfg) {
     if (rm_redis_lease_acquire(s, holder, cfg->lease_ttl_ms, &got, other, sizeof(other)) !=
         RM_ERR_OK) {
         rm_error("%s", rm_redis_sink_last_error(s));
-        goto done;
-    }
-    if (!got) {
+    } else if (!got) {
         fprintf(stderr, "readmodel rebuild: another rebuild holds the lease (%s); not starting\n",
                 other);
         rc = RM_EXIT_LEASE_HELD;
-        goto done;
+    } else {
+        rm_info("lease taken as %s; live serve processes pause writes until it is released",
+                holder);
+        if (rm_renewer_start(&rn) == 0) {
+            rc = rebuild_locked(cfg, s, r, &rn, truncated) ? RM_EXIT_OK : RM_EXIT_FAILED;
+            bool held = rm_renewer_stop(&rn); /* a lost lease is not ours to release */
+            if (held && rm_redis_lease_release(s, holder) != RM_ERR_OK)
+                rm_warn("could not release the lease (%s); it expires in %d ms",
+                        rm_redis_sink_last_error(s), cfg->lease_ttl_ms);
+        } else if (rm_redis_lease_release(s, holder) != RM_ERR_OK) {
+            rm_warn("could not release the lease: %s", rm_redis_sink_last_error(s));
+        }
     }
-    rm_info("lease taken as %s; live serve processes pause writes until it is released", holder);
-    if (rm_renewer_start(&rn) < 0) {
-        rm_redis_lease_release(s, holder);
-        goto done;
-    }
-    time_t started = time(NULL);
-    double t0 = rm_mono_s();
-
-    if (cfg->flush && flush_model(s) < 0)
-        goto release;
-    /* A flush changes what the replay must write, so the plan's offsets are
-     * kept: events after them are serve's to apply after the lease. */
-    existing_t ex = {0};
-    diff_t d = {0};
-    double replay_s = 0, busy_s = 0;
-    bool ok = replay_and_write(cfg, s, &r, &ex, &d, &rn, &replay_s, &busy_s), wrote = ok;
-    char **extra_keys = NULL;
-    size_t nextra = 0;
-    if (ok && (leftovers(&ex, &extra_keys, &nextra, &d) < 0 ||
-               rm_redis_del_many(s, extra_keys, nextra) != RM_ERR_OK))
-        ok = false;
-    d.written = d.missing + d.wrong;
-    d.deleted = d.extra + d.state_extra;
-    for (int p = 0; ok && p < r.partitions; p++)
-        if (rm_redis_checkpoint_set(s, cfg->topic, p, r.high[p]) != RM_ERR_OK)
-            ok = false;
-    if (wrote && !ok && !atomic_load(&rn.lost))
-        rm_error("rebuild failed: %s", rm_redis_sink_last_error(s));
-    free_keys(extra_keys, nextra);
-    existing_free(&ex);
-    double secs = rm_mono_s() - t0;
-    char started_s[32], finished[32], dur[32], events[32], written[32], deleted[32], unchanged[32],
-        trunc[16], write_share[32];
-    snprintf(started_s, sizeof(started_s), "%lld", (long long)started);
-    snprintf(finished, sizeof(finished), "%lld", (long long)time(NULL));
-    snprintf(dur, sizeof(dur), "%.3f", secs);
-    snprintf(events, sizeof(events), "%llu", (unsigned long long)atomic_load(&r.done));
-    snprintf(written, sizeof(written), "%llu", (unsigned long long)d.written);
-    snprintf(deleted, sizeof(deleted), "%llu", (unsigned long long)d.deleted);
-    snprintf(unchanged, sizeof(unchanged), "%llu", (unsigned long long)d.unchanged);
-    snprintf(trunc, sizeof(trunc), "%d", truncated);
-    double share = secs > 0 ? busy_s / secs : 0.0, after = secs > replay_s ? secs - replay_s : 0.0;
-    snprintf(write_share, sizeof(write_share), "%.3f", share);
-    const char *fields[] = {
-        "started_at",   "finished_at",  "result",         "duration_s",           "events",
-        "keys_written", "keys_deleted", "keys_unchanged", "truncated_partitions", "write_share"};
-    const char *values[] = {
-        started_s, finished, ok ? "ok" : "failed", dur, events, written, deleted,
-        unchanged, trunc,    write_share};
-    rm_redis_record_set(s, "rebuild:last:redis", fields, values, 10);
-    printf("rebuild %s in %.1f s: events applied=%llu invalid=%llu ignored=%llu; keys written=%s "
-           "deleted=%s unchanged=%s; writing took %.0f%% of the time (%.2f s after the replay)%s\n",
-           ok ? "completed" : "FAILED", secs,
-           (unsigned long long)atomic_load(&r.stats.events[RM_RESULT_APPLIED]),
-           (unsigned long long)atomic_load(&r.stats.events[RM_RESULT_INVALID]),
-           (unsigned long long)atomic_load(&r.stats.events[RM_RESULT_IGNORED]), written, deleted,
-           unchanged, 100.0 * share, after,
-           truncated ? "; WARNING: built from truncated history" : "");
-    rc = ok ? RM_EXIT_OK : RM_EXIT_FAILED;
-release:
-    if (rm_renewer_stop(&rn))
-        rm_redis_lease_release(s, holder);
-done:
     rm_redis_sink_free(s);
     rm_redis_sink_free(lease_sink);
-    rm_replay_free(&r);
     return rc;
 }
 
@@ -708,44 +692,15 @@ static void print_examples(const diff_t *d, int kind, const char *title) {
         printf("  %s: %s\n", title, d->examples[kind][i]);
 }
 
-static int verify_run(const rm_config_t *cfg) {
-    if (strcmp(cfg->target, "all") == 0) { /* both compared; the worse result wins */
-        rm_config_t one = *cfg;
-        one.target = "redis";
-        int a = verify_run(&one);
-        one.target = "opensearch";
-        int b = verify_run(&one);
-        return a == RM_EXIT_USAGE || b == RM_EXIT_USAGE ? RM_EXIT_USAGE : a > b ? a : b;
-    }
-    rm_replay_t r;
-    if (rm_replay_plan(cfg, &r) < 0)
-        return RM_EXIT_USAGE;
-    int truncated = rm_replay_truncated(&r);
-    if (truncated && !cfg->allow_truncated) {
-        rm_admin_print_plan(cfg, &r, stderr);
-        fprintf(stderr,
-                "readmodel verify: %d partition(s) start above offset 0; re-run with "
-                "--allow-truncated-history to compare anyway\n",
-                truncated);
-        rm_replay_free(&r);
-        return RM_EXIT_TRUNCATED;
-    }
-    if (strcmp(cfg->target, "opensearch") == 0) {
-        int orc = rm_os_verify_run(cfg, &r);
-        rm_replay_free(&r);
-        return orc;
-    }
-    rm_redis_sink_t *s = open_sink(cfg);
-    int rc = RM_EXIT_USAGE;
-    if (!s || rm_admin_replay(cfg, &r) < 0)
-        goto done;
-    existing_t ex;
-    if (scan_existing(s, &ex) < 0)
-        goto done;
+/* Compares every replayed practitioner's state and days with Redis, chunk
+ * by chunk. Practitioners a live serve has moved past the plan are skipped.
+ * 0, or -1 when Redis could not be read. */
+static int compare_practitioners(rm_redis_sink_t *s, existing_t *ex, rm_replay_t *r, diff_t *d) {
     size_t n;
-    pract_t **all = rm_admin_collect(&r, &n);
-    diff_t d = {0};
-    bool ok = all != NULL;
+    pract_t **all = rm_admin_collect(r, &n);
+    if (!all)
+        return -1;
+    bool ok = true;
     rm_progress_t cp_progress;
     rm_progress_begin(&cp_progress, RM_PHASE_COMPARE, n);
     char *pids[CHUNK];
@@ -762,161 +717,121 @@ static int verify_run(const rm_config_t *cfg) {
         pract_t *chunk[CHUNK];
         for (size_t i = 0; i < m; i++) {
             pract_t *pr = all[off + i];
-            pract_t *have = rm_pract_find(&ex.by_pid, pr->pid, pr->pid_len);
-            if (parts[i] == pr->fence_partition && fences[i] >= r.high[parts[i]]) {
-                d.skipped++; /* a live serve applied newer events: not comparable */
+            pract_t *have = rm_pract_find(&ex->by_pid, pr->pid, pr->pid_len);
+            if (parts[i] == pr->fence_partition && parts[i] >= 0 && parts[i] < r->partitions &&
+                fences[i] >= r->high[parts[i]]) {
+                d->skipped++; /* a live serve applied newer events: not comparable */
                 if (have)
                     have->dirty = true;
                 continue;
             }
             if (fences[i] < 0) {
-                d.state_missing++;
-                example(&d, EX_STATE, "state:{%s}%s", pr->pid, " (missing)");
+                d->state_missing++;
+                example(d, EX_STATE, "state:{%s}%s", pr->pid, " (missing)");
             } else if (parts[i] != pr->fence_partition || fences[i] != pr->fence) {
-                d.state_wrong++;
-                example(&d, EX_STATE, "state:{%s}%s", pr->pid, " (wrong fence)");
+                d->state_wrong++;
+                example(d, EX_STATE, "state:{%s}%s", pr->pid, " (wrong fence)");
             }
             chunk[keep++] = pr;
         }
-        if (diff_chunk(s, &ex, chunk, keep, &d) < 0)
+        if (diff_chunk(s, ex, chunk, keep, d) < 0)
             ok = false;
         rm_progress_update(&cp_progress, off + m);
     }
     rm_progress_end(&cp_progress, ok ? n : 0);
-    char **extra_keys = NULL;
-    size_t nextra = 0;
-    if (ok && leftovers(&ex, &extra_keys, &nextra, &d) < 0)
-        ok = false;
-    free_keys(extra_keys, nextra);
-    for (int p = 0; ok && p < r.partitions; p++) {
+    free(all);
+    return ok ? 0 : -1;
+}
+
+/* Checkpoints below the log's end are drift (above: a live serve moved on). */
+static int compare_checkpoints(rm_redis_sink_t *s, const rm_config_t *cfg, const rm_replay_t *r,
+                               diff_t *d) {
+    for (int p = 0; p < r->partitions; p++) {
         int64_t cp;
-        if (rm_redis_sink_checkpoint_get(s, cfg->topic, p, &cp) != RM_ERR_OK) {
-            ok = false;
-        } else if (cp != r.high[p] && !(cp > r.high[p])) {
-            d.checkpoint_wrong++;
+        if (rm_redis_sink_checkpoint_get(s, cfg->topic, p, &cp) != RM_ERR_OK)
+            return -1;
+        if (cp < r->high[p]) {
+            d->checkpoint_wrong++;
             printf("  checkpoint of partition %d: %lld, log end %lld\n", p, (long long)cp,
-                   (long long)r.high[p]);
+                   (long long)r->high[p]);
         }
     }
-    free(all);
-    existing_free(&ex);
-    if (!ok) {
-        rm_error("verify could not compare: %s", rm_redis_sink_last_error(s));
-        goto done;
-    }
-    uint64_t drift = d.missing + d.wrong + d.extra + d.state_missing + d.state_wrong +
-                     d.state_extra + d.checkpoint_wrong;
+    return 0;
+}
+
+/* Prints verify's summary and examples, records it; returns the drift. */
+static uint64_t verify_report(rm_redis_sink_t *s, const diff_t *d, int truncated) {
+    uint64_t drift = d->missing + d->wrong + d->extra + d->state_missing + d->state_wrong +
+                     d->state_extra + d->checkpoint_wrong;
     printf("verify: %s. keys: %llu missing, %llu wrong, %llu extra, %llu correct; states: %llu "
            "missing, %llu wrong, %llu extra; checkpoints: %llu wrong; %llu practitioner(s) "
            "skipped (moved on during verify)%s\n",
-           drift ? "DRIFT FOUND" : "identical", (unsigned long long)d.missing,
-           (unsigned long long)d.wrong, (unsigned long long)d.extra,
-           (unsigned long long)d.unchanged, (unsigned long long)d.state_missing,
-           (unsigned long long)d.state_wrong, (unsigned long long)d.state_extra,
-           (unsigned long long)d.checkpoint_wrong, (unsigned long long)d.skipped,
+           drift ? "DRIFT FOUND" : "identical", (unsigned long long)d->missing,
+           (unsigned long long)d->wrong, (unsigned long long)d->extra,
+           (unsigned long long)d->unchanged, (unsigned long long)d->state_missing,
+           (unsigned long long)d->state_wrong, (unsigned long long)d->state_extra,
+           (unsigned long long)d->checkpoint_wrong, (unsigned long long)d->skipped,
            truncated ? "; compared against truncated history" : "");
     char fin[32], total[32], c1[32], c2[32], c3[32], c4[32], c5[32];
     snprintf(fin, sizeof(fin), "%lld", (long long)time(NULL));
     snprintf(total, sizeof(total), "%llu", (unsigned long long)drift);
-    snprintf(c1, sizeof(c1), "%llu", (unsigned long long)d.missing);
-    snprintf(c2, sizeof(c2), "%llu", (unsigned long long)d.wrong);
-    snprintf(c3, sizeof(c3), "%llu", (unsigned long long)d.extra);
+    snprintf(c1, sizeof(c1), "%llu", (unsigned long long)d->missing);
+    snprintf(c2, sizeof(c2), "%llu", (unsigned long long)d->wrong);
+    snprintf(c3, sizeof(c3), "%llu", (unsigned long long)d->extra);
     snprintf(c4, sizeof(c4), "%llu",
-             (unsigned long long)(d.state_missing + d.state_wrong + d.state_extra));
-    snprintf(c5, sizeof(c5), "%llu", (unsigned long long)d.checkpoint_wrong);
+             (unsigned long long)(d->state_missing + d->state_wrong + d->state_extra));
+    snprintf(c5, sizeof(c5), "%llu", (unsigned long long)d->checkpoint_wrong);
     const char *vf[] = {"finished_at", "drift",  "missing_keys", "wrong_keys",
                         "extra_keys",  "states", "checkpoints"};
     const char *vv[] = {fin, total, c1, c2, c3, c4, c5};
     if (rm_redis_record_set(s, "verify:last:redis", vf, vv, 7) != RM_ERR_OK)
         rm_warn("could not record the verify result: %s", rm_redis_sink_last_error(s));
-    print_examples(&d, EX_MISSING, "missing");
-    print_examples(&d, EX_WRONG, "wrong");
-    print_examples(&d, EX_EXTRA, "extra");
-    print_examples(&d, EX_STATE, "state");
-    rc = drift ? RM_EXIT_FAILED : RM_EXIT_OK;
-done:
-    rm_redis_sink_free(s);
-    rm_replay_free(&r);
-    return rc;
+    print_examples(d, EX_MISSING, "missing");
+    print_examples(d, EX_WRONG, "wrong");
+    print_examples(d, EX_EXTRA, "extra");
+    print_examples(d, EX_STATE, "state");
+    return drift;
 }
 
-/* Runs a rebuild or verify with its own /metrics endpoint when
- * --metrics-addr is given, so a Kubernetes Job is observable while it runs.
- * Only the flag turns it on (not READMODEL_METRICS_ADDR), so a rebuild run
- * with `kubectl exec` inside a serve pod does not collide with serve's port. */
-static int with_metrics(const rm_config_t *cfg, const char *command,
-                        int (*run)(const rm_config_t *)) {
-    rm_stats_t *st = NULL;
-    rm_job_stats_t job = {.command = command};
-    rm_http_t *http = NULL;
-    if (cfg->metrics_addr) {
-        char err[256] = "out of memory";
-        st = calloc(1, sizeof(*st));
-        if (st) {
-            st->job = &job;
-            http = rm_http_start(cfg->metrics_addr, st, cfg->topic, cfg->target, err, sizeof(err));
-        }
-        if (!http) {
-            rm_error("--metrics-addr: %s", err);
-            free(st);
-            return RM_EXIT_USAGE;
-        }
-        rm_info("metrics on %s (port %d): /metrics /livez /readyz", cfg->metrics_addr,
-                rm_http_port(http));
-        rm_progress_publish(&job);
-        rm_progress_phase(RM_PHASE_PLAN);
-    }
-    int rc = run(cfg);
-    /* verify's exit 1 (drift found) is a completed comparison */
-    bool done = rc == RM_EXIT_OK || (strcmp(command, "verify") == 0 && rc == RM_EXIT_FAILED);
-    rm_progress_phase(done ? RM_PHASE_DONE : RM_PHASE_FAILED);
-    rm_progress_publish(NULL);
-    rm_http_stop(http);
-    free(st);
-    return rc;
-}
-
-int rm_rebuild_main(const rm_config_t *cfg) {
-    return with_metrics(cfg, "rebuild", rebuild_run);
-}
-
-int rm_verify_main(const rm_config_t *cfg) {
-    return with_metrics(cfg, "verify", verify_run);
-}
-
-int rm_status_main(const rm_config_t *cfg) {
-    if (strcmp(cfg->target, "all") == 0) {
-        rm_config_t one = *cfg;
-        one.target = "redis";
-        int a = rm_status_main(&one);
-        one.target = "opensearch";
-        int b = rm_status_main(&one);
-        return a > b ? a : b;
-    }
-    rm_replay_t r;
-    if (rm_replay_plan(cfg, &r) < 0)
-        return RM_EXIT_FAILED;
-    if (strcmp(cfg->target, "opensearch") == 0) {
-        int orc = rm_os_status_run(cfg, &r);
-        rm_replay_free(&r);
-        return orc;
-    }
+static int redis_verify(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
     rm_redis_sink_t *s = open_sink(cfg);
-    if (!s) {
-        rm_replay_free(&r);
-        return RM_EXIT_FAILED;
+    if (!s || rm_admin_replay(cfg, r) < 0) {
+        rm_redis_sink_free(s);
+        return RM_EXIT_USAGE;
     }
+    existing_t ex;
+    diff_t d = {0};
+    char **extra_keys = NULL;
+    size_t nextra = 0;
+    bool ok = scan_existing(s, &ex) == 0 && compare_practitioners(s, &ex, r, &d) == 0 &&
+              leftovers(&ex, &extra_keys, &nextra, &d) == 0 &&
+              compare_checkpoints(s, cfg, r, &d) == 0;
+    free_keys(extra_keys, nextra);
+    existing_free(&ex);
+    int rc = RM_EXIT_USAGE;
+    if (!ok)
+        rm_error("verify could not compare: %s", rm_redis_sink_last_error(s));
+    else
+        rc = verify_report(s, &d, truncated) ? RM_EXIT_FAILED : RM_EXIT_OK;
+    rm_redis_sink_free(s);
+    return rc;
+}
+
+static int redis_status(const rm_config_t *cfg, rm_replay_t *r) {
+    rm_redis_sink_t *s = open_sink(cfg);
+    if (!s)
+        return RM_EXIT_FAILED;
     int rc = RM_EXIT_OK;
     printf("target redis, topic %s, prefix %s\n", cfg->topic, cfg->redis_prefix);
     printf("%-10s %12s %12s %12s %10s\n", "partition", "earliest", "end", "checkpoint", "lag");
-    for (int p = 0; p < r.partitions; p++) {
+    for (int p = 0; p < r->partitions; p++) {
         int64_t cp = -1;
         if (rm_redis_sink_checkpoint_get(s, cfg->topic, p, &cp) != RM_ERR_OK) {
             rm_error("%s", rm_redis_sink_last_error(s));
             rc = RM_EXIT_FAILED;
             break;
         }
-        rm_admin_print_partition(&r, p, cp);
+        rm_admin_print_partition(r, p, cp);
     }
     char holder[256], record[1024];
     long long ttl;
@@ -928,6 +843,12 @@ int rm_status_main(const rm_config_t *cfg) {
     if (rc == 0 && rm_redis_record_get(s, "verify:last:redis", record, sizeof(record)) == RM_ERR_OK)
         printf("last verify:%s%s", record[0] ? "\n" : " none\n", record);
     rm_redis_sink_free(s);
-    rm_replay_free(&r);
     return rc;
 }
+
+const rm_admin_target_t rm_admin_redis = {
+    .sink = &rm_redis_sink_ops,
+    .rebuild = redis_rebuild,
+    .verify = redis_verify,
+    .status = redis_status,
+};

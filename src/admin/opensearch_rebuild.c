@@ -18,6 +18,7 @@
 #include "readmodel/admin.h"
 #include "readmodel/log.h"
 #include "readmodel/opensearch_sink.h"
+#include "readmodel/stop.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -29,10 +30,10 @@
 #define EXAMPLES   5
 
 static rm_os_sink_t *open_sink(const rm_config_t *cfg) {
-    rm_os_config_t oc = rm_os_config_of(cfg);
-    rm_os_sink_t *s = rm_os_sink_new(&oc);
+    char err[256];
+    rm_os_sink_t *s = rm_os_sink_ops.open(cfg, err, sizeof(err));
     if (!s) {
-        rm_error("out of memory");
+        rm_error("%s", err);
         return NULL;
     }
     if (rm_os_sink_ping(s) != RM_ERR_OK) {
@@ -49,7 +50,7 @@ static rm_err_t renew_os(void *sink, const char *holder, int ttl_ms, bool *ok) {
 
 static bool load(const rm_config_t *cfg, rm_os_sink_t *s, long gen, pract_t **all, size_t n,
                  rm_renewer_t *rn, unsigned long long *rejected) {
-    rm_os_flush_t *items = malloc(LOAD_CHUNK * sizeof(*items));
+    rm_sink_item_t *items = malloc(LOAD_CHUNK * sizeof(*items));
     if (!items)
         return false;
     rm_progress_t wp;
@@ -60,8 +61,12 @@ static bool load(const rm_config_t *cfg, rm_os_sink_t *s, long gen, pract_t **al
         size_t m = n - off < LOAD_CHUNK ? n - off : LOAD_CHUNK;
         for (size_t i = 0; i < m; i++) {
             pract_t *pr = all[off + i];
-            items[i] = (rm_os_flush_t){pr->pid,      pr->pid_len,         &pr->st,
-                                       &pr->profile, pr->fence_partition, pr->fence};
+            items[i] = (rm_sink_item_t){.pid = pr->pid,
+                                        .pid_len = pr->pid_len,
+                                        .st = &pr->st,
+                                        .profile = &pr->profile,
+                                        .partition = pr->fence_partition,
+                                        .fence = pr->fence};
         }
         if (rm_os_generation_load(s, gen, items, m, 8) != RM_ERR_OK) {
             rm_error("loading the new index: %s", rm_os_sink_last_error(s));
@@ -77,7 +82,7 @@ static bool load(const rm_config_t *cfg, rm_os_sink_t *s, long gen, pract_t **al
     return ok && !atomic_load(&rn->lost) && rm_running();
 }
 
-int rm_os_rebuild_run(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
+static int os_rebuild(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
     if (cfg->flush)
         rm_warn("--flush does not apply to OpenSearch: the index is rebuilt beside the live one "
                 "and swapped in, so readers never see it empty");
@@ -112,10 +117,19 @@ int rm_os_rebuild_run(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
         rc = RM_EXIT_LEASE_HELD;
         goto done;
     }
-    /* The renewer's sink learns the lease's version by reading it. */
+    /* The renewer renews with compare-and-set on the lease document's
+     * version, which a sink learns by reading it: its own handle reads it
+     * once here. */
     long long ttl;
-    char me[256];
-    rm_os_lease_get(lease_sink, me, sizeof(me), &ttl);
+    char me[256] = "";
+    if (rm_os_lease_get(lease_sink, me, sizeof(me), &ttl) != RM_ERR_OK) {
+        rm_error("OpenSearch lease: reading it back: %s", rm_os_sink_last_error(lease_sink));
+        goto done; /* it expires after its ttl */
+    }
+    if (strcmp(me, holder) != 0) {
+        rm_error("OpenSearch lease: taken by %s right after this rebuild took it", me);
+        goto done;
+    }
     rm_info("OpenSearch lease taken as %s; live serve processes pause index writes until it is "
             "released",
             holder);
@@ -164,7 +178,8 @@ int rm_os_rebuild_run(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
         "events", (json_int_t)atomic_load(&r->done), "documents", (json_int_t)n, "rejected",
         (json_int_t)rejected, "truncated_partitions", truncated, "index", new_docs, "write_share",
         secs > 0 ? (secs - write_start) / secs : 0.0);
-    rm_os_record_set(s, "rebuild:last:opensearch", rec);
+    if (!rec || rm_os_record_set(s, "rebuild:last:opensearch", rec) != RM_ERR_OK)
+        rm_warn("could not record the rebuild result: %s", rm_os_sink_last_error(s));
     json_decref(rec);
     printf("rebuild (opensearch) %s in %.1f s: events applied=%llu invalid=%llu ignored=%llu; "
            "documents written=%zu rejected=%llu into %s; writing took %.0f%% of the time%s\n",
@@ -262,7 +277,8 @@ static void on_doc(const char *id, json_t *src, long long version, void *arg) {
     json_decref(want);
 }
 
-int rm_os_verify_run(const rm_config_t *cfg, rm_replay_t *r) {
+static int os_verify(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
+    (void)truncated; /* the summary line is the same either way */
     rm_os_sink_t *s = open_sink(cfg);
     if (!s)
         return RM_EXIT_USAGE;
@@ -298,7 +314,8 @@ int rm_os_verify_run(const rm_config_t *cfg, rm_replay_t *r) {
             printf("  %s: %s\n", titles[k], c.ex[k][i]);
     json_t *rec =
         json_pack("{s:I,s:I}", "finished_at", (json_int_t)time(NULL), "drift", (json_int_t)drift);
-    rm_os_record_set(s, "verify:last:opensearch", rec);
+    if (!rec || rm_os_record_set(s, "verify:last:opensearch", rec) != RM_ERR_OK)
+        rm_warn("could not record the verify result: %s", rm_os_sink_last_error(s));
     json_decref(rec);
     rc = drift ? RM_EXIT_FAILED : RM_EXIT_OK;
 done:
@@ -326,7 +343,7 @@ static void print_record(rm_os_sink_t *s, const char *title, const char *name) {
     json_decref(rec);
 }
 
-int rm_os_status_run(const rm_config_t *cfg, rm_replay_t *r) {
+static int os_status(const rm_config_t *cfg, rm_replay_t *r) {
     rm_os_sink_t *s = open_sink(cfg);
     if (!s)
         return RM_EXIT_FAILED;
@@ -363,3 +380,10 @@ int rm_os_status_run(const rm_config_t *cfg, rm_replay_t *r) {
     rm_os_sink_free(s);
     return rc;
 }
+
+const rm_admin_target_t rm_admin_opensearch = {
+    .sink = &rm_os_sink_ops,
+    .rebuild = os_rebuild,
+    .verify = os_verify,
+    .status = os_status,
+};

@@ -1,0 +1,156 @@
+/*
+ * The admin commands (rebuild, verify, status): the part every target
+ * shares. For each sink the command targets (--target, "all": every
+ * configured one, in pipeline order) it plans the replay, refuses truncated
+ * history unless allowed, honours --dry-run, and hands the accepted plan to
+ * that sink's implementation (rm_admin_target_t). Exit codes of several
+ * targets combine in one documented way per command.
+ */
+#include "admin_internal.h"
+#include "progress.h"
+#include "readmodel/admin.h"
+#include "readmodel/http.h"
+#include "readmodel/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_TARGETS 8
+
+static const rm_admin_target_t *const targets[] = {&rm_admin_redis, &rm_admin_opensearch};
+
+static const rm_admin_target_t *target_of(const rm_sink_ops_t *ops) {
+    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++)
+        if (targets[i]->sink == ops)
+            return targets[i];
+    return NULL;
+}
+
+typedef enum { CMD_REBUILD, CMD_VERIFY, CMD_STATUS } command_t;
+
+/* One target: plan, the checks every target shares, then its own work. */
+static int run_target(const rm_config_t *cfg, const rm_admin_target_t *t, command_t cmd) {
+    rm_replay_t r;
+    if (rm_replay_plan(cfg, &r) < 0) {
+        rm_replay_free(&r);
+        return cmd == CMD_VERIFY ? RM_EXIT_USAGE : RM_EXIT_FAILED;
+    }
+    int rc;
+    int truncated = rm_replay_truncated(&r);
+    if (cmd == CMD_STATUS) {
+        rc = t->status(cfg, &r);
+    } else if (cmd == CMD_REBUILD) {
+        rm_admin_print_plan(cfg, &r, stdout);
+        if (truncated && !cfg->allow_truncated) {
+            fprintf(stderr,
+                    "readmodel rebuild: %d partition(s) start above offset 0: a model built from "
+                    "this log would be incomplete unless AvailabilitySnapshot events after the "
+                    "earliest offsets summarise what is gone. Nothing was written. Re-run with "
+                    "--allow-truncated-history to accept it.\n",
+                    truncated);
+            rc = RM_EXIT_TRUNCATED;
+        } else if (cfg->dry_run) {
+            printf("dry run (%s): nothing changed\n", t->sink->name);
+            rc = RM_EXIT_OK;
+        } else {
+            rc = t->rebuild(cfg, &r, truncated);
+        }
+    } else if (truncated && !cfg->allow_truncated) {
+        rm_admin_print_plan(cfg, &r, stderr);
+        fprintf(stderr,
+                "readmodel verify: %d partition(s) start above offset 0; re-run with "
+                "--allow-truncated-history to compare anyway\n",
+                truncated);
+        rc = RM_EXIT_TRUNCATED;
+    } else {
+        rc = t->verify(cfg, &r, truncated);
+    }
+    rm_replay_free(&r);
+    return rc;
+}
+
+/* Runs cmd on every targeted sink. rebuild stops at the first target that
+ * does not succeed and returns its code; verify and status go on and
+ * return the worst (verify: "could not compare" (2) above drift (1)). */
+static int run_targets(const rm_config_t *cfg, command_t cmd) {
+    const rm_sink_ops_t *ops[MAX_TARGETS];
+    size_t n = rm_sinks_targeted(cfg, ops, MAX_TARGETS);
+    if (n == 0) {
+        rm_error("--target %s: no such target", cfg->target ? cfg->target : "(none)");
+        return RM_EXIT_USAGE;
+    }
+    int worst = RM_EXIT_OK;
+    for (size_t i = 0; i < n; i++) {
+        const rm_admin_target_t *t = target_of(ops[i]);
+        int rc = t ? run_target(cfg, t, cmd) : RM_EXIT_USAGE;
+        if (!t)
+            rm_error("%s: no %s implementation", ops[i]->name,
+                     cmd == CMD_STATUS   ? "status"
+                     : cmd == CMD_VERIFY ? "verify"
+                                         : "rebuild");
+        if (cmd == CMD_REBUILD && rc != RM_EXIT_OK)
+            return rc;
+        if (cmd == CMD_VERIFY && (rc == RM_EXIT_USAGE || worst == RM_EXIT_USAGE))
+            worst = RM_EXIT_USAGE;
+        else if (rc > worst)
+            worst = rc;
+    }
+    return worst;
+}
+
+static int rebuild_run(const rm_config_t *cfg) {
+    return run_targets(cfg, CMD_REBUILD);
+}
+
+static int verify_run(const rm_config_t *cfg) {
+    return run_targets(cfg, CMD_VERIFY);
+}
+
+/* Runs a rebuild or verify with its own /metrics endpoint when
+ * --metrics-addr is given, so a Kubernetes Job is observable while it runs.
+ * Only the flag turns it on (not READMODEL_METRICS_ADDR), so a rebuild run
+ * with `kubectl exec` inside a serve pod does not collide with serve's port. */
+static int with_metrics(const rm_config_t *cfg, const char *command,
+                        int (*run)(const rm_config_t *)) {
+    rm_stats_t *st = NULL;
+    rm_job_stats_t job = {.command = command};
+    rm_http_t *http = NULL;
+    if (cfg->metrics_addr) {
+        char err[256] = "out of memory";
+        st = calloc(1, sizeof(*st));
+        if (st) {
+            st->job = &job;
+            http = rm_http_start(cfg->metrics_addr, st, cfg->topic, cfg->target, err, sizeof(err));
+        }
+        if (!http) {
+            rm_error("--metrics-addr: %s", err);
+            free(st);
+            return RM_EXIT_USAGE;
+        }
+        rm_info("metrics on %s (port %d): /metrics /livez /readyz", cfg->metrics_addr,
+                rm_http_port(http));
+        rm_progress_publish(&job);
+        rm_progress_phase(RM_PHASE_PLAN);
+    }
+    int rc = run(cfg);
+    /* verify's exit 1 (drift found) is a completed comparison */
+    bool done = rc == RM_EXIT_OK || (strcmp(command, "verify") == 0 && rc == RM_EXIT_FAILED);
+    rm_progress_phase(done ? RM_PHASE_DONE : RM_PHASE_FAILED);
+    rm_progress_publish(NULL);
+    rm_http_stop(http);
+    free(st);
+    return rc;
+}
+
+int rm_rebuild_main(const rm_config_t *cfg) {
+    return with_metrics(cfg, "rebuild", rebuild_run);
+}
+
+int rm_verify_main(const rm_config_t *cfg) {
+    return with_metrics(cfg, "verify", verify_run);
+}
+
+int rm_status_main(const rm_config_t *cfg) {
+    return run_targets(cfg, CMD_STATUS);
+}
