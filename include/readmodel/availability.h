@@ -109,8 +109,8 @@ bool rm_avail_is_dirty(const rm_avail_t *st);
 int rm_avail_encode(const rm_avail_t *st, char **out, size_t *len);
 /* Rebuilds state from rm_avail_encode bytes; *st must be freshly initialised.
  * Returns 0, or RM_ERR_CORRUPT for bytes it did not write (checked, never
- * trusted: lengths are bounds-checked and bitmaps are read with CRoaring's
- * _safe deserialiser), or RM_ERR_NOMEM. */
+ * trusted: every length and run is bounds-checked before it is used), or
+ * RM_ERR_NOMEM. */
 int rm_avail_decode(rm_avail_t *st, const char *buf, size_t len);
 
 /* Booking table (booking_table.c). Ids are copied; lookups by bytes. The

@@ -1,7 +1,11 @@
 /*
  * Error codes shared by every module. One X-macro generates the enum, the
  * names and the messages, so they never drift apart (as libuv does).
- * Functions below main() return an rm_err_t; they never exit().
+ * Functions below the command layer (src/cli) return an rm_err_t and never
+ * exit(); src/cli maps them to exit codes in one place (rm_exit_code). The
+ * reason of an I/O or reply error is in the failing object's last_error().
+ *
+ * Thread-safety: the name functions are thread-safe.
  */
 #ifndef READMODEL_ERROR_H
 #define READMODEL_ERROR_H
@@ -12,10 +16,7 @@
     X(INVAL, "invalid argument")                                                                   \
     X(IO, "connection or I/O error")                                                               \
     X(REPLY, "unexpected reply from the server")                                                   \
-    X(CORRUPT, "stored data could not be decoded")                                                 \
-    X(KAFKA, "Kafka client error")                                                                 \
-    X(STOPPED, "stopped before completion")                                                        \
-    X(UNSUPPORTED, "not supported")
+    X(CORRUPT, "stored data could not be decoded")
 
 typedef enum {
 #define RM_ERR_ENUM(name, msg) RM_ERR_##name,

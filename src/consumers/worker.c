@@ -564,10 +564,6 @@ static void pause_assignment(rm_worker_t *w, bool pause) {
         rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* A rebuild holds the lease: drop the batch and everything in memory (the
- * rebuild rewrites it), pause the partitions and keep polling so the group
- * membership stays alive, until the lease is released; then resume every
- * partition from the checkpoint the rebuild wrote. */
 /* Forgets the pending batch and every cached practitioner (a rebuild
  * rewrote what they were read from). */
 static void drop_all(rm_worker_t *w) {
@@ -591,6 +587,10 @@ static void resync_all(rm_worker_t *w) {
     }
 }
 
+/* A rebuild holds the lease: drop the batch and everything in memory (the
+ * rebuild rewrites it), pause the partitions and keep polling so the group
+ * membership stays alive, until the lease is released; then resume every
+ * partition from the checkpoint the rebuild wrote. */
 static void pause_for_rebuild(rm_worker_t *w, const char *holder) {
     rm_warn("worker %d: paused: a rebuild holds the %s lease (%s); writes wait for it", w->id,
             target_name(w), holder);
