@@ -82,102 +82,64 @@ static bool load(const rm_config_t *cfg, rm_os_sink_t *s, long gen, pract_t **al
     return ok && !atomic_load(&rn->lost) && rm_running();
 }
 
-static int os_rebuild(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
-    if (cfg->flush)
-        rm_warn("--flush does not apply to OpenSearch: the index is rebuilt beside the live one "
-                "and swapped in, so readers never see it empty");
-    rm_os_sink_t *s = open_sink(cfg), *lease_sink = open_sink(cfg);
-    if (!s || !lease_sink) {
-        rm_os_sink_free(s);
-        rm_os_sink_free(lease_sink);
-        return RM_EXIT_FAILED;
-    }
-    int rc = RM_EXIT_FAILED;
-    char *old_docs = NULL, *old_state = NULL;
-    char holder[256], other[256] = "";
-    rm_admin_holder(holder, sizeof(holder));
-    rm_renewer_t rn = {.target = "OpenSearch",
-                       .sink = lease_sink,
-                       .renew = renew_os,
-                       .holder = holder,
-                       .ttl_ms = cfg->lease_ttl_ms};
+/* Takes the OpenSearch lease for holder and has lease_sink (the renewer's
+ * handle) read it back: the renewal compares the lease document's version,
+ * which a handle learns by reading. RM_EXIT_OK, RM_EXIT_LEASE_HELD or
+ * RM_EXIT_FAILED (logged). */
+static int take_lease(const rm_config_t *cfg, rm_os_sink_t *s, rm_os_sink_t *lease_sink,
+                      const char *holder) {
     bool got = false;
-    char diff[512];
+    char diff[512], other[256] = "";
     if (rm_os_sink_ensure(s, diff, sizeof(diff)) != RM_ERR_OK ||
         rm_os_lease_acquire(s, holder, cfg->lease_ttl_ms, &got, other, sizeof(other)) !=
             RM_ERR_OK) {
         rm_error("OpenSearch: %s", rm_os_sink_last_error(s));
-        goto done;
+        return RM_EXIT_FAILED;
     }
     if (!got) {
         fprintf(stderr,
                 "readmodel rebuild: another rebuild holds the OpenSearch lease (%s); not "
                 "starting\n",
                 other);
-        rc = RM_EXIT_LEASE_HELD;
-        goto done;
+        return RM_EXIT_LEASE_HELD;
     }
-    /* The renewer renews with compare-and-set on the lease document's
-     * version, which a sink learns by reading it: its own handle reads it
-     * once here. */
     long long ttl;
     char me[256] = "";
     if (rm_os_lease_get(lease_sink, me, sizeof(me), &ttl) != RM_ERR_OK) {
         rm_error("OpenSearch lease: reading it back: %s", rm_os_sink_last_error(lease_sink));
-        goto done; /* it expires after its ttl */
+        return RM_EXIT_FAILED; /* it expires after its ttl */
     }
     if (strcmp(me, holder) != 0) {
         rm_error("OpenSearch lease: taken by %s right after this rebuild took it", me);
-        goto done;
+        return RM_EXIT_FAILED;
     }
     rm_info("OpenSearch lease taken as %s; live serve processes pause index writes until it is "
             "released",
             holder);
-    if (rm_renewer_start(&rn) < 0) {
-        rm_os_lease_release(lease_sink, holder);
-        goto done;
-    }
-    time_t started = time(NULL);
-    double t0 = rm_mono_s();
-    r->profiles = true;
-    if (rm_admin_replay(cfg, r) < 0)
-        goto release;
-    rm_admin_log_events(r);
+    return RM_EXIT_OK;
+}
 
-    long gen = 0;
-    if (rm_os_current(s, &old_docs, &old_state, &gen) != RM_ERR_OK) {
-        rm_error("OpenSearch: %s", rm_os_sink_last_error(s));
-        goto release;
-    }
-    long next_gen = gen + 1;
+/* What a rebuild of the index did, for its record and summary. */
+typedef struct {
+    time_t started;
+    double t0, write_start;
+    size_t documents;
+    unsigned long long rejected;
+    char *old_docs, *old_state; /* the generation it replaced (owned) */
     char new_docs[256], new_state[256];
-    rm_os_gen_names(s, next_gen, new_docs, new_state, sizeof(new_docs));
-    size_t n = 0;
-    pract_t **all = rm_admin_collect(r, &n);
-    unsigned long long rejected = 0;
-    double write_start = rm_mono_s() - t0;
-    bool ok = all && rm_os_generation_create(s, next_gen) == RM_ERR_OK;
-    if (ok)
-        rm_info("building %s (refresh off, no replicas) beside %s", new_docs,
-                old_docs ? old_docs : "(no index)");
-    ok = ok && load(cfg, s, next_gen, all, n, &rn, &rejected);
-    for (int p = 0; ok && p < r->partitions; p++)
-        ok = rm_os_generation_checkpoint(s, next_gen, cfg->topic, p, r->high[p]) == RM_ERR_OK;
-    ok = ok && rm_os_generation_finish(s, next_gen) == RM_ERR_OK;
-    ok = ok && !atomic_load(&rn.lost) && rm_os_generation_activate(s, next_gen) == RM_ERR_OK;
-    if (!ok && !atomic_load(&rn.lost))
-        rm_error("rebuild failed: %s; the alias still points to %s", rm_os_sink_last_error(s),
-                 old_docs ? old_docs : "nothing");
-    if (ok)
-        rm_info("alias %s now points to %s (one _aliases call)", rm_os_alias(s), new_docs);
-    free(all);
-    double secs = rm_mono_s() - t0;
-    json_t *rec = json_pack(
-        "{s:I,s:I,s:s,s:f,s:I,s:I,s:I,s:i,s:s,s:f}", "started_at", (json_int_t)started,
-        "finished_at", (json_int_t)time(NULL), "result", ok ? "ok" : "failed", "duration_s", secs,
-        "events", (json_int_t)atomic_load(&r->done), "documents", (json_int_t)n, "rejected",
-        (json_int_t)rejected, "truncated_partitions", truncated, "index", new_docs, "write_share",
-        secs > 0 ? (secs - write_start) / secs : 0.0);
+} os_build_t;
+
+/* Writes the rebuild's record and prints its summary. */
+static void rebuild_report(rm_os_sink_t *s, const rm_replay_t *r, const os_build_t *b, bool ok,
+                           int truncated) {
+    double secs = rm_mono_s() - b->t0;
+    double share = secs > 0 ? (secs - b->write_start) / secs : 0.0;
+    json_t *rec =
+        json_pack("{s:I,s:I,s:s,s:f,s:I,s:I,s:I,s:i,s:s,s:f}", "started_at", (json_int_t)b->started,
+                  "finished_at", (json_int_t)time(NULL), "result", ok ? "ok" : "failed",
+                  "duration_s", secs, "events", (json_int_t)atomic_load(&r->done), "documents",
+                  (json_int_t)b->documents, "rejected", (json_int_t)b->rejected,
+                  "truncated_partitions", truncated, "index", b->new_docs, "write_share", share);
     if (!rec || rm_os_record_set(s, "rebuild:last:opensearch", rec) != RM_ERR_OK)
         rm_warn("could not record the rebuild result: %s", rm_os_sink_last_error(s));
     json_decref(rec);
@@ -186,34 +148,104 @@ static int os_rebuild(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
            ok ? "completed" : "FAILED", secs,
            (unsigned long long)atomic_load(&r->stats.events[RM_RESULT_APPLIED]),
            (unsigned long long)atomic_load(&r->stats.events[RM_RESULT_INVALID]),
-           (unsigned long long)atomic_load(&r->stats.events[RM_RESULT_IGNORED]), n, rejected,
-           new_docs, secs > 0 ? 100.0 * (secs - write_start) / secs : 0.0,
+           (unsigned long long)atomic_load(&r->stats.events[RM_RESULT_IGNORED]), b->documents,
+           b->rejected, b->new_docs, 100.0 * share,
            truncated ? "; WARNING: built from truncated history" : "");
     fflush(stdout);
-    rc = ok ? RM_EXIT_OK : RM_EXIT_FAILED;
-release:
-    if (rm_renewer_stop(&rn))
-        rm_os_lease_release(lease_sink, holder);
-    if (rc == RM_EXIT_OK && old_docs) {
-        if (cfg->keep_previous) {
-            printf("previous generation kept for rollback: %s and %s (move the aliases back with "
-                   "one _aliases call, or delete them)\n",
-                   old_docs, old_state ? old_state : "-");
-        } else {
-            rm_info("deleting the previous generation %s in %d s (readers that resolved the "
-                    "alias before the move finish first)",
-                    old_docs, cfg->previous_grace_s);
-            for (int i = 0; i < cfg->previous_grace_s * 10 && rm_running(); i++)
-                usleep(100 * 1000);
-            if (rm_os_index_delete(s, old_docs) != RM_ERR_OK ||
-                (old_state && rm_os_index_delete(s, old_state) != RM_ERR_OK))
-                rm_warn("could not delete the previous generation: %s; delete %s by hand",
-                        rm_os_sink_last_error(s), old_docs);
-        }
+}
+
+/* Under the lease: replay, build generation N+1 beside the live one, load
+ * it, checkpoint it, restore its settings and move both aliases to it.
+ * true when the aliases moved. */
+static bool build_generation(const rm_config_t *cfg, rm_os_sink_t *s, rm_replay_t *r,
+                             rm_renewer_t *rn, int truncated, os_build_t *b) {
+    b->started = time(NULL);
+    b->t0 = rm_mono_s();
+    r->profiles = true;
+    if (rm_admin_replay(cfg, r) < 0)
+        return false;
+    rm_admin_log_events(r);
+    long gen = 0;
+    if (rm_os_current(s, &b->old_docs, &b->old_state, &gen) != RM_ERR_OK) {
+        rm_error("OpenSearch: %s", rm_os_sink_last_error(s));
+        return false;
     }
-    free(old_docs);
-    free(old_state);
-done:
+    long next_gen = gen + 1;
+    rm_os_gen_names(s, next_gen, b->new_docs, b->new_state, sizeof(b->new_docs));
+    pract_t **all = rm_admin_collect(r, &b->documents);
+    b->write_start = rm_mono_s() - b->t0;
+    bool ok = all && rm_os_generation_create(s, next_gen) == RM_ERR_OK;
+    if (ok)
+        rm_info("building %s (refresh off, no replicas) beside %s", b->new_docs,
+                b->old_docs ? b->old_docs : "(no index)");
+    ok = ok && load(cfg, s, next_gen, all, b->documents, rn, &b->rejected);
+    for (int p = 0; ok && p < r->partitions; p++)
+        ok = rm_os_generation_checkpoint(s, next_gen, cfg->topic, p, r->high[p]) == RM_ERR_OK;
+    ok = ok && rm_os_generation_finish(s, next_gen) == RM_ERR_OK;
+    ok = ok && !atomic_load(&rn->lost) && rm_os_generation_activate(s, next_gen) == RM_ERR_OK;
+    if (!ok && !atomic_load(&rn->lost))
+        rm_error("rebuild failed: %s; the alias still points to %s", rm_os_sink_last_error(s),
+                 b->old_docs ? b->old_docs : "nothing");
+    if (ok)
+        rm_info("alias %s now points to %s (one _aliases call)", rm_os_alias(s), b->new_docs);
+    free(all);
+    rebuild_report(s, r, b, ok, truncated);
+    return ok;
+}
+
+/* After a successful move: keep the previous generation for rollback, or
+ * delete it after the grace period (readers that resolved the alias before
+ * the move finish first). */
+static void drop_previous(const rm_config_t *cfg, rm_os_sink_t *s, const os_build_t *b) {
+    if (!b->old_docs)
+        return;
+    if (cfg->keep_previous) {
+        printf("previous generation kept for rollback: %s and %s (move the aliases back with "
+               "one _aliases call, or delete them)\n",
+               b->old_docs, b->old_state ? b->old_state : "-");
+        return;
+    }
+    rm_info("deleting the previous generation %s in %d s (readers that resolved the "
+            "alias before the move finish first)",
+            b->old_docs, cfg->previous_grace_s);
+    for (int i = 0; i < cfg->previous_grace_s * 10 && rm_running(); i++)
+        usleep(100 * 1000);
+    if (rm_os_index_delete(s, b->old_docs) != RM_ERR_OK ||
+        (b->old_state && rm_os_index_delete(s, b->old_state) != RM_ERR_OK))
+        rm_warn("could not delete the previous generation: %s; delete %s by hand",
+                rm_os_sink_last_error(s), b->old_docs);
+}
+
+static int os_rebuild(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
+    if (cfg->flush)
+        rm_warn("--flush does not apply to OpenSearch: the index is rebuilt beside the live one "
+                "and swapped in, so readers never see it empty");
+    rm_os_sink_t *s = open_sink(cfg), *lease_sink = open_sink(cfg);
+    int rc = RM_EXIT_FAILED;
+    char holder[256];
+    rm_admin_holder(holder, sizeof(holder));
+    rm_renewer_t rn = {.target = "OpenSearch",
+                       .sink = lease_sink,
+                       .renew = renew_os,
+                       .holder = holder,
+                       .ttl_ms = cfg->lease_ttl_ms};
+    if (s && lease_sink && (rc = take_lease(cfg, s, lease_sink, holder)) == RM_EXIT_OK) {
+        os_build_t b = {0};
+        bool held = true; /* a lost lease is not ours to release */
+        if (rm_renewer_start(&rn) < 0) {
+            rc = RM_EXIT_FAILED;
+        } else {
+            rc = build_generation(cfg, s, r, &rn, truncated, &b) ? RM_EXIT_OK : RM_EXIT_FAILED;
+            held = rm_renewer_stop(&rn);
+        }
+        if (held && rm_os_lease_release(lease_sink, holder) != RM_ERR_OK)
+            rm_warn("could not release the OpenSearch lease (%s); it expires in %d ms",
+                    rm_os_sink_last_error(lease_sink), cfg->lease_ttl_ms);
+        if (rc == RM_EXIT_OK)
+            drop_previous(cfg, s, &b);
+        free(b.old_docs);
+        free(b.old_state);
+    }
     rm_os_sink_free(s);
     rm_os_sink_free(lease_sink);
     return rc;

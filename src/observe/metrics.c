@@ -179,16 +179,10 @@ static double resident_bytes(void) {
     return (double)rss * (double)sysconf(_SC_PAGESIZE);
 }
 
-/* The samples of metric m for one pipeline (st, target); the JOB metrics
- * only for a block with a job (their scope guarantees it). */
-static void render_metric(out_t *o, int m, rm_stats_t *st, const char *topic, const char *target,
-                          long long now) {
-    const char *command = st->job ? st->job->command : "";
-    const char *name = metrics[m].name;
+/* Counters and gauges of a pipeline that are one sample (or one per label
+ * value of a bounded table). */
+static void render_counter(out_t *o, int m, rm_stats_t *st, const char *name, const char *target) {
     switch ((metric_t)m) {
-    case M_BUILD_INFO:
-        emit(o, "%s{version=\"%s\"} 1\n", name, RM_VERSION);
-        break;
     case M_EVENTS:
         for (int r = 0; r < RM_RESULT__COUNT; r++)
             emit(o, "%s{target=\"%s\",result=\"%s\"} %llu\n", name, target,
@@ -211,6 +205,36 @@ static void render_metric(out_t *o, int m, rm_stats_t *st, const char *topic, co
         emit(o, "%s{target=\"%s\"} %llu\n", name, target,
              (unsigned long long)atomic_load(&st->rejected));
         break;
+    case M_WRITTEN:
+        emit(o, "%s{target=\"%s\"} %llu\n", name, target,
+             (unsigned long long)atomic_load(&st->practitioners_written));
+        break;
+    case M_SINK_ERRORS:
+        for (int k = 0; k < RM_SINK_ERROR__COUNT; k++)
+            emit(o, "%s{target=\"%s\",kind=\"%s\"} %llu\n", name, target,
+                 rm_sink_error_name((rm_sink_error_t)k),
+                 (unsigned long long)atomic_load(&st->sink_error_kinds[k]));
+        break;
+    case M_SINK_UP:
+        emit(o, "%s{target=\"%s\"} %d\n", name, target,
+             atomic_load(&st->sink_ping_ok) && atomic_load(&st->sink_write_ok));
+        break;
+    case M_PAUSED:
+        emit(o, "%s{target=\"%s\"} %d\n", name, target, atomic_load(&st->paused) > 0);
+        break;
+    case M_RESETS:
+        emit(o, "%s{target=\"%s\"} %llu\n", name, target,
+             (unsigned long long)atomic_load(&st->resets));
+        break;
+    default:
+        break;
+    }
+}
+
+/* Per-partition series and the assigned count. */
+static void render_partitions(out_t *o, int m, rm_stats_t *st, const char *name, const char *topic,
+                              const char *target, long long now) {
+    switch ((metric_t)m) {
     case M_LAG_MESSAGES:
     case M_LAG_SECONDS:
     case M_END_OFFSET:
@@ -248,35 +272,15 @@ static void render_metric(out_t *o, int m, rm_stats_t *st, const char *topic, co
         emit(o, "%s{target=\"%s\"} %d\n", name, target, n);
         break;
     }
-    case M_FLUSH_SECONDS:
-        histogram(o, name, target, st->flush_seconds_bucket, RM_FLUSH_SECONDS_BUCKETS,
-                  rm_flush_seconds_bounds, (double)atomic_load(&st->flush_seconds_sum_us) / 1e6);
+    default:
         break;
-    case M_FLUSH_SIZE:
-        histogram(o, name, target, st->flush_size_bucket, RM_FLUSH_SIZE_BUCKETS,
-                  rm_flush_size_bounds, (double)atomic_load(&st->flush_size_sum));
-        break;
-    case M_WRITTEN:
-        emit(o, "%s{target=\"%s\"} %llu\n", name, target,
-             (unsigned long long)atomic_load(&st->practitioners_written));
-        break;
-    case M_SINK_ERRORS:
-        for (int k = 0; k < RM_SINK_ERROR__COUNT; k++)
-            emit(o, "%s{target=\"%s\",kind=\"%s\"} %llu\n", name, target,
-                 rm_sink_error_name((rm_sink_error_t)k),
-                 (unsigned long long)atomic_load(&st->sink_error_kinds[k]));
-        break;
-    case M_SINK_UP:
-        emit(o, "%s{target=\"%s\"} %d\n", name, target,
-             atomic_load(&st->sink_ping_ok) && atomic_load(&st->sink_write_ok));
-        break;
-    case M_PAUSED:
-        emit(o, "%s{target=\"%s\"} %d\n", name, target, atomic_load(&st->paused) > 0);
-        break;
-    case M_RESETS:
-        emit(o, "%s{target=\"%s\"} %llu\n", name, target,
-             (unsigned long long)atomic_load(&st->resets));
-        break;
+    }
+}
+
+/* The last rebuild's and verify's records, and a running Job's progress. */
+static void render_runs(out_t *o, int m, rm_stats_t *st, const char *name, const char *target) {
+    const char *command = st->job ? st->job->command : "";
+    switch ((metric_t)m) {
     case M_REBUILD_FINISHED:
     case M_REBUILD_SUCCESS:
     case M_REBUILD_DURATION:
@@ -314,6 +318,16 @@ static void render_metric(out_t *o, int m, rm_stats_t *st, const char *topic, co
                  m == M_VERIFY_FINISHED ? atomic_load(&st->verify_finished_s)
                                         : atomic_load(&st->verify_drift));
         break;
+    default:
+        break;
+    }
+}
+
+static void render_process(out_t *o, int m, const char *name) {
+    switch ((metric_t)m) {
+    case M_BUILD_INFO:
+        emit(o, "%s{version=\"%s\"} 1\n", name, RM_VERSION);
+        break;
     case M_CPU: {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
@@ -332,6 +346,52 @@ static void render_metric(out_t *o, int m, rm_stats_t *st, const char *topic, co
         emit(o, "%s %.3f\n", name, started_at);
         break;
     default:
+        break;
+    }
+}
+
+/* The samples of metric m for one pipeline (st, target); the JOB metrics
+ * only for a block with a job (their scope guarantees it). */
+static void render_metric(out_t *o, int m, rm_stats_t *st, const char *topic, const char *target,
+                          long long now) {
+    const char *name = metrics[m].name;
+    switch ((metric_t)m) {
+    case M_BUILD_INFO:
+    case M_CPU:
+    case M_RSS:
+    case M_FDS:
+    case M_START:
+        render_process(o, m, name);
+        break;
+    case M_LAG_MESSAGES:
+    case M_LAG_SECONDS:
+    case M_END_OFFSET:
+    case M_EARLIEST_OFFSET:
+    case M_CHECKPOINT:
+    case M_ASSIGNED:
+        render_partitions(o, m, st, name, topic, target, now);
+        break;
+    case M_FLUSH_SECONDS:
+        histogram(o, name, target, st->flush_seconds_bucket, RM_FLUSH_SECONDS_BUCKETS,
+                  rm_flush_seconds_bounds, (double)atomic_load(&st->flush_seconds_sum_us) / 1e6);
+        break;
+    case M_FLUSH_SIZE:
+        histogram(o, name, target, st->flush_size_bucket, RM_FLUSH_SIZE_BUCKETS,
+                  rm_flush_size_bounds, (double)atomic_load(&st->flush_size_sum));
+        break;
+    case M_REBUILD_FINISHED:
+    case M_REBUILD_SUCCESS:
+    case M_REBUILD_DURATION:
+    case M_REBUILD_IN_PROGRESS:
+    case M_REBUILD_PHASE:
+    case M_REBUILD_PROGRESS:
+    case M_REBUILD_RATE:
+    case M_VERIFY_FINISHED:
+    case M_VERIFY_DRIFT:
+        render_runs(o, m, st, name, target);
+        break;
+    default:
+        render_counter(o, m, st, name, target);
         break;
     }
 }
