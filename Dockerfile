@@ -17,7 +17,7 @@ COPY src src
 COPY bench bench
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
  && cmake --build build --target readmodel -j"$(nproc)" \
- && strip build/readmodel
+ && cmake --install build --prefix /out --strip
 
 FROM debian:bookworm-slim
 # RUNTIME-PACKAGES (read by the test): one per DT_NEEDED library, plus CA certificates for TLS
@@ -25,7 +25,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       librdkafka1 libhiredis0.14 libcurl4 libmicrohttpd12 libroaring0 libjansson4 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /src/build/readmodel /usr/local/bin/readmodel
+COPY --from=build /out/bin/readmodel /usr/local/bin/readmodel
 # Numeric user so Kubernetes can verify runAsNonRoot; nothing is written
 # outside /tmp, so the root filesystem can be read-only.
 USER 10001:10001

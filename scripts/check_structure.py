@@ -12,6 +12,8 @@
    common; consumers may use observe). tools (dev-kafka, gen) may use
    consumers and below.
 3. No function in src/ is longer than 120 lines (universal-ctags' end lines).
+4. Every public header (include/readmodel/*.h) says how it may be used from
+   threads ("Thread-safety" or "thread-safe" in its text).
 
 Prints every violation and exits 1 when there is one.
 """
@@ -133,6 +135,17 @@ def long_functions(srcdir):
     return sorted(bad, reverse=True)
 
 
+def headers_without_thread_safety(srcdir):
+    inc = os.path.join(srcdir, "include", "readmodel")
+    bad = []
+    for f in sorted(os.listdir(inc)):
+        if f.endswith(".h"):
+            text = open(os.path.join(inc, f), encoding="utf-8").read().lower()
+            if "thread-safe" not in text and "thread-safety" not in text:
+                bad.append(f"include/readmodel/{f}")
+    return bad
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -163,6 +176,9 @@ def main():
     for n, path, line, fn in long_functions(srcdir):
         problems += 1
         print(f"function longer than {MAX_LINES} lines: {fn} ({n} lines) at {path}:{line}")
+    for h in headers_without_thread_safety(srcdir):
+        problems += 1
+        print(f"public header without a thread-safety statement: {h}")
     print(f"structure: {len(nodes)} object files checked, {problems} problem(s)")
     return 1 if problems else 0
 

@@ -1,6 +1,9 @@
 /*
  * Operator commands on a read model: rebuild, verify, status. Each returns
  * the process exit code documented in its --help (never exits itself).
+ *
+ * Thread-safety: call from one thread (the command's main thread); each
+ * command starts and joins its own threads.
  */
 #ifndef READMODEL_ADMIN_H
 #define READMODEL_ADMIN_H

@@ -10,6 +10,10 @@
  * dirty days (days whose Redis value may have changed since
  * rm_avail_clear_dirty()). A day is the Redis value's own shape, so every
  * event is a few word operations on one array entry.
+ *
+ * Thread-safety: none inside; an rm_avail_t belongs to one thread at a time
+ * (the worker or replay thread that owns its partition). Pure functions of
+ * their arguments otherwise.
  */
 #ifndef READMODEL_AVAILABILITY_H
 #define READMODEL_AVAILABILITY_H

@@ -2,6 +2,8 @@
  * Calendar dates of the booking contract as day numbers: day 0 is
  * 2000-01-01, the last valid day (2099-12-31) is RM_DAY_MAX. Pure functions,
  * no allocation.
+ *
+ * Thread-safety: every function is thread-safe.
  */
 #ifndef READMODEL_DATE_H
 #define READMODEL_DATE_H

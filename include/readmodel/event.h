@@ -7,6 +7,10 @@
  * A decoded rm_event_t points into the message bytes and into the decoder;
  * it stays valid until the next rm_decode() on the same decoder or until the
  * message is freed, whichever comes first.
+ *
+ * Thread-safety: a decoder (rm_decoder_t) and the events it returns belong
+ * to one thread; use one decoder per thread. The name functions are
+ * thread-safe.
  */
 #ifndef READMODEL_EVENT_H
 #define READMODEL_EVENT_H

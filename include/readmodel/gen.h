@@ -4,6 +4,8 @@
  * rescheduled, send day snapshots, update profiles, are deactivated and
  * re-register; plus a configurable share of invalid events (every kind the
  * decoder rejects) and of unknown-type events. Same seed, same log.
+ *
+ * Thread-safety: a generator belongs to one thread.
  */
 #ifndef READMODEL_GEN_H
 #define READMODEL_GEN_H

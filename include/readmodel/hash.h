@@ -3,6 +3,8 @@
  * in-memory tables. Eight bytes per step and a final avalanche, so the low
  * bits the tables mask with depend on every byte. In memory only: never
  * stored or sent, so it may change between releases.
+ *
+ * Thread-safety: pure functions, thread-safe.
  */
 #ifndef READMODEL_HASH_H
 #define READMODEL_HASH_H

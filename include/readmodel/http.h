@@ -1,6 +1,9 @@
 /*
  * The HTTP endpoint of serve (libmicrohttpd, its own thread): /metrics,
  * /livez and /readyz. Documented for Kubernetes probes in the README.
+ *
+ * Thread-safety: start and stop from one thread; the server reads the
+ * stats block (atomics) from its own thread while workers update it.
  */
 #ifndef READMODEL_HTTP_H
 #define READMODEL_HTTP_H

@@ -5,6 +5,9 @@
  * 100,000 batches kept per partition (older data is dropped as retention
  * would), no ListOffsets by timestamp, no CreateTopics API (topics are made
  * here, or auto-created with 4 partitions on first produce).
+ *
+ * Thread-safety: start, create and stop from one thread; clients on any
+ * thread may use the cluster meanwhile.
  */
 #ifndef READMODEL_MOCK_KAFKA_H
 #define READMODEL_MOCK_KAFKA_H

@@ -24,6 +24,9 @@
  * retry), RM_ERR_REPLY (an answer that cannot be right: 4xx or a body that
  * does not parse), RM_ERR_CORRUPT (a stored state that does not decode).
  * The reason is in rm_os_sink_last_error(); credentials never appear in it.
+ *
+ * Thread-safety: an rm_os_sink_t (one libcurl handle) belongs to one
+ * thread at a time; every worker, writer and health checker opens its own.
  */
 #ifndef READMODEL_OPENSEARCH_SINK_H
 #define READMODEL_OPENSEARCH_SINK_H

@@ -6,6 +6,10 @@
  *
  * Profile fields are kept as the JSON text the event carried (validated by
  * the decoder), so rendering is concatenation and never re-formats numbers.
+ *
+ * Thread-safety: an rm_profile_t belongs to one thread at a time; the
+ * render and JSON functions only read their arguments and are thread-safe
+ * on distinct or unchanging profiles.
  */
 #ifndef READMODEL_PRACTITIONER_DOC_H
 #define READMODEL_PRACTITIONER_DOC_H

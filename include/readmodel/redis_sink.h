@@ -20,6 +20,10 @@
  * refused: the context is dropped and the next call reconnects) or
  * RM_ERR_REPLY (the server answered with an error). Nothing retries inside
  * the sink; the caller owns the retry policy.
+ *
+ * Thread-safety: an rm_redis_sink_t (one connection) belongs to one thread
+ * at a time; every worker, writer and health checker opens its own. The key
+ * formatters are thread-safe.
  */
 #ifndef READMODEL_REDIS_SINK_H
 #define READMODEL_REDIS_SINK_H

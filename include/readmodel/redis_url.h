@@ -4,6 +4,8 @@
  *   unix:///path/to.sock[?db=N]
  * Parsed with libcurl's URL API (percent-decoding included); `unix://` is
  * split by hand because curl 7.88 reads its first path segment as a host.
+ *
+ * Thread-safety: parse and free are thread-safe (no shared state).
  */
 #ifndef READMODEL_REDIS_URL_H
 #define READMODEL_REDIS_URL_H

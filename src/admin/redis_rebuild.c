@@ -29,6 +29,7 @@
 #include "readmodel/redis_sink.h"
 #include "readmodel/stop.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,9 +50,15 @@ typedef struct {
 
 enum { EX_MISSING, EX_WRONG, EX_EXTRA, EX_STATE };
 
-static void example(diff_t *d, int kind, const char *fmt, const char *a, const char *b) {
-    if (d->nexamples[kind] < EXAMPLES)
-        snprintf(d->examples[kind][d->nexamples[kind]++], 160, fmt, a, b);
+static void example(diff_t *d, int kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void example(diff_t *d, int kind, const char *fmt, ...) {
+    if (d->nexamples[kind] >= EXAMPLES)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->examples[kind][d->nexamples[kind]++], 160, fmt, ap);
+    va_end(ap);
 }
 
 /* What Redis holds: per practitioner the days with a key (in st.dirty) and

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <librdkafka/rdkafka.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,8 +263,8 @@ int rm_cmd_gen(int argc, char **argv) {
         for (;;) {
             rd_kafka_resp_err_t err = rd_kafka_producev(
                 rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_KEY(m.key, m.key_len), RD_KAFKA_V_VALUE((void *)m.value, m.value_len),
-                RD_KAFKA_V_END);
+                RD_KAFKA_V_KEY(m.key, m.key_len),
+                RD_KAFKA_V_VALUE((void *)(uintptr_t)m.value, m.value_len), RD_KAFKA_V_END);
             if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                 rd_kafka_poll(rk, 50);
                 continue;

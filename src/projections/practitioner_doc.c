@@ -191,13 +191,17 @@ static char **text_slot(rm_profile_t *p, size_t i) {
     return (char **)((char *)p + text_fields[i].offset);
 }
 
+static const char *text_value(const rm_profile_t *p, size_t i) {
+    return *(char *const *)((const char *)p + text_fields[i].offset);
+}
+
 json_t *rm_profile_to_json(const rm_profile_t *p) {
     json_t *o = json_object();
     if (!o)
         return NULL;
     /* Each field's JSON text as a string: kept byte for byte. */
     for (size_t i = 0; i < N_TEXT_FIELDS; i++) {
-        char *v = *text_slot((rm_profile_t *)p, i);
+        const char *v = text_value(p, i);
         if ((p->set & text_fields[i].bit) && v &&
             json_object_set_new(o, text_fields[i].key, json_string(v)) < 0) {
             json_decref(o);

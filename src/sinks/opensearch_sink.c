@@ -14,6 +14,7 @@
 #include "readmodel/log.h"
 
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -59,22 +60,28 @@ rm_os_sink_t *rm_os_sink_new(const rm_os_config_t *cfg) {
     return s;
 }
 
+/* The configuration's strings are this sink's own copies (rm_os_sink_new)
+ * held in the const fields of the shared config type. */
+static void free_copy(const char *p) {
+    free((void *)(uintptr_t)p);
+}
+
 void rm_os_sink_free(rm_os_sink_t *s) {
     if (!s)
         return;
     if (s->curl)
         curl_easy_cleanup(s->curl);
-    free((char *)s->cfg.url);
-    free((char *)s->cfg.index_prefix);
-    free((char *)s->cfg.ca_file);
-    free((char *)s->cfg.cert_file);
-    free((char *)s->cfg.key_file);
-    free((char *)s->cfg.username);
-    free((char *)s->cfg.password);
-    free((char *)s->cfg.aws_region);
-    free((char *)s->cfg.aws_key);
-    free((char *)s->cfg.aws_secret);
-    free((char *)s->cfg.aws_token);
+    free_copy(s->cfg.url);
+    free_copy(s->cfg.index_prefix);
+    free_copy(s->cfg.ca_file);
+    free_copy(s->cfg.cert_file);
+    free_copy(s->cfg.key_file);
+    free_copy(s->cfg.username);
+    free_copy(s->cfg.password);
+    free_copy(s->cfg.aws_region);
+    free_copy(s->cfg.aws_key);
+    free_copy(s->cfg.aws_secret);
+    free_copy(s->cfg.aws_token);
     json_decref(s->cp_versions);
     json_decref(s->lease_version);
     free(s);

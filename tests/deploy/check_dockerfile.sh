@@ -22,6 +22,8 @@ for lib in $(readelf -d "$bin" | awk '/NEEDED/{gsub(/[][]/,"",$5); print $5}'); 
 done
 grep -Eq '^USER [1-9][0-9]*' <<<"$runtime" || { echo "runtime stage must run as a numeric non-root USER"; fail=1; }
 grep -q '^ENTRYPOINT \["/usr/local/bin/readmodel"\]' <<<"$runtime" || { echo "ENTRYPOINT is not readmodel"; fail=1; }
-grep -q 'COPY --from=build /src/build/readmodel' <<<"$runtime" || { echo "binary not copied from the build stage"; fail=1; }
+grep -q 'COPY --from=build /out/bin/readmodel /usr/local/bin/readmodel' <<<"$runtime" || { echo "binary not copied from the build stage's install prefix"; fail=1; }
+build=$(awk '/^FROM /{stage++} stage==1' "$dockerfile")
+grep -q 'cmake --install build --prefix /out' <<<"$build" || { echo "build stage does not install with cmake --install"; fail=1; }
 [ "$fail" = 0 ] && echo "Dockerfile runtime stage: ok"
 exit "$fail"
