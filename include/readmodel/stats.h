@@ -85,6 +85,7 @@ typedef struct rm_stats {
     atomic_uint_least64_t invalid[RM_REASON__COUNT];
     atomic_uint_least64_t anomalies; /* cancellations of unknown bookings */
     atomic_uint_least64_t dead_lettered;
+    atomic_uint_least64_t dead_letters_cut; /* sent cut or as headers only (too large) */
     atomic_uint_least64_t flushes;
     atomic_uint_least64_t practitioners_written;
     atomic_uint_least64_t sink_errors;

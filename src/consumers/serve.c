@@ -50,21 +50,6 @@ static void log_summary(rm_stats_t *st, const char *what) {
             invalid);
 }
 
-static rd_kafka_t *dlq_producer(const rm_config_t *cfg) {
-    char err[256];
-    /* Never give up on a dead letter: the checkpoint waits for it. */
-    const rm_kafka_prop_t defaults[] = {{"bootstrap.servers", cfg->brokers},
-                                        {"client.id", "readmodel-dlq"},
-                                        {"enable.idempotence", "true"},
-                                        {"message.timeout.ms", "0"}};
-    rd_kafka_t *rk =
-        rm_kafka_new(RD_KAFKA_PRODUCER, defaults, sizeof(defaults) / sizeof(defaults[0]),
-                     cfg->kafka, cfg->n_kafka, NULL, NULL, err, sizeof(err));
-    if (!rk)
-        rm_error("dead-letter producer: %s", err);
-    return rk;
-}
-
 /* Partition count of the topic, from the workers' first client; 0 when
  * unknown (then --until-caught-up waits for metadata). */
 static int topic_partitions(rd_kafka_t *rk, const char *topic) {
@@ -152,15 +137,17 @@ static int pipeline_init(pipeline_t *pl, const rm_config_t *cfg, const rm_sink_o
     atomic_store(&stats->sink_write_ok, 1);
     if (!(pl->workers = calloc((size_t)cfg->workers, sizeof(*pl->workers))))
         return 1;
-    if (first && cfg->dlq_topic && !(pl->sh.dlq = dlq_producer(cfg)))
+    char err[256];
+    if (first && cfg->dlq_topic && !(pl->sh.dlq = rm_dlq_new(cfg, stats, err, sizeof(err)))) {
+        rm_error("%s", err);
         return 2;
+    }
     for (; pl->started < cfg->workers; pl->started++) {
         if (rm_worker_init(&pl->workers[pl->started], pl->started, &pl->sh) < 0) {
             rm_worker_destroy(&pl->workers[pl->started]);
             return 2;
         }
     }
-    char err[256];
     if (cfg->metrics_addr && rm_sink_open(&pl->health, ops, cfg, err, sizeof(err)) != RM_ERR_OK)
         rm_warn("%s health checks off: %s", ops->title, err);
     return 0;
@@ -185,14 +172,8 @@ static int pipeline_stop(pipeline_t *pl) {
     for (int i = 0; i < pl->started; i++)
         rm_worker_destroy(&pl->workers[i]);
     free(pl->workers);
-    if (pl->sh.dlq) {
-        if (rd_kafka_flush(pl->sh.dlq, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            rm_error("dead-letter producer: %d message(s) not delivered",
-                     rd_kafka_outq_len(pl->sh.dlq));
-            pl->sh.failed = 1;
-        }
-        rd_kafka_destroy(pl->sh.dlq);
-    }
+    if (rm_dlq_free(pl->sh.dlq) < 0)
+        pl->sh.failed = 1;
     rm_sink_close(&pl->health);
     return atomic_load(&pl->sh.failed) ? 1 : 0;
 }

@@ -209,41 +209,6 @@ static int prefetch(rm_worker_t *w) {
     return rc;
 }
 
-/* ---- dead letters ---- */
-
-static void dead_letter(rm_worker_t *w, const rd_kafka_message_t *m, const rm_reject_t *why) {
-    rd_kafka_t *dlq = w->sh->dlq; /* NULL in the OpenSearch pipeline: dead-lettered once */
-    if (!dlq)
-        return;
-    char reason[96], part[16], off[24];
-    snprintf(reason, sizeof(reason), "%s%s%s", rm_reason_name(why->reason),
-             why->field[0] ? ":" : "", why->field);
-    snprintf(part, sizeof(part), "%d", (int)m->partition);
-    snprintf(off, sizeof(off), "%lld", (long long)m->offset);
-    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
-    rd_kafka_header_add(h, "reason", -1, reason, -1);
-    rd_kafka_header_add(h, "source_topic", -1, rd_kafka_topic_name(m->rkt), -1);
-    rd_kafka_header_add(h, "source_partition", -1, part, -1);
-    rd_kafka_header_add(h, "source_offset", -1, off, -1);
-    for (;;) {
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            dlq, RD_KAFKA_V_TOPIC(w->sh->cfg->dlq_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
-            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
-        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            atomic_fetch_add_explicit(&w->sh->stats->dead_lettered, 1, memory_order_relaxed);
-            return; /* headers now owned by the message */
-        }
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            rm_error("worker %d: dead-letter produce failed: %s", w->id, rd_kafka_err2str(err));
-            rd_kafka_headers_destroy(h);
-            atomic_store(&w->sh->failed, 1);
-            return;
-        }
-        rd_kafka_poll(dlq, 100);
-    }
-}
-
 static void log_invalid(rm_worker_t *w, const rd_kafka_message_t *m, const rm_reject_t *why) {
     uint64_t suppressed = 0;
     if (!rm_ratelimit_allow(&w->invalid_log, &suppressed))
@@ -289,7 +254,8 @@ static void apply_message(rm_worker_t *w, rd_kafka_message_t *m) {
         count(w, RM_RESULT_INVALID);
         atomic_fetch_add_explicit(&w->sh->stats->invalid[why.reason], 1, memory_order_relaxed);
         log_invalid(w, m, &why);
-        dead_letter(w, m, &why);
+        if (w->sh->dlq && rm_dlq_send(w->sh->dlq, m, &why, &w->dlq_deadline) < 0)
+            atomic_store(&w->sh->failed, 1); /* not checkpointed: read again */
         return;
     case RM_DECODE_OK:
         break;
@@ -477,17 +443,8 @@ static int flush_dirty(rm_worker_t *w) {
 }
 
 static int dlq_drain(rm_worker_t *w) {
-    rd_kafka_t *dlq = w->sh->dlq;
-    time_t deadline = 0;
-    while (dlq && rd_kafka_outq_len(dlq) > 0) {
-        rd_kafka_flush(dlq, 1000);
-        if (!rm_running()) {
-            if (!deadline)
-                deadline = time(NULL) + w->sh->cfg->shutdown_timeout_s;
-            if (time(NULL) >= deadline)
-                return -1;
-        }
-    }
+    if (rm_dlq_drain(w->sh->dlq, &w->dlq_deadline) < 0)
+        atomic_store(&w->sh->failed, 1);
     return atomic_load(&w->sh->failed) ? -1 : 0;
 }
 
@@ -693,16 +650,30 @@ static part_t *part_own(rm_worker_t *w, int32_t partition) {
     return p;
 }
 
+/* Reads a partition's checkpoint, retrying like any sink outage. false
+ * when the worker is stopping and gave up. */
+static bool read_checkpoint(rm_worker_t *w, const char *topic, int32_t partition, int64_t *cp) {
+    int ms = BACKOFF_MIN_MS;
+    time_t deadline = 0;
+    *cp = -1;
+    while (cp_get(w, topic, partition, cp) != RM_ERR_OK) {
+        sink_failed(w, RM_SINK_ERROR_CHECKPOINT, "reading checkpoint", ms);
+        if (!backoff(w, &ms, &deadline))
+            return false;
+    }
+    return true;
+}
+
 static void on_assign(rm_worker_t *w, rd_kafka_topic_partition_list_t *l) {
     for (int i = 0; i < l->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &l->elems[i];
-        int64_t cp = -1;
-        int ms = BACKOFF_MIN_MS;
-        time_t deadline = 0;
-        while (cp_get(w, tp->topic, tp->partition, &cp) != RM_ERR_OK) {
-            sink_failed(w, RM_SINK_ERROR_CHECKPOINT, "reading checkpoint", ms);
-            if (!backoff(w, &ms, &deadline))
-                break;
+        int64_t cp;
+        if (!read_checkpoint(w, tp->topic, tp->partition, &cp)) {
+            /* Stopping with the sink unreachable: the partition is not
+             * owned here, so nothing of it is applied or checkpointed. */
+            rm_warn("worker %d: %s [%d] not taken: stopping before its checkpoint could be read",
+                    w->id, tp->topic, (int)tp->partition);
+            continue;
         }
         part_t *p = part_own(w, tp->partition);
         if (!p) {
@@ -722,9 +693,12 @@ static void on_assign(rm_worker_t *w, rd_kafka_topic_partition_list_t *l) {
             atomic_store(&o->applied_ts_ms, 0);
             atomic_store(&o->owner, w->id + 1);
         }
-        rm_info("worker %d: assigned %s [%d], resuming from %s%lld", w->id, tp->topic,
-                (int)tp->partition, cp >= 0 ? "checkpoint " : "the beginning (no checkpoint)",
-                cp >= 0 ? (long long)cp : 0LL);
+        if (cp >= 0)
+            rm_info("worker %d: assigned %s [%d], resuming from checkpoint %lld", w->id, tp->topic,
+                    (int)tp->partition, (long long)cp);
+        else
+            rm_info("worker %d: assigned %s [%d], resuming from the beginning (no checkpoint)",
+                    w->id, tp->topic, (int)tp->partition);
     }
 }
 
@@ -749,20 +723,21 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rm_worker_t *w = opaque;
     bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t kerr;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         on_assign(w, l);
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, l);
-        else
-            rd_kafka_assign(rk, l);
+        else if ((kerr = rd_kafka_assign(rk, l)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            rm_error("worker %d: assign: %s", w->id, rd_kafka_err2str(kerr));
         if (w->paused)
             rd_kafka_pause_partitions(rk, l);
     } else {
         on_revoke(w, l, rd_kafka_assignment_lost(rk));
         if (cooperative)
             error = rd_kafka_incremental_unassign(rk, l);
-        else
-            rd_kafka_assign(rk, NULL);
+        else if ((kerr = rd_kafka_assign(rk, NULL)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            rm_error("worker %d: unassign: %s", w->id, rd_kafka_err2str(kerr));
     }
     if (error) {
         rm_error("worker %d: rebalance: %s", w->id, rd_kafka_error_string(error));

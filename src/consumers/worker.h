@@ -5,6 +5,7 @@
 #ifndef READMODEL_WORKER_H
 #define READMODEL_WORKER_H
 
+#include "dead_letter.h"
 #include "readmodel/availability.h"
 #include "readmodel/log.h"
 #include "readmodel/pract_map.h"
@@ -23,7 +24,7 @@ typedef struct {
     const rm_config_t *cfg;
     const rm_sink_ops_t *ops; /* the pipeline's sink */
     rm_stats_t *stats;
-    rd_kafka_t *dlq; /* producer, or NULL (only the first pipeline dead-letters) */
+    rm_dlq_t *dlq; /* or NULL (only the first pipeline dead-letters) */
     atomic_int eof_partitions;
     int topic_partitions;
     atomic_int failed;
@@ -51,7 +52,8 @@ typedef struct {
     size_t nmsgs;
     uint64_t batch_seq;
     rm_ratelimit_t invalid_log;
-    bool paused; /* a rebuild holds the lease: partitions paused, nothing written */
+    bool paused;         /* a rebuild holds the lease: partitions paused, nothing written */
+    time_t dlq_deadline; /* stopping: when waiting for the dead-letter producer ends */
     pthread_t thread;
 } rm_worker_t;
 

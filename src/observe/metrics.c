@@ -34,6 +34,9 @@ void rm_metrics_process_started(void) {
     X(INVALID, SERVE, "readmodel_invalid_events_total", "counter", "Invalid events, by reason.")   \
     X(DEAD_LETTERED, SERVE, "readmodel_dead_lettered_total", "counter",                            \
       "Invalid events produced to the dead-letter topic.")                                         \
+    X(DEAD_LETTERS_CUT, SERVE, "readmodel_dead_letters_cut_total", "counter",                      \
+      "Dead letters too large for the dead-letter topic, sent cut to their first bytes or as "     \
+      "headers only (header truncated=true).")                                                     \
     X(ANOMALIES, SERVE, "readmodel_anomalies_total", "counter",                                    \
       "Valid events that changed nothing, by kind (unknown_booking: a cancellation of an "         \
       "unknown booking).")                                                                         \
@@ -196,6 +199,10 @@ static void render_counter(out_t *o, int m, rm_stats_t *st, const char *name, co
     case M_DEAD_LETTERED:
         emit(o, "%s{target=\"%s\"} %llu\n", name, target,
              (unsigned long long)atomic_load(&st->dead_lettered));
+        break;
+    case M_DEAD_LETTERS_CUT:
+        emit(o, "%s{target=\"%s\"} %llu\n", name, target,
+             (unsigned long long)atomic_load(&st->dead_letters_cut));
         break;
     case M_ANOMALIES:
         emit(o, "%s{target=\"%s\",kind=\"unknown_booking\"} %llu\n", name, target,
