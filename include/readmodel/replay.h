@@ -51,6 +51,11 @@ typedef struct {
 
 /* Reads the topic's partitions and their offsets. 0, or -1 (logged). */
 int rm_replay_plan(const rm_config_t *cfg, rm_replay_t *r);
+/* The current end offset of each of the plan's partitions (ends holds
+ * r->partitions entries), for telling a live serve's progress past the plan
+ * from a checkpoint or fence that no log position explains. 0, or -1
+ * (logged). */
+int rm_replay_ends(const rm_config_t *cfg, const rm_replay_t *r, int64_t *ends);
 /* Number of partitions whose earliest offset is above 0. */
 int rm_replay_truncated(const rm_replay_t *r);
 /* Starts the replay threads; returns at once. 0, or -1 (logged). */

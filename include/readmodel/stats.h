@@ -93,9 +93,11 @@ typedef struct rm_stats {
     atomic_uint_least64_t rejected; /* documents refused for good (OpenSearch 4xx) */
 
     atomic_uint_least64_t sink_error_kinds[RM_SINK_ERROR__COUNT];
-    atomic_int sink_write_ok; /* last write or read by a worker succeeded */
-    atomic_int sink_ping_ok;  /* serve's health connection answers PING */
-    atomic_int paused;        /* workers paused by a rebuild lease */
+    atomic_int sink_write_ok;      /* last write or read by a worker succeeded */
+    atomic_int sink_ping_ok;       /* serve's health connection answers PING */
+    atomic_int paused;             /* workers paused by a rebuild lease */
+    atomic_llong unowned_since_ms; /* monotonic ms since the pipeline owned no partition
+                                      (set by serve's refresher); 0 while it owns one */
     atomic_uint_least64_t flush_seconds_bucket[RM_FLUSH_SECONDS_BUCKETS + 1]; /* +Inf last */
     atomic_uint_least64_t flush_seconds_sum_us;
     atomic_uint_least64_t flush_size_bucket[RM_FLUSH_SIZE_BUCKETS + 1];
@@ -114,6 +116,15 @@ typedef struct rm_stats {
     struct rm_stats *next; /* the next pipeline's block (not owned), NULL: last */
     rm_job_stats_t *job;   /* non-NULL in a rebuild or verify: /metrics shows its progress */
 } rm_stats_t;
+
+/* How long a pipeline may own no partition before /readyz says so: longer
+ * than a rebalance takes (a join waits up to the session timeout, 10 s). */
+#define RM_UNOWNED_GRACE_MS 30000
+
+/* Where a partition's checkpoint stands against the log: 1 above its end
+ * offset (the log was reset), -1 below its earliest offset (retention
+ * deleted unapplied events), 0 inside or not known yet. */
+int rm_partition_out_of_range(rm_partition_obs_t *o);
 
 /* Records a flush of n practitioners that took `seconds` in the histograms. */
 void rm_stats_observe_flush(rm_stats_t *st, double seconds, size_t n);

@@ -71,10 +71,18 @@ void rm_admin_print_partition(const rm_replay_t *r, int p, int64_t checkpoint) {
     char cps[24] = "none", lag[24];
     if (checkpoint >= 0)
         snprintf(cps, sizeof(cps), "%lld", (long long)checkpoint);
-    snprintf(lag, sizeof(lag), "%lld",
-             (long long)(r->high[p] - (checkpoint >= 0 ? checkpoint : r->low[p])));
+    const char *note = r->low[p] > 0 ? "  (truncated history)" : "";
+    if (checkpoint > r->high[p]) {
+        snprintf(lag, sizeof(lag), "-");
+        note = "  CHECKPOINT ABOVE THE LOG'S END: the log was reset; run readmodel rebuild";
+    } else {
+        if (checkpoint >= 0 && checkpoint < r->low[p])
+            note = "  CHECKPOINT BELOW THE EARLIEST OFFSET: retention deleted unapplied events";
+        snprintf(lag, sizeof(lag), "%lld",
+                 (long long)(r->high[p] - (checkpoint >= 0 ? checkpoint : r->low[p])));
+    }
     printf("%-10d %12lld %12lld %12s %10s%s\n", p, (long long)r->low[p], (long long)r->high[p], cps,
-           lag, r->low[p] > 0 ? "  (truncated history)" : "");
+           lag, note);
 }
 
 void rm_admin_print_plan(const rm_config_t *cfg, const rm_replay_t *r, FILE *out) {

@@ -74,3 +74,13 @@ void rm_stats_observe_flush(rm_stats_t *st, double seconds, size_t n) {
     atomic_fetch_add_explicit(&st->flush_size_bucket[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&st->flush_size_sum, n, memory_order_relaxed);
 }
+
+int rm_partition_out_of_range(rm_partition_obs_t *o) {
+    long long cp = atomic_load(&o->checkpoint), end = atomic_load(&o->end),
+              lo = atomic_load(&o->earliest);
+    if (cp >= 0 && end >= 0 && cp > end)
+        return 1;
+    if (cp >= 0 && lo >= 0 && cp < lo)
+        return -1;
+    return 0;
+}

@@ -173,6 +173,24 @@ int rm_replay_plan(const rm_config_t *cfg, rm_replay_t *r) {
     return rc;
 }
 
+int rm_replay_ends(const rm_config_t *cfg, const rm_replay_t *r, int64_t *ends) {
+    rd_kafka_t *rk = new_consumer(cfg, "replay");
+    if (!rk)
+        return -1;
+    int rc = 0;
+    for (int p = 0; rc == 0 && p < r->partitions; p++) {
+        int64_t lo;
+        rd_kafka_resp_err_t err =
+            rd_kafka_query_watermark_offsets(rk, cfg->topic, p, &lo, &ends[p], 10000);
+        if (err) {
+            rm_error("partition %d: offsets: %s", p, rd_kafka_err2str(err));
+            rc = -1;
+        }
+    }
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
 int rm_replay_truncated(const rm_replay_t *r) {
     int n = 0;
     for (int p = 0; p < r->partitions; p++)

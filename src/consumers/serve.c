@@ -102,10 +102,12 @@ static void read_records(rm_stats_t *st, rm_sink_t *health) {
  * sink's records and whether the sink answers. */
 static void pipeline_refresh(pipeline_t *pl, const char *topic) {
     rm_stats_t *st = pl->sh.stats;
+    int owned = 0;
     for (int p = 0; p < RM_MAX_PARTITIONS; p++) {
         int owner = atomic_load(&st->parts[p].owner);
         if (owner < 1 || owner > pl->started || !pl->workers[owner - 1].rk)
             continue;
+        owned++;
         int64_t lo = -1, hi = -1;
         if (rd_kafka_get_watermark_offsets(pl->workers[owner - 1].rk, topic, p, &lo, &hi) ==
                 RD_KAFKA_RESP_ERR_NO_ERROR &&
@@ -114,6 +116,11 @@ static void pipeline_refresh(pipeline_t *pl, const char *topic) {
             atomic_store(&st->parts[p].earliest, lo);
         }
     }
+    long long none = 0;
+    if (owned > 0)
+        atomic_store(&st->unowned_since_ms, 0);
+    else
+        atomic_compare_exchange_strong(&st->unowned_since_ms, &none, rm_mono_ms());
     if (!pl->health.impl)
         return;
     if (st->records_read_ms == 0 || rm_mono_ms() - st->records_read_ms >= 10000) {
@@ -135,6 +142,7 @@ static int pipeline_init(pipeline_t *pl, const rm_config_t *cfg, const rm_sink_o
     stats->workers = cfg->workers;
     stats->target = ops->name;
     atomic_store(&stats->sink_write_ok, 1);
+    atomic_store(&stats->unowned_since_ms, rm_mono_ms()); /* nothing owned before the join */
     if (!(pl->workers = calloc((size_t)cfg->workers, sizeof(*pl->workers))))
         return 1;
     char err[256];

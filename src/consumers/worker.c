@@ -664,6 +664,40 @@ static bool read_checkpoint(rm_worker_t *w, const char *topic, int32_t partition
     return true;
 }
 
+/* A checkpoint no position of the log explains: above its end (the topic
+ * was recreated, Kafka lost data, or this is another cluster: nothing of
+ * the partition would ever be applied) or below its earliest offset
+ * (retention deleted events before they were applied: the model misses
+ * them). Said once, clearly; /metrics and /readyz show it from then on
+ * (readmodel_checkpoint_out_of_range). With --until-caught-up a partition
+ * that can never catch up fails the run. */
+static void check_log_position(rm_worker_t *w, const char *topic, int32_t partition, int64_t cp) {
+    int64_t lo = -1, hi = -1;
+    if (cp < 0 || rd_kafka_query_watermark_offsets(w->rk, topic, partition, &lo, &hi, 2000) !=
+                      RD_KAFKA_RESP_ERR_NO_ERROR)
+        return; /* unknown now: the exporter still compares with the fetched watermarks */
+    rm_log_ctx_t ctx = {target_name(w), (int)partition, (long long)cp};
+    if (cp > hi) {
+        rm_logc(RM_LOG_ERROR, &ctx,
+                "checkpoint %lld is above the end of %s [%d] (%lld): the log was reset (topic "
+                "recreated, Kafka data lost, or another cluster); nothing of this partition is "
+                "applied until `readmodel rebuild --target %s --from-beginning` rewrites the model",
+                (long long)cp, topic, (int)partition, (long long)hi, target_name(w));
+        if (w->sh->cfg->until_caught_up) {
+            atomic_store(&w->sh->failed, 1);
+            rm_stop_request();
+        }
+    } else if (cp < lo) {
+        rm_logc(RM_LOG_ERROR, &ctx,
+                "checkpoint %lld is below the earliest offset of %s [%d] (%lld): retention "
+                "deleted %lld event(s) before they were applied, and the model misses them; "
+                "repair with `readmodel rebuild --target %s --from-beginning "
+                "--allow-truncated-history`",
+                (long long)cp, topic, (int)partition, (long long)lo, (long long)(lo - cp),
+                target_name(w));
+    }
+}
+
 static void on_assign(rm_worker_t *w, rd_kafka_topic_partition_list_t *l) {
     for (int i = 0; i < l->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &l->elems[i];
@@ -684,6 +718,7 @@ static void on_assign(rm_worker_t *w, rd_kafka_topic_partition_list_t *l) {
         p->stored_cp = cp;
         p->next_offset = cp;
         tp->offset = cp >= 0 ? cp : RD_KAFKA_OFFSET_BEGINNING;
+        check_log_position(w, tp->topic, tp->partition, cp);
         rm_partition_obs_t *o = obs(w, tp->partition);
         if (o) {
             atomic_store(&o->checkpoint, cp);
@@ -779,6 +814,16 @@ int rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
         {"enable.auto.offset.store", "false"},
         {"enable.partition.eof", "true"},
         {"auto.offset.reset", "earliest"},
+        /* A member joining or leaving moves only the partitions that must
+         * move (incremental rebalancing), instead of taking every partition
+         * from every member of the group: a pod's restart or a scale-out
+         * does not pause the others. */
+        {"partition.assignment.strategy", "cooperative-sticky"},
+        /* A crashed member's partitions are reassigned after 10 s instead
+         * of librdkafka's 45 s; heartbeats run on librdkafka's own thread,
+         * so a busy worker does not miss them. The broker's minimum is 6 s. */
+        {"session.timeout.ms", "10000"},
+        {"heartbeat.interval.ms", "3000"},
     };
     w->rk = rm_kafka_new(RD_KAFKA_CONSUMER, defaults, sizeof(defaults) / sizeof(defaults[0]),
                          cfg->kafka, cfg->n_kafka, consumer_setup, w, err, sizeof(err));

@@ -54,6 +54,9 @@ void rm_metrics_process_started(void) {
       "Earliest retained offset; above 0 means truncated history.")                                \
     X(CHECKPOINT, SERVE, "readmodel_checkpoint_offset", "gauge",                                   \
       "Next offset to consume, as checkpointed in the sink (-1: none).")                           \
+    X(OUT_OF_RANGE, SERVE, "readmodel_checkpoint_out_of_range", "gauge",                           \
+      "1 when a partition's checkpoint is above its end offset (the log was reset) or below its "  \
+      "earliest offset (retention deleted unapplied events); repair with readmodel rebuild.")      \
     X(ASSIGNED, SERVE, "readmodel_assigned_partitions", "gauge",                                   \
       "Partitions assigned to this process.")                                                      \
     X(FLUSH_SECONDS, SERVE, "readmodel_sink_flush_duration_seconds", "histogram",                  \
@@ -272,6 +275,12 @@ static void render_partitions(out_t *o, int m, rm_stats_t *st, const char *name,
                  p, v);
         }
         break;
+    case M_OUT_OF_RANGE:
+        for (int p = 0; p < RM_MAX_PARTITIONS; p++)
+            if (atomic_load(&st->parts[p].owner))
+                emit(o, "%s{target=\"%s\",topic=\"%s\",partition=\"%d\"} %d\n", name, target, topic,
+                     p, rm_partition_out_of_range(&st->parts[p]) != 0);
+        break;
     case M_ASSIGNED: {
         int n = 0;
         for (int p = 0; p < RM_MAX_PARTITIONS; p++)
@@ -375,6 +384,7 @@ static void render_metric(out_t *o, int m, rm_stats_t *st, const char *topic, co
     case M_END_OFFSET:
     case M_EARLIEST_OFFSET:
     case M_CHECKPOINT:
+    case M_OUT_OF_RANGE:
     case M_ASSIGNED:
         render_partitions(o, m, st, name, topic, target, now);
         break;
@@ -443,6 +453,22 @@ bool rm_metrics_ready(rm_stats_t *st, char *why, size_t cap) {
     }
     if (!atomic_load(&st->sink_write_ok)) {
         snprintf(why, cap, "sink writes failing");
+        return false;
+    }
+    for (int p = 0; p < RM_MAX_PARTITIONS; p++)
+        if (atomic_load(&st->parts[p].owner) && rm_partition_out_of_range(&st->parts[p]) > 0) {
+            snprintf(why, cap,
+                     "partition %d: checkpoint above the log's end: the log was reset; run "
+                     "readmodel rebuild",
+                     p);
+            return false;
+        }
+    long long since = atomic_load(&st->unowned_since_ms), now = rm_mono_ms();
+    if (since > 0 && now - since > RM_UNOWNED_GRACE_MS) {
+        snprintf(why, cap,
+                 "no partition assigned for %lld s (more consumers than partitions, or the group "
+                 "cannot rebalance)",
+                 (now - since) / 1000);
         return false;
     }
     snprintf(why, cap, "ok");

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "promtool.h"
+#include "readmodel/clock.h"
 #include "readmodel/metrics.h"
 
 #include <ctype.h>
@@ -202,11 +203,31 @@ static void test_dashboard_queries_name_real_metrics(void **state) {
     assert_int_equal(rc, 0);
 }
 
+/* A pipeline that owns no partition is ready while a rebalance may still
+ * be under way, and not ready once that has lasted longer than one can. */
+static void test_ready_needs_partitions_after_grace(void **state) {
+    (void)state;
+    rm_stats_t *st = calloc(1, sizeof(*st));
+    atomic_store(&st->sink_ping_ok, 1);
+    atomic_store(&st->sink_write_ok, 1);
+    char why[256];
+    atomic_store(&st->unowned_since_ms, rm_mono_ms() - 1000);
+    assert_true(rm_metrics_ready(st, why, sizeof(why)));
+    atomic_store(&st->unowned_since_ms, rm_mono_ms() - RM_UNOWNED_GRACE_MS - 5000);
+    assert_false(rm_metrics_ready(st, why, sizeof(why)));
+    assert_non_null(strstr(why, "no partition assigned for 35 s"));
+    atomic_store(&st->unowned_since_ms, 0); /* owns partitions again */
+    assert_true(rm_metrics_ready(st, why, sizeof(why)));
+    assert_string_equal(why, "ok");
+    free(st);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serve_shows_pipeline_not_job_progress),
         cmocka_unit_test(test_job_shows_progress_not_pipeline),
         cmocka_unit_test(test_two_pipelines),
+        cmocka_unit_test(test_ready_needs_partitions_after_grace),
         cmocka_unit_test(test_dashboard_queries_name_real_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
