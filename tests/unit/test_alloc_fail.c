@@ -1,0 +1,223 @@
+/*
+ * Allocation-failure injection into one serve flush cycle: malloc, calloc,
+ * realloc and strdup are wrapped (-Wl,--wrap, so only calls from rmcore and
+ * this test's objects, not librdkafka's), and the Nth allocation of a worker
+ * (its init, one batch through it with the fake sink, and its stop) fails,
+ * for N = 1, 2, ... until a run never reaches N. Each run must not crash or
+ * leak (ASan build), must either complete (every partition checkpointed at
+ * its end, the store equal to the events) or report failure (init returned
+ * -1, or the shared failed flag), and must never store a partial
+ * practitioner or a checkpoint past events not stored.
+ *
+ * rm_avail_apply aborts on allocation failure by contract (availability.h:
+ * never a half-applied event); allocations under it are not counted or
+ * failed here (it is wrapped too, to know when a thread is inside it).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "fake_sink.h"
+#include "readmodel/log.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the allocator ---- */
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+char *__real_strdup(const char *s);
+rm_apply_t __real_rm_avail_apply(rm_avail_t *st, const rm_event_t *ev);
+
+static atomic_long fail_at;   /* the allocation number that fails; 0: none */
+static atomic_long counted;   /* allocations counted since arming */
+static atomic_int failed_one; /* the Nth allocation was reached and failed */
+static _Thread_local bool tls_counted, tls_in_apply;
+
+/* Whether this allocation fails. */
+static bool inject(void) {
+    if (!tls_counted || tls_in_apply)
+        return false;
+    long n = atomic_fetch_add(&counted, 1) + 1;
+    if (n == atomic_load(&fail_at)) {
+        atomic_store(&failed_one, 1);
+        return true;
+    }
+    return false;
+}
+
+void *__wrap_malloc(size_t n) {
+    return inject() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size) {
+    return inject() ? NULL : __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t n) {
+    return inject() ? NULL : __real_realloc(p, n);
+}
+
+char *__wrap_strdup(const char *s) {
+    return inject() ? NULL : __real_strdup(s);
+}
+
+rm_apply_t __wrap_rm_avail_apply(rm_avail_t *st, const rm_event_t *ev) {
+    tls_in_apply = true;
+    rm_apply_t r = __real_rm_avail_apply(st, ev);
+    tls_in_apply = false;
+    return r;
+}
+
+static void *counted_worker(void *arg) {
+    tls_counted = true;
+    return rm_worker_main(arg);
+}
+
+/* ---- one flush cycle per N ---- */
+
+static rm_mock_kafka_t *mk;
+static fk_t T;
+
+static int group_setup(void **state) {
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    rm_log_set_level(RM_LOG_ERROR);
+    mk = rm_mock_kafka_start(1);
+    return mk ? 0 : -1;
+}
+
+static int group_teardown(void **state) {
+    (void)state;
+    rm_mock_kafka_stop(mk);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    atomic_store(&fail_at, 0);
+    fk_teardown(&T);
+    return 0;
+}
+
+static bool done_or_failed(fk_t *t) {
+    return atomic_load(&t->sh.failed) || fk_caught_up(t);
+}
+
+/* No partial practitioner: each stored one is exactly its own events up
+ * to its stored fence (the reference of those events, day by day). */
+static int stored_matches_fences(fk_t *t) {
+    int bad = 0;
+    rm_decoder_t *dec = rm_decoder_new();
+    assert_non_null(dec);
+    fake_sink_lock(t->fs);
+    for (int j = 0; j < t->fs->npr; j++) {
+        fake_pract_t *p = &t->fs->pr[j];
+        rm_avail_t ref, got;
+        rm_avail_init(&ref);
+        rm_avail_init(&got);
+        int64_t last = -1;
+        for (size_t i = 0; i < t->produced; i++) {
+            fk_msg_t *x = &t->msgs[i];
+            if (!x->valid || strcmp(x->pid, p->pid) != 0 || x->partition != p->partition ||
+                x->offset > p->fence)
+                continue;
+            rm_event_t ev;
+            rm_reject_t why;
+            rm_decode(dec, x->key, x->klen, x->val, x->vlen, &ev, &why);
+            __real_rm_avail_apply(&ref, &ev);
+            last = x->offset;
+        }
+        bool ok = last == p->fence && p->state &&
+                  rm_avail_decode(&got, p->state, p->state_len) == 0 && got.ndays == ref.ndays;
+        for (uint32_t d = 0; ok && d < ref.ndays; d++) {
+            uint8_t a[RM_DAY_BYTES], b[RM_DAY_BYTES];
+            unsigned na = rm_avail_day(&ref, ref.days[d].day, a);
+            ok = na == rm_avail_day(&got, ref.days[d].day, b) && (!na || !memcmp(a, b, sizeof(a)));
+        }
+        if (!ok) {
+            fprintf(stderr, "alloc: %s stored at fence %lld is not its events up to there\n",
+                    p->pid, (long long)p->fence);
+            bad++;
+        }
+        rm_avail_free(&ref);
+        rm_avail_free(&got);
+    }
+    fake_sink_unlock(t->fs);
+    rm_decoder_free(dec);
+    return bad;
+}
+
+/* One worker, one batch (init, the cycle, the stop) with the Nth counted
+ * allocation failing. Returns whether the Nth allocation was reached. */
+static bool run_cycle(long n, long *allocations) {
+    char name[32]; /* a fresh topic and group each run */
+    snprintf(name, sizeof(name), "af-%ld", n);
+    assert_int_equal(fk_setup(&T, mk, name, 2, 6, 0, 1000), 0);
+    assert_int_equal(fk_produce(&T, 0, T.n), 0);
+    atomic_store(&counted, 0);
+    atomic_store(&failed_one, 0);
+    atomic_store(&fail_at, n);
+    tls_counted = true; /* rm_worker_init runs on this thread */
+    T.inited[0] = true;
+    int init = rm_worker_init(&T.w[0], 0, &T.sh);
+    tls_counted = false;
+    bool completed = false;
+    if (init == 0) {
+        assert_int_equal(pthread_create(&T.w[0].thread, NULL, counted_worker, &T.w[0]), 0);
+        T.running[0] = true;
+        assert_true(fk_wait(&T, done_or_failed, 30000));
+        completed = fk_caught_up(&T);
+    }
+    fk_workers_stop(&T); /* the stop path is counted too */
+    atomic_store(&fail_at, 0);
+    bool reached = atomic_load(&failed_one);
+    *allocations = atomic_load(&counted);
+
+    /* Completed, or reported failure; never a partial or uncovered store. */
+    bool reported = init != 0 || atomic_load(&T.sh.failed);
+    if (!completed && !reported)
+        fail_msg("N=%ld: neither completed nor reported a failure", n);
+    if (completed) {
+        assert_int_equal(fk_compare(&T, NULL), 0);
+        assert_int_equal(fk_applied_wrong(&T), 0);
+    }
+    fake_sink_lock(T.fs);
+    unsigned violations = T.fs->cp_violations; /* a checkpoint past unstored events */
+    fake_sink_unlock(T.fs);
+    assert_int_equal(violations, 0);
+    assert_int_equal(stored_matches_fences(&T), 0);
+    if (!reached) {
+        assert_true(completed);
+        assert_false(reported);
+    }
+    fk_teardown(&T);
+    return reached;
+}
+
+static void test_worker_cycle(void **state) {
+    (void)state;
+    long total = 0, a;
+    run_cycle(0, &total); /* calibration: how many allocations a cycle makes */
+    fprintf(stderr, "alloc: a flush cycle makes %ld counted allocations\n", total);
+    assert_true(total > 0);
+    long n = 1;
+    while (n <= total + 50 && run_cycle(n, &a))
+        n++;
+    fprintf(stderr, "alloc: N = 1..%ld failed in turn, N = %ld was never reached\n", n - 1, n);
+    assert_true(n > total / 2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_worker_cycle, teardown),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
