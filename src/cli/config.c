@@ -697,6 +697,19 @@ static void unknown_flag(rm_command_t cmd, const char *arg, char *err, size_t er
         snprintf(err, errlen, "unknown option '%s' (see readmodel %s --help)", arg, name);
 }
 
+/* Whether tok, which getopt took for o, is the full name of another option
+ * (dev-kafka's --brokers-count must not answer to --brokers). */
+static bool abbreviates_another(const rm_opt_t *o, const char *tok) {
+    if (strncmp(tok, "--", 2) != 0)
+        return false;
+    size_t len = strcspn(tok + 2, "=");
+    for (size_t i = 0; len != strlen(o->name) && i < N_OPTIONS; i++)
+        if (options[i].name && strlen(options[i].name) == len &&
+            strncmp(options[i].name, tok + 2, len) == 0)
+            return true;
+    return false;
+}
+
 static rm_config_result_t parse_flags(rm_command_t cmd, int argc, char **argv,
                                       const struct option *lo, rm_config_t *cfg, char *err,
                                       size_t errlen) {
@@ -716,6 +729,12 @@ static rm_config_result_t parse_flags(rm_command_t cmd, int argc, char **argv,
             return RM_CONFIG_ERROR;
         }
         const rm_opt_t *o = &options[c - 256];
+        bool takes_value = o->kind != RM_OPT_BOOL && o->kind != RM_OPT_HELP;
+        const char *tok = argv[optind - (takes_value && optarg == argv[optind - 1] ? 2 : 1)];
+        if (abbreviates_another(o, tok)) {
+            unknown_flag(cmd, tok, err, errlen);
+            return RM_CONFIG_ERROR;
+        }
         char who[64];
         snprintf(who, sizeof(who), "--%s", o->name);
         if (set_value(o, cfg, optarg, who, err, errlen))
