@@ -1,8 +1,9 @@
 /*
- * Configuration of every command (serve, rebuild, verify, status), from
- * flags and the environment. Flags override the environment; the
- * environment overrides defaults. Parsing never exits: it returns an error
- * naming the setting, and main() turns that into exit 2.
+ * Configuration of every command (serve, rebuild, verify, status, gen,
+ * dev-kafka), from flags and the environment, described by one option table
+ * (src/cli/config.c). Flags override the environment; the environment
+ * overrides defaults. Parsing never exits: it returns an error naming the
+ * setting, and main() turns that into exit 2.
  *
  * Thread-safety: rm_config_parse is not thread-safe (it uses getopt and
  * sets the process's log level and format); call it once from main. A
@@ -10,6 +11,8 @@
  */
 #ifndef READMODEL_CONFIG_H
 #define READMODEL_CONFIG_H
+
+#include "readmodel/gen.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,8 +23,8 @@ typedef struct {
     char *topic;
     char *group;
     char *redis_url;
-    char *redis_prefix;
-    char *dlq_topic; /* NULL: invalid events are only counted and logged */
+    char *redis_prefix; /* at most RM_REDIS_PREFIX_MAX bytes */
+    char *dlq_topic;    /* NULL: invalid events are only counted and logged */
     int workers;
     char **kafka; /* "key=value" librdkafka properties, applied last */
     size_t n_kafka;
@@ -53,22 +56,47 @@ typedef struct {
     size_t opensearch_bulk_docs, opensearch_bulk_bytes;
     bool keep_previous;   /* rebuild: keep the previous index generation */
     int previous_grace_s; /* rebuild: wait before deleting the previous generation */
+
+    /* gen (also brokers, topic, kafka) */
+    rm_gen_config_t gen; /* seed, practitioners, days, start day, ratios */
+    char *output;        /* KEY<TAB>VALUE lines to this file ("-": stdout); NULL: Kafka */
+
+    /* dev-kafka */
+    char **topics; /* "NAME[:N]" (N checked to be 1..1024), created in that order */
+    size_t n_topics;
+    int partitions;    /* of booking.events, and of a topic without :N */
+    int brokers_count; /* brokers in the mock cluster */
 } rm_config_t;
+
+/* Longest --redis-prefix: keys stay far below the key formatters' buffers. */
+#define RM_REDIS_PREFIX_MAX 64
 
 typedef enum { RM_CONFIG_OK, RM_CONFIG_HELP, RM_CONFIG_ERROR } rm_config_result_t;
 
-typedef enum { RM_CMD_SERVE, RM_CMD_REBUILD, RM_CMD_VERIFY, RM_CMD_STATUS } rm_command_t;
+typedef enum {
+    RM_CMD_SERVE,
+    RM_CMD_REBUILD,
+    RM_CMD_VERIFY,
+    RM_CMD_STATUS,
+    RM_CMD_GEN,
+    RM_CMD_DEV_KAFKA
+} rm_command_t;
 
 /* Parses the arguments of `cmd` (argv[0] is the command name) into *cfg,
- * which owns its strings afterwards (free with rm_config_free). A flag
- * that belongs to another command is an error. On RM_CONFIG_ERROR, err holds
- * one line such as "--workers: must be 1..256 (got 0)". */
+ * which owns its strings afterwards: free with rm_config_free, whatever the
+ * result. A flag that belongs to another command is an error. On
+ * RM_CONFIG_ERROR, err holds one line (control characters escaped) such as
+ * "--workers: must be a whole number 1..256 (got '0')"; it never contains a
+ * secret. Sets the process's log level and format (--log-level,
+ * --log-format, or their defaults). Uses getopt: not thread-safe. */
 rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_config_t *cfg,
                                    char *err, size_t errlen);
+/* Frees what cfg owns and zeroes it; safe on a zeroed or freed cfg. */
 void rm_config_free(rm_config_t *cfg);
 /* Writes the effective configuration, secrets masked, one setting a line. */
 void rm_config_print(const rm_config_t *cfg, FILE *out);
-/* --help text of each command. */
+/* --help text of each command: prose around the option lines of the table.
+ * A static string, built on the first call (not thread-safe then). */
 const char *rm_usage(rm_command_t cmd);
 
 #endif

@@ -2,17 +2,18 @@
  * Developer tools that users can run too:
  *   dev-kafka  a local Kafka (librdkafka mock cluster) on loopback
  *   gen        the deterministic booking log generator, into Kafka or a file
+ * Their options are rows of the one option table (config.c), parsed by
+ * rm_config_parse like every other command's.
  */
 #include "commands.h"
-#include "readmodel/kafka.h"
-#include "readmodel/stop.h"
-#include "readmodel/date.h"
+#include "readmodel/config.h"
 #include "readmodel/gen.h"
+#include "readmodel/kafka.h"
 #include "readmodel/log.h"
 #include "readmodel/mock_kafka.h"
+#include "readmodel/stop.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,79 +21,47 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char dev_kafka_usage[] =
-    "Usage: readmodel dev-kafka [options]\n"
-    "\n"
-    "Start a local Kafka (librdkafka's mock cluster) on loopback, print its bootstrap\n"
-    "servers on the first line of stdout, and run until SIGINT/SIGTERM.\n"
-    "Limits of the mock: about 5 MiB or 100,000 batches kept per partition, no\n"
-    "ListOffsets by timestamp, no CreateTopics (topics are created here).\n"
-    "\n"
-    "  --topic NAME[:N]   create a topic with N partitions (repeatable;\n"
-    "                     default booking.events with --partitions)\n"
-    "  --partitions N     partitions of the default topic (default 8)\n"
-    "  --brokers-count N  brokers in the cluster (default 1)\n"
-    "  -h, --help         this help\n";
-
-static int parse_long(const char *what, const char *v, long min, long max, long *out) {
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < min || n > max) {
-        fprintf(stderr, "readmodel: %s: must be a whole number %ld..%ld (got '%s')\n", what, min,
-                max, v);
+/* Parses the options of a tool (the table of config.c) into *cfg: -1 to go
+ * on, else the exit code (0 after --help, 2 on an error). */
+static int parse_tool(rm_command_t cmd, int argc, char **argv, rm_config_t *cfg) {
+    char err[512];
+    switch (rm_config_parse(cmd, argc, argv, cfg, err, sizeof(err))) {
+    case RM_CONFIG_HELP:
+        fputs(rm_usage(cmd), stdout);
+        return 0;
+    case RM_CONFIG_ERROR:
+        fprintf(stderr, "readmodel %s: %s\n", argv[0], err);
+        return 2;
+    default:
         return -1;
     }
-    *out = n;
+}
+
+/* The topics of dev-kafka: each NAME[:N] given (N checked by the parser),
+ * or booking.events; 0, or -1 (logged). */
+static int create_topics(rm_mock_kafka_t *m, const rm_config_t *cfg) {
+    if (cfg->n_topics == 0)
+        return rm_mock_kafka_create_topic(m, "booking.events", cfg->partitions);
+    for (size_t i = 0; i < cfg->n_topics; i++) {
+        const char *t = cfg->topics[i], *colon = strrchr(t, ':');
+        char name[256];
+        snprintf(name, sizeof(name), "%.*s", colon ? (int)(colon - t) : 255, t);
+        if (rm_mock_kafka_create_topic(m, name, colon ? atoi(colon + 1) : cfg->partitions))
+            return -1;
+    }
     return 0;
 }
 
 int rm_cmd_dev_kafka(int argc, char **argv) {
-    static const struct option opts[] = {{"topic", required_argument, NULL, 't'},
-                                         {"partitions", required_argument, NULL, 'p'},
-                                         {"brokers-count", required_argument, NULL, 'b'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    long partitions = 8, brokers = 1;
-    char *topics[32];
-    int ntopics = 0, c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(dev_kafka_usage, stdout);
-            return 0;
-        } else if (c == 't' && ntopics < 32) {
-            topics[ntopics++] = optarg;
-        } else if (c == 'p') {
-            if (parse_long("--partitions", optarg, 1, 1024, &partitions))
-                return 2;
-        } else if (c == 'b') {
-            if (parse_long("--brokers-count", optarg, 1, 16, &brokers))
-                return 2;
-        } else {
-            fprintf(stderr, "readmodel dev-kafka: bad option '%s' (see --help)\n",
-                    argv[optind - 1]);
-            return 2;
-        }
+    rm_config_t cfg;
+    int rc = parse_tool(RM_CMD_DEV_KAFKA, argc, argv, &cfg);
+    if (rc >= 0) {
+        rm_config_free(&cfg);
+        return rc;
     }
-    rm_mock_kafka_t *m = rm_mock_kafka_start((int)brokers);
-    if (!m)
-        return 1;
-    int rc = 0;
-    if (ntopics == 0)
-        rc = rm_mock_kafka_create_topic(m, "booking.events", (int)partitions);
-    for (int i = 0; rc == 0 && i < ntopics; i++) {
-        char name[256];
-        long n = partitions;
-        const char *colon = strrchr(topics[i], ':');
-        snprintf(name, sizeof(name), "%.*s", colon ? (int)(colon - topics[i]) : 255, topics[i]);
-        if (colon && parse_long("--topic partitions", colon + 1, 1, 1024, &n)) {
-            rm_mock_kafka_stop(m);
-            return 2;
-        }
-        rc = rm_mock_kafka_create_topic(m, name, (int)n);
-    }
+    rm_mock_kafka_t *m = rm_mock_kafka_start(cfg.brokers_count);
+    rc = !m || create_topics(m, &cfg) ? 1 : 0;
+    rm_config_free(&cfg);
     if (rc) {
         rm_mock_kafka_stop(m);
         return 1;
@@ -106,37 +75,7 @@ int rm_cmd_dev_kafka(int argc, char **argv) {
     return 0;
 }
 
-static const char gen_usage[] =
-    "Usage: readmodel gen [options]\n"
-    "\n"
-    "Generate a deterministic, realistic booking log (same seed, same log) and produce it,\n"
-    "keyed by practitioner and lz4-compressed, into Kafka, or write it to a file as\n"
-    "KEY<TAB>VALUE lines (for kcat -K'\\t').\n"
-    "\n"
-    "  --brokers LIST        Kafka bootstrap servers (env READMODEL_BROKERS)\n"
-    "  --topic NAME          topic (default booking.events)\n"
-    "  --output FILE         write lines to FILE ('-' for stdout) instead of Kafka\n"
-    "  --practitioners N     (default 300)\n"
-    "  --days N              days of slots per practitioner (default 7)\n"
-    "  --start-date DATE     first day, YYYY-MM-DD (default 2026-11-23)\n"
-    "  --seed N              (default 1)\n"
-    "  --invalid-ratio R     share of invalid events, 0..1 (default 0.01)\n"
-    "  --ignored-ratio R     share of unknown-type events, 0..1 (default 0.005)\n"
-    "  --kafka KEY=VALUE     librdkafka producer property (repeatable)\n"
-    "  -h, --help            this help\n";
-
-static int parse_ratio(const char *what, const char *v, double *out) {
-    char *end;
-    double r = strtod(v, &end);
-    if (end == v || *end || !(r >= 0 && r <= 1)) {
-        fprintf(stderr, "readmodel gen: %s: must be a number 0..1 (got '%s')\n", what, v);
-        return -1;
-    }
-    *out = r;
-    return 0;
-}
-
-static rd_kafka_t *gen_producer(const char *brokers, char **props, int nprops) {
+static rd_kafka_t *gen_producer(const char *brokers, char **props, size_t nprops) {
     char err[512];
     const rm_kafka_prop_t defaults[] = {{"bootstrap.servers", brokers},
                                         {"compression.codec", "lz4"},
@@ -145,138 +84,56 @@ static rd_kafka_t *gen_producer(const char *brokers, char **props, int nprops) {
                                         {"queue.buffering.max.messages", "1000000"}};
     rd_kafka_t *rk =
         rm_kafka_new(RD_KAFKA_PRODUCER, defaults, sizeof(defaults) / sizeof(defaults[0]), props,
-                     (size_t)nprops, NULL, NULL, err, sizeof(err));
+                     nprops, NULL, NULL, err, sizeof(err));
     if (!rk)
         fprintf(stderr, "readmodel gen: %s\n", err);
     return rk;
 }
 
-int rm_cmd_gen(int argc, char **argv) {
-    static const struct option opts[] = {{"brokers", required_argument, NULL, 'B'},
-                                         {"topic", required_argument, NULL, 't'},
-                                         {"output", required_argument, NULL, 'o'},
-                                         {"practitioners", required_argument, NULL, 'p'},
-                                         {"days", required_argument, NULL, 'd'},
-                                         {"start-date", required_argument, NULL, 's'},
-                                         {"seed", required_argument, NULL, 'S'},
-                                         {"invalid-ratio", required_argument, NULL, 'i'},
-                                         {"ignored-ratio", required_argument, NULL, 'g'},
-                                         {"kafka", required_argument, NULL, 'k'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    rm_gen_config_t cfg = {
-        .seed = 1, .practitioners = 300, .days = 7, .invalid_ratio = 0.01, .ignored_ratio = 0.005};
-    rm_date_parse("2026-11-23", 10, &cfg.start_day);
-    const char *brokers = getenv("READMODEL_BROKERS"), *topic = "booking.events", *output = NULL;
-    char *props[64];
-    int nprops = 0, c;
-    long n;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            fputs(gen_usage, stdout);
-            return 0;
-        case 'B':
-            brokers = optarg;
-            break;
-        case 't':
-            topic = optarg;
-            break;
-        case 'o':
-            output = optarg;
-            break;
-        case 'p':
-            if (parse_long("--practitioners", optarg, 1, 10000000, &n))
-                return 2;
-            cfg.practitioners = (int)n;
-            break;
-        case 'd':
-            if (parse_long("--days", optarg, 1, 3650, &n))
-                return 2;
-            cfg.days = (int)n;
-            break;
-        case 's':
-            if (!rm_date_parse(optarg, strlen(optarg), &cfg.start_day)) {
-                fprintf(stderr,
-                        "readmodel gen: --start-date: expected YYYY-MM-DD in 2000..2099 "
-                        "(got '%s')\n",
-                        optarg);
-                return 2;
-            }
-            break;
-        case 'S':
-            if (parse_long("--seed", optarg, 0, 0x7fffffffL, &n))
-                return 2;
-            cfg.seed = (uint64_t)n;
-            break;
-        case 'i':
-            if (parse_ratio("--invalid-ratio", optarg, &cfg.invalid_ratio))
-                return 2;
-            break;
-        case 'g':
-            if (parse_ratio("--ignored-ratio", optarg, &cfg.ignored_ratio))
-                return 2;
-            break;
-        case 'k':
-            if (nprops < 64)
-                props[nprops++] = optarg;
-            break;
-        default:
-            fprintf(stderr, "readmodel gen: bad option '%s' (see --help)\n", argv[optind - 1]);
-            return 2;
+/* Produces one message, waiting while the local queue is full; 0 or -1. */
+static int produce_one(rd_kafka_t *rk, const char *topic, const rm_gen_msg_t *m) {
+    for (;;) {
+        rd_kafka_resp_err_t err =
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_KEY(m->key, m->key_len),
+                              RD_KAFKA_V_VALUE((void *)(uintptr_t)m->value, m->value_len), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(rk, 50);
+            continue;
         }
+        if (err) {
+            fprintf(stderr, "readmodel gen: produce: %s\n", rd_kafka_err2str(err));
+            return -1;
+        }
+        return 0;
     }
-    if (!output && (!brokers || !*brokers)) {
-        fprintf(stderr, "readmodel gen: --brokers: required unless --output is given\n");
-        return 2;
-    }
-    rm_gen_t *g = rm_gen_new(&cfg);
-    if (!g) {
-        fprintf(stderr, "readmodel gen: --days: the last day must be on or before 2099-12-31\n");
-        return 2;
-    }
+}
+
+/* Writes g's whole log to --output or produces it to Kafka; the exit code
+ * (0, 1 on a write or delivery failure, 2 if the producer is refused). */
+static int produce(const rm_config_t *cfg, rm_gen_t *g) {
     FILE *out = NULL;
     rd_kafka_t *rk = NULL;
-    if (output) {
-        out = strcmp(output, "-") == 0 ? stdout : fopen(output, "w");
+    if (cfg->output) {
+        out = strcmp(cfg->output, "-") == 0 ? stdout : fopen(cfg->output, "w");
         if (!out) {
-            fprintf(stderr, "readmodel gen: --output %s: %s\n", output, strerror(errno));
-            rm_gen_free(g);
+            fprintf(stderr, "readmodel gen: --output %s: %s\n", cfg->output, strerror(errno));
             return 1;
         }
-    } else if (!(rk = gen_producer(brokers, props, nprops))) {
-        rm_gen_free(g);
+    } else if (!(rk = gen_producer(cfg->brokers, cfg->kafka, cfg->n_kafka))) {
         return 2;
     }
     rm_gen_msg_t m;
     unsigned long long total = 0, invalid = 0;
     int rc = 0;
-    while (rm_running() && rm_gen_next(g, &m)) {
+    while (rc == 0 && rm_running() && rm_gen_next(g, &m)) {
         total++;
         invalid += m.invalid;
         if (out) {
             fprintf(out, "%.*s\t%.*s\n", (int)m.key_len, m.key, (int)m.value_len, m.value);
             continue;
         }
-        for (;;) {
-            rd_kafka_resp_err_t err = rd_kafka_producev(
-                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_KEY(m.key, m.key_len),
-                RD_KAFKA_V_VALUE((void *)(uintptr_t)m.value, m.value_len), RD_KAFKA_V_END);
-            if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                rd_kafka_poll(rk, 50);
-                continue;
-            }
-            if (err) {
-                fprintf(stderr, "readmodel gen: produce: %s\n", rd_kafka_err2str(err));
-                rc = 1;
-            }
-            break;
-        }
-        if (rc)
-            break;
+        rc = produce_one(rk, cfg->topic, &m) ? 1 : 0;
         if (total % 100000 == 0)
             rm_info("gen: %llu events queued", total);
         rd_kafka_poll(rk, 0);
@@ -292,8 +149,26 @@ int rm_cmd_gen(int argc, char **argv) {
     }
     if (out && out != stdout)
         fclose(out);
-    rm_gen_free(g);
     rm_info("gen: %llu events (%llu invalid) %s %s", total, invalid,
-            output ? "written to" : "produced to", output ? output : topic);
+            cfg->output ? "written to" : "produced to", cfg->output ? cfg->output : cfg->topic);
+    return rc;
+}
+
+int rm_cmd_gen(int argc, char **argv) {
+    rm_config_t cfg;
+    int rc = parse_tool(RM_CMD_GEN, argc, argv, &cfg);
+    if (rc >= 0) {
+        rm_config_free(&cfg);
+        return rc;
+    }
+    rm_gen_t *g = rm_gen_new(&cfg.gen);
+    if (!g) {
+        fprintf(stderr, "readmodel gen: --days: the last day must be on or before 2099-12-31\n");
+        rm_config_free(&cfg);
+        return 2;
+    }
+    rc = produce(&cfg, g);
+    rm_gen_free(g);
+    rm_config_free(&cfg);
     return rc ? rc : rm_stopped_by_signal() ? 1 : 0;
 }

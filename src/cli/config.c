@@ -1,152 +1,141 @@
 /*
- * serve configuration: defaults in one designated initializer, then the
- * environment, then flags (getopt_long). Every value is checked here so a
- * bad setting fails at startup with one line naming it.
+ * Configuration of every command from one option table (options.h), in the
+ * manner of kcat's defaults and haproxy's metric descriptors: each row says
+ * which flag and environment variable set which field of rm_config_t, for
+ * which commands, with which bounds, default and help line. The table is
+ * read by four loops and nothing else:
+ *   - parsing: defaults, then the environment, then flags (getopt_long, so
+ *     --name=value and unambiguous abbreviations work as before);
+ *   - per-command validation: a flag whose row does not name the command is
+ *     "--x is not an option of status";
+ *   - --help: the option lines of each command, between prose kept as text;
+ *   - --check-config: rm_config_print, secrets masked.
+ * Checks that involve several options, files or other libraries (URLs,
+ * librdkafka properties, PEM files, credentials) run after parsing, in
+ * validate_*(). Every error is one line naming the setting; values are
+ * echoed with control characters escaped, secrets never.
  */
-#include "readmodel/config.h"
+#include "options.h"
+#include "readmodel/date.h"
+#include "readmodel/kafka.h"
 #include "readmodel/log.h"
 #include "readmodel/redis_url.h"
-#include "readmodel/kafka.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static const char serve_usage[] =
-    "Usage: readmodel serve [options]\n"
-    "\n"
-    "Consume the booking log and keep the Redis availability bitmaps (and, with --opensearch,\n"
-    "the OpenSearch practitioner index) in step with it. Each target is its own pipeline:\n"
-    "one being down or slow never delays the other.\n"
-    "\n"
-    "Options (flags override the environment):\n"
-    "  --brokers LIST          Kafka bootstrap servers (env READMODEL_BROKERS; required)\n"
-    "  --topic NAME            booking event topic (default booking.events)\n"
-    "  --group NAME            consumer group prefix; the Redis pipeline uses NAME-redis\n"
-    "                          (default readmodel)\n"
-    "  --redis URL             redis://[[user]:password@]host[:port][/db] or unix:///path.sock\n"
-    "                          (env READMODEL_REDIS_URL; default redis://127.0.0.1:6379)\n"
-    "  --redis-prefix P        key prefix (default rm:)\n"
-    "  --workers N             consumer threads, each owning its partitions\n"
-    "                          (default: number of cores)\n"
-    "  --dlq-topic NAME        produce invalid events there, unchanged, with headers\n"
-    "                          reason, source_topic, source_partition, source_offset\n"
-    "  --kafka KEY=VALUE       any librdkafka property (security.protocol, sasl.*, ssl.*);\n"
-    "                          repeatable, applied last; from the environment as\n"
-    "                          READMODEL_KAFKA_<PROPERTY> (READMODEL_KAFKA_SASL_PASSWORD\n"
-    "                          is sasl.password): keeps secrets out of ps\n"
-    "  --max-batch N           messages per batch between flushes (default 10000)\n"
-    "  --cache-practitioners N practitioners kept in memory per worker (default 100000)\n"
-    "  --until-caught-up       exit 0 once every partition of the topic is applied to its\n"
-    "                          end by this process (for one process, as in the demo)\n"
-    "  --shutdown-timeout S    on SIGTERM, how long to keep retrying an unreachable sink\n"
-    "                          before exiting 1 with the batch unwritten (default 10)\n"
-    "  --log-format text|json  (default text)\n"
-    "  --log-level L           debug, info, warn or error (default info)\n"
-    "  --metrics-addr HOST:PORT  serve /metrics, /livez and /readyz there\n"
-    "                          (env READMODEL_METRICS_ADDR; default 0.0.0.0:9464; 'off' disables)\n"
-    "  --opensearch URL        also maintain the OpenSearch practitioner index there, as its\n"
-    "                          own pipeline (group NAME-opensearch); http(s)://host:port\n"
-    "                          (env READMODEL_OPENSEARCH_URL; unset: Redis only)\n"
-    "  --opensearch-index-prefix P  prefix of the alias and index names (default none:\n"
-    "                          alias practitioners)\n"
-    "  --opensearch-ca-file F  PEM CA bundle to verify the server's certificate\n"
-    "  --opensearch-cert-file F --opensearch-key-file F  client certificate and key (PEM)\n"
-    "  --opensearch-credentials-file F  a file holding USER:PASSWORD for basic auth; or\n"
-    "                          env READMODEL_OPENSEARCH_USERNAME / _PASSWORD (never a flag)\n"
-    "  --opensearch-aws-region R  sign requests with AWS SigV4 (Amazon OpenSearch Service);\n"
-    "                          credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and\n"
-    "                          AWS_SESSION_TOKEN\n"
-    "  --opensearch-bulk-docs N   documents per _bulk request (default 1000)\n"
-    "  --opensearch-bulk-bytes N  bytes per _bulk request (default 5242880)\n"
-    "  --check-config          validate, print the effective configuration, exit 0 or 2\n"
-    "  -h, --help              this help\n"
-    "\n"
-    "Exit codes: 0 stopped cleanly (SIGTERM/SIGINT or --until-caught-up), 1 runtime failure,\n"
-    "2 bad configuration.\n";
+/* ---- commands and the prose of their --help ---------------------------- */
 
-static const char rebuild_usage[] =
-    "Usage: readmodel rebuild --target redis|opensearch|all --from-beginning [options]\n"
-    "\n"
-    "Repair the read model while readers keep reading: replay every partition from its\n"
-    "earliest offset to the end offsets captured at start into memory, write the final value\n"
-    "of every key (fences included; Redis: each partition as soon as it is replayed), delete\n"
-    "keys under the prefix that should not exist, then write the checkpoints. Live `serve`\n"
-    "processes pause writing while the rebuild holds its lease and resume from the rebuilt\n"
-    "checkpoints.\n"
-    "\n"
-    "  --target redis|opensearch|all  the model to rebuild (opensearch: a new index generation\n"
-    "                           is built beside the live one and the alias moved in one call;\n"
-    "                           all: Redis, then OpenSearch)\n"
-    "  --from-beginning         replay from the earliest offsets (required; the only mode)\n"
-    "  --allow-truncated-history  rebuild even when a partition starts above offset 0\n"
-    "  --dry-run                print the plan (partitions, offset ranges, events, truncated\n"
-    "                           partitions) and change nothing\n"
-    "  --flush --yes            the seed runbook: delete the model first, then replay\n"
-    "                           (readers see an empty model until it is rebuilt)\n"
-    "  --lease-ttl MS           lease expiry, renewed every third of it (default 30000)\n"
-    "  --metrics-addr HOST:PORT serve /metrics (phase, progress, events/s) while running\n"
-    "                           (default off; READMODEL_METRICS_ADDR is serve's only)\n"
-    "  --keep-previous          opensearch: keep the previous index generation (rollback)\n"
-    "  --previous-grace S       opensearch: wait S seconds after the alias move before\n"
-    "                           deleting the previous generation (default 60)\n"
-    "  --brokers, --topic, --group, --redis, --redis-prefix, --kafka, --workers,\n"
-    "  --opensearch*, --log-format, --log-level, --check-config: as for serve\n"
-    "  -h, --help               this help\n"
-    "\n"
-    "Progress: a live line on a terminal, otherwise a log line every 5 s; a summary at the end.\n"
-    "Exit codes: 0 rebuilt, 1 failed (the model stays consistent; run it again), 2 bad usage,\n"
-    "3 truncated history refused, 4 another rebuild holds the lease.\n";
+static const char *const command_names[RM_N_COMMANDS] = {"serve",  "rebuild", "verify",
+                                                         "status", "gen",     "dev-kafka"};
 
-static const char verify_usage[] =
-    "Usage: readmodel verify --target redis|opensearch|all [options]\n"
-    "\n"
-    "Replay the log as rebuild does and compare with the live model instead of writing:\n"
-    "missing, extra and wrong keys, practitioner states (fences) and checkpoints, with a few\n"
-    "examples of each. Practitioners that a live serve moved past the captured end offsets\n"
-    "while verify ran are skipped and counted.\n"
-    "\n"
-    "  --target redis|opensearch|all  (opensearch: every document behind the alias;\n"
-    "                           all: both, the worse exit code wins)\n"
-    "  --allow-truncated-history  compare even when a partition starts above offset 0\n"
-    "  --metrics-addr HOST:PORT serve /metrics (phase, progress, events/s) while running\n"
-    "                           (default off; READMODEL_METRICS_ADDR is serve's only)\n"
-    "  --brokers, --topic, --group, --redis, --redis-prefix, --kafka, --workers,\n"
-    "  --opensearch*, --log-format, --log-level: as for serve\n"
-    "\n"
-    "Exit codes: 0 identical, 1 drift found, 2 error, 3 truncated history refused.\n";
-
-static const char status_usage[] =
-    "Usage: readmodel status [--target redis|opensearch|all] [options]\n"
-    "\n"
-    "Per partition: earliest and end offsets, checkpoint and lag; the rebuild lease holder if\n"
-    "any; the time and result of the last rebuild.\n"
-    "\n"
-    "  --brokers, --topic, --redis, --redis-prefix, --kafka, --opensearch*, --log-format,\n"
-    "  --log-level: as for serve (opensearch: the alias, its generation, checkpoints)\n"
-    "\n"
-    "Exit codes: 0 printed, 1 a sink or Kafka could not be read, 2 bad usage.\n";
-
-const char *rm_usage(rm_command_t cmd) {
-    switch (cmd) {
-    case RM_CMD_REBUILD:
-        return rebuild_usage;
-    case RM_CMD_VERIFY:
-        return verify_usage;
-    case RM_CMD_STATUS:
-        return status_usage;
-    default:
-        return serve_usage;
-    }
+const char *rm_command_name(rm_command_t cmd) {
+    return (unsigned)cmd < RM_N_COMMANDS ? command_names[cmd] : "?";
 }
 
-static const char *const command_names[] = {"serve", "rebuild", "verify", "status"};
+#define OPTIONS_HEAD "Options (flags override the environment):\n"
+
+/* Text before and after each command's option lines. */
+static const struct {
+    const char *head, *tail;
+} usage_prose[RM_N_COMMANDS] = {
+    [RM_CMD_SERVE] =
+        {"Usage: readmodel serve [options]\n"
+         "\n"
+         "Consume the booking log and keep the Redis availability bitmaps (and, with "
+         "--opensearch,\n"
+         "the OpenSearch practitioner index) in step with it. Each target is its own pipeline:\n"
+         "one being down or slow never delays the other.\n"
+         "\n" OPTIONS_HEAD,
+         "\n"
+         "Exit codes: 0 stopped cleanly (SIGTERM/SIGINT or --until-caught-up), 1 runtime "
+         "failure,\n"
+         "2 bad configuration.\n"},
+    [RM_CMD_REBUILD] =
+        {"Usage: readmodel rebuild --target redis|opensearch|all --from-beginning [options]\n"
+         "\n"
+         "Repair the read model while readers keep reading: replay every partition from its\n"
+         "earliest offset to the end offsets captured at start into memory, write the final "
+         "value\n"
+         "of every key (fences included; Redis: each partition as soon as it is replayed), "
+         "delete\n"
+         "keys under the prefix that should not exist, then write the checkpoints. Live "
+         "`serve`\n"
+         "processes pause writing while the rebuild holds its lease and resume from the "
+         "rebuilt\n"
+         "checkpoints. --target opensearch builds a new index generation beside the live one\n"
+         "and moves the alias in one call; --target all rebuilds Redis, then OpenSearch.\n"
+         "\n" OPTIONS_HEAD,
+         "\n"
+         "Progress: a live line on a terminal, otherwise a log line every 5 s; a summary at the "
+         "end.\n"
+         "Exit codes: 0 rebuilt, 1 failed (the model stays consistent; run it again), 2 bad "
+         "usage,\n"
+         "3 truncated history refused, 4 another rebuild holds the lease.\n"},
+    [RM_CMD_VERIFY] =
+        {"Usage: readmodel verify --target redis|opensearch|all [options]\n"
+         "\n"
+         "Replay the log as rebuild does and compare with the live model instead of writing:\n"
+         "missing, extra and wrong keys, practitioner states (fences) and checkpoints, with a "
+         "few\n"
+         "examples of each. Practitioners that a live serve moved past the captured end "
+         "offsets\n"
+         "while verify ran are skipped and counted. --target opensearch compares every "
+         "document\n"
+         "behind the alias; --target all compares both, and the worse exit code wins.\n"
+         "\n" OPTIONS_HEAD,
+         "\n"
+         "Exit codes: 0 identical, 1 drift found, 2 error, 3 truncated history refused.\n"},
+    [RM_CMD_STATUS] =
+        {"Usage: readmodel status [--target redis|opensearch|all] [options]\n"
+         "\n"
+         "Per partition: earliest and end offsets, checkpoint and lag; the rebuild lease holder "
+         "if\n"
+         "any; the time and result of the last rebuild. --target opensearch: the alias, its\n"
+         "generation and its checkpoints.\n"
+         "\n" OPTIONS_HEAD,
+         "\n"
+         "Exit codes: 0 printed, 1 a sink or Kafka could not be read, 2 bad usage.\n"},
+    [RM_CMD_GEN] =
+        {"Usage: readmodel gen [options]\n"
+         "\n"
+         "Generate a deterministic, realistic booking log (same seed, same log) and produce "
+         "it,\n"
+         "keyed by practitioner and lz4-compressed, into Kafka, or write it to a file as\n"
+         "KEY<TAB>VALUE lines (for kcat -K'\\t').\n"
+         "\n" OPTIONS_HEAD,
+         ""},
+    [RM_CMD_DEV_KAFKA] =
+        {"Usage: readmodel dev-kafka [options]\n"
+         "\n"
+         "Start a local Kafka (librdkafka's mock cluster) on loopback, print its bootstrap\n"
+         "servers on the first line of stdout, and run until SIGINT/SIGTERM.\n"
+         "Limits of the mock: about 5 MiB or 100,000 batches kept per partition, no\n"
+         "ListOffsets by timestamp, no CreateTopics (topics are created here).\n"
+         "\n"
+         "Options:\n",
+         ""},
+};
+
+/* ---- small helpers -------------------------------------------------------- */
+
+#define FIELD(cfg, o, type)  ((type *)(void *)((char *)(cfg) + (o)->offset))
+#define CFIELD(cfg, o, type) ((const type *)(const void *)((const char *)(cfg) + (o)->offset))
+typedef char *str_t; /* CFIELD(cfg, o, str_t) is a char *const * */
+
+static int nomem(char *err, size_t errlen) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
 
 static int set_str(char **dst, const char *v) {
     char *s = strdup(v);
@@ -157,18 +146,611 @@ static int set_str(char **dst, const char *v) {
     return 0;
 }
 
-static int parse_count(const char *name, const char *v, long min, long max, long *out, char *err,
-                       size_t errlen) {
+int rm_opt_parse_long(const char *who, const char *v, long min, long max, long *out, char *err,
+                      size_t errlen) {
     char *end;
     errno = 0;
     long n = strtol(v, &end, 10);
     if (errno || end == v || *end || n < min || n > max) {
-        snprintf(err, errlen, "%s: must be a whole number %ld..%ld (got '%s')", name, min, max, v);
+        snprintf(err, errlen, "%s: must be a whole number %ld..%ld (got '%s')", who, min, max, v);
         return -1;
     }
     *out = n;
     return 0;
 }
+
+/* Rewrites err so that it is one line: control characters (a value echoed
+ * from a flag may hold a newline) become \n, \r, \t or \xHH. */
+static void one_line(char *err, size_t errlen) {
+    char tmp[1024];
+    size_t j = 0;
+    for (const unsigned char *p = (const unsigned char *)err; *p && j + 5 < sizeof(tmp); p++) {
+        if (*p >= 0x20 && *p != 0x7f)
+            tmp[j++] = (char)*p;
+        else if (*p == '\n' || *p == '\r' || *p == '\t')
+            j += (size_t)snprintf(tmp + j, 3, "\\%c", *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't');
+        else
+            j += (size_t)snprintf(tmp + j, 5, "\\x%02x", *p);
+    }
+    tmp[j] = '\0';
+    snprintf(err, errlen, "%s", tmp);
+}
+
+/* "a|b|c" as "a, b or c". */
+static void choices_text(const char *choices, char *out, size_t cap) {
+    size_t j = 0;
+    const char *last = strrchr(choices, '|');
+    for (const char *p = choices; *p && j + 5 < cap; p++) {
+        if (*p != '|') {
+            out[j++] = *p;
+            continue;
+        }
+        const char *sep = p == last ? " or " : ", ";
+        memcpy(out + j, sep, strlen(sep));
+        j += strlen(sep);
+    }
+    out[j] = '\0';
+}
+
+/* Index of v among o->choices, or -1 with "<who>: must be a, b or c (got 'v')". */
+static int choice_index(const rm_opt_t *o, const char *v, const char *who, char *err,
+                        size_t errlen) {
+    size_t vl = strlen(v);
+    int i = 0;
+    for (const char *p = o->choices;; i++) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == vl && strncmp(p, v, len) == 0)
+            return i;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    char list[128];
+    choices_text(o->choices, list, sizeof(list));
+    snprintf(err, errlen, "%s: must be %s (got '%s')", who, list, v);
+    return -1;
+}
+
+/* ---- setters, one per kind, and the custom ones ------------------------- */
+
+static int set_string(const rm_opt_t *o, rm_config_t *cfg, const char *v, const char *who,
+                      char *err, size_t errlen) {
+    if (!*v && !(o->flags & RM_OPT_EMPTY_OK)) {
+        snprintf(err, errlen, "%s: must not be empty", who);
+        return -1;
+    }
+    if (o->max > 0 && strlen(v) > (size_t)o->max) {
+        snprintf(err, errlen, "%s: at most %ld bytes (got %zu)", who, o->max, strlen(v));
+        return -1;
+    }
+    if (o->kind == RM_OPT_CHOICE && choice_index(o, v, who, err, errlen) < 0)
+        return -1;
+    return set_str(FIELD(cfg, o, char *), v) ? nomem(err, errlen) : 0;
+}
+
+static int set_number(const rm_opt_t *o, rm_config_t *cfg, const char *v, const char *who,
+                      char *err, size_t errlen) {
+    long n;
+    if (rm_opt_parse_long(who, v, o->min, o->max, &n, err, errlen))
+        return -1;
+    if (o->kind == RM_OPT_INT)
+        *FIELD(cfg, o, int) = (int)n;
+    else
+        *FIELD(cfg, o, size_t) = (size_t)n;
+    return 0;
+}
+
+static int set_ratio(const rm_opt_t *o, rm_config_t *cfg, const char *v, const char *who, char *err,
+                     size_t errlen) {
+    char *end;
+    double r = strtod(v, &end);
+    if (end == v || *end || !(r >= 0 && r <= 1)) {
+        snprintf(err, errlen, "%s: must be a number 0..1 (got '%s')", who, v);
+        return -1;
+    }
+    *FIELD(cfg, o, double) = r;
+    return 0;
+}
+
+static int set_list(const rm_opt_t *o, rm_config_t *cfg, const char *v, const char *who, char *err,
+                    size_t errlen) {
+    if (o->check && o->check(who, v, err, errlen))
+        return -1;
+    char ***list = FIELD(cfg, o, char **);
+    size_t *n = (size_t *)(void *)((char *)cfg + o->count_offset);
+    char **l = realloc(*list, (*n + 1) * sizeof(*l));
+    if (!l)
+        return nomem(err, errlen);
+    *list = l;
+    if (!(l[*n] = strdup(v)))
+        return nomem(err, errlen);
+    (*n)++;
+    return 0;
+}
+
+static int set_value(const rm_opt_t *o, rm_config_t *cfg, const char *v, const char *who, char *err,
+                     size_t errlen) {
+    switch (o->kind) {
+    case RM_OPT_STRING:
+    case RM_OPT_SECRET:
+    case RM_OPT_FILE:
+    case RM_OPT_CHOICE:
+        return set_string(o, cfg, v, who, err, errlen);
+    case RM_OPT_INT:
+    case RM_OPT_SIZE:
+        return set_number(o, cfg, v, who, err, errlen);
+    case RM_OPT_RATIO:
+        return set_ratio(o, cfg, v, who, err, errlen);
+    case RM_OPT_BOOL:
+        *FIELD(cfg, o, bool) = true;
+        return 0;
+    case RM_OPT_LIST:
+        return set_list(o, cfg, v, who, err, errlen);
+    case RM_OPT_CUSTOM:
+        return o->set(o, cfg, v, who, err, errlen);
+    case RM_OPT_HELP:
+        break;
+    }
+    return 0;
+}
+
+static int set_log_format(const rm_opt_t *o, rm_config_t *cfg, const char *v, const char *who,
+                          char *err, size_t errlen) {
+    (void)cfg;
+    int i = choice_index(o, v, who, err, errlen);
+    if (i < 0)
+        return -1;
+    rm_log_set_json(i == 1);
+    return 0;
+}
+
+static int set_log_level(const rm_opt_t *o, rm_config_t *cfg, const char *v, const char *who,
+                         char *err, size_t errlen) {
+    (void)cfg;
+    rm_log_level_t lvl;
+    if (choice_index(o, v, who, err, errlen) < 0 || !rm_log_parse_level(v, &lvl))
+        return -1;
+    rm_log_set_level(lvl);
+    return 0;
+}
+
+static int set_start_date(const rm_opt_t *o, rm_config_t *cfg, const char *v, const char *who,
+                          char *err, size_t errlen) {
+    (void)o;
+    if (!rm_date_parse(v, strlen(v), &cfg->gen.start_day)) {
+        snprintf(err, errlen, "%s: expected YYYY-MM-DD in 2000..2099 (got '%s')", who, v);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_seed(const rm_opt_t *o, rm_config_t *cfg, const char *v, const char *who, char *err,
+                    size_t errlen) {
+    long n;
+    if (rm_opt_parse_long(who, v, o->min, o->max, &n, err, errlen))
+        return -1;
+    cfg->gen.seed = (uint64_t)n;
+    return 0;
+}
+
+/* --kafka KEY=VALUE; the value may be a secret, so it is never echoed. */
+static int check_kafka_prop(const char *who, const char *v, char *err, size_t errlen) {
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v) {
+        snprintf(err, errlen, "%s: expected KEY=VALUE (the value is not shown)", who);
+        return -1;
+    }
+    return 0;
+}
+
+/* dev-kafka --topic NAME[:N] */
+static int check_topic_spec(const char *who, const char *v, char *err, size_t errlen) {
+    const char *colon = strrchr(v, ':');
+    if (!*v || colon == v) {
+        snprintf(err, errlen, "%s: expected NAME[:N] (got '%s')", who, v);
+        return -1;
+    }
+    char what[64];
+    long n;
+    snprintf(what, sizeof(what), "%s partitions", who);
+    return colon ? rm_opt_parse_long(what, colon + 1, 1, 1024, &n, err, errlen) : 0;
+}
+
+/* ---- --check-config lines ------------------------------------------------- */
+
+static void print_default(const rm_opt_t *o, const rm_config_t *cfg, FILE *out) {
+    switch (o->kind) {
+    case RM_OPT_INT:
+        fprintf(out, "%s=%d\n", o->name, *CFIELD(cfg, o, int));
+        break;
+    case RM_OPT_SIZE:
+        fprintf(out, "%s=%zu\n", o->name, *CFIELD(cfg, o, size_t));
+        break;
+    case RM_OPT_BOOL:
+        fprintf(out, "%s=%s\n", o->name, *CFIELD(cfg, o, bool) ? "true" : "false");
+        break;
+    case RM_OPT_RATIO:
+        fprintf(out, "%s=%g\n", o->name, *CFIELD(cfg, o, double));
+        break;
+    default: {
+        const char *v = *CFIELD(cfg, o, str_t);
+        fprintf(out, "%s=%s\n", o->name,
+                !v                         ? (o->unset ? o->unset : "")
+                : o->kind == RM_OPT_SECRET ? "***"
+                                           : v);
+    }
+    }
+}
+
+static void print_group(const rm_opt_t *o, const rm_config_t *cfg, FILE *out) {
+    fprintf(out, "%s=%s (Redis pipeline: %s-redis)\n", o->name, cfg->group, cfg->group);
+}
+
+static void print_redis(const rm_opt_t *o, const rm_config_t *cfg, FILE *out) {
+    rm_redis_url_t u;
+    char err[200], redacted[512] = "(invalid)";
+    if (cfg->redis_url && rm_redis_url_parse(cfg->redis_url, &u, err, sizeof(err)) == 0) {
+        rm_redis_url_redacted(&u, redacted, sizeof(redacted));
+        rm_redis_url_free(&u);
+    }
+    fprintf(out, "%s=%s\n", o->name, redacted);
+}
+
+/* A librdkafka property whose value is a secret. */
+static bool secret_key(const char *kv) {
+    static const char *const words[] = {"password", "secret", "sasl.oauthbearer.config", "key.pem",
+                                        "token"};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strstr(kv, words[i]) && strchr(kv, '=') > strstr(kv, words[i]))
+            return true;
+    return false;
+}
+
+static void print_kafka(const rm_opt_t *o, const rm_config_t *cfg, FILE *out) {
+    (void)o;
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        const char *eq = strchr(cfg->kafka[i], '=');
+        if (secret_key(cfg->kafka[i]))
+            fprintf(out, "kafka.%.*s=***\n", (int)(eq - cfg->kafka[i]), cfg->kafka[i]);
+        else
+            fprintf(out, "kafka.%s\n", cfg->kafka[i]);
+    }
+}
+
+static void print_opensearch(const rm_opt_t *o, const rm_config_t *cfg, FILE *out) {
+    if (cfg->opensearch_url)
+        fprintf(out, "%s=%s (pipeline: %s-opensearch)\n", o->name, cfg->opensearch_url, cfg->group);
+    else
+        fprintf(out, "%s=off\n", o->name);
+}
+
+static void print_auth(const rm_opt_t *o, const rm_config_t *cfg, FILE *out) {
+    (void)o;
+    if (cfg->opensearch_aws_region)
+        fprintf(out, "opensearch-auth=aws-sigv4 region %s\n", cfg->opensearch_aws_region);
+    else if (cfg->opensearch_username)
+        fprintf(out, "opensearch-auth=basic user %s password ***\n", cfg->opensearch_username);
+    else
+        fprintf(out, "opensearch-auth=none\n");
+}
+
+/* ---- the table -------------------------------------------------------- */
+
+#define SERVE   RM_ON(RM_CMD_SERVE)
+#define REBUILD RM_ON(RM_CMD_REBUILD)
+#define VERIFY  RM_ON(RM_CMD_VERIFY)
+#define STATUS  RM_ON(RM_CMD_STATUS)
+#define GEN     RM_ON(RM_CMD_GEN)
+#define DEVK    RM_ON(RM_CMD_DEV_KAFKA)
+#define ALL4    (SERVE | REBUILD | VERIFY | STATUS)
+#define NOSTAT  (SERVE | REBUILD | VERIFY)
+#define OFF(f)  .offset = offsetof(rm_config_t, f)
+
+static const rm_opt_t options[] = {
+    {"brokers", "LIST", "READMODEL_BROKERS", ALL4, RM_OPT_STRING, OFF(brokers),
+     .flags = RM_OPT_PRINT, .help = "Kafka bootstrap servers; required"},
+    {"brokers", "LIST", "READMODEL_BROKERS", GEN, RM_OPT_STRING, OFF(brokers),
+     .help = "Kafka bootstrap servers; required unless --output is given"},
+    {"topic", "NAME", NULL, ALL4 | GEN, RM_OPT_STRING, OFF(topic), .def = "booking.events",
+     .flags = RM_OPT_PRINT, .help = "booking event topic"},
+    {"topic", "NAME[:N]", NULL, DEVK, RM_OPT_LIST, OFF(topics),
+     .count_offset = offsetof(rm_config_t, n_topics), .check = check_topic_spec,
+     .help = "create a topic with N partitions (repeatable; default booking.events with "
+             "--partitions)"},
+    {"group", "NAME", NULL, NOSTAT, RM_OPT_STRING, OFF(group), .def = "readmodel",
+     .print = print_group, .flags = RM_OPT_PRINT,
+     .help = "consumer group prefix; the Redis pipeline uses NAME-redis, the OpenSearch one "
+             "NAME-opensearch"},
+    {"redis", "URL", "READMODEL_REDIS_URL", ALL4, RM_OPT_STRING, OFF(redis_url),
+     .def = "redis://127.0.0.1:6379", .print = print_redis, .flags = RM_OPT_PRINT,
+     .help = "redis://[[user]:password@]host[:port][/db] or unix:///path.sock"},
+    {"redis-prefix", "P", "READMODEL_REDIS_PREFIX", ALL4, RM_OPT_STRING, OFF(redis_prefix),
+     .max = RM_REDIS_PREFIX_MAX, .def = "rm:", .flags = RM_OPT_PRINT,
+     .help = "key prefix: at most 64 bytes, no spaces or braces"},
+    {"workers", "N", NULL, NOSTAT, RM_OPT_INT, OFF(workers), .min = 1, .max = 256,
+     .flags = RM_OPT_PRINT,
+     .help = "consumer threads, each owning its partitions (default: number of cores)"},
+    {"dlq-topic", "NAME", NULL, SERVE, RM_OPT_STRING, OFF(dlq_topic), .unset = "(none)",
+     .flags = RM_OPT_PRINT,
+     .help = "produce invalid events there, unchanged, with headers reason, source_topic, "
+             "source_partition, source_offset"},
+    {"max-batch", "N", NULL, SERVE, RM_OPT_SIZE, OFF(max_batch), .min = 1, .max = 1000000,
+     .def = "10000", .flags = RM_OPT_PRINT, .help = "messages per batch between flushes"},
+    {"metrics-addr", "HOST:PORT", "READMODEL_METRICS_ADDR", SERVE, RM_OPT_STRING, OFF(metrics_addr),
+     .def = "0.0.0.0:9464", .unset = "off",
+     .flags = RM_OPT_EMPTY_OK | RM_OPT_PRINT | RM_OPT_OWN_DEFAULT,
+     .help = "serve /metrics, /livez and /readyz there ('off' disables)"},
+    {"metrics-addr", "HOST:PORT", NULL, REBUILD | VERIFY, RM_OPT_STRING, OFF(metrics_addr),
+     .flags = RM_OPT_EMPTY_OK,
+     .help = "serve /metrics (phase, progress, events/s) while running (default off; "
+             "READMODEL_METRICS_ADDR is serve's only)"},
+    {"cache-practitioners", "N", NULL, SERVE, RM_OPT_SIZE, OFF(cache_limit), .min = 1,
+     .max = 100000000, .def = "100000", .flags = RM_OPT_PRINT,
+     .help = "practitioners kept in memory per worker"},
+    {"until-caught-up", NULL, NULL, SERVE, RM_OPT_BOOL, OFF(until_caught_up), .flags = RM_OPT_PRINT,
+     .help = "exit 0 once every partition of the topic is applied to its end by this process "
+             "(for one process, as in the demo)"},
+    {"shutdown-timeout", "S", NULL, SERVE, RM_OPT_INT, OFF(shutdown_timeout_s), .min = 0,
+     .max = 3600, .def = "10", .flags = RM_OPT_PRINT,
+     .help = "on SIGTERM, how long to keep retrying an unreachable sink before exiting 1 with "
+             "the batch unwritten"},
+    {"kafka", "KEY=VALUE", "READMODEL_KAFKA_", ALL4, RM_OPT_LIST, OFF(kafka),
+     .count_offset = offsetof(rm_config_t, n_kafka), .check = check_kafka_prop,
+     .print = print_kafka, .flags = RM_OPT_ENV_PREFIX | RM_OPT_PRINT,
+     .help = "any librdkafka property (security.protocol, sasl.*, ssl.*); repeatable, applied "
+             "last; from the environment READMODEL_KAFKA_SASL_PASSWORD is sasl.password, which "
+             "keeps secrets out of ps"},
+    {"kafka", "KEY=VALUE", NULL, GEN, RM_OPT_LIST, OFF(kafka),
+     .count_offset = offsetof(rm_config_t, n_kafka), .check = check_kafka_prop,
+     .help = "librdkafka producer property (repeatable)"},
+    {"opensearch", "URL", "READMODEL_OPENSEARCH_URL", ALL4, RM_OPT_STRING, OFF(opensearch_url),
+     .print = print_opensearch, .flags = RM_OPT_PRINT,
+     .help = "also maintain the OpenSearch practitioner index there, as its own pipeline; "
+             "http(s)://host[:port][/path]; unset: Redis only"},
+    {"opensearch-index-prefix", "P", "READMODEL_OPENSEARCH_INDEX_PREFIX", ALL4, RM_OPT_STRING,
+     OFF(opensearch_prefix), .flags = RM_OPT_EMPTY_OK | RM_OPT_PRINT | RM_OPT_IF_OPENSEARCH,
+     .help = "prefix of the alias and index names, none by default: alias practitioners"},
+    {"opensearch-ca-file", "F", NULL, ALL4, RM_OPT_FILE, OFF(opensearch_ca_file),
+     .unset = "(system CAs)", .flags = RM_OPT_PRINT | RM_OPT_IF_OPENSEARCH,
+     .help = "PEM CA bundle to verify the server's certificate"},
+    {"opensearch-cert-file", "F", NULL, ALL4, RM_OPT_FILE, OFF(opensearch_cert_file),
+     .unset = "(none)", .flags = RM_OPT_PRINT | RM_OPT_IF_OPENSEARCH,
+     .help = "client certificate (PEM), with --opensearch-key-file"},
+    {"opensearch-key-file", "F", NULL, ALL4, RM_OPT_FILE, OFF(opensearch_key_file),
+     .help = "the client certificate's private key (PEM)"},
+    {"opensearch-credentials-file", "F", "READMODEL_OPENSEARCH_CREDENTIALS_FILE", ALL4, RM_OPT_FILE,
+     OFF(credentials_file),
+     .help = "a file holding one line USER:PASSWORD for basic auth, never a flag value"},
+    {NULL, NULL, "READMODEL_OPENSEARCH_USERNAME", ALL4, RM_OPT_STRING, OFF(opensearch_username),
+     .help = "basic auth user, with READMODEL_OPENSEARCH_PASSWORD"},
+    {NULL, NULL, "READMODEL_OPENSEARCH_PASSWORD", ALL4, RM_OPT_SECRET, OFF(opensearch_password),
+     .help = "basic auth password"},
+    {"opensearch-aws-region", "R", NULL, ALL4, RM_OPT_STRING, OFF(opensearch_aws_region),
+     .print = print_auth, .flags = RM_OPT_PRINT | RM_OPT_IF_OPENSEARCH,
+     .help = "sign requests with AWS SigV4 (Amazon OpenSearch Service); credentials from "
+             "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN"},
+    {NULL, NULL, "AWS_ACCESS_KEY_ID", ALL4, RM_OPT_SECRET, OFF(aws_key),
+     .help = "with --opensearch-aws-region"},
+    {NULL, NULL, "AWS_SECRET_ACCESS_KEY", ALL4, RM_OPT_SECRET, OFF(aws_secret),
+     .help = "with --opensearch-aws-region"},
+    {NULL, NULL, "AWS_SESSION_TOKEN", ALL4, RM_OPT_SECRET, OFF(aws_token),
+     .help = "with --opensearch-aws-region (temporary credentials)"},
+    {"opensearch-bulk-docs", "N", NULL, NOSTAT, RM_OPT_SIZE, OFF(opensearch_bulk_docs), .min = 1,
+     .max = 100000, .def = "1000", .flags = RM_OPT_PRINT | RM_OPT_IF_OPENSEARCH,
+     .help = "documents per _bulk request"},
+    {"opensearch-bulk-bytes", "N", NULL, NOSTAT, RM_OPT_SIZE, OFF(opensearch_bulk_bytes),
+     .min = 1024, .max = 100L << 20, .def = "5242880", .flags = RM_OPT_PRINT | RM_OPT_IF_OPENSEARCH,
+     .help = "bytes per _bulk request"},
+    {"target", "redis|opensearch|all", NULL, REBUILD | VERIFY | STATUS, RM_OPT_CHOICE, OFF(target),
+     .def = "redis", .choices = "redis|opensearch|all", .help = "the read model"},
+    {"from-beginning", NULL, NULL, REBUILD, RM_OPT_BOOL, OFF(from_beginning),
+     .help = "replay from the earliest offsets (required; the only mode)"},
+    {"allow-truncated-history", NULL, NULL, REBUILD | VERIFY, RM_OPT_BOOL, OFF(allow_truncated),
+     .help = "go on even when a partition starts above offset 0"},
+    {"dry-run", NULL, NULL, REBUILD, RM_OPT_BOOL, OFF(dry_run),
+     .help = "print the plan (partitions, offset ranges, events, truncated partitions) and "
+             "change nothing"},
+    {"flush", NULL, NULL, REBUILD, RM_OPT_BOOL, OFF(flush),
+     .help = "the seed runbook: delete the model first, then replay (readers see an empty "
+             "model until it is rebuilt); needs --yes"},
+    {"yes", NULL, NULL, REBUILD, RM_OPT_BOOL, OFF(yes), .help = "confirm --flush"},
+    {"lease-ttl", "MS", NULL, REBUILD, RM_OPT_INT, OFF(lease_ttl_ms), .min = 1000, .max = 3600000,
+     .def = "30000", .help = "lease expiry, renewed every third of it"},
+    {"keep-previous", NULL, NULL, REBUILD, RM_OPT_BOOL, OFF(keep_previous),
+     .help = "opensearch: keep the previous index generation (rollback)"},
+    {"previous-grace", "S", NULL, REBUILD, RM_OPT_INT, OFF(previous_grace_s), .min = 0,
+     .max = 86400, .def = "60",
+     .help = "opensearch: wait S seconds after the alias move before deleting the previous "
+             "generation"},
+    {"output", "FILE", NULL, GEN, RM_OPT_STRING, OFF(output),
+     .help = "write lines to FILE ('-' for stdout) instead of Kafka"},
+    {"practitioners", "N", NULL, GEN, RM_OPT_INT, OFF(gen.practitioners), .min = 1, .max = 10000000,
+     .def = "300", .help = "practitioners in the log"},
+    {"days", "N", NULL, GEN, RM_OPT_INT, OFF(gen.days), .min = 1, .max = 3650, .def = "7",
+     .help = "days of slots per practitioner"},
+    {"start-date", "DATE", NULL, GEN, RM_OPT_CUSTOM, .def = "2026-11-23", .set = set_start_date,
+     .help = "first day, YYYY-MM-DD"},
+    {"seed", "N", NULL, GEN, RM_OPT_CUSTOM, .min = 0, .max = 0x7fffffffL, .def = "1",
+     .set = set_seed, .help = "same seed, same log"},
+    {"invalid-ratio", "R", NULL, GEN, RM_OPT_RATIO, OFF(gen.invalid_ratio), .def = "0.01",
+     .help = "share of invalid events, 0..1"},
+    {"ignored-ratio", "R", NULL, GEN, RM_OPT_RATIO, OFF(gen.ignored_ratio), .def = "0.005",
+     .help = "share of unknown-type events, 0..1"},
+    {"partitions", "N", NULL, DEVK, RM_OPT_INT, OFF(partitions), .min = 1, .max = 1024, .def = "8",
+     .help = "partitions of the default topic and of a topic without :N"},
+    {"brokers-count", "N", NULL, DEVK, RM_OPT_INT, OFF(brokers_count), .min = 1, .max = 16,
+     .def = "1", .help = "brokers in the cluster"},
+    {"log-format", "text|json", NULL, ALL4, RM_OPT_CUSTOM, .def = "text", .choices = "text|json",
+     .set = set_log_format, .flags = RM_OPT_OWN_DEFAULT, .help = "log lines as text or JSON"},
+    {"log-level", "L", NULL, ALL4, RM_OPT_CUSTOM, .def = "info", .choices = "debug|info|warn|error",
+     .set = set_log_level, .flags = RM_OPT_OWN_DEFAULT, .help = "debug, info, warn or error"},
+    {"check-config", NULL, NULL, NOSTAT, RM_OPT_BOOL, OFF(check_config),
+     .help = "validate, print the effective configuration (secrets masked), exit 0 or 2"},
+    {"help", NULL, NULL, ALL4 | GEN | DEVK, RM_OPT_HELP, .help = "this help"},
+};
+
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+const rm_opt_t *rm_config_options(size_t *n) {
+    *n = N_OPTIONS;
+    return options;
+}
+
+/* ---- parsing: defaults, environment, flags -------------------------------- */
+
+/* Every field's default (whatever the command, as one designated initializer
+ * would), but a RM_OPT_OWN_DEFAULT row's only for its commands. */
+static int apply_defaults(rm_command_t cmd, rm_config_t *cfg, char *err, size_t errlen) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->workers = cores > 0 ? (int)cores : 1;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const rm_opt_t *o = &options[i];
+        bool applies = (o->cmds & RM_ON(cmd)) || !(o->flags & RM_OPT_OWN_DEFAULT);
+        if (applies && o->def && set_value(o, cfg, o->def, "default", err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+/* <prefix><PROPERTY>=VALUE in the environment, each as "property=value"
+ * (lower-cased, '_' read as '.'): READMODEL_KAFKA_SASL_PASSWORD is
+ * sasl.password, so secrets can come from a Kubernetes Secret instead of a
+ * flag that ps shows. In environ order, which is irrelevant: each property
+ * appears once, and the flags, applied later, override them. */
+static int apply_env_prefix(const rm_opt_t *o, rm_config_t *cfg, char *err, size_t errlen) {
+    size_t plen = strlen(o->env);
+    for (char **e = environ; *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (strncmp(*e, o->env, plen) != 0 || !eq || eq == *e + plen)
+            continue;
+        char *kv = strdup(*e + plen), who[128];
+        if (!kv)
+            return nomem(err, errlen);
+        for (char *c = kv; *c != '='; c++)
+            *c = *c == '_' ? '.' : (char)tolower((unsigned char)*c);
+        snprintf(who, sizeof(who), "%.*s", (int)(eq - *e), *e);
+        int rc = set_value(o, cfg, kv, who, err, errlen);
+        free(kv);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+/* The environment variables of cmd's options; an empty one is unset. */
+static int apply_env(rm_command_t cmd, rm_config_t *cfg, char *err, size_t errlen) {
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const rm_opt_t *o = &options[i];
+        if (!o->env || !(o->cmds & RM_ON(cmd)))
+            continue;
+        if (o->flags & RM_OPT_ENV_PREFIX) {
+            if (apply_env_prefix(o, cfg, err, errlen))
+                return -1;
+            continue;
+        }
+        const char *v = getenv(o->env);
+        if (v && *v && set_value(o, cfg, v, o->env, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+/* getopt_long's table: the flags of cmd, val 256 + their row. Only cmd's,
+ * so that an abbreviation is matched among them alone (--broker is
+ * --brokers for serve, whatever dev-kafka's --brokers-count). NULL on
+ * ENOMEM; the caller frees. */
+static struct option *long_options(rm_command_t cmd) {
+    struct option *lo = calloc(N_OPTIONS + 1, sizeof(*lo));
+    size_t k = 0;
+    for (size_t i = 0; lo && i < N_OPTIONS; i++) {
+        const rm_opt_t *o = &options[i];
+        if (!o->name || !(o->cmds & RM_ON(cmd)))
+            continue;
+        bool no_value = o->kind == RM_OPT_BOOL || o->kind == RM_OPT_HELP;
+        lo[k++] = (struct option){o->name, no_value ? no_argument : required_argument, NULL,
+                                  o->kind == RM_OPT_HELP ? 'h' : 256 + (int)i};
+    }
+    return lo;
+}
+
+/* The error for a flag cmd does not know: another command's (named in full,
+ * or abbreviated as getopt allows), or unknown. */
+static void unknown_flag(rm_command_t cmd, const char *arg, char *err, size_t errlen) {
+    const char *name = command_names[cmd], *match = NULL;
+    size_t len = strncmp(arg, "--", 2) == 0 ? strcspn(arg + 2, "=") : 0;
+    bool ambiguous = false;
+    for (size_t i = 0; len && i < N_OPTIONS; i++) {
+        const char *o = options[i].name;
+        if (!o || strncmp(o, arg + 2, len) != 0)
+            continue;
+        if (strlen(o) == len) { /* an exact name wins */
+            match = o;
+            ambiguous = false;
+            break;
+        }
+        ambiguous = ambiguous || (match && strcmp(match, o) != 0);
+        match = match ? match : o;
+    }
+    if (match && !ambiguous)
+        snprintf(err, errlen, "--%s is not an option of %s (see readmodel %s --help)", match, name,
+                 name);
+    else
+        snprintf(err, errlen, "unknown option '%s' (see readmodel %s --help)", arg, name);
+}
+
+/* Whether tok, which getopt took for o, is the full name of another option
+ * (dev-kafka's --brokers-count must not answer to --brokers). */
+static bool abbreviates_another(const rm_opt_t *o, const char *tok) {
+    if (strncmp(tok, "--", 2) != 0)
+        return false;
+    size_t len = strcspn(tok + 2, "=");
+    for (size_t i = 0; len != strlen(o->name) && i < N_OPTIONS; i++)
+        if (options[i].name && strlen(options[i].name) == len &&
+            strncmp(options[i].name, tok + 2, len) == 0)
+            return true;
+    return false;
+}
+
+static rm_config_result_t parse_flags(rm_command_t cmd, int argc, char **argv,
+                                      const struct option *lo, rm_config_t *cfg, char *err,
+                                      size_t errlen) {
+    const char *name = command_names[cmd];
+    int c;
+    optind = 0; /* GNU getopt: start afresh, argv may differ from the last call's */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+        if (c == 'h')
+            return RM_CONFIG_HELP;
+        if (c == ':') {
+            snprintf(err, errlen, "%s: needs a value", argv[optind - 1]);
+            return RM_CONFIG_ERROR;
+        }
+        if (c < 256) {
+            unknown_flag(cmd, argv[optind - 1], err, errlen);
+            return RM_CONFIG_ERROR;
+        }
+        const rm_opt_t *o = &options[c - 256];
+        bool takes_value = o->kind != RM_OPT_BOOL && o->kind != RM_OPT_HELP;
+        const char *tok = argv[optind - (takes_value && optarg == argv[optind - 1] ? 2 : 1)];
+        if (abbreviates_another(o, tok)) {
+            unknown_flag(cmd, tok, err, errlen);
+            return RM_CONFIG_ERROR;
+        }
+        char who[64];
+        snprintf(who, sizeof(who), "--%s", o->name);
+        if (set_value(o, cfg, optarg, who, err, errlen))
+            return RM_CONFIG_ERROR;
+    }
+    if (optind < argc) {
+        snprintf(err, errlen, "unexpected argument '%s' (see readmodel %s --help)", argv[optind],
+                 name);
+        return RM_CONFIG_ERROR;
+    }
+    return RM_CONFIG_OK;
+}
+
+/* ---- validation after parsing -------------------------------------------- */
 
 static bool topic_name_ok(const char *t) {
     size_t n = strlen(t);
@@ -183,191 +765,88 @@ static bool topic_name_ok(const char *t) {
     return true;
 }
 
-void rm_config_free(rm_config_t *cfg) {
-    free(cfg->brokers);
-    free(cfg->topic);
-    free(cfg->group);
-    free(cfg->redis_url);
-    free(cfg->redis_prefix);
-    free(cfg->dlq_topic);
-    free(cfg->target);
-    free(cfg->metrics_addr);
-    free(cfg->opensearch_url);
-    free(cfg->opensearch_prefix);
-    free(cfg->opensearch_ca_file);
-    free(cfg->opensearch_cert_file);
-    free(cfg->opensearch_key_file);
-    free(cfg->opensearch_username);
-    free(cfg->opensearch_password);
-    free(cfg->opensearch_aws_region);
-    free(cfg->aws_key);
-    free(cfg->aws_secret);
-    free(cfg->aws_token);
-    free(cfg->credentials_file);
-    for (size_t i = 0; i < cfg->n_kafka; i++)
-        free(cfg->kafka[i]);
-    free(cfg->kafka);
-    memset(cfg, 0, sizeof(*cfg));
-}
-
-enum {
-    OPT_BROKERS = 256,
-    OPT_TOPIC,
-    OPT_GROUP,
-    OPT_REDIS,
-    OPT_PREFIX,
-    OPT_WORKERS,
-    OPT_DLQ,
-    OPT_KAFKA,
-    OPT_MAX_BATCH,
-    OPT_CACHE,
-    OPT_UNTIL,
-    OPT_SHUTDOWN,
-    OPT_LOG_FORMAT,
-    OPT_LOG_LEVEL,
-    OPT_CHECK,
-    OPT_TARGET,
-    OPT_FROM_BEGINNING,
-    OPT_ALLOW_TRUNCATED,
-    OPT_DRY_RUN,
-    OPT_FLUSH,
-    OPT_YES,
-    OPT_LEASE_TTL,
-    OPT_METRICS_ADDR,
-    OPT_OS_URL,
-    OPT_OS_PREFIX,
-    OPT_OS_CA,
-    OPT_OS_CERT,
-    OPT_OS_KEY,
-    OPT_OS_CREDS,
-    OPT_OS_AWS,
-    OPT_OS_BULK_DOCS,
-    OPT_OS_BULK_BYTES,
-    OPT_KEEP_PREVIOUS,
-    OPT_PREVIOUS_GRACE,
-};
-
-static const struct option options[] = {
-    {"brokers", required_argument, NULL, OPT_BROKERS},
-    {"topic", required_argument, NULL, OPT_TOPIC},
-    {"group", required_argument, NULL, OPT_GROUP},
-    {"redis", required_argument, NULL, OPT_REDIS},
-    {"redis-prefix", required_argument, NULL, OPT_PREFIX},
-    {"workers", required_argument, NULL, OPT_WORKERS},
-    {"dlq-topic", required_argument, NULL, OPT_DLQ},
-    {"kafka", required_argument, NULL, OPT_KAFKA},
-    {"max-batch", required_argument, NULL, OPT_MAX_BATCH},
-    {"cache-practitioners", required_argument, NULL, OPT_CACHE},
-    {"until-caught-up", no_argument, NULL, OPT_UNTIL},
-    {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
-    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-    {"check-config", no_argument, NULL, OPT_CHECK},
-    {"target", required_argument, NULL, OPT_TARGET},
-    {"from-beginning", no_argument, NULL, OPT_FROM_BEGINNING},
-    {"allow-truncated-history", no_argument, NULL, OPT_ALLOW_TRUNCATED},
-    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
-    {"flush", no_argument, NULL, OPT_FLUSH},
-    {"yes", no_argument, NULL, OPT_YES},
-    {"lease-ttl", required_argument, NULL, OPT_LEASE_TTL},
-    {"metrics-addr", required_argument, NULL, OPT_METRICS_ADDR},
-    {"opensearch", required_argument, NULL, OPT_OS_URL},
-    {"opensearch-index-prefix", required_argument, NULL, OPT_OS_PREFIX},
-    {"opensearch-ca-file", required_argument, NULL, OPT_OS_CA},
-    {"opensearch-cert-file", required_argument, NULL, OPT_OS_CERT},
-    {"opensearch-key-file", required_argument, NULL, OPT_OS_KEY},
-    {"opensearch-credentials-file", required_argument, NULL, OPT_OS_CREDS},
-    {"opensearch-aws-region", required_argument, NULL, OPT_OS_AWS},
-    {"opensearch-bulk-docs", required_argument, NULL, OPT_OS_BULK_DOCS},
-    {"opensearch-bulk-bytes", required_argument, NULL, OPT_OS_BULK_BYTES},
-    {"keep-previous", no_argument, NULL, OPT_KEEP_PREVIOUS},
-    {"previous-grace", required_argument, NULL, OPT_PREVIOUS_GRACE},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
-
-static const char *option_name(int c) {
-    for (const struct option *o = options; o->name; o++)
-        if (o->val == c)
-            return o->name;
-    return "?";
-}
-
-/* Which flags each command takes. */
-static bool allowed(rm_command_t cmd, int c) {
-    switch (c) {
-    case OPT_BROKERS:
-    case OPT_TOPIC:
-    case OPT_REDIS:
-    case OPT_PREFIX:
-    case OPT_KAFKA:
-    case OPT_LOG_FORMAT:
-    case OPT_LOG_LEVEL:
-    case OPT_TARGET:
-        return cmd != RM_CMD_SERVE || c != OPT_TARGET;
-    case OPT_GROUP:
-    case OPT_WORKERS:
-    case OPT_CHECK:
-        return cmd != RM_CMD_STATUS;
-    case OPT_METRICS_ADDR:
-    case OPT_OS_BULK_DOCS:
-    case OPT_OS_BULK_BYTES:
-        return cmd != RM_CMD_STATUS;
-    case OPT_DLQ:
-    case OPT_MAX_BATCH:
-    case OPT_CACHE:
-    case OPT_UNTIL:
-    case OPT_SHUTDOWN:
-        return cmd == RM_CMD_SERVE;
-    case OPT_ALLOW_TRUNCATED:
-        return cmd == RM_CMD_REBUILD || cmd == RM_CMD_VERIFY;
-    case OPT_KEEP_PREVIOUS:
-    case OPT_PREVIOUS_GRACE:
-    case OPT_FROM_BEGINNING:
-    case OPT_DRY_RUN:
-    case OPT_FLUSH:
-    case OPT_YES:
-    case OPT_LEASE_TTL:
-        return cmd == RM_CMD_REBUILD;
-    default:
-        return true;
+/* Brokers, topics, the Redis URL and prefix, and every librdkafka property
+ * (librdkafka's own check, so a typo is a startup error and --check-config
+ * catches it). */
+static int validate_connections(const rm_config_t *cfg, char *err, size_t errlen) {
+    if (!cfg->brokers) {
+        snprintf(err, errlen, "--brokers: required (or set READMODEL_BROKERS)");
+        return -1;
     }
-}
-
-/* Appends a "key=value" property (len bytes of kv). 0, or -1 out of memory. */
-static int add_kafka(rm_config_t *cfg, const char *kv, size_t len) {
-    char **k = realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*k));
-    if (!k)
+    if (!topic_name_ok(cfg->topic)) {
+        snprintf(err, errlen, "--topic: not a valid Kafka topic name ('%s')", cfg->topic);
         return -1;
-    cfg->kafka = k;
-    if (!(cfg->kafka[cfg->n_kafka] = strndup(kv, len)))
+    }
+    if (cfg->dlq_topic && !topic_name_ok(cfg->dlq_topic)) {
+        snprintf(err, errlen, "--dlq-topic: not a valid Kafka topic name ('%s')", cfg->dlq_topic);
         return -1;
-    cfg->n_kafka++;
+    }
+    if (cfg->dlq_topic && strcmp(cfg->dlq_topic, cfg->topic) == 0) {
+        snprintf(err, errlen, "--dlq-topic: must differ from --topic");
+        return -1;
+    }
+    rm_redis_url_t u;
+    char uerr[200];
+    if (rm_redis_url_parse(cfg->redis_url, &u, uerr, sizeof(uerr)) < 0) {
+        snprintf(err, errlen, "--redis: %s", uerr);
+        return -1;
+    }
+    rm_redis_url_free(&u);
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    int kafka_bad = kc ? rm_kafka_conf_set_all(kc, cfg->kafka, cfg->n_kafka, err, errlen) : 0;
+    if (kc)
+        rd_kafka_conf_destroy(kc);
+    if (kafka_bad)
+        return -1;
+    if (strpbrk(cfg->redis_prefix, " {}\r\n")) {
+        snprintf(err, errlen, "--redis-prefix: must not contain spaces or braces");
+        return -1;
+    }
     return 0;
 }
 
-/* READMODEL_KAFKA_<PROPERTY>=VALUE: a librdkafka property from the
- * environment, the name lower-cased with '_' read as '.'
- * (READMODEL_KAFKA_SASL_PASSWORD -> sasl.password), so secrets can come
- * from a Kubernetes Secret instead of a flag that `ps` shows. Applied before
- * the --kafka flags, which override them. In environ order, which is
- * irrelevant: each property appears once. */
-static int kafka_from_env(rm_config_t *cfg) {
-    static const char prefix[] = "READMODEL_KAFKA_";
-    for (char **e = environ; *e; e++) {
-        const char *eq = strchr(*e, '=');
-        if (strncmp(*e, prefix, sizeof(prefix) - 1) != 0 || !eq || eq == *e + sizeof(prefix) - 1)
-            continue;
-        size_t len = strlen(*e + sizeof(prefix) - 1);
-        char *kv = strdup(*e + sizeof(prefix) - 1);
-        if (!kv)
+static int check_opensearch_url(const rm_config_t *cfg, char *err, size_t errlen) {
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *user = NULL;
+    CURLUcode uc =
+        u ? curl_url_set(u, CURLUPART_URL, cfg->opensearch_url, 0) : CURLUE_OUT_OF_MEMORY;
+    if (uc == CURLUE_OK)
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    if (uc == CURLUE_OK)
+        curl_url_get(u, CURLUPART_HOST, &host, 0);
+    bool ok =
+        uc == CURLUE_OK && scheme && host && (!strcmp(scheme, "http") || !strcmp(scheme, "https"));
+    if (ok && curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK && user) {
+        curl_free(user);
+        snprintf(err, errlen,
+                 "--opensearch: credentials must not be in the URL (they would "
+                 "show in ps and logs); use READMODEL_OPENSEARCH_USERNAME/_PASSWORD or "
+                 "--opensearch-credentials-file");
+        ok = false;
+    } else if (!ok) {
+        snprintf(err, errlen, "--opensearch: expected http(s)://host[:port][/path] (got '%s'%s%s)",
+                 cfg->opensearch_url, uc != CURLUE_OK ? ": " : "",
+                 uc != CURLUE_OK ? curl_url_strerror(uc) : "");
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok ? 0 : -1;
+}
+
+static int check_index_prefix(const rm_config_t *cfg, char *err, size_t errlen) {
+    const char *pfx = cfg->opensearch_prefix ? cfg->opensearch_prefix : "";
+    for (const char *c = pfx; *c; c++)
+        if ((*c >= 'A' && *c <= 'Z') || strchr("\\/*?\"<>| ,#:", *c)) {
+            snprintf(err, errlen,
+                     "--opensearch-index-prefix: index names are lowercase without "
+                     "spaces or \\/*?\"<>|,#: (got '%s')",
+                     pfx);
             return -1;
-        for (char *c = kv; *c != '='; c++)
-            *c = *c == '_' ? '.' : (char)tolower((unsigned char)*c);
-        int rc = add_kafka(cfg, kv, len);
-        free(kv);
-        if (rc < 0)
-            return -1;
+        }
+    if (pfx[0] == '_' || pfx[0] == '-' || pfx[0] == '+') {
+        snprintf(err, errlen, "--opensearch-index-prefix: must not start with _, - or +");
+        return -1;
     }
     return 0;
 }
@@ -394,383 +873,98 @@ static int pem_file(const char *flag, const char *path, const char *marker, char
     return 0;
 }
 
-/* The OpenSearch options, checked together; reads the credentials file. */
-static int check_opensearch(rm_config_t *cfg, char *err, size_t errlen) {
-    if (!cfg->opensearch_url)
-        return 0;
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL;
-    CURLUcode uc =
-        u ? curl_url_set(u, CURLUPART_URL, cfg->opensearch_url, 0) : CURLUE_OUT_OF_MEMORY;
-    if (uc == CURLUE_OK)
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-    if (uc == CURLUE_OK)
-        curl_url_get(u, CURLUPART_HOST, &host, 0);
-    bool ok =
-        uc == CURLUE_OK && scheme && host && (!strcmp(scheme, "http") || !strcmp(scheme, "https"));
-    char *user = NULL;
-    if (ok && curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK && user) {
-        curl_free(user);
-        snprintf(err, errlen,
-                 "--opensearch: credentials must not be in the URL (they would "
-                 "show in ps and logs); use READMODEL_OPENSEARCH_USERNAME/_PASSWORD or "
-                 "--opensearch-credentials-file");
-        ok = false;
-    } else if (!ok) {
-        snprintf(err, errlen, "--opensearch: expected http(s)://host[:port][/path] (got '%s'%s%s)",
-                 cfg->opensearch_url, uc != CURLUE_OK ? ": " : "",
-                 uc != CURLUE_OK ? curl_url_strerror(uc) : "");
-    }
-    curl_free(scheme);
-    curl_free(host);
-    curl_url_cleanup(u);
-    if (!ok)
-        return -1;
-    const char *pfx = cfg->opensearch_prefix ? cfg->opensearch_prefix : "";
-    for (const char *c = pfx; *c; c++)
-        if ((*c >= 'A' && *c <= 'Z') || strchr("\\/*?\"<>| ,#:", *c)) {
-            snprintf(err, errlen,
-                     "--opensearch-index-prefix: index names are lowercase without "
-                     "spaces or \\/*?\"<>|,#: (got '%s')",
-                     pfx);
-            return -1;
-        }
-    if (pfx[0] == '_' || pfx[0] == '-' || pfx[0] == '+') {
-        snprintf(err, errlen, "--opensearch-index-prefix: must not start with _, - or +");
-        return -1;
-    }
-    if (cfg->opensearch_ca_file && pem_file("--opensearch-ca-file", cfg->opensearch_ca_file,
-                                            "-----BEGIN CERTIFICATE-----", err, errlen))
+static int check_tls_files(const rm_config_t *cfg, char *err, size_t errlen) {
+    static const char cert[] = "-----BEGIN CERTIFICATE-----";
+    if (cfg->opensearch_ca_file &&
+        pem_file("--opensearch-ca-file", cfg->opensearch_ca_file, cert, err, errlen))
         return -1;
     if (!cfg->opensearch_cert_file != !cfg->opensearch_key_file) {
         snprintf(err, errlen, "--opensearch-cert-file and --opensearch-key-file go together");
         return -1;
     }
-    if (cfg->opensearch_cert_file && (pem_file("--opensearch-cert-file", cfg->opensearch_cert_file,
-                                               "-----BEGIN CERTIFICATE-----", err, errlen) ||
-                                      pem_file("--opensearch-key-file", cfg->opensearch_key_file,
-                                               "PRIVATE KEY-----", err, errlen)))
+    if (cfg->opensearch_cert_file &&
+        (pem_file("--opensearch-cert-file", cfg->opensearch_cert_file, cert, err, errlen) ||
+         pem_file("--opensearch-key-file", cfg->opensearch_key_file, "PRIVATE KEY-----", err,
+                  errlen)))
         return -1;
-    if (cfg->credentials_file) {
-        FILE *f = fopen(cfg->credentials_file, "r");
-        char line[1024];
-        if (!f) {
-            snprintf(err, errlen, "--opensearch-credentials-file %s: cannot read it: %s",
-                     cfg->credentials_file, strerror(errno));
-            return -1;
-        }
-        bool got = fgets(line, sizeof(line), f) != NULL;
-        fclose(f);
-        line[got ? strcspn(line, "\r\n") : 0] = '\0';
-        char *colon = strchr(line, ':');
-        if (!colon || colon == line) {
-            snprintf(err, errlen,
-                     "--opensearch-credentials-file %s: expected one line "
-                     "USER:PASSWORD",
-                     cfg->credentials_file);
-            return -1;
-        }
-        *colon = '\0';
-        if (set_str(&cfg->opensearch_username, line) ||
-            set_str(&cfg->opensearch_password, colon + 1))
-            return -1;
+    return 0;
+}
+
+/* --opensearch-credentials-file: one line USER:PASSWORD, read now. */
+static int read_credentials(rm_config_t *cfg, char *err, size_t errlen) {
+    FILE *f = fopen(cfg->credentials_file, "r");
+    char line[1024];
+    if (!f) {
+        snprintf(err, errlen, "--opensearch-credentials-file %s: cannot read it: %s",
+                 cfg->credentials_file, strerror(errno));
+        return -1;
     }
+    bool got = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    line[got ? strcspn(line, "\r\n") : 0] = '\0';
+    char *colon = strchr(line, ':');
+    if (!colon || colon == line) {
+        snprintf(err, errlen, "--opensearch-credentials-file %s: expected one line USER:PASSWORD",
+                 cfg->credentials_file);
+        return -1;
+    }
+    *colon = '\0';
+    if (set_str(&cfg->opensearch_username, line) || set_str(&cfg->opensearch_password, colon + 1))
+        return nomem(err, errlen);
+    return 0;
+}
+
+static int check_opensearch_auth(const rm_config_t *cfg, char *err, size_t errlen) {
     if (cfg->opensearch_username && !cfg->opensearch_password) {
         snprintf(err, errlen,
-                 "READMODEL_OPENSEARCH_USERNAME is set without "
-                 "READMODEL_OPENSEARCH_PASSWORD");
+                 "READMODEL_OPENSEARCH_USERNAME is set without READMODEL_OPENSEARCH_PASSWORD");
         return -1;
     }
-    if (cfg->opensearch_aws_region) {
-        if (cfg->opensearch_username) {
-            snprintf(err, errlen,
-                     "--opensearch-aws-region: AWS SigV4 and basic auth exclude each "
-                     "other; unset the OpenSearch username/password");
-            return -1;
-        }
-        if (!cfg->aws_key || !cfg->aws_secret) {
-            snprintf(err, errlen,
-                     "--opensearch-aws-region: needs AWS_ACCESS_KEY_ID and "
-                     "AWS_SECRET_ACCESS_KEY in the environment");
-            return -1;
-        }
+    if (!cfg->opensearch_aws_region)
+        return 0;
+    if (cfg->opensearch_username) {
+        snprintf(err, errlen,
+                 "--opensearch-aws-region: AWS SigV4 and basic auth exclude each "
+                 "other; unset the OpenSearch username/password");
+        return -1;
+    }
+    if (!cfg->aws_key || !cfg->aws_secret) {
+        snprintf(err, errlen,
+                 "--opensearch-aws-region: needs AWS_ACCESS_KEY_ID and "
+                 "AWS_SECRET_ACCESS_KEY in the environment");
+        return -1;
     }
     return 0;
 }
 
-rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_config_t *cfg,
-                                   char *err, size_t errlen) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    *cfg = (rm_config_t){
-        .workers = cores > 0 ? (int)cores : 1,
-        .max_batch = 10000,
-        .cache_limit = 100000,
-        .shutdown_timeout_s = 10,
-        .lease_ttl_ms = 30000,
-        .opensearch_bulk_docs = 1000,
-        .opensearch_bulk_bytes = 5u << 20,
-        .previous_grace_s = 60,
-    };
-    const char *env_brokers = getenv("READMODEL_BROKERS");
-    const char *env_redis = getenv("READMODEL_REDIS_URL");
-    if (set_str(&cfg->topic, "booking.events") || set_str(&cfg->group, "readmodel") ||
-        set_str(&cfg->redis_url, env_redis && *env_redis ? env_redis : "redis://127.0.0.1:6379") ||
-        set_str(&cfg->redis_prefix, "rm:") || set_str(&cfg->target, "redis") ||
-        (cmd == RM_CMD_SERVE &&
-         set_str(&cfg->metrics_addr,
-                 getenv("READMODEL_METRICS_ADDR") && *getenv("READMODEL_METRICS_ADDR")
-                     ? getenv("READMODEL_METRICS_ADDR")
-                     : "0.0.0.0:9464")) ||
-        (env_brokers && *env_brokers && set_str(&cfg->brokers, env_brokers)))
-        goto nomem;
-    if (kafka_from_env(cfg) < 0)
-        goto nomem;
-    static const struct {
-        const char *env;
-        size_t offset;
-    } os_env[] = {
-        {"READMODEL_OPENSEARCH_URL", offsetof(rm_config_t, opensearch_url)},
-        {"READMODEL_OPENSEARCH_INDEX_PREFIX", offsetof(rm_config_t, opensearch_prefix)},
-        {"READMODEL_OPENSEARCH_USERNAME", offsetof(rm_config_t, opensearch_username)},
-        {"READMODEL_OPENSEARCH_PASSWORD", offsetof(rm_config_t, opensearch_password)},
-        {"READMODEL_OPENSEARCH_CREDENTIALS_FILE", offsetof(rm_config_t, credentials_file)},
-        {"AWS_ACCESS_KEY_ID", offsetof(rm_config_t, aws_key)},
-        {"AWS_SECRET_ACCESS_KEY", offsetof(rm_config_t, aws_secret)},
-        {"AWS_SESSION_TOKEN", offsetof(rm_config_t, aws_token)},
-    };
-    for (size_t i = 0; i < sizeof(os_env) / sizeof(os_env[0]); i++) {
-        const char *v = getenv(os_env[i].env);
-        if (v && *v && set_str((char **)((char *)cfg + os_env[i].offset), v))
-            goto nomem;
-    }
-    bool check = false;
-    long n;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        if (c >= OPT_BROKERS && !allowed(cmd, c)) {
-            snprintf(err, errlen, "--%s is not an option of %s (see readmodel %s --help)",
-                     option_name(c), command_names[cmd], command_names[cmd]);
-            return RM_CONFIG_ERROR;
-        }
-        switch (c) {
-        case 'h':
-            return RM_CONFIG_HELP;
-        case OPT_BROKERS:
-        case OPT_TOPIC:
-        case OPT_GROUP:
-        case OPT_REDIS:
-        case OPT_PREFIX:
-        case OPT_DLQ: {
-            char **dst = c == OPT_BROKERS  ? &cfg->brokers
-                         : c == OPT_TOPIC  ? &cfg->topic
-                         : c == OPT_GROUP  ? &cfg->group
-                         : c == OPT_REDIS  ? &cfg->redis_url
-                         : c == OPT_PREFIX ? &cfg->redis_prefix
-                                           : &cfg->dlq_topic;
-            if (!*optarg) {
-                snprintf(err, errlen, "--%s: must not be empty", option_name(c));
-                return RM_CONFIG_ERROR;
-            }
-            if (set_str(dst, optarg))
-                goto nomem;
-            break;
-        }
-        case OPT_WORKERS:
-            if (parse_count("--workers", optarg, 1, 256, &n, err, errlen))
-                return RM_CONFIG_ERROR;
-            cfg->workers = (int)n;
-            break;
-        case OPT_MAX_BATCH:
-            if (parse_count("--max-batch", optarg, 1, 1000000, &n, err, errlen))
-                return RM_CONFIG_ERROR;
-            cfg->max_batch = (size_t)n;
-            break;
-        case OPT_CACHE:
-            if (parse_count("--cache-practitioners", optarg, 1, 100000000, &n, err, errlen))
-                return RM_CONFIG_ERROR;
-            cfg->cache_limit = (size_t)n;
-            break;
-        case OPT_SHUTDOWN:
-            if (parse_count("--shutdown-timeout", optarg, 0, 3600, &n, err, errlen))
-                return RM_CONFIG_ERROR;
-            cfg->shutdown_timeout_s = (int)n;
-            break;
-        case OPT_KAFKA: {
-            const char *eq = strchr(optarg, '=');
-            if (!eq || eq == optarg) {
-                snprintf(err, errlen, "--kafka: expected KEY=VALUE (got '%s')", optarg);
-                return RM_CONFIG_ERROR;
-            }
-            if (add_kafka(cfg, optarg, strlen(optarg)) < 0)
-                goto nomem;
-            break;
-        }
-        case OPT_UNTIL:
-            cfg->until_caught_up = true;
-            break;
-        case OPT_LOG_FORMAT:
-            if (strcmp(optarg, "text") && strcmp(optarg, "json")) {
-                snprintf(err, errlen, "--log-format: must be text or json (got '%s')", optarg);
-                return RM_CONFIG_ERROR;
-            }
-            rm_log_set_json(strcmp(optarg, "json") == 0);
-            break;
-        case OPT_LOG_LEVEL: {
-            rm_log_level_t lvl;
-            if (!rm_log_parse_level(optarg, &lvl)) {
-                snprintf(err, errlen, "--log-level: must be debug, info, warn or error (got '%s')",
-                         optarg);
-                return RM_CONFIG_ERROR;
-            }
-            rm_log_set_level(lvl);
-            break;
-        }
-        case OPT_CHECK:
-            check = true;
-            break;
-        case OPT_TARGET:
-            if (strcmp(optarg, "redis") && strcmp(optarg, "opensearch") && strcmp(optarg, "all")) {
-                snprintf(err, errlen, "--target: must be redis, opensearch or all (got '%s')",
-                         optarg);
-                return RM_CONFIG_ERROR;
-            }
-            if (set_str(&cfg->target, optarg))
-                goto nomem;
-            break;
-        case OPT_FROM_BEGINNING:
-            cfg->from_beginning = true;
-            break;
-        case OPT_ALLOW_TRUNCATED:
-            cfg->allow_truncated = true;
-            break;
-        case OPT_DRY_RUN:
-            cfg->dry_run = true;
-            break;
-        case OPT_FLUSH:
-            cfg->flush = true;
-            break;
-        case OPT_YES:
-            cfg->yes = true;
-            break;
-        case OPT_METRICS_ADDR:
-            if (set_str(&cfg->metrics_addr, optarg))
-                goto nomem;
-            break;
-        case OPT_OS_URL:
-        case OPT_OS_PREFIX:
-        case OPT_OS_CA:
-        case OPT_OS_CERT:
-        case OPT_OS_KEY:
-        case OPT_OS_CREDS:
-        case OPT_OS_AWS: {
-            char **dst = c == OPT_OS_URL      ? &cfg->opensearch_url
-                         : c == OPT_OS_PREFIX ? &cfg->opensearch_prefix
-                         : c == OPT_OS_CA     ? &cfg->opensearch_ca_file
-                         : c == OPT_OS_CERT   ? &cfg->opensearch_cert_file
-                         : c == OPT_OS_KEY    ? &cfg->opensearch_key_file
-                         : c == OPT_OS_CREDS  ? &cfg->credentials_file
-                                              : &cfg->opensearch_aws_region;
-            if (!*optarg && c != OPT_OS_PREFIX) {
-                snprintf(err, errlen, "--%s: must not be empty", option_name(c));
-                return RM_CONFIG_ERROR;
-            }
-            if (set_str(dst, optarg))
-                goto nomem;
-            break;
-        }
-        case OPT_OS_BULK_DOCS:
-            if (parse_count("--opensearch-bulk-docs", optarg, 1, 100000, &n, err, errlen))
-                return RM_CONFIG_ERROR;
-            cfg->opensearch_bulk_docs = (size_t)n;
-            break;
-        case OPT_OS_BULK_BYTES:
-            if (parse_count("--opensearch-bulk-bytes", optarg, 1024, 100L << 20, &n, err, errlen))
-                return RM_CONFIG_ERROR;
-            cfg->opensearch_bulk_bytes = (size_t)n;
-            break;
-        case OPT_KEEP_PREVIOUS:
-            cfg->keep_previous = true;
-            break;
-        case OPT_PREVIOUS_GRACE:
-            if (parse_count("--previous-grace", optarg, 0, 86400, &n, err, errlen))
-                return RM_CONFIG_ERROR;
-            cfg->previous_grace_s = (int)n;
-            break;
-        case OPT_LEASE_TTL:
-            if (parse_count("--lease-ttl", optarg, 1000, 3600000, &n, err, errlen))
-                return RM_CONFIG_ERROR;
-            cfg->lease_ttl_ms = (int)n;
-            break;
-        case ':':
-            snprintf(err, errlen, "%s: needs a value", argv[optind - 1]);
-            return RM_CONFIG_ERROR;
-        default:
-            snprintf(err, errlen, "unknown option '%s' (see readmodel serve --help)",
-                     argv[optind - 1]);
-            return RM_CONFIG_ERROR;
-        }
-    }
-    if (optind < argc) {
-        snprintf(err, errlen, "unexpected argument '%s' (see readmodel serve --help)",
-                 argv[optind]);
-        return RM_CONFIG_ERROR;
-    }
-    if (!cfg->brokers) {
-        snprintf(err, errlen, "--brokers: required (or set READMODEL_BROKERS)");
-        return RM_CONFIG_ERROR;
-    }
-    if (!topic_name_ok(cfg->topic)) {
-        snprintf(err, errlen, "--topic: not a valid Kafka topic name ('%s')", cfg->topic);
-        return RM_CONFIG_ERROR;
-    }
-    if (cfg->dlq_topic && !topic_name_ok(cfg->dlq_topic)) {
-        snprintf(err, errlen, "--dlq-topic: not a valid Kafka topic name ('%s')", cfg->dlq_topic);
-        return RM_CONFIG_ERROR;
-    }
-    if (cfg->dlq_topic && strcmp(cfg->dlq_topic, cfg->topic) == 0) {
-        snprintf(err, errlen, "--dlq-topic: must differ from --topic");
-        return RM_CONFIG_ERROR;
-    }
-    rm_redis_url_t u;
-    char uerr[200];
-    if (rm_redis_url_parse(cfg->redis_url, &u, uerr, sizeof(uerr)) < 0) {
-        snprintf(err, errlen, "--redis: %s", uerr);
-        return RM_CONFIG_ERROR;
-    }
-    rm_redis_url_free(&u);
-    /* librdkafka's own check of every property, so a typo is a startup
-     * error (exit 2) and --check-config catches it. */
-    rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    int kafka_bad = kc ? rm_kafka_conf_set_all(kc, cfg->kafka, cfg->n_kafka, err, errlen) : 0;
-    if (kc)
-        rd_kafka_conf_destroy(kc);
-    if (kafka_bad)
-        return RM_CONFIG_ERROR;
-    if (strpbrk(cfg->redis_prefix, " {}\r\n")) {
-        snprintf(err, errlen, "--redis-prefix: must not contain spaces or braces");
-        return RM_CONFIG_ERROR;
-    }
-    if (check_opensearch(cfg, err, errlen) < 0)
-        return RM_CONFIG_ERROR;
+/* The OpenSearch options, checked together; reads the credentials file. */
+static int validate_opensearch(rm_config_t *cfg, char *err, size_t errlen) {
+    if (!cfg->opensearch_url)
+        return 0;
+    if (check_opensearch_url(cfg, err, errlen) || check_index_prefix(cfg, err, errlen) ||
+        check_tls_files(cfg, err, errlen) ||
+        (cfg->credentials_file && read_credentials(cfg, err, errlen)))
+        return -1;
+    return check_opensearch_auth(cfg, err, errlen);
+}
+
+/* What one command requires of the options together. */
+static int validate_command(rm_command_t cmd, rm_config_t *cfg, char *err, size_t errlen) {
     if (cmd != RM_CMD_SERVE && strcmp(cfg->target, "redis") != 0 && !cfg->opensearch_url) {
         snprintf(err, errlen, "--target %s: needs --opensearch URL (or READMODEL_OPENSEARCH_URL)",
                  cfg->target);
-        return RM_CONFIG_ERROR;
+        return -1;
     }
-
     if (cmd == RM_CMD_REBUILD && !cfg->from_beginning && !cfg->dry_run) {
         snprintf(err, errlen,
-                 "--from-beginning: required (a rebuild always replays the whole "
-                 "retained log)");
-        return RM_CONFIG_ERROR;
+                 "--from-beginning: required (a rebuild always replays the whole retained log)");
+        return -1;
     }
     if (cfg->flush && !cfg->yes) {
         snprintf(err, errlen,
                  "--flush: deletes the model before replaying, so readers see it "
                  "empty; add --yes to confirm");
-        return RM_CONFIG_ERROR;
+        return -1;
     }
     if (cfg->metrics_addr && strcmp(cfg->metrics_addr, "off") == 0) {
         free(cfg->metrics_addr);
@@ -778,62 +972,162 @@ rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_c
     } else if (cfg->metrics_addr && !strrchr(cfg->metrics_addr, ':')) {
         snprintf(err, errlen, "--metrics-addr: expected HOST:PORT or off (got '%s')",
                  cfg->metrics_addr);
-        return RM_CONFIG_ERROR;
+        return -1;
     }
-    cfg->check_config = check;
-    return RM_CONFIG_OK;
-nomem:
-    snprintf(err, errlen, "out of memory");
-    return RM_CONFIG_ERROR;
+    return 0;
 }
 
-static bool secret_key(const char *kv) {
-    static const char *const words[] = {"password", "secret", "sasl.oauthbearer.config", "key.pem",
-                                        "token"};
-    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-        if (strstr(kv, words[i]) && strchr(kv, '=') > strstr(kv, words[i]))
-            return true;
-    return false;
+static int validate(rm_command_t cmd, rm_config_t *cfg, char *err, size_t errlen) {
+    if (cmd == RM_CMD_GEN) {
+        if (!cfg->output && !cfg->brokers) {
+            snprintf(err, errlen, "--brokers: required unless --output is given");
+            return -1;
+        }
+        return 0;
+    }
+    if (cmd == RM_CMD_DEV_KAFKA)
+        return 0;
+    if (validate_connections(cfg, err, errlen) || validate_opensearch(cfg, err, errlen))
+        return -1;
+    return validate_command(cmd, cfg, err, errlen);
+}
+
+/* ---- the public functions ----------------------------------------------- */
+
+rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_config_t *cfg,
+                                   char *err, size_t errlen) {
+    *cfg = (rm_config_t){0};
+    if ((unsigned)cmd >= RM_N_COMMANDS) {
+        snprintf(err, errlen, "unknown command");
+        return RM_CONFIG_ERROR;
+    }
+    rm_config_result_t r = RM_CONFIG_ERROR;
+    struct option *lo = NULL;
+    if (apply_defaults(cmd, cfg, err, errlen) || apply_env(cmd, cfg, err, errlen))
+        goto out;
+    if (!(lo = long_options(cmd))) {
+        nomem(err, errlen);
+        goto out;
+    }
+    r = parse_flags(cmd, argc, argv, lo, cfg, err, errlen);
+    if (r == RM_CONFIG_OK && validate(cmd, cfg, err, errlen))
+        r = RM_CONFIG_ERROR;
+out:
+    free(lo);
+    if (r == RM_CONFIG_ERROR)
+        one_line(err, errlen);
+    return r;
+}
+
+void rm_config_free(rm_config_t *cfg) {
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const rm_opt_t *o = &options[i];
+        if (o->kind == RM_OPT_LIST) {
+            char ***list = FIELD(cfg, o, char **);
+            size_t *n = (size_t *)(void *)((char *)cfg + o->count_offset);
+            for (size_t j = 0; j < *n; j++)
+                free((*list)[j]);
+            free(*list);
+            *list = NULL; /* two rows may share a field */
+            *n = 0;
+        } else if (o->kind == RM_OPT_STRING || o->kind == RM_OPT_SECRET || o->kind == RM_OPT_FILE ||
+                   o->kind == RM_OPT_CHOICE) {
+            free(*FIELD(cfg, o, char *));
+            *FIELD(cfg, o, char *) = NULL;
+        }
+    }
+    memset(cfg, 0, sizeof(*cfg));
 }
 
 void rm_config_print(const rm_config_t *cfg, FILE *out) {
-    rm_redis_url_t u;
-    char err[200], redacted[512] = "(invalid)";
-    if (rm_redis_url_parse(cfg->redis_url, &u, err, sizeof(err)) == 0) {
-        rm_redis_url_redacted(&u, redacted, sizeof(redacted));
-        rm_redis_url_free(&u);
-    }
-    fprintf(out, "brokers=%s\ntopic=%s\ngroup=%s (Redis pipeline: %s-redis)\nredis=%s\n",
-            cfg->brokers, cfg->topic, cfg->group, cfg->group, redacted);
-    fprintf(out, "redis-prefix=%s\nworkers=%d\ndlq-topic=%s\nmax-batch=%zu\n", cfg->redis_prefix,
-            cfg->workers, cfg->dlq_topic ? cfg->dlq_topic : "(none)", cfg->max_batch);
-    fprintf(out, "metrics-addr=%s\n", cfg->metrics_addr ? cfg->metrics_addr : "off");
-    fprintf(out, "cache-practitioners=%zu\nuntil-caught-up=%s\nshutdown-timeout=%d\n",
-            cfg->cache_limit, cfg->until_caught_up ? "true" : "false", cfg->shutdown_timeout_s);
-    for (size_t i = 0; i < cfg->n_kafka; i++) {
-        const char *eq = strchr(cfg->kafka[i], '=');
-        if (secret_key(cfg->kafka[i]))
-            fprintf(out, "kafka.%.*s=***\n", (int)(eq - cfg->kafka[i]), cfg->kafka[i]);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const rm_opt_t *o = &options[i];
+        if (!(o->flags & RM_OPT_PRINT) ||
+            ((o->flags & RM_OPT_IF_OPENSEARCH) && !cfg->opensearch_url))
+            continue;
+        if (o->print)
+            o->print(o, cfg, out);
         else
-            fprintf(out, "kafka.%s\n", cfg->kafka[i]);
+            print_default(o, cfg, out);
     }
-    if (!cfg->opensearch_url) {
-        fprintf(out, "opensearch=off\n");
-        return;
+}
+
+/* ---- --help --------------------------------------------------------------- */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} sbuf_t;
+
+static void sb_add(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(sbuf_t *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        b->len = b->len + (size_t)n < b->cap ? b->len + (size_t)n : b->cap - 1;
+}
+
+enum { HELP_COLUMN = 30, HELP_WIDTH = 96 };
+
+/* `left`, then `text` word-wrapped in a column from HELP_COLUMN. */
+static void sb_wrapped(sbuf_t *b, const char *left, const char *text) {
+    size_t col = strlen(left);
+    sb_add(b, "%s", left);
+    if (col + 2 > HELP_COLUMN)
+        sb_add(b, "\n%*s", HELP_COLUMN, "");
+    else
+        sb_add(b, "%*s", (int)(HELP_COLUMN - col), "");
+    col = HELP_COLUMN;
+    for (const char *p = text; *p;) {
+        size_t w = strcspn(p, " ");
+        if (col > HELP_COLUMN && col + 1 + w > HELP_WIDTH) {
+            sb_add(b, "\n%*s", HELP_COLUMN, "");
+            col = HELP_COLUMN;
+        } else if (col > HELP_COLUMN) {
+            sb_add(b, " ");
+            col++;
+        }
+        sb_add(b, "%.*s", (int)w, p);
+        col += w;
+        for (p += w; *p == ' '; p++)
+            ;
     }
-    fprintf(out, "opensearch=%s (pipeline: %s-opensearch)\nopensearch-index-prefix=%s\n",
-            cfg->opensearch_url, cfg->group, cfg->opensearch_prefix ? cfg->opensearch_prefix : "");
-    fprintf(out, "opensearch-ca-file=%s\nopensearch-cert-file=%s\n",
-            cfg->opensearch_ca_file ? cfg->opensearch_ca_file : "(system CAs)",
-            cfg->opensearch_cert_file ? cfg->opensearch_cert_file : "(none)");
-    fprintf(out, "opensearch-auth=%s%s%s\n",
-            cfg->opensearch_aws_region ? "aws-sigv4 region "
-            : cfg->opensearch_username ? "basic user "
-                                       : "none",
-            cfg->opensearch_aws_region ? cfg->opensearch_aws_region
-            : cfg->opensearch_username ? cfg->opensearch_username
-                                       : "",
-            cfg->opensearch_username && !cfg->opensearch_aws_region ? " password ***" : "");
-    fprintf(out, "opensearch-bulk-docs=%zu\nopensearch-bulk-bytes=%zu\n", cfg->opensearch_bulk_docs,
-            cfg->opensearch_bulk_bytes);
+    sb_add(b, "\n");
+}
+
+/* One option's lines: "  --name ARG   help (env VAR; default D)". */
+static void usage_option(sbuf_t *b, const rm_opt_t *o) {
+    char left[96], text[640], extra[256] = "";
+    if (o->kind == RM_OPT_HELP)
+        snprintf(left, sizeof(left), "  -h, --help");
+    else if (o->name)
+        snprintf(left, sizeof(left), "  --%s%s%s", o->name, o->arg ? " " : "",
+                 o->arg ? o->arg : "");
+    else
+        snprintf(left, sizeof(left), "  %s", o->env); /* environment only */
+    if (o->name && o->env)
+        snprintf(extra, sizeof(extra), "env %s%s", o->env,
+                 o->flags & RM_OPT_ENV_PREFIX ? "<PROPERTY>" : "");
+    if (o->def)
+        snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), "%sdefault %s",
+                 *extra ? "; " : "", o->def);
+    snprintf(text, sizeof(text), "%s%s%s%s", o->help, *extra ? " (" : "", extra, *extra ? ")" : "");
+    sb_wrapped(b, left, text);
+}
+
+const char *rm_usage(rm_command_t cmd) {
+    static char text[RM_N_COMMANDS][12288];
+    if ((unsigned)cmd >= RM_N_COMMANDS)
+        cmd = RM_CMD_SERVE;
+    sbuf_t b = {text[cmd], 0, sizeof(text[cmd])};
+    if (text[cmd][0])
+        return text[cmd];
+    sb_add(&b, "%s", usage_prose[cmd].head);
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (options[i].cmds & RM_ON(cmd))
+            usage_option(&b, &options[i]);
+    sb_add(&b, "%s", usage_prose[cmd].tail);
+    return text[cmd];
 }

@@ -75,6 +75,6 @@ int main(int argc, char **argv) {
         return rm_cmd_dev_kafka(argc - 1, argv + 1);
     if (strcmp(cmd, "gen") == 0)
         return rm_cmd_gen(argc - 1, argv + 1);
-    fprintf(stderr, "readmodel: unknown command '%s'\n\n%s", cmd, usage);
+    fprintf(stderr, "readmodel: unknown command '%s' (see readmodel --help)\n", cmd);
     return 2;
 }
