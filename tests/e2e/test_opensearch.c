@@ -342,7 +342,8 @@ static void *reader_main(void *arg) {
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
         long st = 0;
-        if (curl_easy_perform(c) == CURLE_OK)
+        CURLcode cc = curl_easy_perform(c);
+        if (cc == CURLE_OK)
             curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
         rd->reads++;
         json_t *j = json_loads(body, 0, NULL);
@@ -350,6 +351,9 @@ static void *reader_main(void *arg) {
                               json_object_get(json_object_get(j, "hits"), "total"), "value"))
                         : (long)json_integer_value(json_object_get(j, "count"));
         if (st != 200 || !j) {
+            if (rd->failures < 5) /* what failed, for whoever reads a failure */
+                fprintf(stderr, "reader: %s failed: %s, HTTP %ld, body %.200s\n", u,
+                        curl_easy_strerror(cc), st, body);
             rd->failures++;
         } else if (rd->min_count < 0 || n < rd->min_count) {
             rd->min_count = n;
