@@ -207,18 +207,37 @@ static void test_redis_restart_and_pause(void **state) {
     assert_int_equal(e2e_compare(&e), 0);
     assert_true(e2e_metric(port, resets) > resets0); /* it did replay */
 
-    /* Writes paused: events wait, nothing is lost. The pause was really hit:
-     * a flush started during it and waited it out (took more than 1 s). */
+    /* Writes paused: events wait, nothing is lost. The pause is really hit:
+     * it lasts until serve's write is seen blocked in Redis (INFO
+     * blocked_clients; serve is the only other client), then for 1.1 s more,
+     * so that flush took over 1 s (or, on a machine slow enough to pass
+     * serve's 10 s command timeout, failed and was retried). */
     double slow0 = e2e_slow_flushes(port, "redis");
-    assert_true(slow0 >= 0);
+    const char *flush_errors = "readmodel_sink_errors_total{target=\"redis\",kind=\"flush\"}";
+    double flush_errors0 = e2e_metric(port, flush_errors);
+    assert_true(slow0 >= 0 && flush_errors0 >= 0);
     redisContext *c = rm_test_redis_connect(&e.redis);
-    freeReplyObject(redisCommand(c, "CLIENT PAUSE 3000 WRITE"));
-    redisFree(c);
+    freeReplyObject(redisCommand(c, "CLIENT PAUSE 600000 WRITE"));
     e2e_produce_generated(&e, g, 200);
-    time_t deadline = time(NULL) + 30;
-    while (e2e_slow_flushes(port, "redis") <= slow0 && time(NULL) < deadline)
+    bool blocked = false;
+    for (time_t deadline = time(NULL) + 60; !blocked && time(NULL) < deadline;) {
+        redisReply *r = redisCommand(c, "INFO clients");
+        blocked = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\r\nblocked_clients:") &&
+                  atoi(strstr(r->str, "\r\nblocked_clients:") + 18) > 0;
+        freeReplyObject(r);
+        if (!blocked)
+            sleep_ms(50);
+    }
+    assert_true(blocked);
+    sleep_ms(1100);
+    freeReplyObject(redisCommand(c, "CLIENT UNPAUSE"));
+    redisFree(c);
+    time_t deadline = time(NULL) + 60;
+    while (e2e_slow_flushes(port, "redis") <= slow0 &&
+           e2e_metric(port, flush_errors) <= flush_errors0 && time(NULL) < deadline)
         sleep_ms(100);
-    assert_true(e2e_slow_flushes(port, "redis") > slow0);
+    assert_true(e2e_slow_flushes(port, "redis") > slow0 ||
+                e2e_metric(port, flush_errors) > flush_errors0);
     e2e_produce_generated(&e, g, -1);
     rm_gen_free(g);
     assert_true(e2e_wait_caught_up(&e, 90));
