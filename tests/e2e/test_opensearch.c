@@ -212,13 +212,20 @@ static void test_faults_converge(void **state) {
     assert_true(wait_index(&e, srv, rejected, 90));
     assert_int_equal(os_faults_pending(srv), 0); /* every fault hit a real request */
 
-    /* OpenSearch down: Redis stays current; the index catches up after. */
+    /* OpenSearch down: Redis stays current; the index catches up after.
+     * It comes back only once serve has failed to write to it and retried
+     * (three failures among the two OpenSearch workers: one failed twice). */
+    int port = e2e_metrics_port(serve, 30);
+    assert_true(port > 0);
+    const char *os_errors = "readmodel_sink_errors_total{target=\"opensearch\",";
+    double errors0 = e2e_metric(port, os_errors);
+    assert_true(errors0 >= 0);
     os_server_down(srv);
     e2e_produce_generated(&e, g, 5000);
     assert_true(e2e_wait_caught_up(&e, 60));
     assert_int_equal(e2e_compare(&e), 0);
     assert_true(compare_index(&e, srv, rejected, true) > 0); /* it really was behind */
-    e2e_sleep_ms(3000);
+    assert_true(e2e_wait_metric(port, os_errors, errors0 + 3, 60));
     assert_int_equal(os_server_up(srv), 0);
     assert_true(wait_index(&e, srv, rejected, 90));
 
@@ -240,12 +247,19 @@ static void test_redis_down_index_current(void **state) {
     e2e_produce_generated(&e, g, 2000);
     const char *extra[] = {"--opensearch", os_url(srv), NULL};
     pid_t serve = e2e_serve(&e, extra);
+    int port = e2e_metrics_port(serve, 30);
+    assert_true(port > 0);
     assert_true(e2e_wait_caught_up(&e, 60));
     assert_true(wait_index(&e, srv, NULL, 60));
 
+    const char *redis_errors = "readmodel_sink_errors_total{target=\"redis\",";
+    double errors0 = e2e_metric(port, redis_errors);
+    assert_true(errors0 >= 0);
     rm_test_redis_stop(&e.redis, 1);
     e2e_produce_generated(&e, g, 2000);
     assert_true(wait_index(&e, srv, NULL, 60)); /* while Redis is down */
+    /* and Redis really was written to and failing meanwhile */
+    assert_true(e2e_wait_metric(port, redis_errors, errors0 + 1, 60));
     assert_int_equal(rm_test_redis_restart(&e.redis), 0);
     assert_true(e2e_wait_caught_up(&e, 90));
     assert_int_equal(e2e_compare(&e), 0);
@@ -268,6 +282,8 @@ static void test_dropped_index_heals(void **state) {
     e2e_produce_generated(&e, g, 3000);
     const char *extra[] = {"--opensearch", os_url(srv), NULL};
     pid_t serve = e2e_serve(&e, extra);
+    int port = e2e_metrics_port(serve, 30);
+    assert_true(port > 0);
     assert_true(wait_index(&e, srv, NULL, 60));
     /* Someone deletes both indices (DELETE /practitioners-000001 ...). */
     delete_indices(srv, "", "meta");
@@ -277,9 +293,15 @@ static void test_dropped_index_heals(void **state) {
     /* Only the state index deleted: serve cannot repair that alone (the
      * documents' versions are ahead of a replay), says so and waits; the
      * rebuild it names repairs both while serve keeps running. */
+    const char *flush_errors = "readmodel_sink_errors_total{target=\"opensearch\",kind=\"flush\"}";
+    double errors0 = e2e_metric(port, flush_errors);
+    assert_true(errors0 >= 0);
     delete_indices(srv, "practitioners-state-", NULL);
     e2e_produce_generated(&e, g, 500);
-    e2e_sleep_ms(1500);
+    /* The negative check below means something only once serve has tried to
+     * write (and failed, and one of its two workers tried again): wait for
+     * that, then look. */
+    assert_true(e2e_wait_metric(port, flush_errors, errors0 + 3, 60));
     json_t *idx = os_server_indices(srv);
     size_t i;
     json_t *n;
@@ -320,7 +342,8 @@ static void *reader_main(void *arg) {
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
         long st = 0;
-        if (curl_easy_perform(c) == CURLE_OK)
+        CURLcode cc = curl_easy_perform(c);
+        if (cc == CURLE_OK)
             curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
         rd->reads++;
         json_t *j = json_loads(body, 0, NULL);
@@ -328,6 +351,9 @@ static void *reader_main(void *arg) {
                               json_object_get(json_object_get(j, "hits"), "total"), "value"))
                         : (long)json_integer_value(json_object_get(j, "count"));
         if (st != 200 || !j) {
+            if (rd->failures < 5) /* what failed, for whoever reads a failure */
+                fprintf(stderr, "reader: %s failed: %s, HTTP %ld, body %.200s\n", u,
+                        curl_easy_strerror(cc), st, body);
             rd->failures++;
         } else if (rd->min_count < 0 || n < rd->min_count) {
             rd->min_count = n;

@@ -158,8 +158,11 @@ static void test_kill9_at_random_moments(void **state) {
     (void)state;
     e2e_t e;
     assert_int_equal(e2e_start(&e, TOPIC, 4), 0);
-    unsigned seed = (unsigned)time(NULL);
-    fprintf(stderr, "kill -9 schedule seed %u\n", seed);
+    /* RM_TEST_SEED=N reproduces a schedule; the seed is printed either way. */
+    const char *env_seed = getenv("RM_TEST_SEED");
+    unsigned seed =
+        env_seed && *env_seed ? (unsigned)strtoul(env_seed, NULL, 10) : (unsigned)time(NULL);
+    fprintf(stderr, "kill -9 schedule seed %u (RM_TEST_SEED=%u reproduces it)\n", seed, seed);
     srand(seed);
     rm_gen_t *g = generator(22, 120);
     for (int round = 0; round < 4; round++) {
@@ -184,21 +187,57 @@ static void test_redis_restart_and_pause(void **state) {
     rm_gen_t *g = generator(33, 60);
     e2e_produce_generated(&e, g, 2000);
     pid_t pid = e2e_serve(&e, NULL);
+    int port = e2e_metrics_port(pid, 30);
+    assert_true(port > 0);
     assert_true(e2e_wait_caught_up(&e, 60));
 
     /* Redis dies and comes back empty (no persistence): serve notices the
-     * checkpoints are gone and replays the log from the beginning. */
+     * checkpoints are gone and replays the log from the beginning. Redis
+     * comes back only once serve has failed to reach it and retried (three
+     * failures among its two workers: one of them failed twice). */
+    const char *errors = "readmodel_sink_errors_total{target=\"redis\",";
+    const char *resets = "readmodel_partition_resets_total{target=\"redis\"}";
+    double errors0 = e2e_metric(port, errors), resets0 = e2e_metric(port, resets);
+    assert_true(errors0 >= 0 && resets0 >= 0);
     rm_test_redis_stop(&e.redis, 1);
     e2e_produce_generated(&e, g, 1500);
-    sleep_ms(1500);
+    assert_true(e2e_wait_metric(port, errors, errors0 + 3, 60));
     assert_int_equal(rm_test_redis_restart(&e.redis), 0);
     assert_true(e2e_wait_caught_up(&e, 90));
     assert_int_equal(e2e_compare(&e), 0);
+    assert_true(e2e_metric(port, resets) > resets0); /* it did replay */
 
-    /* Writes paused: events wait, nothing is lost. */
+    /* Writes paused: events wait, nothing is lost. The pause is really hit:
+     * it lasts until serve's write is seen blocked in Redis (INFO
+     * blocked_clients; serve is the only other client), then for 1.1 s more,
+     * so that flush took over 1 s (or, on a machine slow enough to pass
+     * serve's 10 s command timeout, failed and was retried). */
+    double slow0 = e2e_slow_flushes(port, "redis");
+    const char *flush_errors = "readmodel_sink_errors_total{target=\"redis\",kind=\"flush\"}";
+    double flush_errors0 = e2e_metric(port, flush_errors);
+    assert_true(slow0 >= 0 && flush_errors0 >= 0);
     redisContext *c = rm_test_redis_connect(&e.redis);
-    freeReplyObject(redisCommand(c, "CLIENT PAUSE 3000 WRITE"));
+    freeReplyObject(redisCommand(c, "CLIENT PAUSE 600000 WRITE"));
+    e2e_produce_generated(&e, g, 200);
+    bool blocked = false;
+    for (time_t deadline = time(NULL) + 60; !blocked && time(NULL) < deadline;) {
+        redisReply *r = redisCommand(c, "INFO clients");
+        blocked = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\r\nblocked_clients:") &&
+                  atoi(strstr(r->str, "\r\nblocked_clients:") + 18) > 0;
+        freeReplyObject(r);
+        if (!blocked)
+            sleep_ms(50);
+    }
+    assert_true(blocked);
+    sleep_ms(1100);
+    freeReplyObject(redisCommand(c, "CLIENT UNPAUSE"));
     redisFree(c);
+    time_t deadline = time(NULL) + 60;
+    while (e2e_slow_flushes(port, "redis") <= slow0 &&
+           e2e_metric(port, flush_errors) <= flush_errors0 && time(NULL) < deadline)
+        sleep_ms(100);
+    assert_true(e2e_slow_flushes(port, "redis") > slow0 ||
+                e2e_metric(port, flush_errors) > flush_errors0);
     e2e_produce_generated(&e, g, -1);
     rm_gen_free(g);
     assert_true(e2e_wait_caught_up(&e, 90));
@@ -217,12 +256,19 @@ static void test_two_serves_one_leaves(void **state) {
     const char *one[] = {"--workers", "1", NULL};
     pid_t a = e2e_serve(&e, one);
     pid_t b = e2e_serve(&e, one);
+    int port_a = e2e_metrics_port(a, 30), port_b = e2e_metrics_port(b, 30);
+    assert_true(port_a > 0 && port_b > 0);
     e2e_produce_generated(&e, g, 3000);
-    sleep_ms(2000);
-    time_t t0 = time(NULL);
+    /* b leaves only once it owns partitions and has written to Redis, so
+     * its revocation hands over partitions with work done on them. */
+    const char *assigned = "readmodel_assigned_partitions{target=\"redis\"}";
+    const char *written = "readmodel_sink_practitioners_written_total{target=\"redis\"}";
+    assert_true(e2e_wait_metric(port_b, assigned, 1, 60));
+    assert_true(e2e_wait_metric(port_b, written, 1, 60));
+    assert_true(e2e_wait_metric(port_a, assigned, 1, 60)); /* shared, not all on b */
     kill(b, SIGTERM);
-    assert_int_equal(e2e_wait(b), 0);
-    assert_true(time(NULL) - t0 <= 10);
+    assert_int_equal(e2e_wait_timeout(b, 120), 0);         /* the bound is against a hang */
+    assert_true(e2e_wait_metric(port_a, assigned, 6, 60)); /* a took over all six */
     e2e_produce_generated(&e, g, -1);
     rm_gen_free(g);
     assert_true(e2e_wait_caught_up(&e, 90));
@@ -314,18 +360,25 @@ static void test_bad_configuration_exits_2(void **state) {
     assert_int_not_equal(system(cmd), 0); /* secrets are masked */
 
     /* librdkafka properties from the environment (secrets out of ps), masked
-     * too, and a --kafka flag overrides the same property. */
+     * too, and a --kafka flag overrides the same property. The output goes
+     * to a file of this process alone (tests run in parallel). */
+    char cc[] = "/tmp/rm-cc-XXXXXX";
+    int fd = mkstemp(cc);
+    assert_true(fd >= 0);
+    close(fd);
     snprintf(cmd, sizeof(cmd),
              "READMODEL_KAFKA_SASL_PASSWORD=envs3cret READMODEL_KAFKA_CLIENT_ID=from-env "
-             "'%s' serve --check-config --brokers b --kafka client.id=from-flag > /tmp/rm-cc.txt",
-             bin);
+             "'%s' serve --check-config --brokers b --kafka client.id=from-flag > %s",
+             bin, cc);
     assert_int_equal(system(cmd), 0);
-    assert_int_equal(system("grep -qx 'kafka.sasl.password=\\*\\*\\*' /tmp/rm-cc.txt"), 0);
-    assert_int_not_equal(system("grep -q envs3cret /tmp/rm-cc.txt"), 0);
-    assert_int_equal(system("grep '^kafka.client.id=' /tmp/rm-cc.txt | tail -n 1 | grep -qx "
-                            "'kafka.client.id=from-flag'"),
-                     0);
-    unlink("/tmp/rm-cc.txt");
+    snprintf(cmd, sizeof(cmd), "grep -qx 'kafka.sasl.password=\\*\\*\\*' %s", cc);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "grep -q envs3cret %s", cc);
+    assert_int_not_equal(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd),
+             "grep '^kafka.client.id=' %s | tail -n 1 | grep -qx 'kafka.client.id=from-flag'", cc);
+    assert_int_equal(system(cmd), 0);
+    unlink(cc);
     snprintf(cmd, sizeof(cmd),
              "READMODEL_KAFKA_NO_SUCH_PROPERTY=1 '%s' serve --check-config --brokers b 2>&1 | "
              "grep -q 'no.such.property'",

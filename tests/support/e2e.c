@@ -3,11 +3,16 @@
 #include "readmodel/date.h"
 #include "readmodel/gen.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +21,8 @@
  * assertion fails halfway (cmocka leaves the test with longjmp). */
 static pid_t children[256];
 static int nchildren;
+
+static void forget_child(pid_t pid);
 
 static void kill_children(void) {
     for (int i = 0; i < nchildren; i++)
@@ -138,9 +145,7 @@ int e2e_wait(pid_t pid) {
     int status;
     if (waitpid(pid, &status, 0) < 0)
         return -1;
-    for (int i = 0; i < nchildren; i++)
-        if (children[i] == pid)
-            children[i] = 0; /* reaped: never signal a recycled pid */
+    forget_child(pid);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -239,4 +244,196 @@ struct rm_gen *e2e_generator(uint64_t seed, int practitioners, int days) {
 void e2e_sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+static void forget_child(pid_t pid) {
+    for (int i = 0; i < nchildren; i++)
+        if (children[i] == pid)
+            children[i] = 0; /* reaped: never signal a recycled pid */
+}
+
+int e2e_wait_timeout(pid_t pid, int timeout_s) {
+    int status;
+    time_t deadline = time(NULL) + timeout_s;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r < 0)
+            return -1;
+        if (r == pid)
+            break;
+        if (time(NULL) >= deadline) {
+            fprintf(stderr, "process %d still running after %d s: killed\n", (int)pid, timeout_s);
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            forget_child(pid);
+            return -2;
+        }
+        e2e_sleep_ms(50);
+    }
+    forget_child(pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The inodes of pid's sockets (from /proc/PID/fd); returns their number. */
+static int socket_inodes(pid_t pid, unsigned long *inodes, int cap) {
+    char dir[64], path[384], link[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < cap) {
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        ssize_t len = readlink(path, link, sizeof(link) - 1);
+        if (len <= 0)
+            continue;
+        link[len] = '\0';
+        if (sscanf(link, "socket:[%lu]", &inodes[n]) == 1)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* A port in LISTEN state (st 0A) in a /proc/net/tcp table whose socket is
+ * one of inodes; -1 if none. */
+static int listening_port(const char *table, const unsigned long *inodes, int n) {
+    FILE *f = fopen(table, "r");
+    if (!f)
+        return -1;
+    char line[512];
+    int port = -1;
+    while (port < 0 && fgets(line, sizeof(line), f)) {
+        unsigned lport, st;
+        unsigned long inode;
+        /* sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode */
+        if (sscanf(line, " %*d: %*[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*d %*d %lu", &lport, &st,
+                   &inode) != 3 ||
+            st != 0x0A)
+            continue;
+        for (int i = 0; i < n; i++)
+            if (inodes[i] == inode)
+                port = (int)lport;
+    }
+    fclose(f);
+    return port;
+}
+
+int e2e_metrics_port(pid_t pid, int timeout_s) {
+    time_t deadline = time(NULL) + timeout_s;
+    for (;;) {
+        /* The child inherits this process's sockets (the mock brokers'
+         * listeners among them): only the ones it opened itself count. */
+        unsigned long inodes[512], mine[512];
+        int n = socket_inodes(pid, inodes, 512), nmine = socket_inodes(getpid(), mine, 512);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < nmine; j++)
+                if (inodes[i] == mine[j]) {
+                    inodes[i--] = inodes[--n];
+                    break;
+                }
+        int port = listening_port("/proc/net/tcp", inodes, n);
+        if (port < 0)
+            port = listening_port("/proc/net/tcp6", inodes, n);
+        if (port > 0)
+            return port;
+        if (time(NULL) >= deadline || kill(pid, 0) != 0) {
+            fprintf(stderr, "process %d listens on no TCP port\n", (int)pid);
+            return -1;
+        }
+        e2e_sleep_ms(50);
+    }
+}
+
+char *e2e_http_get(int port, const char *path) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return NULL;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char req[256];
+    int len = snprintf(req, sizeof(req),
+                       "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || write(fd, req, (size_t)len) != len) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = 65536, used = 0;
+    char *buf = malloc(cap);
+    ssize_t got;
+    while (buf && (got = read(fd, buf + used, cap - used - 1)) > 0) {
+        used += (size_t)got;
+        if (cap - used < 4096) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb)
+                free(buf);
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    close(fd);
+    if (!buf)
+        return NULL;
+    buf[used] = '\0';
+    char *body = strstr(buf, "\r\n\r\n");
+    if (strncmp(buf, "HTTP/1.", 7) != 0 || strncmp(buf + 8, " 200", 4) != 0 || !body) {
+        free(buf);
+        return NULL;
+    }
+    memmove(buf, body + 4, strlen(body + 4) + 1);
+    return buf;
+}
+
+double e2e_metric_sum(const char *text, const char *prefix) {
+    double sum = 0;
+    size_t n = strlen(prefix);
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, prefix, n) == 0) {
+            const char *sp = strchr(l + n, ' ');
+            if (sp)
+                sum += atof(sp + 1);
+        }
+    return sum;
+}
+
+double e2e_metric(int port, const char *prefix) {
+    char *m = e2e_http_get(port, "/metrics");
+    if (!m)
+        return -1;
+    double v = e2e_metric_sum(m, prefix);
+    free(m);
+    return v;
+}
+
+bool e2e_wait_metric(int port, const char *prefix, double at_least, int timeout_s) {
+    time_t deadline = time(NULL) + timeout_s;
+    double v;
+    while ((v = e2e_metric(port, prefix)) < at_least) {
+        if (time(NULL) >= deadline) {
+            fprintf(stderr, "%s is %g after %d s, expected at least %g\n", prefix, v, timeout_s,
+                    at_least);
+            return false;
+        }
+        e2e_sleep_ms(100);
+    }
+    return true;
+}
+
+double e2e_slow_flushes(int port, const char *target) {
+    char *m = e2e_http_get(port, "/metrics");
+    if (!m)
+        return -1;
+    char count[128], le1[128];
+    snprintf(count, sizeof(count), "readmodel_sink_flush_duration_seconds_count{target=\"%s\"}",
+             target);
+    snprintf(le1, sizeof(le1),
+             "readmodel_sink_flush_duration_seconds_bucket{target=\"%s\",le=\"1\"}", target);
+    double v = e2e_metric_sum(m, count) - e2e_metric_sum(m, le1);
+    free(m);
+    return v;
 }

@@ -58,4 +58,28 @@ void e2e_sleep_ms(long ms);
 /* Number of rm:avail:* keys in Redis. */
 long e2e_count_keys(e2e_t *e);
 
+/* Waits for pid like e2e_wait, but at most timeout_s (a bound against hangs,
+ * not a speed check): on timeout it kills pid and returns -2. */
+int e2e_wait_timeout(pid_t pid, int timeout_s);
+
+/* Observing a running command through its own /metrics. serve's
+ * --metrics-addr is 127.0.0.1:0 (a port the kernel picks, so tests running
+ * in parallel never collide); e2e_metrics_port finds that port among the
+ * process's listening sockets in /proc. It waits up to timeout_s; -1 when
+ * the process listens on no TCP port. */
+int e2e_metrics_port(pid_t pid, int timeout_s);
+/* GET http://127.0.0.1:port/path: the body of a 200 (caller frees), or NULL. */
+char *e2e_http_get(int port, const char *path);
+/* Sum of the samples whose line starts with prefix (e.g.
+ * readmodel_sink_errors_total{target="redis",kind="flush"}). */
+double e2e_metric_sum(const char *text, const char *prefix);
+/* The same, read from port's /metrics now; -1 when unreachable. */
+double e2e_metric(int port, const char *prefix);
+/* Polls port's /metrics until the sum of prefix is >= at_least, at most
+ * timeout_s. Prints the last value read when it gives up. */
+bool e2e_wait_metric(int port, const char *prefix, double at_least, int timeout_s);
+/* Flushes slower than 1 s so far (readmodel_sink_flush_duration_seconds:
+ * count minus the le="1" bucket) for target ("redis", "opensearch"). */
+double e2e_slow_flushes(int port, const char *target);
+
 #endif

@@ -1,3 +1,12 @@
+/*
+ * Dates and timestamps of the event contract (readmodel/date.h): a day is a
+ * 16-bit number counted from 2000-01-01, valid up to 2099-12-31
+ * (RM_DAY_MAX); every day in that range formats and parses back to itself;
+ * impossible or out-of-range dates and other spellings are refused; and the
+ * RFC 3339 UTC timestamps occurred_at accepts (Z or +00:00, optional
+ * fraction, leap second) against the forms it refuses (no zone, another
+ * offset, hour 24, a space for T).
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,3 +1,12 @@
+/*
+ * The --redis URL (readmodel/redis_url.h): redis://[user:password@]host
+ * [:port][/db] and unix:///path[?db=N] parse into host, port (6379 by
+ * default), db, user and a percent-decoded password; IPv6 hosts in
+ * brackets; the redacted form never contains the password; freeing twice
+ * is a no-op; and malformed URLs (other schemes, rediss:// without TLS
+ * support, bad ports or db, unknown query options, relative socket paths)
+ * are refused with a non-empty error message.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
