@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config clang-format
   librdkafka-dev libhiredis-dev libcurl4-openssl-dev libjansson-dev libroaring-dev
   libcmocka-dev libmicrohttpd-dev
-  redis-server redis-tools kcat python3 prometheus openssl
+  redis-server redis-tools kcat python3 prometheus openssl universal-ctags ca-certificates
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev yamllint
 )
 

@@ -8,7 +8,7 @@
 #                           UndefinedBehaviorSanitizer and the whole suite
 #                           again under it.
 #   scripts/test.sh --fast  the inner loop: format check, plain build and
-#                           every test without the e2e label (unit tests,
+#                           every test without the e2e or slow label (unit tests,
 #                           the sink tests against a real redis-server and
 #                           the in-process OpenSearch test server, deploy
 #                           checks). No sanitizer build, no e2e run.
@@ -46,8 +46,8 @@ echo "== build (warnings are errors)"
 bash scripts/build.sh build
 
 if [ "$fast" = 1 ]; then
-  echo "== tests without the e2e label (ctest -j$jobs)"
-  (cd build && ctest -j"$jobs" --label-exclude e2e --output-on-failure --timeout 900 "$@")
+  echo "== tests without the e2e and slow labels (ctest -j$jobs)"
+  (cd build && ctest -j"$jobs" --label-exclude 'e2e|slow' --output-on-failure --timeout 900 "$@")
   exit 0
 fi
 
