@@ -18,8 +18,10 @@
  *
  * Errors: every call returns RM_ERR_OK, RM_ERR_IO (connection lost or
  * refused: the context is dropped and the next call reconnects) or
- * RM_ERR_REPLY (the server answered with an error). Nothing retries inside
- * the sink; the caller owns the retry policy.
+ * RM_ERR_REPLY (the server answered with an error), or RM_ERR_INVAL when a
+ * key does not fit its buffer (a prefix, id or topic too long: keys of 255
+ * bytes, checkpoint and admin keys of 511; nothing is sent). Nothing retries
+ * inside the sink; the caller owns the retry policy.
  */
 #ifndef READMODEL_REDIS_SINK_H
 #define READMODEL_REDIS_SINK_H
@@ -125,8 +127,9 @@ const char *rm_redis_sink_prefix(const rm_redis_sink_t *s);
 /* PING (connecting first when needed): RM_ERR_OK when the server answers. */
 rm_err_t rm_redis_sink_ping(rm_redis_sink_t *s);
 
-/* Key formatting, exposed for tools and tests. Returns the length written
- * (truncated to cap-1 like snprintf). */
+/* Key formatting, exposed for tools and tests. Returns the length of the
+ * key written to out (NUL-terminated), or -1 when it does not fit in cap
+ * bytes: out then holds a truncated key that must not be used. */
 int rm_redis_key_avail(char *out, size_t cap, const char *prefix, const char *pid, size_t pid_len,
                        uint16_t day);
 int rm_redis_key_state(char *out, size_t cap, const char *prefix, const char *pid, size_t pid_len);

@@ -24,8 +24,15 @@ const char *rm_redis_sink_prefix(const rm_redis_sink_t *s) {
     return s->prefix;
 }
 
-static void lease_key(const rm_redis_sink_t *s, char *out, size_t cap) {
-    snprintf(out, cap, "%slease:redis", s->prefix);
+/* "<prefix><name>" into out; RM_ERR_INVAL when it does not fit. */
+static rm_err_t prefixed_key(rm_redis_sink_t *s, const char *what, const char *name, char *out,
+                             size_t cap) {
+    int n = snprintf(out, cap, "%s%s", s->prefix, name);
+    return n < 0 || (size_t)n >= cap ? rm_redis_key_error(s, what, cap, false) : RM_ERR_OK;
+}
+
+static rm_err_t lease_key(rm_redis_sink_t *s, char *out, size_t cap) {
+    return prefixed_key(s, "lease", "lease:redis", out, cap);
 }
 
 rm_err_t rm_redis_lease_acquire(rm_redis_sink_t *s, const char *holder, int ttl_ms, bool *got,
@@ -34,7 +41,8 @@ rm_err_t rm_redis_lease_acquire(rm_redis_sink_t *s, const char *holder, int ttl_
     if (e)
         return e;
     char key[256], ttl[24];
-    lease_key(s, key, sizeof(key));
+    if ((e = lease_key(s, key, sizeof(key))))
+        return e;
     snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
     const char *argv[] = {"SET", key, holder, "NX", "PX", ttl};
     size_t lens[] = {3, strlen(key), strlen(holder), 2, 2, strlen(ttl)};
@@ -56,7 +64,8 @@ static rm_err_t lease_script(rm_redis_sink_t *s, const char *src, const char *ho
     if (e)
         return e;
     char key[256], ttl[24];
-    lease_key(s, key, sizeof(key));
+    if ((e = lease_key(s, key, sizeof(key))))
+        return e;
     snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
     const char *argv[] = {"EVAL", src, "1", key, holder, ttl};
     size_t lens[] = {4, strlen(src), 1, strlen(key), strlen(holder), strlen(ttl)};
@@ -85,7 +94,8 @@ rm_err_t rm_redis_lease_get(rm_redis_sink_t *s, char *holder, size_t cap, long l
     if (e)
         return e;
     char key[256];
-    lease_key(s, key, sizeof(key));
+    if ((e = lease_key(s, key, sizeof(key))))
+        return e;
     const char *a1[] = {"GET", key}, *a2[] = {"PTTL", key};
     size_t l[] = {3, strlen(key)}, l2[] = {4, strlen(key)};
     if (redisAppendCommandArgv(s->c, 2, a1, l) != REDIS_OK ||
@@ -112,7 +122,8 @@ rm_err_t rm_redis_scan(rm_redis_sink_t *s, const char *pattern,
     if (e)
         return e;
     char match[512], cursor[32] = "0";
-    snprintf(match, sizeof(match), "%s%s", s->prefix, pattern);
+    if ((e = prefixed_key(s, "SCAN pattern", pattern, match, sizeof(match))))
+        return e;
     size_t plen = strlen(s->prefix);
     do {
         const char *argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
@@ -149,7 +160,10 @@ static rm_err_t pipeline_keys(rm_redis_sink_t *s, const char *cmd, const char *c
         for (size_t i = 0; i < m; i++) {
             const char *argv[8] = {cmd, key};
             size_t lens[8] = {strlen(cmd), 0};
-            lens[1] = (size_t)snprintf(key, sizeof(key), "%s%s", s->prefix, keys[off + i]);
+            int kl = snprintf(key, sizeof(key), "%s%s", s->prefix, keys[off + i]);
+            if (kl < 0 || (size_t)kl >= sizeof(key))
+                return rm_redis_key_error(s, cmd, sizeof(key), i > 0);
+            lens[1] = (size_t)kl;
             for (int k = 0; k < nextra; k++) {
                 argv[2 + k] = extra[k];
                 lens[2 + k] = strlen(extra[k]);
@@ -256,6 +270,8 @@ rm_err_t rm_redis_checkpoint_set(rm_redis_sink_t *s, const char *topic, int32_t 
         return e;
     char key[512], v[24];
     int kl = rm_redis_key_checkpoint(key, sizeof(key), s->prefix, topic, partition);
+    if (kl < 0)
+        return rm_redis_key_error(s, "checkpoint", sizeof(key), false);
     snprintf(v, sizeof(v), "%lld", (long long)next);
     const char *argv[] = {"SET", key, v};
     size_t lens[] = {3, (size_t)kl, strlen(v)};
@@ -272,7 +288,8 @@ rm_err_t rm_redis_record_set(rm_redis_sink_t *s, const char *name, const char *c
     if (e)
         return e;
     char key[256];
-    snprintf(key, sizeof(key), "%s%s", s->prefix, name);
+    if ((e = prefixed_key(s, "record", name, key, sizeof(key))))
+        return e;
     const char **argv = malloc((2 + 2 * n) * sizeof(*argv));
     size_t *lens = malloc((2 + 2 * n) * sizeof(*lens));
     if (!argv || !lens) {
@@ -300,7 +317,8 @@ rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *name, char *out, si
     if (e)
         return e;
     char key[256];
-    snprintf(key, sizeof(key), "%s%s", s->prefix, name);
+    if ((e = prefixed_key(s, "record", name, key, sizeof(key))))
+        return e;
     const char *argv[] = {"HGETALL", key};
     size_t lens[] = {7, strlen(key)};
     redisReply *r;

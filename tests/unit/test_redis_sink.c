@@ -13,6 +13,7 @@
 #include "test_redis.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 
 #define D0 9823 /* 2026-11-23 */
@@ -182,8 +183,8 @@ static void test_flush_writes_keys_and_state(void **state) {
     rm_redis_sink_free(s);
 }
 
-/* Key formats; a buffer too small truncates like snprintf and returns the
- * length the key needs. */
+/* Key formats; a buffer too small is an error (-1), never a length the
+ * caller could pass on: the key would be read past its buffer. */
 static void test_key_formats(void **state) {
     (void)state;
     char k[64];
@@ -191,12 +192,112 @@ static void test_key_formats(void **state) {
     assert_string_equal(k, "rm:avail:{p-1}:2026-11-23");
     assert_int_equal(rm_redis_key_avail(k, sizeof(k), "", "p-1x", 3, D0), 22);
     assert_string_equal(k, "avail:{p-1}:2026-11-23");
-    assert_int_equal(rm_redis_key_avail(k, 10, "rm:", "p-1", 3, D0), 25);
-    assert_string_equal(k, "rm:avail:");
-    assert_int_equal(rm_redis_key_avail(k, 25, "rm:", "p-1", 3, D0), 25);
-    assert_string_equal(k, "rm:avail:{p-1}:2026-11-2");
+    assert_int_equal(rm_redis_key_avail(k, 10, "rm:", "p-1", 3, D0), -1);
+    assert_int_equal(rm_redis_key_avail(k, 25, "rm:", "p-1", 3, D0), -1);
+    assert_int_equal(rm_redis_key_avail(k, 26, "rm:", "p-1", 3, D0), 25);
     assert_int_equal(rm_redis_key_state(k, sizeof(k), "rm:", "p-1", 3), 14);
     assert_string_equal(k, "rm:state:{p-1}");
+    assert_int_equal(rm_redis_key_state(k, 14, "rm:", "p-1", 3), -1);
+    assert_int_equal(rm_redis_key_checkpoint(k, sizeof(k), "rm:", "t", 3), 17);
+    assert_string_equal(k, "rm:checkpoint:t:3");
+    assert_int_equal(rm_redis_key_checkpoint(k, 17, "rm:", "t", 3), -1);
+}
+
+/* How many keys the server holds under prefix (SCAN, so it works with any
+ * prefix length). */
+static long long count_keys(redisContext *c, const char *prefix) {
+    long long n = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s* COUNT 1000", cursor, prefix);
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        n += (long long)r->element[1]->elements;
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return n;
+}
+
+/* A prefix of 200 bytes: every key that no longer fits its buffer is
+ * refused with RM_ERR_INVAL and a clear error, nothing reaches the server,
+ * and the sink keeps working for keys that fit. */
+static void test_long_prefix_is_refused(void **state) {
+    (void)state;
+    char prefix[201], pid[81], topic[401], longkey[401];
+    memset(prefix, 'x', 200);
+    prefix[200] = '\0';
+    memset(pid, 'p', 80);
+    pid[80] = '\0';
+    memset(topic, 't', 400);
+    topic[400] = '\0';
+    memset(longkey, 'k', 400);
+    longkey[400] = '\0';
+    rm_redis_url_t u;
+    char err[128];
+    assert_int_equal(rm_redis_url_parse(srv.url, &u, err, sizeof(err)), 0);
+    rm_redis_sink_t *s = rm_redis_sink_new(&u, prefix);
+    rm_redis_url_free(&u);
+    assert_non_null(s);
+
+    rm_avail_t st;
+    rm_avail_init(&st);
+    apply(&st, RM_EV_SLOTS_PUBLISHED, D0, 0, 2);
+    rm_redis_flush_t it = {.pid = pid,
+                           .pid_len = 80,
+                           .st = &st,
+                           .partition = 0,
+                           .fence = 1,
+                           .expect_partition = -1,
+                           .expect_fence = -1};
+    assert_int_equal(rm_redis_sink_flush(s, &it, 1), RM_ERR_INVAL);
+    assert_false(it.written);
+    assert_non_null(strstr(rm_redis_sink_last_error(s), "too long"));
+    it.force = true;
+    assert_int_equal(rm_redis_sink_flush(s, &it, 1), RM_ERR_INVAL);
+    assert_false(it.written);
+    it.force = false;
+
+    rm_avail_t back;
+    rm_avail_init(&back);
+    rm_redis_load_t ld[2] = {{"p-1", 3, &back, 0, 0}, {pid, 80, &back, 0, 0}};
+    assert_int_equal(rm_redis_sink_load(s, ld, 2), RM_ERR_INVAL);
+    assert_non_null(strstr(rm_redis_sink_last_error(s), "too long"));
+
+    int64_t next = 0, cur = 0;
+    bool ok = true;
+    assert_int_equal(rm_redis_sink_checkpoint_get(s, topic, 0, &next), RM_ERR_INVAL);
+    assert_int_equal(rm_redis_sink_checkpoint_cas(s, topic, 0, -1, 5, &ok, &cur), RM_ERR_INVAL);
+    assert_int_equal(rm_redis_checkpoint_set(s, topic, 0, 5), RM_ERR_INVAL);
+    assert_non_null(strstr(rm_redis_sink_last_error(s), "too long"));
+
+    char *keys[2] = {"short", longkey}, *vals[2];
+    size_t lens[2];
+    assert_int_equal(rm_redis_get_many(s, keys, 2, vals, lens), RM_ERR_INVAL);
+    assert_null(vals[0]);
+    assert_null(vals[1]);
+    assert_int_equal(rm_redis_del_many(s, keys, 2), RM_ERR_INVAL);
+    char *pids[1] = {longkey};
+    int32_t parts[1];
+    int64_t fences[1];
+    assert_int_equal(rm_redis_fences(s, pids, 1, parts, fences), RM_ERR_INVAL);
+    assert_non_null(strstr(rm_redis_sink_last_error(s), "too long"));
+
+    redisContext *c = rm_test_redis_connect(&srv);
+    assert_int_equal(count_keys(c, prefix), 0);
+
+    /* Keys that fit still work on the same sink. */
+    it.pid = "p-1";
+    it.pid_len = 3;
+    assert_int_equal(rm_redis_sink_flush(s, &it, 1), RM_ERR_OK);
+    assert_true(it.written);
+    assert_int_equal(rm_redis_sink_checkpoint_cas(s, "t", 0, -1, 5, &ok, &cur), RM_ERR_OK);
+    assert_true(ok);
+    assert_int_equal(count_keys(c, prefix), 3); /* day key, state, checkpoint */
+    redisFree(c);
+    rm_avail_free(&st);
+    rm_avail_free(&back);
+    rm_redis_sink_free(s);
 }
 
 static void test_checkpoint_cas(void **state) {
@@ -236,9 +337,8 @@ static void test_reconnects_after_restart(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_flush_writes_keys_and_state),
-        cmocka_unit_test(test_key_formats),
-        cmocka_unit_test(test_checkpoint_cas),
+        cmocka_unit_test(test_flush_writes_keys_and_state), cmocka_unit_test(test_key_formats),
+        cmocka_unit_test(test_long_prefix_is_refused),      cmocka_unit_test(test_checkpoint_cas),
         cmocka_unit_test(test_reconnects_after_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
