@@ -17,11 +17,13 @@
  * moved the checkpoint under it.
  *
  * Errors: every call returns RM_ERR_OK, RM_ERR_IO (connection lost or
- * refused: the context is dropped and the next call reconnects) or
- * RM_ERR_REPLY (the server answered with an error), or RM_ERR_INVAL when a
- * key does not fit its buffer (a prefix, id or topic too long: keys of 255
- * bytes, checkpoint and admin keys of 511; nothing is sent). Nothing retries
- * inside the sink; the caller owns the retry policy.
+ * refused: the context is dropped and the next call reconnects),
+ * RM_ERR_REPLY (the server answered with an error) or RM_ERR_INVAL (a key
+ * does not fit its buffer of 256 or 512 bytes: the prefix, an id or a topic
+ * is too long; that command is not sent). Nothing retries inside the sink,
+ * the caller owns the retry policy, with one exception: a script call
+ * answered NOSCRIPT (SCRIPT FLUSH, restart, failover: it did not run) loads
+ * the script again and is sent again, once.
  */
 #ifndef READMODEL_REDIS_SINK_H
 #define READMODEL_REDIS_SINK_H

@@ -493,13 +493,27 @@ done:
     return rc;
 }
 
-static rm_err_t flush_chunk(rm_redis_sink_t *s, rm_redis_flush_t *items, size_t n) {
+/* Whether r is NOSCRIPT: the script is not in the server's cache (a SCRIPT
+ * FLUSH, a restart, a failover) and the call did not run. */
+static bool is_noscript(const redisReply *r) {
+    return r->type == REDIS_REPLY_ERROR && r->len >= 8 && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* Flushes the items of a chunk: every one when only is NULL, else those with
+ * only[i]. Script calls answered NOSCRIPT are sent again, once, after the
+ * script is loaded again. */
+static rm_err_t flush_items(rm_redis_sink_t *s, rm_redis_flush_t *items, size_t n,
+                            const bool *only) {
     char *states[PIPELINE_PRACTITIONERS] = {0};
     size_t state_lens[PIPELINE_PRACTITIONERS];
-    int replies[PIPELINE_PRACTITIONERS];
+    int replies[PIPELINE_PRACTITIONERS] = {0}; /* 0: not appended */
+    bool noscript[PIPELINE_PRACTITIONERS] = {false};
+    size_t nnoscript = 0;
     rm_err_t e = RM_ERR_OK;
     size_t appended = 0;
     for (; appended < n; appended++) {
+        if (only && !only[appended])
+            continue;
         if ((e = append_flush(s, &items[appended], &states[appended], &state_lens[appended],
                               &replies[appended])) != RM_ERR_OK) {
             if (s->c && s->c->err)
@@ -508,6 +522,8 @@ static rm_err_t flush_chunk(rm_redis_sink_t *s, rm_redis_flush_t *items, size_t 
         }
     }
     for (size_t i = 0; i < appended && s->c; i++) {
+        if (!replies[i])
+            continue;
         redisReply *r;
         /* A transaction: +OK and +QUEUED, then EXEC's array of results. */
         for (int q = 1; q < replies[i] && s->c; q++) {
@@ -534,21 +550,29 @@ static rm_err_t flush_chunk(rm_redis_sink_t *s, rm_redis_flush_t *items, size_t 
                 e = rm_redis_reply_error(s, NULL, "EXEC");
         } else if (r->type == REDIS_REPLY_INTEGER) {
             items[i].written = r->integer == 1;
+        } else if (replies[i] == 1 && is_noscript(r)) {
+            noscript[i] = true;
+            nnoscript++;
         } else if (e == RM_ERR_OK) {
-            /* NOSCRIPT (a SCRIPT FLUSH happened): reload on reconnect. */
-            if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0)
-                s->flush_sha[0] = '\0';
             e = rm_redis_reply_error(s, r, "flush script");
         }
         freeReplyObject(r);
     }
     for (size_t i = 0; i < n; i++) /* with the state of an item that failed to append */
         free(states[i]);
-    if (e == RM_ERR_REPLY && s->flush_sha[0] == '\0' && s->c) {
-        redisFree(s->c); /* reconnecting reloads the scripts */
-        s->c = NULL;
+    if (nnoscript && e == RM_ERR_OK) {
+        if (only) {
+            snprintf(s->err, sizeof(s->err), "redis flush script: NOSCRIPT again after reloading");
+            e = RM_ERR_REPLY;
+        } else if ((e = load_script(s, flush_lua, s->flush_sha)) == RM_ERR_OK) {
+            e = flush_items(s, items, n, noscript);
+        }
     }
     return e;
+}
+
+static rm_err_t flush_chunk(rm_redis_sink_t *s, rm_redis_flush_t *items, size_t n) {
+    return flush_items(s, items, n, NULL);
 }
 
 rm_err_t rm_redis_sink_flush(rm_redis_sink_t *s, rm_redis_flush_t *items, size_t n) {
@@ -593,6 +617,34 @@ rm_err_t rm_redis_sink_checkpoint_get(rm_redis_sink_t *s, const char *topic, int
     return e;
 }
 
+/* EVALSHA of the script src whose sha is in sha (argv[1] and lens[1] are
+ * set here). On NOSCRIPT the script is loaded again and the call sent
+ * again, once. As rm_redis_command otherwise. */
+static rm_err_t evalsha(rm_redis_sink_t *s, redisReply **out, int argc, const char **argv,
+                        size_t *lens, const char *src, char sha[48]) {
+    for (int attempt = 0;; attempt++) {
+        argv[1] = sha;
+        lens[1] = strlen(sha);
+        redisReply *r = redisCommandArgv(s->c, argc, argv, lens);
+        if (!r)
+            return rm_redis_io_error(s);
+        rm_err_t e = RM_ERR_OK;
+        if (attempt == 0 && is_noscript(r)) {
+            freeReplyObject(r);
+            if ((e = load_script(s, src, sha)))
+                return e;
+            continue;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            e = rm_redis_reply_error(s, r, "EVALSHA");
+            freeReplyObject(r);
+            return e;
+        }
+        *out = r;
+        return RM_ERR_OK;
+    }
+}
+
 rm_err_t rm_redis_sink_checkpoint_cas(rm_redis_sink_t *s, const char *topic, int32_t partition,
                                       int64_t expected, int64_t next, bool *ok, int64_t *current) {
     rm_err_t e = rm_redis_sink_connect(s);
@@ -608,7 +660,7 @@ rm_err_t rm_redis_sink_checkpoint_cas(rm_redis_sink_t *s, const char *topic, int
     const char *argv[] = {"EVALSHA", s->cas_sha, "1", key, exp, nx};
     size_t lens[] = {7, strlen(s->cas_sha), 1, (size_t)kl, strlen(exp), strlen(nx)};
     redisReply *r;
-    if ((e = rm_redis_command(s, &r, 6, argv, lens)))
+    if ((e = evalsha(s, &r, 6, argv, lens, cas_lua, s->cas_sha)))
         return e;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
         r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_STRING) {

@@ -319,6 +319,68 @@ static void test_checkpoint_cas(void **state) {
     rm_redis_sink_free(s);
 }
 
+static void script_flush(void) {
+    redisContext *c = rm_test_redis_connect(&srv);
+    assert_non_null(c);
+    redisReply *r = redisCommand(c, "SCRIPT FLUSH");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* After a SCRIPT FLUSH every EVALSHA gets NOSCRIPT: the sink reloads the
+ * script and sends the call again, once, on the same call of the API. */
+static void test_scripts_reloaded_after_script_flush(void **state) {
+    (void)state;
+    rm_redis_sink_t *s = new_sink();
+    int64_t cur = 0;
+    bool ok = false;
+    assert_int_equal(rm_redis_sink_checkpoint_cas(s, "ns", 1, -1, 10, &ok, &cur), RM_ERR_OK);
+    assert_true(ok);
+    script_flush();
+    assert_int_equal(rm_redis_sink_checkpoint_cas(s, "ns", 1, 10, 11, &ok, &cur), RM_ERR_OK);
+    assert_true(ok);
+    script_flush();
+    assert_int_equal(rm_redis_sink_checkpoint_cas(s, "ns", 1, 10, 12, &ok, &cur), RM_ERR_OK);
+    assert_false(ok); /* the reloaded script still compares */
+    assert_int_equal(cur, 11);
+
+    /* The flush script: a pipeline of several practitioners, all sent again. */
+    rm_avail_t st;
+    rm_avail_init(&st);
+    apply(&st, RM_EV_SLOTS_PUBLISHED, D0, 0, 2);
+    rm_redis_flush_t it[3];
+    const char *pids[3] = {"ns-1", "ns-2", "ns-3"};
+    for (int i = 0; i < 3; i++)
+        it[i] = (rm_redis_flush_t){.pid = pids[i],
+                                   .pid_len = 4,
+                                   .st = &st,
+                                   .partition = 1,
+                                   .fence = 5,
+                                   .expect_partition = -1,
+                                   .expect_fence = -1};
+    script_flush();
+    assert_int_equal(rm_redis_sink_flush(s, it, 3), RM_ERR_OK);
+    for (int i = 0; i < 3; i++)
+        assert_true(it[i].written);
+    for (int i = 0; i < 3; i++) {
+        it[i].expect_partition = 1;
+        it[i].expect_fence = 5;
+        it[i].fence = 6;
+    }
+    script_flush();
+    assert_int_equal(rm_redis_sink_flush(s, it, 3), RM_ERR_OK);
+    for (int i = 0; i < 3; i++)
+        assert_true(it[i].written);
+    it[0].fence = 7; /* a stale expectation after the reload is still refused */
+    script_flush();
+    assert_int_equal(rm_redis_sink_flush(s, it, 1), RM_ERR_OK);
+    assert_false(it[0].written);
+    rm_avail_free(&st);
+    rm_redis_sink_free(s);
+}
+
 static void test_reconnects_after_restart(void **state) {
     (void)state;
     rm_redis_sink_t *s = new_sink();
@@ -337,8 +399,11 @@ static void test_reconnects_after_restart(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_flush_writes_keys_and_state), cmocka_unit_test(test_key_formats),
-        cmocka_unit_test(test_long_prefix_is_refused),      cmocka_unit_test(test_checkpoint_cas),
+        cmocka_unit_test(test_flush_writes_keys_and_state),
+        cmocka_unit_test(test_key_formats),
+        cmocka_unit_test(test_long_prefix_is_refused),
+        cmocka_unit_test(test_checkpoint_cas),
+        cmocka_unit_test(test_scripts_reloaded_after_script_flush),
         cmocka_unit_test(test_reconnects_after_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
