@@ -37,7 +37,8 @@
 
 typedef struct rm_redis_sink rm_redis_sink_t;
 
-/* Creates a sink; copies url and prefix. Does not connect. NULL on ENOMEM. */
+/* Creates a sink; copies url and prefix (every string, or no sink: never a
+ * sink without its credentials). Does not connect. NULL on ENOMEM. */
 rm_redis_sink_t *rm_redis_sink_new(const rm_redis_url_t *url, const char *prefix);
 /* Closes the connection and frees; NULL is a no-op. */
 void rm_redis_sink_free(rm_redis_sink_t *s);

@@ -104,7 +104,10 @@ rm_redis_sink_t *rm_redis_sink_new(const rm_redis_url_t *url, const char *prefix
     s->url.user = url->user ? strdup(url->user) : NULL;
     s->url.password = url->password ? strdup(url->password) : NULL;
     s->prefix = strdup(prefix);
-    if (!s->prefix) {
+    /* Every copy or none: a lost user or password would connect without
+     * authentication. */
+    if (!s->prefix || (url->host && !s->url.host) || (url->socket_path && !s->url.socket_path) ||
+        (url->user && !s->url.user) || (url->password && !s->url.password)) {
         rm_redis_sink_free(s);
         return NULL;
     }

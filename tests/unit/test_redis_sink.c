@@ -14,6 +14,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define D0 9823 /* 2026-11-23 */
@@ -381,6 +382,39 @@ static void test_scripts_reloaded_after_script_flush(void **state) {
     rm_redis_sink_free(s);
 }
 
+/* strdup, interposed for this executable (the sink is linked in
+ * statically): the call fail_strdup_at calls from now fails (-1: none). */
+static _Thread_local int fail_strdup_at = -1;
+
+char *strdup(const char *str) {
+    if (fail_strdup_at >= 0 && fail_strdup_at-- == 0)
+        return NULL;
+    size_t n = strlen(str) + 1;
+    char *p = malloc(n);
+    return p ? memcpy(p, str, n) : NULL;
+}
+
+/* Out of memory while copying the URL's user, password or host, or the
+ * prefix: no sink (it would connect without authentication). */
+static void test_new_fails_when_a_copy_fails(void **state) {
+    (void)state;
+    rm_redis_url_t u = {.host = "127.0.0.1", .port = 1, .user = "u", .password = "pw"};
+    int copies = 0;
+    for (;; copies++) {
+        fail_strdup_at = copies;
+        rm_redis_sink_t *s = rm_redis_sink_new(&u, "rm:");
+        bool failed = fail_strdup_at < 0; /* the counter ran out: a copy failed */
+        fail_strdup_at = -1;
+        if (!failed) {
+            assert_non_null(s);
+            rm_redis_sink_free(s);
+            break;
+        }
+        assert_null(s);
+    }
+    assert_int_equal(copies, 4); /* host, user, password, prefix */
+}
+
 static void test_reconnects_after_restart(void **state) {
     (void)state;
     rm_redis_sink_t *s = new_sink();
@@ -401,6 +435,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flush_writes_keys_and_state),
         cmocka_unit_test(test_key_formats),
+        cmocka_unit_test(test_new_fails_when_a_copy_fails),
         cmocka_unit_test(test_long_prefix_is_refused),
         cmocka_unit_test(test_checkpoint_cas),
         cmocka_unit_test(test_scripts_reloaded_after_script_flush),
