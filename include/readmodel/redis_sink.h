@@ -85,7 +85,8 @@ rm_err_t rm_redis_sink_checkpoint_get(rm_redis_sink_t *s, const char *topic, int
                                       int64_t *next);
 /* Sets the checkpoint to next only if it is still `expected` (-1: absent).
  * *ok tells whether it was set; when not, *current holds the stored value
- * (-1 when absent). */
+ * (-1 when absent). RM_ERR_CORRUPT (and *ok false) when the stored value is
+ * not an offset. */
 rm_err_t rm_redis_sink_checkpoint_cas(rm_redis_sink_t *s, const char *topic, int32_t partition,
                                       int64_t expected, int64_t next, bool *ok, int64_t *current);
 
@@ -103,15 +104,18 @@ rm_err_t rm_redis_lease_release(rm_redis_sink_t *s, const char *holder);
 rm_err_t rm_redis_lease_get(rm_redis_sink_t *s, char *holder, size_t cap, long long *ttl_ms);
 
 /* Calls fn for every key matching <prefix>PATTERN (SCAN, COUNT 1000). The
- * key passed to fn is without the prefix and valid during the call. */
+ * key passed to fn is without the prefix and valid during the call.
+ * RM_ERR_REPLY on a reply of the wrong shape (fn not called for that page). */
 rm_err_t rm_redis_scan(rm_redis_sink_t *s, const char *pattern,
                        void (*fn)(const char *key, size_t len, void *arg), void *arg);
 /* Pipelined GET of n keys (without prefix). values[i] receives a malloc'd
- * copy (NULL when absent) and lens[i] its length; the caller frees. */
+ * copy (NULL when absent) and lens[i] its length; the caller frees. On any
+ * error every values[i] is NULL. */
 rm_err_t rm_redis_get_many(rm_redis_sink_t *s, char *const *keys, size_t n, char **values,
                            size_t *lens);
 /* Pipelined HMGET p f of n practitioners' state keys: partitions/fences -1
- * when absent. */
+ * when absent. RM_ERR_CORRUPT when a stored p or f is not a number (that
+ * practitioner's are then -1), RM_ERR_REPLY on a reply of the wrong type. */
 rm_err_t rm_redis_fences(rm_redis_sink_t *s, char *const *pids, size_t n, int32_t *partitions,
                          int64_t *fences);
 /* Pipelined DEL of n keys (without prefix). */
@@ -124,7 +128,8 @@ rm_err_t rm_redis_checkpoint_set(rm_redis_sink_t *s, const char *topic, int32_t 
  * field/value pairs. */
 rm_err_t rm_redis_record_set(rm_redis_sink_t *s, const char *name, const char *const *fields,
                              const char *const *values, size_t n);
-/* Writes "field=value" lines of the record to out (empty when absent). */
+/* Writes "field=value" lines of the record to out (empty when absent).
+ * RM_ERR_REPLY (out empty) on a reply of the wrong type. */
 rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *name, char *out, size_t cap);
 const char *rm_redis_sink_prefix(const rm_redis_sink_t *s);
 /* PING (connecting first when needed): RM_ERR_OK when the server answers. */

@@ -232,6 +232,10 @@ static int64_t parse_i64(const char *str, size_t len, bool *ok) {
     return v;
 }
 
+int64_t rm_redis_parse_i64(const char *str, size_t len, bool *ok) {
+    return parse_i64(str, len, ok);
+}
+
 rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_redis_load_t *items, size_t n) {
     rm_err_t e = rm_redis_sink_connect(s);
     if (e)
@@ -670,9 +674,18 @@ rm_err_t rm_redis_sink_checkpoint_cas(rm_redis_sink_t *s, const char *topic, int
         freeReplyObject(r);
         return rm_redis_reply_error(s, NULL, "checkpoint script");
     }
-    *ok = r->element[0]->integer == 1;
-    bool parsed;
-    *current = r->element[1]->len ? parse_i64(r->element[1]->str, r->element[1]->len, &parsed) : -1;
+    bool parsed = true; /* "": no checkpoint stored */
+    *current = -1;
+    if (r->element[1]->len) {
+        *current = parse_i64(r->element[1]->str, r->element[1]->len, &parsed);
+        parsed = parsed && *current >= 0;
+    }
+    *ok = parsed && r->element[0]->integer == 1;
     freeReplyObject(r);
+    if (!parsed) {
+        snprintf(s->err, sizeof(s->err), "redis: checkpoint of partition %d is not an offset",
+                 (int)partition);
+        return RM_ERR_CORRUPT;
+    }
     return RM_ERR_OK;
 }

@@ -12,10 +12,14 @@
 #include "readmodel/redis_sink.h"
 #include "test_redis.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #define D0 9823 /* 2026-11-23 */
 
@@ -382,6 +386,166 @@ static void test_scripts_reloaded_after_script_flush(void **state) {
     rm_redis_sink_free(s);
 }
 
+/* A fake Redis on a Unix socket for replies a real server never sends: it
+ * answers SCRIPT with a sha, every other command with the next of `replies`
+ * (RESP), and closes the connection when they run out. */
+typedef struct {
+    char dir[32], path[64];
+    int lfd;
+    const char *const *replies;
+    pthread_t th;
+} fake_t;
+
+/* Reads one RESP command; its name (first argument) into name. */
+static int fake_read(FILE *in, char *name, size_t cap) {
+    char line[64];
+    if (!fgets(line, sizeof(line), in) || line[0] != '*')
+        return -1;
+    int n = atoi(line + 1);
+    for (int i = 0; i < n; i++) {
+        if (!fgets(line, sizeof(line), in) || line[0] != '$')
+            return -1;
+        size_t len = (size_t)atol(line + 1);
+        char *buf = malloc(len + 2);
+        if (!buf || fread(buf, 1, len + 2, in) != len + 2) {
+            free(buf);
+            return -1;
+        }
+        if (i == 0)
+            snprintf(name, cap, "%.*s", (int)len, buf);
+        free(buf);
+    }
+    return 0;
+}
+
+static void *fake_main(void *arg) {
+    fake_t *f = arg;
+    int fd = accept(f->lfd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    FILE *in = fdopen(fd, "r");
+    char name[32];
+    for (size_t next = 0; in && fake_read(in, name, sizeof(name)) == 0;) {
+        const char *rep = "$40\r\n0123456789012345678901234567890123456789\r\n";
+        if (strcmp(name, "SCRIPT") != 0 && !(rep = f->replies[next++]))
+            break;
+        if (write(fd, rep, strlen(rep)) != (ssize_t)strlen(rep))
+            break;
+    }
+    if (in)
+        fclose(in);
+    else
+        close(fd);
+    return NULL;
+}
+
+/* Starts the fake server and returns a sink (prefix "rm:") connected to it. */
+static rm_redis_sink_t *fake_start(fake_t *f, const char *const *replies) {
+    memset(f, 0, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/rm-fake-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/redis.sock", f->dir);
+    f->replies = replies;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", f->path);
+    f->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(f->lfd >= 0);
+    assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(f->lfd, 1), 0);
+    assert_int_equal(pthread_create(&f->th, NULL, fake_main, f), 0);
+    rm_redis_url_t u = {.socket_path = f->path};
+    rm_redis_sink_t *s = rm_redis_sink_new(&u, "rm:");
+    assert_non_null(s);
+    return s;
+}
+
+static void fake_stop(fake_t *f, rm_redis_sink_t *s) {
+    rm_redis_sink_free(s); /* closes the connection: the server's thread ends */
+    pthread_join(f->th, NULL);
+    close(f->lfd);
+    unlink(f->path);
+    rmdir(f->dir);
+}
+
+static void count_key(const char *key, size_t len, void *arg) {
+    (void)key;
+    (void)len;
+    (*(int *)arg)++;
+}
+
+/* Replies of a type the command never returns are RM_ERR_REPLY with the
+ * command named in the error, never a crash or a made-up value. */
+static void test_unexpected_reply_types(void **state) {
+    (void)state;
+    static const char *const scan_cursor_int[] = {"*2\r\n:0\r\n*0\r\n", NULL};
+    static const char *const scan_keys_not_array[] = {"*2\r\n$1\r\n0\r\n$2\r\nxx\r\n", NULL};
+    static const char *const scan_key_int[] = {"*2\r\n$1\r\n0\r\n*1\r\n:5\r\n", NULL};
+    static const char *const hgetall_int[] = {"*2\r\n:1\r\n$1\r\nx\r\n", NULL};
+    static const char *const hgetall_status[] = {"+OK\r\n", NULL};
+    static const char *const hmget_array[] = {"*2\r\n*0\r\n$1\r\n5\r\n", NULL};
+    static const char *const hmget_int[] = {":3\r\n", NULL};
+    const char *const *scans[] = {scan_cursor_int, scan_keys_not_array, scan_key_int};
+    fake_t f;
+    for (int i = 0; i < 3; i++) {
+        rm_redis_sink_t *s = fake_start(&f, scans[i]);
+        int n = 0;
+        assert_int_equal(rm_redis_scan(s, "avail:*", count_key, &n), RM_ERR_REPLY);
+        assert_non_null(strstr(rm_redis_sink_last_error(s), "SCAN"));
+        assert_int_equal(n, 0);
+        fake_stop(&f, s);
+    }
+    const char *const *hgetalls[] = {hgetall_int, hgetall_status};
+    for (int i = 0; i < 2; i++) {
+        rm_redis_sink_t *s = fake_start(&f, hgetalls[i]);
+        char out[128];
+        assert_int_equal(rm_redis_record_get(s, "rebuild:last:redis", out, sizeof(out)),
+                         RM_ERR_REPLY);
+        assert_non_null(strstr(rm_redis_sink_last_error(s), "HGETALL"));
+        fake_stop(&f, s);
+    }
+    const char *const *hmgets[] = {hmget_array, hmget_int};
+    for (int i = 0; i < 2; i++) {
+        rm_redis_sink_t *s = fake_start(&f, hmgets[i]);
+        char *pids[1] = {"p-1"};
+        int32_t part = 7;
+        int64_t fence = 7;
+        assert_int_equal(rm_redis_fences(s, pids, 1, &part, &fence), RM_ERR_REPLY);
+        assert_non_null(strstr(rm_redis_sink_last_error(s), "HMGET"));
+        assert_int_equal(fence, -1);
+        fake_stop(&f, s);
+    }
+}
+
+/* Stored numbers that do not parse (a fence, a checkpoint) are reported as
+ * corrupt, as rm_redis_sink_load and rm_redis_sink_checkpoint_get do. */
+static void test_stored_numbers_checked(void **state) {
+    (void)state;
+    rm_redis_sink_t *s = new_sink();
+    redisContext *c = rm_test_redis_connect(&srv);
+    freeReplyObject(redisCommand(c, "HSET rm:state:{num-1} p 2 f 17"));
+    freeReplyObject(redisCommand(c, "HSET rm:state:{num-2} p abc f 5"));
+    freeReplyObject(redisCommand(c, "HSET rm:state:{num-3} p 1 f 5x"));
+    char *ok_pid[1] = {"num-1"}, *bad_p[1] = {"num-2"}, *bad_f[1] = {"num-3"};
+    int32_t part = 0;
+    int64_t fence = 0;
+    assert_int_equal(rm_redis_fences(s, ok_pid, 1, &part, &fence), RM_ERR_OK);
+    assert_int_equal(part, 2);
+    assert_int_equal(fence, 17);
+    assert_int_equal(rm_redis_fences(s, bad_p, 1, &part, &fence), RM_ERR_CORRUPT);
+    assert_non_null(strstr(rm_redis_sink_last_error(s), "num-2"));
+    assert_int_equal(rm_redis_fences(s, bad_f, 1, &part, &fence), RM_ERR_CORRUPT);
+    assert_non_null(strstr(rm_redis_sink_last_error(s), "num-3"));
+
+    freeReplyObject(redisCommand(c, "SET rm:checkpoint:bad:0 garbage"));
+    bool ok = true;
+    int64_t cur = 0;
+    assert_int_equal(rm_redis_sink_checkpoint_cas(s, "bad", 0, 5, 6, &ok, &cur), RM_ERR_CORRUPT);
+    assert_false(ok);
+    assert_non_null(strstr(rm_redis_sink_last_error(s), "not an offset"));
+    redisFree(c);
+    rm_redis_sink_free(s);
+}
+
 /* strdup, interposed for this executable (the sink is linked in
  * statically): the call fail_strdup_at calls from now fails (-1: none). */
 static _Thread_local int fail_strdup_at = -1;
@@ -439,6 +603,8 @@ int main(void) {
         cmocka_unit_test(test_long_prefix_is_refused),
         cmocka_unit_test(test_checkpoint_cas),
         cmocka_unit_test(test_scripts_reloaded_after_script_flush),
+        cmocka_unit_test(test_unexpected_reply_types),
+        cmocka_unit_test(test_stored_numbers_checked),
         cmocka_unit_test(test_reconnects_after_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
