@@ -1,7 +1,10 @@
 /*
  * Logging to stderr, one line per record, as text or JSON lines. Thread-safe
- * (one write(2) per line). Secrets never reach a log line: callers log
- * redacted URLs (rm_redis_url_redacted) and never raw configuration values.
+ * (one write(2) per line). A record too long for its line (messages over
+ * 2047 bytes, or about 4 KiB once escaped) is cut on a character boundary
+ * and marked: " [truncated]" in text, "truncated":true in JSON; the line
+ * still ends in a newline and, in JSON, is a valid object. Secrets never reach a log line: callers
+ * log redacted URLs (rm_redis_url_redacted) and never raw configuration values.
  */
 #ifndef READMODEL_LOG_H
 #define READMODEL_LOG_H

@@ -57,7 +57,8 @@ typedef struct {
 
 typedef struct rm_os_sink rm_os_sink_t;
 
-/* Copies cfg. Does not connect. NULL when out of memory. */
+/* Copies cfg (every string, or no sink). Does not connect. NULL when out of
+ * memory. */
 rm_os_sink_t *rm_os_sink_new(const rm_os_config_t *cfg);
 void rm_os_sink_free(rm_os_sink_t *s);
 const char *rm_os_sink_last_error(const rm_os_sink_t *s);
@@ -120,7 +121,8 @@ rm_err_t rm_os_lease_release(rm_os_sink_t *s, const char *holder);
 /* ---- administration (opensearch_admin.c): rebuild and verify ---- */
 
 /* The concrete indices the aliases point to now (NULL-terminated names in
- * out, caller frees with free()); gen is the generation number. */
+ * out, caller frees with free()); gen is the generation number. On any
+ * error both names are NULL (RM_ERR_NOMEM when a name cannot be copied). */
 rm_err_t rm_os_current(rm_os_sink_t *s, char **docs_index, char **state_index, long *gen);
 /* "<prefix>practitioners-<gen>" and "<prefix>practitioners-state-<gen>"
  * (gen zero-padded to 6 digits) into docs and state, cap bytes each. */

@@ -17,9 +17,13 @@
  * moved the checkpoint under it.
  *
  * Errors: every call returns RM_ERR_OK, RM_ERR_IO (connection lost or
- * refused: the context is dropped and the next call reconnects) or
- * RM_ERR_REPLY (the server answered with an error). Nothing retries inside
- * the sink; the caller owns the retry policy.
+ * refused: the context is dropped and the next call reconnects),
+ * RM_ERR_REPLY (the server answered with an error) or RM_ERR_INVAL (a key
+ * does not fit its buffer of 256 or 512 bytes: the prefix, an id or a topic
+ * is too long; that command is not sent). Nothing retries inside the sink,
+ * the caller owns the retry policy, with one exception: a script call
+ * answered NOSCRIPT (SCRIPT FLUSH, restart, failover: it did not run) loads
+ * the script again and is sent again, once.
  *
  * Thread-safety: an rm_redis_sink_t (one connection) belongs to one thread
  * at a time; every worker, writer and health checker opens its own. The key
@@ -38,7 +42,8 @@
 
 typedef struct rm_redis_sink rm_redis_sink_t;
 
-/* Creates a sink; copies url and prefix. Does not connect. NULL on ENOMEM. */
+/* Creates a sink; copies url and prefix (every string, or no sink: never a
+ * sink without its credentials). Does not connect. NULL on ENOMEM. */
 rm_redis_sink_t *rm_redis_sink_new(const rm_redis_url_t *url, const char *prefix);
 /* Closes the connection and frees; NULL is a no-op. */
 void rm_redis_sink_free(rm_redis_sink_t *s);
@@ -68,7 +73,8 @@ rm_err_t rm_redis_sink_checkpoint_get(rm_redis_sink_t *s, const char *topic, int
                                       int64_t *next);
 /* Sets the checkpoint to next only if it is still `expected` (-1: absent).
  * *ok tells whether it was set; when not, *current holds the stored value
- * (-1 when absent). */
+ * (-1 when absent). RM_ERR_CORRUPT (and *ok false) when the stored value is
+ * not an offset. */
 rm_err_t rm_redis_sink_checkpoint_cas(rm_redis_sink_t *s, const char *topic, int32_t partition,
                                       int64_t expected, int64_t next, bool *ok, int64_t *current);
 
@@ -86,15 +92,18 @@ rm_err_t rm_redis_lease_release(rm_redis_sink_t *s, const char *holder);
 rm_err_t rm_redis_lease_get(rm_redis_sink_t *s, char *holder, size_t cap, long long *ttl_ms);
 
 /* Calls fn for every key matching <prefix>PATTERN (SCAN, COUNT 1000). The
- * key passed to fn is without the prefix and valid during the call. */
+ * key passed to fn is without the prefix and valid during the call.
+ * RM_ERR_REPLY on a reply of the wrong shape (fn not called for that page). */
 rm_err_t rm_redis_scan(rm_redis_sink_t *s, const char *pattern,
                        void (*fn)(const char *key, size_t len, void *arg), void *arg);
 /* Pipelined GET of n keys (without prefix). values[i] receives a malloc'd
- * copy (NULL when absent) and lens[i] its length; the caller frees. */
+ * copy (NULL when absent) and lens[i] its length; the caller frees. On any
+ * error every values[i] is NULL. */
 rm_err_t rm_redis_get_many(rm_redis_sink_t *s, char *const *keys, size_t n, char **values,
                            size_t *lens);
 /* Pipelined HMGET p f of n practitioners' state keys: partitions/fences -1
- * when absent. */
+ * when absent. RM_ERR_CORRUPT when a stored p or f is not a number (that
+ * practitioner's are then -1), RM_ERR_REPLY on a reply of the wrong type. */
 rm_err_t rm_redis_fences(rm_redis_sink_t *s, char *const *pids, size_t n, int32_t *partitions,
                          int64_t *fences);
 /* Pipelined DEL of n keys (without prefix). */
@@ -107,14 +116,16 @@ rm_err_t rm_redis_checkpoint_set(rm_redis_sink_t *s, const char *topic, int32_t 
  * field/value pairs. */
 rm_err_t rm_redis_record_set(rm_redis_sink_t *s, const char *name, const char *const *fields,
                              const char *const *values, size_t n);
-/* Writes "field=value" lines of the record to out (empty when absent). */
+/* Writes "field=value" lines of the record to out (empty when absent).
+ * RM_ERR_REPLY (out empty) on a reply of the wrong type. */
 rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *name, char *out, size_t cap);
 const char *rm_redis_sink_prefix(const rm_redis_sink_t *s);
 /* PING (connecting first when needed): RM_ERR_OK when the server answers. */
 rm_err_t rm_redis_sink_ping(rm_redis_sink_t *s);
 
-/* Key formatting, exposed for tools and tests. Returns the length written
- * (truncated to cap-1 like snprintf). */
+/* Key formatting, exposed for tools and tests. Returns the length of the
+ * key written to out (NUL-terminated), or -1 when it does not fit in cap
+ * bytes: out then holds a truncated key that must not be used. */
 int rm_redis_key_avail(char *out, size_t cap, const char *prefix, const char *pid, size_t pid_len,
                        uint16_t day);
 int rm_redis_key_state(char *out, size_t cap, const char *prefix, const char *pid, size_t pid_len);

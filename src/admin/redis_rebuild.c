@@ -294,9 +294,9 @@ static int diff_chunk(rm_redis_sink_t *s, existing_t *ex, pract_t **chunk, size_
                 d->missing++;
                 if (d->nexamples[EX_MISSING] < EXAMPLES) { /* into an empty Redis: every key */
                     char key[RM_MAX_ID_CHARS + 32];
-                    rm_redis_key_avail(key, sizeof(key), "", pr->pid, pr->pid_len,
-                                       (uint16_t)it.current_value);
-                    example(d, EX_MISSING, "%s%s", "", key);
+                    if (rm_redis_key_avail(key, sizeof(key), "", pr->pid, pr->pid_len,
+                                           (uint16_t)it.current_value) >= 0)
+                        example(d, EX_MISSING, "%s%s", "", key);
                 }
             } else {
                 roaring_bitmap_add(keep[i], it.current_value); /* absent, as it should be */

@@ -2,6 +2,11 @@
  * Per-partition practitioner cache: open addressing of pract_t pointers by
  * practitioner id. Bounded by eviction after each flush (only clean entries
  * are evicted; their state is in the sink and reloads on next touch).
+ *
+ * Only growth allocates (rehash builds the new table before touching the
+ * old one, so a failure leaves the map as it was and rm_pract_add returns
+ * NULL). Removal and eviction use backward-shift deletion: no tombstones,
+ * no allocation, so they cannot fail and probe runs never break.
  */
 #include "readmodel/pract_map.h"
 #include "readmodel/hash.h"
@@ -68,26 +73,40 @@ static void pract_free(pract_t *p) {
     free(p);
 }
 
+/* Empties slot i and moves the later entries of its probe run back into the
+ * hole, so every remaining entry is still reached from its home slot. */
+static void delete_slot(pract_map_t *m, uint32_t i) {
+    uint32_t mask = m->capacity - 1;
+    m->slots[i] = NULL;
+    m->count--;
+    for (uint32_t j = (i + 1) & mask; m->slots[j]; j = (j + 1) & mask) {
+        uint32_t home = hash(m->slots[j]->pid, m->slots[j]->pid_len) & mask;
+        /* Entry j may move to i if its home is not in the cyclic range (i, j]. */
+        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+            m->slots[i] = m->slots[j];
+            m->slots[j] = NULL;
+            i = j;
+        }
+    }
+}
+
 void rm_pract_remove(pract_map_t *m, pract_t *p) {
     pract_t **slot = probe(m, p->pid, p->pid_len);
-    *slot = NULL;
-    m->count--;
+    if (*slot == p) /* else not in this map: only freed */
+        delete_slot(m, (uint32_t)(slot - m->slots));
     pract_free(p);
-    rehash(m, m->capacity); /* keeps probe chains intact after deletion */
 }
 
 void rm_pract_evict(pract_map_t *m, size_t limit, uint64_t current_seq) {
-    if (m->count <= limit)
-        return;
-    for (uint32_t i = 0; i < m->capacity && m->count > limit; i++) {
+    for (uint32_t i = 0; i < m->capacity && m->count > limit;) {
         pract_t *p = m->slots[i];
         if (p && !p->dirty && p->last_used < current_seq) {
-            m->slots[i] = NULL;
-            m->count--;
+            delete_slot(m, i); /* slot i may now hold a later entry: look again */
             pract_free(p);
+        } else {
+            i++;
         }
     }
-    rehash(m, m->capacity);
 }
 
 void rm_pract_map_free(pract_map_t *m) {

@@ -18,6 +18,8 @@
 static rm_err_t simple(rm_os_sink_t *s, const char *method, const char *path, json_t *body,
                        json_t **out) {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (body && !text)
+        return RM_ERR_NOMEM;
     long st = 0;
     json_t *r = NULL;
     rm_err_t e = rm_os_request(s, method, path, text, text ? strlen(text) : 0, NULL, &st, &r);
@@ -72,13 +74,22 @@ rm_err_t rm_os_current(rm_os_sink_t *s, char **docs_index, char **state_index, l
     *docs_index = strdup(name);
     *gen = gen_of(name, s->alias);
     json_decref(r);
+    if (!*docs_index)
+        return RM_ERR_NOMEM;
     snprintf(path, sizeof(path), "/_alias/%s", s->state_alias);
-    if ((e = rm_os_request(s, "GET", path, NULL, 0, NULL, &st, &r)))
+    if ((e = rm_os_request(s, "GET", path, NULL, 0, NULL, &st, &r))) {
+        free(*docs_index);
+        *docs_index = NULL;
         return e;
-    if (st == 200 && json_object_size(r) == 1)
-        *state_index = strdup(json_object_iter_key(json_object_iter(r)));
+    }
+    if (st == 200 && json_object_size(r) == 1 &&
+        !(*state_index = strdup(json_object_iter_key(json_object_iter(r))))) {
+        e = RM_ERR_NOMEM;
+        free(*docs_index);
+        *docs_index = NULL;
+    }
     json_decref(r);
-    return RM_ERR_OK;
+    return e;
 }
 
 rm_err_t rm_os_generation_create(rm_os_sink_t *s, long gen) {

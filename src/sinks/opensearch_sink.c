@@ -53,7 +53,14 @@ rm_os_sink_t *rm_os_sink_new(const rm_os_config_t *cfg) {
     snprintf(s->meta, sizeof(s->meta), "%sreadmodel-meta", s->cfg.index_prefix);
     s->cp_versions = json_object();
     s->rng = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)s;
-    if (!s->cfg.url || !s->cp_versions) {
+    /* Every copy or none: a lost username, password or key would talk to
+     * the server without it. */
+    bool lost = !s->cfg.index_prefix || (cfg->ca_file && !s->cfg.ca_file) ||
+                (cfg->cert_file && !s->cfg.cert_file) || (cfg->key_file && !s->cfg.key_file) ||
+                (cfg->username && !s->cfg.username) || (cfg->password && !s->cfg.password) ||
+                (cfg->aws_region && !s->cfg.aws_region) || (cfg->aws_key && !s->cfg.aws_key) ||
+                (cfg->aws_secret && !s->cfg.aws_secret) || (cfg->aws_token && !s->cfg.aws_token);
+    if (!s->cfg.url || lost || !s->cp_versions) {
         rm_os_sink_free(s);
         return NULL;
     }
@@ -165,6 +172,14 @@ rm_err_t rm_os_reply_error(rm_os_sink_t *s, const char *what, long status, json_
     return RM_ERR_REPLY;
 }
 
+/* Appends a header line; false (and *h unchanged) when out of memory. */
+static bool add_header(struct curl_slist **h, const char *line) {
+    struct curl_slist *n = curl_slist_append(*h, line);
+    if (n)
+        *h = n;
+    return n != NULL;
+}
+
 rm_err_t rm_os_request(rm_os_sink_t *s, const char *method, const char *path, const char *body,
                        size_t len, const char *content_type, long *status, json_t **resp) {
     *resp = NULL;
@@ -183,12 +198,17 @@ rm_err_t rm_os_request(rm_os_sink_t *s, const char *method, const char *path, co
     struct curl_slist *h = NULL;
     char ct[96];
     snprintf(ct, sizeof(ct), "Content-Type: %s", content_type ? content_type : "application/json");
-    h = curl_slist_append(h, ct);
-    h = curl_slist_append(h, "Accept: application/json");
-    if (s->cfg.aws_region && s->cfg.aws_token) {
+    bool nomem = !add_header(&h, ct) || !add_header(&h, "Accept: application/json");
+    if (!nomem && s->cfg.aws_region && s->cfg.aws_token) {
         char tok[2048];
         snprintf(tok, sizeof(tok), "x-amz-security-token: %s", s->cfg.aws_token);
-        h = curl_slist_append(h, tok);
+        nomem = !add_header(&h, tok);
+    }
+    if (nomem) { /* never a request without its headers (the token) */
+        curl_slist_free_all(h);
+        free(url);
+        snprintf(s->err, sizeof(s->err), "%s %s: out of memory", method, path);
+        return RM_ERR_NOMEM;
     }
     grow_t g = {0};
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -344,8 +364,13 @@ rm_err_t rm_os_sink_ensure(rm_os_sink_t *s, char *diff, size_t cap) {
         char docs[256], state[256];
         rm_os_gen_names(s, 1, docs, state, sizeof(docs));
         json_t *db = rm_os_index_body(false), *sb = rm_os_state_body(false);
-        json_object_set_new(db, "aliases", json_pack("{s:{}}", s->alias));
-        json_object_set_new(sb, "aliases", json_pack("{s:{}}", s->state_alias));
+        if (json_object_set_new(db, "aliases", json_pack("{s:{}}", s->alias)) ||
+            json_object_set_new(sb, "aliases", json_pack("{s:{}}", s->state_alias))) {
+            json_decref(db); /* never an index without its alias */
+            json_decref(sb);
+            snprintf(s->err, sizeof(s->err), "out of memory building the index settings");
+            return RM_ERR_NOMEM;
+        }
         if ((e = create_index(s, state, sb)) || (e = create_index(s, docs, db))) {
             return e;
         }
@@ -480,17 +505,23 @@ rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_sink_item_t *items, size_t n) {
     if (!n)
         return RM_ERR_OK;
     json_t *ids = json_array();
+    bool nomem = !ids;
     for (size_t i = 0; i < n; i++) {
         char id[80];
         state_id(id, sizeof(id), items[i].pid, items[i].pid_len);
-        json_array_append_new(ids, json_string(id));
+        nomem = nomem || json_array_append_new(ids, json_string(id)) != 0;
         items[i].partition = -1;
         items[i].fence = -1;
         items[i].corrupt = false;
     }
-    json_t *body = json_pack("{s:o}", "ids", ids);
-    char *text = json_dumps(body, JSON_COMPACT);
+    json_t *body = nomem ? NULL : json_pack("{s:O}", "ids", ids);
+    json_decref(ids);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
+    if (!text) {
+        snprintf(s->err, sizeof(s->err), "out of memory building a _mget request");
+        return RM_ERR_NOMEM;
+    }
     char path[300];
     snprintf(path, sizeof(path), "/%s/_mget", s->state_alias);
     long st = 0;

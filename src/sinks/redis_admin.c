@@ -24,8 +24,15 @@ const char *rm_redis_sink_prefix(const rm_redis_sink_t *s) {
     return s->prefix;
 }
 
-static void lease_key(const rm_redis_sink_t *s, char *out, size_t cap) {
-    snprintf(out, cap, "%slease:redis", s->prefix);
+/* "<prefix><name>" into out; RM_ERR_INVAL when it does not fit. */
+static rm_err_t prefixed_key(rm_redis_sink_t *s, const char *what, const char *name, char *out,
+                             size_t cap) {
+    int n = snprintf(out, cap, "%s%s", s->prefix, name);
+    return n < 0 || (size_t)n >= cap ? rm_redis_key_error(s, what, cap, false) : RM_ERR_OK;
+}
+
+static rm_err_t lease_key(rm_redis_sink_t *s, char *out, size_t cap) {
+    return prefixed_key(s, "lease", "lease:redis", out, cap);
 }
 
 rm_err_t rm_redis_lease_acquire(rm_redis_sink_t *s, const char *holder, int ttl_ms, bool *got,
@@ -34,7 +41,8 @@ rm_err_t rm_redis_lease_acquire(rm_redis_sink_t *s, const char *holder, int ttl_
     if (e)
         return e;
     char key[256], ttl[24];
-    lease_key(s, key, sizeof(key));
+    if ((e = lease_key(s, key, sizeof(key))))
+        return e;
     snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
     const char *argv[] = {"SET", key, holder, "NX", "PX", ttl};
     size_t lens[] = {3, strlen(key), strlen(holder), 2, 2, strlen(ttl)};
@@ -56,7 +64,8 @@ static rm_err_t lease_script(rm_redis_sink_t *s, const char *src, const char *ho
     if (e)
         return e;
     char key[256], ttl[24];
-    lease_key(s, key, sizeof(key));
+    if ((e = lease_key(s, key, sizeof(key))))
+        return e;
     snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
     const char *argv[] = {"EVAL", src, "1", key, holder, ttl};
     size_t lens[] = {4, strlen(src), 1, strlen(key), strlen(holder), strlen(ttl)};
@@ -85,7 +94,8 @@ rm_err_t rm_redis_lease_get(rm_redis_sink_t *s, char *holder, size_t cap, long l
     if (e)
         return e;
     char key[256];
-    lease_key(s, key, sizeof(key));
+    if ((e = lease_key(s, key, sizeof(key))))
+        return e;
     const char *a1[] = {"GET", key}, *a2[] = {"PTTL", key};
     size_t l[] = {3, strlen(key)}, l2[] = {4, strlen(key)};
     if (redisAppendCommandArgv(s->c, 2, a1, l) != REDIS_OK ||
@@ -112,7 +122,8 @@ rm_err_t rm_redis_scan(rm_redis_sink_t *s, const char *pattern,
     if (e)
         return e;
     char match[512], cursor[32] = "0";
-    snprintf(match, sizeof(match), "%s%s", s->prefix, pattern);
+    if ((e = prefixed_key(s, "SCAN pattern", pattern, match, sizeof(match))))
+        return e;
     size_t plen = strlen(s->prefix);
     do {
         const char *argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
@@ -120,7 +131,13 @@ rm_err_t rm_redis_scan(rm_redis_sink_t *s, const char *pattern,
         redisReply *r;
         if ((e = rm_redis_command(s, &r, 6, argv, lens)))
             return e;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        /* [cursor, [key...]], every one a string */
+        bool ok = r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+                  r->element[0]->type == REDIS_REPLY_STRING &&
+                  r->element[0]->len < sizeof(cursor) && r->element[1]->type == REDIS_REPLY_ARRAY;
+        for (size_t i = 0; ok && i < r->element[1]->elements; i++)
+            ok = r->element[1]->element[i]->type == REDIS_REPLY_STRING;
+        if (!ok) {
             freeReplyObject(r);
             return rm_redis_reply_error(s, NULL, "SCAN");
         }
@@ -135,10 +152,13 @@ rm_err_t rm_redis_scan(rm_redis_sink_t *s, const char *pattern,
 }
 
 /* Appends `cmd <prefix>key [extra...]` for each key, then reads each reply
- * into fn. Pipelined in chunks so memory stays bounded. */
-static rm_err_t pipeline_keys(rm_redis_sink_t *s, const char *cmd, const char *const *extra,
-                              int nextra, char *const *keys, size_t n,
-                              void (*fn)(size_t i, redisReply *r, void *arg), void *arg) {
+ * into fn. Pipelined in chunks so memory stays bounded. Every reply is read
+ * whatever fn returns; the first error (an error reply, or fn's) is
+ * returned at the end of its chunk. */
+static rm_err_t
+pipeline_keys(rm_redis_sink_t *s, const char *cmd, const char *const *extra, int nextra,
+              char *const *keys, size_t n,
+              rm_err_t (*fn)(rm_redis_sink_t *s, size_t i, redisReply *r, void *arg), void *arg) {
     rm_err_t e = rm_redis_sink_connect(s);
     if (e)
         return e;
@@ -149,7 +169,10 @@ static rm_err_t pipeline_keys(rm_redis_sink_t *s, const char *cmd, const char *c
         for (size_t i = 0; i < m; i++) {
             const char *argv[8] = {cmd, key};
             size_t lens[8] = {strlen(cmd), 0};
-            lens[1] = (size_t)snprintf(key, sizeof(key), "%s%s", s->prefix, keys[off + i]);
+            int kl = snprintf(key, sizeof(key), "%s%s", s->prefix, keys[off + i]);
+            if (kl < 0 || (size_t)kl >= sizeof(key))
+                return rm_redis_key_error(s, cmd, sizeof(key), i > 0);
+            lens[1] = (size_t)kl;
             for (int k = 0; k < nextra; k++) {
                 argv[2 + k] = extra[k];
                 lens[2 + k] = strlen(extra[k]);
@@ -161,12 +184,10 @@ static rm_err_t pipeline_keys(rm_redis_sink_t *s, const char *cmd, const char *c
             redisReply *r;
             if (redisGetReply(s->c, (void **)&r) != REDIS_OK)
                 return rm_redis_io_error(s);
-            if (r->type == REDIS_REPLY_ERROR) {
-                e = rm_redis_reply_error(s, r, cmd);
-                freeReplyObject(r);
-                continue;
-            }
-            fn(off + i, r, arg);
+            rm_err_t fe = r->type == REDIS_REPLY_ERROR ? rm_redis_reply_error(s, r, cmd)
+                                                       : fn(s, off + i, r, arg);
+            if (fe && !e)
+                e = fe;
             freeReplyObject(r);
         }
         if (e)
@@ -180,38 +201,62 @@ typedef struct {
     size_t *lens;
 } get_ctx_t;
 
-static void on_get(size_t i, redisReply *r, void *arg) {
+static rm_err_t on_get(rm_redis_sink_t *s, size_t i, redisReply *r, void *arg) {
     get_ctx_t *g = arg;
     g->values[i] = NULL;
     g->lens[i] = 0;
-    if (r->type == REDIS_REPLY_STRING && (g->values[i] = malloc(r->len + 1))) {
-        memcpy(g->values[i], r->str, r->len);
-        g->values[i][r->len] = '\0';
-        g->lens[i] = r->len;
-    }
+    if (r->type == REDIS_REPLY_NIL)
+        return RM_ERR_OK;
+    if (r->type != REDIS_REPLY_STRING)
+        return rm_redis_reply_error(s, NULL, "GET");
+    if (!(g->values[i] = malloc(r->len + 1)))
+        return RM_ERR_NOMEM;
+    memcpy(g->values[i], r->str, r->len);
+    g->values[i][r->len] = '\0';
+    g->lens[i] = r->len;
+    return RM_ERR_OK;
 }
 
 rm_err_t rm_redis_get_many(rm_redis_sink_t *s, char *const *keys, size_t n, char **values,
                            size_t *lens) {
     get_ctx_t g = {values, lens};
     memset(values, 0, n * sizeof(*values));
-    return pipeline_keys(s, "GET", NULL, 0, keys, n, on_get, &g);
+    rm_err_t e = pipeline_keys(s, "GET", NULL, 0, keys, n, on_get, &g);
+    for (size_t i = 0; e && i < n; i++) { /* all or nothing */
+        free(values[i]);
+        values[i] = NULL;
+    }
+    return e;
 }
 
 typedef struct {
+    char *const *pids;
     int32_t *parts;
     int64_t *fences;
 } fence_ctx_t;
 
-static void on_fence(size_t i, redisReply *r, void *arg) {
+static rm_err_t on_fence(rm_redis_sink_t *s, size_t i, redisReply *r, void *arg) {
     fence_ctx_t *f = arg;
     f->parts[i] = -1;
     f->fences[i] = -1;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING) {
-        f->parts[i] = (int32_t)atol(r->element[0]->str);
-        f->fences[i] = atoll(r->element[1]->str);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        return rm_redis_reply_error(s, NULL, "HMGET");
+    const redisReply *p = r->element[0], *fe = r->element[1];
+    if ((p->type != REDIS_REPLY_STRING && p->type != REDIS_REPLY_NIL) ||
+        (fe->type != REDIS_REPLY_STRING && fe->type != REDIS_REPLY_NIL))
+        return rm_redis_reply_error(s, NULL, "HMGET");
+    if (p->type != REDIS_REPLY_STRING || fe->type != REDIS_REPLY_STRING)
+        return RM_ERR_OK; /* no stored state */
+    bool ok1, ok2;
+    int64_t part = rm_redis_parse_i64(p->str, p->len, &ok1);
+    int64_t fence = rm_redis_parse_i64(fe->str, fe->len, &ok2);
+    if (!ok1 || !ok2 || part < 0 || part > INT32_MAX || fence < 0) {
+        snprintf(s->err, sizeof(s->err), "redis: stored fence of %.64s is corrupt", f->pids[i]);
+        return RM_ERR_CORRUPT;
     }
+    f->parts[i] = (int32_t)part;
+    f->fences[i] = fence;
+    return RM_ERR_OK;
 }
 
 rm_err_t rm_redis_fences(rm_redis_sink_t *s, char *const *pids, size_t n, int32_t *partitions,
@@ -230,7 +275,7 @@ rm_err_t rm_redis_fences(rm_redis_sink_t *s, char *const *pids, size_t n, int32_
         snprintf(keys[made], len, "state:{%s}", pids[made]);
     }
     const char *extra[] = {"p", "f"};
-    fence_ctx_t f = {partitions, fences};
+    fence_ctx_t f = {pids, partitions, fences};
     if (e == RM_ERR_OK)
         e = pipeline_keys(s, "HMGET", extra, 2, keys, n, on_fence, &f);
     for (size_t i = 0; i < made; i++)
@@ -239,10 +284,12 @@ rm_err_t rm_redis_fences(rm_redis_sink_t *s, char *const *pids, size_t n, int32_
     return e;
 }
 
-static void on_ignore(size_t i, redisReply *r, void *arg) {
+static rm_err_t on_ignore(rm_redis_sink_t *s, size_t i, redisReply *r, void *arg) {
+    (void)s;
     (void)i;
     (void)r;
     (void)arg;
+    return RM_ERR_OK;
 }
 
 rm_err_t rm_redis_del_many(rm_redis_sink_t *s, char *const *keys, size_t n) {
@@ -256,6 +303,8 @@ rm_err_t rm_redis_checkpoint_set(rm_redis_sink_t *s, const char *topic, int32_t 
         return e;
     char key[512], v[24];
     int kl = rm_redis_key_checkpoint(key, sizeof(key), s->prefix, topic, partition);
+    if (kl < 0)
+        return rm_redis_key_error(s, "checkpoint", sizeof(key), false);
     snprintf(v, sizeof(v), "%lld", (long long)next);
     const char *argv[] = {"SET", key, v};
     size_t lens[] = {3, (size_t)kl, strlen(v)};
@@ -272,7 +321,8 @@ rm_err_t rm_redis_record_set(rm_redis_sink_t *s, const char *name, const char *c
     if (e)
         return e;
     char key[256];
-    snprintf(key, sizeof(key), "%s%s", s->prefix, name);
+    if ((e = prefixed_key(s, "record", name, key, sizeof(key))))
+        return e;
     const char **argv = malloc((2 + 2 * n) * sizeof(*argv));
     size_t *lens = malloc((2 + 2 * n) * sizeof(*lens));
     if (!argv || !lens) {
@@ -300,7 +350,8 @@ rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *name, char *out, si
     if (e)
         return e;
     char key[256];
-    snprintf(key, sizeof(key), "%s%s", s->prefix, name);
+    if ((e = prefixed_key(s, "record", name, key, sizeof(key))))
+        return e;
     const char *argv[] = {"HGETALL", key};
     size_t lens[] = {7, strlen(key)};
     redisReply *r;
@@ -308,7 +359,14 @@ rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *name, char *out, si
         return e;
     size_t o = 0;
     out[0] = '\0';
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements && o < cap; i += 2)
+    bool ok = r->type == REDIS_REPLY_ARRAY && r->elements % 2 == 0;
+    for (size_t i = 0; ok && i < r->elements; i++)
+        ok = r->element[i]->type == REDIS_REPLY_STRING;
+    if (!ok) {
+        freeReplyObject(r);
+        return rm_redis_reply_error(s, NULL, "HGETALL");
+    }
+    for (size_t i = 0; i + 1 < r->elements && o < cap; i += 2)
         o += (size_t)snprintf(out + o, cap - o, "%s=%s\n", r->element[i]->str,
                               r->element[i + 1]->str);
     freeReplyObject(r);

@@ -19,6 +19,14 @@ struct rm_redis_sink {
 rm_err_t rm_redis_io_error(rm_redis_sink_t *s);
 /* Records an error reply (r may be NULL) and returns RM_ERR_REPLY. */
 rm_err_t rm_redis_reply_error(rm_redis_sink_t *s, const redisReply *r, const char *what);
+/* Records that a key of kind `what` does not fit its buffer of cap bytes and
+ * returns RM_ERR_INVAL. queued: commands were appended to the context but
+ * not sent; the context is then dropped (the next call reconnects) so they
+ * never are. */
+rm_err_t rm_redis_key_error(rm_redis_sink_t *s, const char *what, size_t cap, bool queued);
+/* The decimal integer of str[0..len) (not NUL-terminated); *ok false when it
+ * is empty, too long or not entirely a number. */
+int64_t rm_redis_parse_i64(const char *str, size_t len, bool *ok);
 /* One command; on RM_ERR_OK *out is the (non-error) reply, caller frees. */
 rm_err_t rm_redis_command(rm_redis_sink_t *s, redisReply **out, int argc, const char **argv,
                           const size_t *lens);

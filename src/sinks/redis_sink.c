@@ -52,8 +52,10 @@ int rm_redis_key_avail(char *out, size_t cap, const char *prefix, const char *pi
     char date[RM_DATE_LEN + 1];
     rm_date_format(day, date);
     size_t prefix_len = strlen(prefix), n = prefix_len + 7 + pid_len + 2 + RM_DATE_LEN;
-    if (n >= cap) /* truncated, as snprintf would */
-        return snprintf(out, cap, "%savail:{%.*s}:%s", prefix, (int)pid_len, pid, date);
+    if (n >= cap) { /* does not fit: truncated as snprintf would, and refused */
+        snprintf(out, cap, "%savail:{%.*s}:%s", prefix, (int)pid_len, pid, date);
+        return -1;
+    }
     char *at = out;
     memcpy(at, prefix, prefix_len);
     at += prefix_len;
@@ -67,13 +69,29 @@ int rm_redis_key_avail(char *out, size_t cap, const char *prefix, const char *pi
     return (int)n;
 }
 
+/* snprintf's result as a key length: -1 when it failed or truncated. */
+static int key_len(int n, size_t cap) {
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
 int rm_redis_key_state(char *out, size_t cap, const char *prefix, const char *pid, size_t pid_len) {
-    return snprintf(out, cap, "%sstate:{%.*s}", prefix, (int)pid_len, pid);
+    return key_len(snprintf(out, cap, "%sstate:{%.*s}", prefix, (int)pid_len, pid), cap);
 }
 
 int rm_redis_key_checkpoint(char *out, size_t cap, const char *prefix, const char *topic,
                             int32_t partition) {
-    return snprintf(out, cap, "%scheckpoint:%s:%d", prefix, topic, (int)partition);
+    return key_len(snprintf(out, cap, "%scheckpoint:%s:%d", prefix, topic, (int)partition), cap);
+}
+
+rm_err_t rm_redis_key_error(rm_redis_sink_t *s, const char *what, size_t cap, bool queued) {
+    snprintf(s->err, sizeof(s->err),
+             "redis: %s key too long (over %zu bytes, of which the prefix is %zu)", what, cap - 1,
+             strlen(s->prefix));
+    if (queued && s->c) { /* commands appended but not sent: never send them */
+        redisFree(s->c);
+        s->c = NULL;
+    }
+    return RM_ERR_INVAL;
 }
 
 rm_redis_sink_t *rm_redis_sink_new(const rm_redis_url_t *url, const char *prefix) {
@@ -86,7 +104,10 @@ rm_redis_sink_t *rm_redis_sink_new(const rm_redis_url_t *url, const char *prefix
     s->url.user = url->user ? strdup(url->user) : NULL;
     s->url.password = url->password ? strdup(url->password) : NULL;
     s->prefix = strdup(prefix);
-    if (!s->prefix) {
+    /* Every copy or none: a lost user or password would connect without
+     * authentication. */
+    if (!s->prefix || (url->host && !s->url.host) || (url->socket_path && !s->url.socket_path) ||
+        (url->user && !s->url.user) || (url->password && !s->url.password)) {
         rm_redis_sink_free(s);
         return NULL;
     }
@@ -211,6 +232,10 @@ static int64_t parse_i64(const char *str, size_t len, bool *ok) {
     return v;
 }
 
+int64_t rm_redis_parse_i64(const char *str, size_t len, bool *ok) {
+    return parse_i64(str, len, ok);
+}
+
 rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n) {
     rm_err_t e = rm_redis_sink_connect(s);
     if (e)
@@ -218,6 +243,8 @@ rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n)
     char key[256];
     for (size_t i = 0; i < n; i++) {
         int kl = rm_redis_key_state(key, sizeof(key), s->prefix, items[i].pid, items[i].pid_len);
+        if (kl < 0)
+            return rm_redis_key_error(s, "state", sizeof(key), i > 0);
         const char *argv[] = {"HMGET", key, "p", "f", "s"};
         size_t lens[] = {5, (size_t)kl, 1, 1, 1};
         if (redisAppendCommandArgv(s->c, 5, argv, lens) != REDIS_OK)
@@ -320,16 +347,17 @@ static void resp_command(resp_t *b, int argc, const char *const *argv) {
  * a third less CPU per key than on the script's Lua tables. The commands are
  * written as RESP directly (one pass over the days, which arrive in
  * ascending order). Sets *replies to the number of replies it will
- * produce. */
-static int append_forced(rm_redis_sink_t *s, const rm_sink_item_t *it, const char *state,
-                         size_t state_len, int *replies) {
+ * produce. RM_ERR_NOMEM (or a hiredis error in s->c), RM_ERR_INVAL when a
+ * key does not fit. */
+static rm_err_t append_forced(rm_redis_sink_t *s, const rm_sink_item_t *it, const char *state,
+                              size_t state_len, int *replies) {
     uint64_t ndays = roaring_bitmap_get_cardinality(it->st->dirty);
     uint16_t *del = malloc((ndays + 1) * sizeof(*del));
     uint8_t *vals = malloc((ndays + 1) * RM_DAY_BYTES);
     uint16_t *set = malloc((ndays + 1) * sizeof(*set));
     resp_t b = {NULL, 0, 0, false};
     char key[256];
-    int rc = -1;
+    rm_err_t rc = RM_ERR_NOMEM;
     if (!del || !vals || !set)
         goto done;
     size_t ns = 0, nd = 0;
@@ -350,6 +378,10 @@ static int append_forced(rm_redis_sink_t *s, const rm_sink_item_t *it, const cha
         resp_bulk(&b, "MSET", 4);
         for (size_t i = 0; i < ns; i++) {
             int kl = rm_redis_key_avail(key, sizeof(key), s->prefix, it->pid, it->pid_len, set[i]);
+            if (kl < 0) {
+                rc = rm_redis_key_error(s, "day", sizeof(key), false);
+                goto done;
+            }
             resp_bulk(&b, key, (size_t)kl);
             resp_bulk(&b, vals + i * RM_DAY_BYTES, RM_DAY_BYTES);
         }
@@ -359,11 +391,19 @@ static int append_forced(rm_redis_sink_t *s, const rm_sink_item_t *it, const cha
         resp_bulk(&b, "DEL", 3);
         for (size_t i = 0; i < nd; i++) {
             int kl = rm_redis_key_avail(key, sizeof(key), s->prefix, it->pid, it->pid_len, del[i]);
+            if (kl < 0) {
+                rc = rm_redis_key_error(s, "day", sizeof(key), false);
+                goto done;
+            }
             resp_bulk(&b, key, (size_t)kl);
         }
     }
     char skey[256], part[16], fence[24];
     int skl = rm_redis_key_state(skey, sizeof(skey), s->prefix, it->pid, it->pid_len);
+    if (skl < 0) {
+        rc = rm_redis_key_error(s, "state", sizeof(skey), false);
+        goto done;
+    }
     snprintf(part, sizeof(part), "%d", (int)it->partition);
     snprintf(fence, sizeof(fence), "%lld", (long long)it->fence);
     resp_head(&b, '*', 8);
@@ -379,7 +419,7 @@ static int append_forced(rm_redis_sink_t *s, const rm_sink_item_t *it, const cha
     if (b.nomem || redisAppendFormattedCommand(s->c, b.p, b.len) != REDIS_OK)
         goto done;
     *replies = 3 + (ns > 0) + (nd > 0); /* MULTI, MSET, DEL, HSET, EXEC */
-    rc = 0;
+    rc = RM_ERR_OK;
 done:
     free(b.p);
     free(del);
@@ -389,12 +429,13 @@ done:
 }
 
 /* Appends the flush script call for one practitioner (or, forced, the
- * transaction of append_forced); *replies is how many replies follow. */
-static int append_flush(rm_redis_sink_t *s, const rm_sink_item_t *it, char **state,
-                        size_t *state_len, int *replies) {
+ * transaction of append_forced); *replies is how many replies follow.
+ * Errors as append_forced. */
+static rm_err_t append_flush(rm_redis_sink_t *s, const rm_sink_item_t *it, char **state,
+                             size_t *state_len, int *replies) {
     if (it->force) {
         if (rm_avail_encode(it->st, state, state_len) != RM_ERR_OK)
-            return -1;
+            return RM_ERR_NOMEM;
         return append_forced(s, it, *state, *state_len, replies);
     }
     *replies = 1;
@@ -405,7 +446,8 @@ static int append_flush(rm_redis_sink_t *s, const rm_sink_item_t *it, char **sta
     char *keys = malloc((ndays + 1) * 256);
     uint8_t *vals = malloc(ndays * RM_DAY_BYTES + 1);
     char nk[24], part[16], fence[24], epart[16] = "", efence[24] = "";
-    int rc = -1;
+    rm_err_t rc = RM_ERR_NOMEM;
+    int kl;
     if (!argv || !lens || !keys || !vals || rm_avail_encode(it->st, state, state_len) != RM_ERR_OK)
         goto done;
     size_t a = 0;
@@ -414,14 +456,22 @@ static int append_flush(rm_redis_sink_t *s, const rm_sink_item_t *it, char **sta
     snprintf(nk, sizeof(nk), "%llu", (unsigned long long)ndays + 1);
     argv[a] = nk, lens[a++] = strlen(nk);
     argv[a] = keys;
-    lens[a++] = (size_t)rm_redis_key_state(keys, 256, s->prefix, it->pid, it->pid_len);
+    if ((kl = rm_redis_key_state(keys, 256, s->prefix, it->pid, it->pid_len)) < 0) {
+        rc = rm_redis_key_error(s, "state", 256, false);
+        goto done;
+    }
+    lens[a++] = (size_t)kl;
     roaring_uint32_iterator_t iter;
     roaring_init_iterator(it->st->dirty, &iter);
     for (size_t d = 0; iter.has_value; d++, roaring_advance_uint32_iterator(&iter)) {
         char *k = keys + (d + 1) * 256;
         argv[a] = k;
-        lens[a++] = (size_t)rm_redis_key_avail(k, 256, s->prefix, it->pid, it->pid_len,
-                                               (uint16_t)iter.current_value);
+        if ((kl = rm_redis_key_avail(k, 256, s->prefix, it->pid, it->pid_len,
+                                     (uint16_t)iter.current_value)) < 0) {
+            rc = rm_redis_key_error(s, "day", 256, false);
+            goto done;
+        }
+        lens[a++] = (size_t)kl;
     }
     snprintf(part, sizeof(part), "%d", (int)it->partition);
     snprintf(fence, sizeof(fence), "%lld", (long long)it->fence);
@@ -441,7 +491,7 @@ static int append_flush(rm_redis_sink_t *s, const rm_sink_item_t *it, char **sta
         argv[a] = (const char *)v;
         lens[a++] = nfree ? RM_DAY_BYTES : 0;
     }
-    rc = redisAppendCommandArgv(s->c, (int)a, argv, lens) == REDIS_OK ? 0 : -1;
+    rc = redisAppendCommandArgv(s->c, (int)a, argv, lens) == REDIS_OK ? RM_ERR_OK : RM_ERR_NOMEM;
 done:
     free(argv);
     free(lens);
@@ -450,20 +500,36 @@ done:
     return rc;
 }
 
-static rm_err_t flush_chunk(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n) {
+/* Whether r is NOSCRIPT: the script is not in the server's cache (a SCRIPT
+ * FLUSH, a restart, a failover) and the call did not run. */
+static bool is_noscript(const redisReply *r) {
+    return r->type == REDIS_REPLY_ERROR && r->len >= 8 && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* Flushes the items of a chunk: every one when only is NULL, else those with
+ * only[i]. Script calls answered NOSCRIPT are sent again, once, after the
+ * script is loaded again. */
+static rm_err_t flush_items(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n, const bool *only) {
     char *states[PIPELINE_PRACTITIONERS] = {0};
     size_t state_lens[PIPELINE_PRACTITIONERS];
-    int replies[PIPELINE_PRACTITIONERS];
+    int replies[PIPELINE_PRACTITIONERS] = {0}; /* 0: not appended */
+    bool noscript[PIPELINE_PRACTITIONERS] = {false};
+    size_t nnoscript = 0;
     rm_err_t e = RM_ERR_OK;
     size_t appended = 0;
     for (; appended < n; appended++) {
-        if (append_flush(s, &items[appended], &states[appended], &state_lens[appended],
-                         &replies[appended]) < 0) {
-            e = s->c && s->c->err ? rm_redis_io_error(s) : RM_ERR_NOMEM;
+        if (only && !only[appended])
+            continue;
+        if ((e = append_flush(s, &items[appended], &states[appended], &state_lens[appended],
+                              &replies[appended])) != RM_ERR_OK) {
+            if (s->c && s->c->err)
+                e = rm_redis_io_error(s);
             break;
         }
     }
     for (size_t i = 0; i < appended && s->c; i++) {
+        if (!replies[i])
+            continue;
         redisReply *r;
         /* A transaction: +OK and +QUEUED, then EXEC's array of results. */
         for (int q = 1; q < replies[i] && s->c; q++) {
@@ -490,21 +556,29 @@ static rm_err_t flush_chunk(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n)
                 e = rm_redis_reply_error(s, NULL, "EXEC");
         } else if (r->type == REDIS_REPLY_INTEGER) {
             items[i].written = r->integer == 1;
+        } else if (replies[i] == 1 && is_noscript(r)) {
+            noscript[i] = true;
+            nnoscript++;
         } else if (e == RM_ERR_OK) {
-            /* NOSCRIPT (a SCRIPT FLUSH happened): reload on reconnect. */
-            if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0)
-                s->flush_sha[0] = '\0';
             e = rm_redis_reply_error(s, r, "flush script");
         }
         freeReplyObject(r);
     }
-    for (size_t i = 0; i < appended; i++)
+    for (size_t i = 0; i < n; i++) /* with the state of an item that failed to append */
         free(states[i]);
-    if (e == RM_ERR_REPLY && s->flush_sha[0] == '\0' && s->c) {
-        redisFree(s->c); /* reconnecting reloads the scripts */
-        s->c = NULL;
+    if (nnoscript && e == RM_ERR_OK) {
+        if (only) {
+            snprintf(s->err, sizeof(s->err), "redis flush script: NOSCRIPT again after reloading");
+            e = RM_ERR_REPLY;
+        } else if ((e = load_script(s, flush_lua, s->flush_sha)) == RM_ERR_OK) {
+            e = flush_items(s, items, n, noscript);
+        }
     }
     return e;
+}
+
+static rm_err_t flush_chunk(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n) {
+    return flush_items(s, items, n, NULL);
 }
 
 rm_err_t rm_redis_sink_flush(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n) {
@@ -528,6 +602,8 @@ rm_err_t rm_redis_sink_checkpoint_get(rm_redis_sink_t *s, const char *topic, int
         return e;
     char key[512];
     int kl = rm_redis_key_checkpoint(key, sizeof(key), s->prefix, topic, partition);
+    if (kl < 0)
+        return rm_redis_key_error(s, "checkpoint", sizeof(key), false);
     const char *argv[] = {"GET", key};
     size_t lens[] = {3, (size_t)kl};
     redisReply *r;
@@ -547,6 +623,34 @@ rm_err_t rm_redis_sink_checkpoint_get(rm_redis_sink_t *s, const char *topic, int
     return e;
 }
 
+/* EVALSHA of the script src whose sha is in sha (argv[1] and lens[1] are
+ * set here). On NOSCRIPT the script is loaded again and the call sent
+ * again, once. As rm_redis_command otherwise. */
+static rm_err_t evalsha(rm_redis_sink_t *s, redisReply **out, int argc, const char **argv,
+                        size_t *lens, const char *src, char sha[48]) {
+    for (int attempt = 0;; attempt++) {
+        argv[1] = sha;
+        lens[1] = strlen(sha);
+        redisReply *r = redisCommandArgv(s->c, argc, argv, lens);
+        if (!r)
+            return rm_redis_io_error(s);
+        rm_err_t e = RM_ERR_OK;
+        if (attempt == 0 && is_noscript(r)) {
+            freeReplyObject(r);
+            if ((e = load_script(s, src, sha)))
+                return e;
+            continue;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            e = rm_redis_reply_error(s, r, "EVALSHA");
+            freeReplyObject(r);
+            return e;
+        }
+        *out = r;
+        return RM_ERR_OK;
+    }
+}
+
 rm_err_t rm_redis_sink_checkpoint_cas(rm_redis_sink_t *s, const char *topic, int32_t partition,
                                       int64_t expected, int64_t next, bool *ok, int64_t *current) {
     rm_err_t e = rm_redis_sink_connect(s);
@@ -554,22 +658,33 @@ rm_err_t rm_redis_sink_checkpoint_cas(rm_redis_sink_t *s, const char *topic, int
         return e;
     char key[512], exp[24] = "", nx[24];
     int kl = rm_redis_key_checkpoint(key, sizeof(key), s->prefix, topic, partition);
+    if (kl < 0)
+        return rm_redis_key_error(s, "checkpoint", sizeof(key), false);
     if (expected >= 0)
         snprintf(exp, sizeof(exp), "%lld", (long long)expected);
     snprintf(nx, sizeof(nx), "%lld", (long long)next);
     const char *argv[] = {"EVALSHA", s->cas_sha, "1", key, exp, nx};
     size_t lens[] = {7, strlen(s->cas_sha), 1, (size_t)kl, strlen(exp), strlen(nx)};
     redisReply *r;
-    if ((e = rm_redis_command(s, &r, 6, argv, lens)))
+    if ((e = evalsha(s, &r, 6, argv, lens, cas_lua, s->cas_sha)))
         return e;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
         r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_STRING) {
         freeReplyObject(r);
         return rm_redis_reply_error(s, NULL, "checkpoint script");
     }
-    *ok = r->element[0]->integer == 1;
-    bool parsed;
-    *current = r->element[1]->len ? parse_i64(r->element[1]->str, r->element[1]->len, &parsed) : -1;
+    bool parsed = true; /* "": no checkpoint stored */
+    *current = -1;
+    if (r->element[1]->len) {
+        *current = parse_i64(r->element[1]->str, r->element[1]->len, &parsed);
+        parsed = parsed && *current >= 0;
+    }
+    *ok = parsed && r->element[0]->integer == 1;
     freeReplyObject(r);
+    if (!parsed) {
+        snprintf(s->err, sizeof(s->err), "redis: checkpoint of partition %d is not an offset",
+                 (int)partition);
+        return RM_ERR_CORRUPT;
+    }
     return RM_ERR_OK;
 }

@@ -422,6 +422,128 @@ static void test_auth(void **state) {
     rm_os_sink_free(v);
 }
 
+/* strdup, interposed for this executable (the sink is linked in
+ * statically), and jansson's allocator: the call fail_*_at calls from now
+ * on this thread fails (-1: none). The test server's thread is unaffected. */
+static _Thread_local int fail_strdup_at = -1, fail_json_at = -1;
+
+char *strdup(const char *str) {
+    if (fail_strdup_at >= 0 && fail_strdup_at-- == 0)
+        return NULL;
+    size_t n = strlen(str) + 1;
+    char *p = malloc(n);
+    return p ? memcpy(p, str, n) : NULL;
+}
+
+static void *json_alloc(size_t n) {
+    if (fail_json_at >= 0 && fail_json_at-- == 0)
+        return NULL;
+    return malloc(n);
+}
+
+/* Out of memory while copying any string of the configuration: no sink
+ * (a lost username or password would talk to the server without them). */
+static void test_new_fails_when_a_copy_fails(void **state) {
+    fx_t *f = *state;
+    rm_os_config_t cfg = {.url = f->url,
+                          .index_prefix = "x-",
+                          .ca_file = "/ca.pem",
+                          .cert_file = "/c.pem",
+                          .key_file = "/k.pem",
+                          .username = "reader",
+                          .password = "s3cret",
+                          .aws_region = "eu-west-1",
+                          .aws_key = "AKID",
+                          .aws_secret = "secret",
+                          .aws_token = "token"};
+    int copies = 0;
+    for (;; copies++) {
+        fail_strdup_at = copies;
+        rm_os_sink_t *s = rm_os_sink_new(&cfg);
+        bool failed = fail_strdup_at < 0; /* the counter ran out: a copy failed */
+        fail_strdup_at = -1;
+        if (!failed) {
+            assert_non_null(s);
+            rm_os_sink_free(s);
+            break;
+        }
+        assert_null(s);
+    }
+    assert_int_equal(copies, 11);
+
+    /* The names of the current generation are copies too: never RM_ERR_OK
+     * without them. (libcurl's own strdup calls count here too: those it
+     * absorbs or reports as an I/O error.) */
+    assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
+    int nomem = 0;
+    for (int i = 0;; i++) {
+        char *docs = (char *)"x", *st = (char *)"x";
+        long gen = -2;
+        fail_strdup_at = i;
+        rm_err_t e = rm_os_current(f->s, &docs, &st, &gen);
+        bool failed = fail_strdup_at < 0;
+        fail_strdup_at = -1;
+        if (e == RM_ERR_OK) {
+            assert_non_null(docs);
+            assert_non_null(st);
+            assert_int_equal(gen, 1);
+        } else {
+            assert_null(docs);
+            assert_null(st);
+        }
+        nomem += e == RM_ERR_NOMEM;
+        free(docs);
+        free(st);
+        if (!failed)
+            break;
+    }
+    assert_true(nomem >= 2); /* the two names (and libcurl's handle) */
+}
+
+/* Out of memory inside jansson while a load builds its request or reads
+ * the answer: an error (RM_ERR_NOMEM when nothing was sent), never a crash. */
+static void test_load_out_of_memory(void **state) {
+    fx_t *f = *state;
+    assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
+    batch_t b;
+    batch_init(&b, 2, 100);
+    assert_int_equal(rm_os_sink_flush(f->s, b.items, 2, 3), RM_ERR_OK);
+    rm_avail_t st[2];
+    rm_profile_t prof[2];
+    memset(prof, 0, sizeof(prof));
+    json_set_alloc_funcs(json_alloc, free);
+    int k = 0;
+    for (;; k++) {
+        rm_avail_init(&st[0]);
+        rm_avail_init(&st[1]);
+        rm_sink_item_t l[2] = {{.pid = "p-0", .pid_len = 3, .st = &st[0], .profile = &prof[0]},
+                               {.pid = "p-1", .pid_len = 3, .st = &st[1], .profile = &prof[1]}};
+        long mgets = os_server_requests(f->srv, "mget");
+        fail_json_at = k;
+        rm_err_t e = rm_os_sink_load(f->s, l, 2);
+        bool failed = fail_json_at < 0;
+        fail_json_at = -1;
+        rm_avail_free(&st[0]);
+        rm_avail_free(&st[1]);
+        rm_profile_free(&prof[0]);
+        rm_profile_free(&prof[1]);
+        memset(prof, 0, sizeof(prof));
+        if (!failed) {
+            assert_int_equal(e, RM_ERR_OK);
+            break;
+        }
+        if (os_server_requests(f->srv, "mget") == mgets) {
+            assert_int_equal(e, RM_ERR_NOMEM); /* failed before sending */
+        } else if (e == RM_ERR_OK) {           /* jansson absorbed it while parsing */
+            assert_int_equal(l[0].fence, 100);
+            assert_int_equal(l[1].fence, 101);
+        }
+    }
+    json_set_alloc_funcs(malloc, free);
+    assert_true(k > 3);
+    batch_free(&b, 2);
+}
+
 /* TLS: the server's certificate is verified against --opensearch-ca-file,
  * refused without it, and a client certificate and key are loaded. The
  * certificates are made here with the openssl command. */
@@ -567,6 +689,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generation_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_fails_when_a_copy_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_out_of_memory, setup, teardown),
         cmocka_unit_test(test_tls),
         cmocka_unit_test_setup_teardown(test_server_contract, setup, teardown),
     };

@@ -12,8 +12,14 @@
 #include "readmodel/redis_sink.h"
 #include "test_redis.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #define D0 9823 /* 2026-11-23 */
 
@@ -183,8 +189,8 @@ static void test_flush_writes_keys_and_state(void **state) {
     rm_redis_sink_free(s);
 }
 
-/* Key formats; a buffer too small truncates like snprintf and returns the
- * length the key needs. */
+/* Key formats; a buffer too small is an error (-1), never a length the
+ * caller could pass on: the key would be read past its buffer. */
 static void test_key_formats(void **state) {
     (void)state;
     char k[64];
@@ -192,12 +198,113 @@ static void test_key_formats(void **state) {
     assert_string_equal(k, "rm:avail:{p-1}:2026-11-23");
     assert_int_equal(rm_redis_key_avail(k, sizeof(k), "", "p-1x", 3, D0), 22);
     assert_string_equal(k, "avail:{p-1}:2026-11-23");
-    assert_int_equal(rm_redis_key_avail(k, 10, "rm:", "p-1", 3, D0), 25);
-    assert_string_equal(k, "rm:avail:");
-    assert_int_equal(rm_redis_key_avail(k, 25, "rm:", "p-1", 3, D0), 25);
-    assert_string_equal(k, "rm:avail:{p-1}:2026-11-2");
+    assert_int_equal(rm_redis_key_avail(k, 10, "rm:", "p-1", 3, D0), -1);
+    assert_int_equal(rm_redis_key_avail(k, 25, "rm:", "p-1", 3, D0), -1);
+    assert_int_equal(rm_redis_key_avail(k, 26, "rm:", "p-1", 3, D0), 25);
     assert_int_equal(rm_redis_key_state(k, sizeof(k), "rm:", "p-1", 3), 14);
     assert_string_equal(k, "rm:state:{p-1}");
+    assert_int_equal(rm_redis_key_state(k, 14, "rm:", "p-1", 3), -1);
+    assert_int_equal(rm_redis_key_checkpoint(k, sizeof(k), "rm:", "t", 3), 17);
+    assert_string_equal(k, "rm:checkpoint:t:3");
+    assert_int_equal(rm_redis_key_checkpoint(k, 17, "rm:", "t", 3), -1);
+}
+
+/* How many keys the server holds under prefix (SCAN, so it works with any
+ * prefix length). */
+static long long count_keys(redisContext *c, const char *prefix) {
+    long long n = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s* COUNT 1000", cursor, prefix);
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        n += (long long)r->element[1]->elements;
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return n;
+}
+
+/* A prefix of 200 bytes: every key that no longer fits its buffer is
+ * refused with RM_ERR_INVAL and a clear error, nothing reaches the server,
+ * and the sink keeps working for keys that fit. */
+static void test_long_prefix_is_refused(void **state) {
+    (void)state;
+    char prefix[201], pid[81], topic[401], longkey[401];
+    memset(prefix, 'x', 200);
+    prefix[200] = '\0';
+    memset(pid, 'p', 80);
+    pid[80] = '\0';
+    memset(topic, 't', 400);
+    topic[400] = '\0';
+    memset(longkey, 'k', 400);
+    longkey[400] = '\0';
+    rm_redis_url_t u;
+    char err[128];
+    assert_int_equal(rm_redis_url_parse(srv.url, &u, err, sizeof(err)), 0);
+    rm_redis_sink_t *s = rm_redis_sink_new(&u, prefix);
+    rm_redis_url_free(&u);
+    assert_non_null(s);
+
+    rm_avail_t st;
+    rm_avail_init(&st);
+    apply(&st, RM_EV_SLOTS_PUBLISHED, D0, 0, 2);
+    rm_sink_item_t it = {.pid = pid,
+                         .pid_len = 80,
+                         .st = &st,
+                         .partition = 0,
+                         .fence = 1,
+                         .expect_partition = -1,
+                         .expect_fence = -1};
+    assert_int_equal(rm_redis_sink_flush(s, &it, 1), RM_ERR_INVAL);
+    assert_false(it.written);
+    assert_non_null(strstr(rm_redis_sink_last_error(s), "too long"));
+    it.force = true;
+    assert_int_equal(rm_redis_sink_flush(s, &it, 1), RM_ERR_INVAL);
+    assert_false(it.written);
+    it.force = false;
+
+    rm_avail_t back;
+    rm_avail_init(&back);
+    rm_sink_item_t ld[2] = {{.pid = "p-1", .pid_len = 3, .st = &back},
+                            {.pid = pid, .pid_len = 80, .st = &back}};
+    assert_int_equal(rm_redis_sink_load(s, ld, 2), RM_ERR_INVAL);
+    assert_non_null(strstr(rm_redis_sink_last_error(s), "too long"));
+
+    int64_t next = 0, cur = 0;
+    bool ok = true;
+    assert_int_equal(rm_redis_sink_checkpoint_get(s, topic, 0, &next), RM_ERR_INVAL);
+    assert_int_equal(rm_redis_sink_checkpoint_cas(s, topic, 0, -1, 5, &ok, &cur), RM_ERR_INVAL);
+    assert_int_equal(rm_redis_checkpoint_set(s, topic, 0, 5), RM_ERR_INVAL);
+    assert_non_null(strstr(rm_redis_sink_last_error(s), "too long"));
+
+    char *keys[2] = {"short", longkey}, *vals[2];
+    size_t lens[2];
+    assert_int_equal(rm_redis_get_many(s, keys, 2, vals, lens), RM_ERR_INVAL);
+    assert_null(vals[0]);
+    assert_null(vals[1]);
+    assert_int_equal(rm_redis_del_many(s, keys, 2), RM_ERR_INVAL);
+    char *pids[1] = {longkey};
+    int32_t parts[1];
+    int64_t fences[1];
+    assert_int_equal(rm_redis_fences(s, pids, 1, parts, fences), RM_ERR_INVAL);
+    assert_non_null(strstr(rm_redis_sink_last_error(s), "too long"));
+
+    redisContext *c = rm_test_redis_connect(&srv);
+    assert_int_equal(count_keys(c, prefix), 0);
+
+    /* Keys that fit still work on the same sink. */
+    it.pid = "p-1";
+    it.pid_len = 3;
+    assert_int_equal(rm_redis_sink_flush(s, &it, 1), RM_ERR_OK);
+    assert_true(it.written);
+    assert_int_equal(rm_redis_sink_checkpoint_cas(s, "t", 0, -1, 5, &ok, &cur), RM_ERR_OK);
+    assert_true(ok);
+    assert_int_equal(count_keys(c, prefix), 3); /* day key, state, checkpoint */
+    redisFree(c);
+    rm_avail_free(&st);
+    rm_avail_free(&back);
+    rm_redis_sink_free(s);
 }
 
 static void test_checkpoint_cas(void **state) {
@@ -217,6 +324,261 @@ static void test_checkpoint_cas(void **state) {
     assert_int_equal(rm_redis_sink_checkpoint_get(s, "t", 3, &next), RM_ERR_OK);
     assert_int_equal(next, 200);
     rm_redis_sink_free(s);
+}
+
+static void script_flush(void) {
+    redisContext *c = rm_test_redis_connect(&srv);
+    assert_non_null(c);
+    redisReply *r = redisCommand(c, "SCRIPT FLUSH");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* After a SCRIPT FLUSH every EVALSHA gets NOSCRIPT: the sink reloads the
+ * script and sends the call again, once, on the same call of the API. */
+static void test_scripts_reloaded_after_script_flush(void **state) {
+    (void)state;
+    rm_redis_sink_t *s = new_sink();
+    int64_t cur = 0;
+    bool ok = false;
+    assert_int_equal(rm_redis_sink_checkpoint_cas(s, "ns", 1, -1, 10, &ok, &cur), RM_ERR_OK);
+    assert_true(ok);
+    script_flush();
+    assert_int_equal(rm_redis_sink_checkpoint_cas(s, "ns", 1, 10, 11, &ok, &cur), RM_ERR_OK);
+    assert_true(ok);
+    script_flush();
+    assert_int_equal(rm_redis_sink_checkpoint_cas(s, "ns", 1, 10, 12, &ok, &cur), RM_ERR_OK);
+    assert_false(ok); /* the reloaded script still compares */
+    assert_int_equal(cur, 11);
+
+    /* The flush script: a pipeline of several practitioners, all sent again. */
+    rm_avail_t st;
+    rm_avail_init(&st);
+    apply(&st, RM_EV_SLOTS_PUBLISHED, D0, 0, 2);
+    rm_sink_item_t it[3];
+    const char *pids[3] = {"ns-1", "ns-2", "ns-3"};
+    for (int i = 0; i < 3; i++)
+        it[i] = (rm_sink_item_t){.pid = pids[i],
+                                 .pid_len = 4,
+                                 .st = &st,
+                                 .partition = 1,
+                                 .fence = 5,
+                                 .expect_partition = -1,
+                                 .expect_fence = -1};
+    script_flush();
+    assert_int_equal(rm_redis_sink_flush(s, it, 3), RM_ERR_OK);
+    for (int i = 0; i < 3; i++)
+        assert_true(it[i].written);
+    for (int i = 0; i < 3; i++) {
+        it[i].expect_partition = 1;
+        it[i].expect_fence = 5;
+        it[i].fence = 6;
+    }
+    script_flush();
+    assert_int_equal(rm_redis_sink_flush(s, it, 3), RM_ERR_OK);
+    for (int i = 0; i < 3; i++)
+        assert_true(it[i].written);
+    it[0].fence = 7; /* a stale expectation after the reload is still refused */
+    script_flush();
+    assert_int_equal(rm_redis_sink_flush(s, it, 1), RM_ERR_OK);
+    assert_false(it[0].written);
+    rm_avail_free(&st);
+    rm_redis_sink_free(s);
+}
+
+/* A fake Redis on a Unix socket for replies a real server never sends: it
+ * answers SCRIPT with a sha, every other command with the next of `replies`
+ * (RESP), and closes the connection when they run out. */
+typedef struct {
+    char dir[32], path[64];
+    int lfd;
+    const char *const *replies;
+    pthread_t th;
+} fake_t;
+
+/* Reads one RESP command; its name (first argument) into name. */
+static int fake_read(FILE *in, char *name, size_t cap) {
+    char line[64];
+    if (!fgets(line, sizeof(line), in) || line[0] != '*')
+        return -1;
+    int n = atoi(line + 1);
+    for (int i = 0; i < n; i++) {
+        if (!fgets(line, sizeof(line), in) || line[0] != '$')
+            return -1;
+        size_t len = (size_t)atol(line + 1);
+        char *buf = malloc(len + 2);
+        if (!buf || fread(buf, 1, len + 2, in) != len + 2) {
+            free(buf);
+            return -1;
+        }
+        if (i == 0)
+            snprintf(name, cap, "%.*s", (int)len, buf);
+        free(buf);
+    }
+    return 0;
+}
+
+static void *fake_main(void *arg) {
+    fake_t *f = arg;
+    int fd = accept(f->lfd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    FILE *in = fdopen(fd, "r");
+    char name[32];
+    for (size_t next = 0; in && fake_read(in, name, sizeof(name)) == 0;) {
+        const char *rep = "$40\r\n0123456789012345678901234567890123456789\r\n";
+        if (strcmp(name, "SCRIPT") != 0 && !(rep = f->replies[next++]))
+            break;
+        if (write(fd, rep, strlen(rep)) != (ssize_t)strlen(rep))
+            break;
+    }
+    if (in)
+        fclose(in);
+    else
+        close(fd);
+    return NULL;
+}
+
+/* Starts the fake server and returns a sink (prefix "rm:") connected to it. */
+static rm_redis_sink_t *fake_start(fake_t *f, const char *const *replies) {
+    memset(f, 0, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/rm-fake-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/redis.sock", f->dir);
+    f->replies = replies;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", f->path);
+    f->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(f->lfd >= 0);
+    assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(f->lfd, 1), 0);
+    assert_int_equal(pthread_create(&f->th, NULL, fake_main, f), 0);
+    rm_redis_url_t u = {.socket_path = f->path};
+    rm_redis_sink_t *s = rm_redis_sink_new(&u, "rm:");
+    assert_non_null(s);
+    return s;
+}
+
+static void fake_stop(fake_t *f, rm_redis_sink_t *s) {
+    rm_redis_sink_free(s); /* closes the connection: the server's thread ends */
+    pthread_join(f->th, NULL);
+    close(f->lfd);
+    unlink(f->path);
+    rmdir(f->dir);
+}
+
+static void count_key(const char *key, size_t len, void *arg) {
+    (void)key;
+    (void)len;
+    (*(int *)arg)++;
+}
+
+/* Replies of a type the command never returns are RM_ERR_REPLY with the
+ * command named in the error, never a crash or a made-up value. */
+static void test_unexpected_reply_types(void **state) {
+    (void)state;
+    static const char *const scan_cursor_int[] = {"*2\r\n:0\r\n*0\r\n", NULL};
+    static const char *const scan_keys_not_array[] = {"*2\r\n$1\r\n0\r\n$2\r\nxx\r\n", NULL};
+    static const char *const scan_key_int[] = {"*2\r\n$1\r\n0\r\n*1\r\n:5\r\n", NULL};
+    static const char *const hgetall_int[] = {"*2\r\n:1\r\n$1\r\nx\r\n", NULL};
+    static const char *const hgetall_status[] = {"+OK\r\n", NULL};
+    static const char *const hmget_array[] = {"*2\r\n*0\r\n$1\r\n5\r\n", NULL};
+    static const char *const hmget_int[] = {":3\r\n", NULL};
+    const char *const *scans[] = {scan_cursor_int, scan_keys_not_array, scan_key_int};
+    fake_t f;
+    for (int i = 0; i < 3; i++) {
+        rm_redis_sink_t *s = fake_start(&f, scans[i]);
+        int n = 0;
+        assert_int_equal(rm_redis_scan(s, "avail:*", count_key, &n), RM_ERR_REPLY);
+        assert_non_null(strstr(rm_redis_sink_last_error(s), "SCAN"));
+        assert_int_equal(n, 0);
+        fake_stop(&f, s);
+    }
+    const char *const *hgetalls[] = {hgetall_int, hgetall_status};
+    for (int i = 0; i < 2; i++) {
+        rm_redis_sink_t *s = fake_start(&f, hgetalls[i]);
+        char out[128];
+        assert_int_equal(rm_redis_record_get(s, "rebuild:last:redis", out, sizeof(out)),
+                         RM_ERR_REPLY);
+        assert_non_null(strstr(rm_redis_sink_last_error(s), "HGETALL"));
+        fake_stop(&f, s);
+    }
+    const char *const *hmgets[] = {hmget_array, hmget_int};
+    for (int i = 0; i < 2; i++) {
+        rm_redis_sink_t *s = fake_start(&f, hmgets[i]);
+        char *pids[1] = {"p-1"};
+        int32_t part = 7;
+        int64_t fence = 7;
+        assert_int_equal(rm_redis_fences(s, pids, 1, &part, &fence), RM_ERR_REPLY);
+        assert_non_null(strstr(rm_redis_sink_last_error(s), "HMGET"));
+        assert_int_equal(fence, -1);
+        fake_stop(&f, s);
+    }
+}
+
+/* Stored numbers that do not parse (a fence, a checkpoint) are reported as
+ * corrupt, as rm_redis_sink_load and rm_redis_sink_checkpoint_get do. */
+static void test_stored_numbers_checked(void **state) {
+    (void)state;
+    rm_redis_sink_t *s = new_sink();
+    redisContext *c = rm_test_redis_connect(&srv);
+    freeReplyObject(redisCommand(c, "HSET rm:state:{num-1} p 2 f 17"));
+    freeReplyObject(redisCommand(c, "HSET rm:state:{num-2} p abc f 5"));
+    freeReplyObject(redisCommand(c, "HSET rm:state:{num-3} p 1 f 5x"));
+    char *ok_pid[1] = {"num-1"}, *bad_p[1] = {"num-2"}, *bad_f[1] = {"num-3"};
+    int32_t part = 0;
+    int64_t fence = 0;
+    assert_int_equal(rm_redis_fences(s, ok_pid, 1, &part, &fence), RM_ERR_OK);
+    assert_int_equal(part, 2);
+    assert_int_equal(fence, 17);
+    assert_int_equal(rm_redis_fences(s, bad_p, 1, &part, &fence), RM_ERR_CORRUPT);
+    assert_non_null(strstr(rm_redis_sink_last_error(s), "num-2"));
+    assert_int_equal(rm_redis_fences(s, bad_f, 1, &part, &fence), RM_ERR_CORRUPT);
+    assert_non_null(strstr(rm_redis_sink_last_error(s), "num-3"));
+
+    freeReplyObject(redisCommand(c, "SET rm:checkpoint:bad:0 garbage"));
+    bool ok = true;
+    int64_t cur = 0;
+    assert_int_equal(rm_redis_sink_checkpoint_cas(s, "bad", 0, 5, 6, &ok, &cur), RM_ERR_CORRUPT);
+    assert_false(ok);
+    assert_non_null(strstr(rm_redis_sink_last_error(s), "not an offset"));
+    redisFree(c);
+    rm_redis_sink_free(s);
+}
+
+/* strdup, interposed for this executable (the sink is linked in
+ * statically): the call fail_strdup_at calls from now fails (-1: none). */
+static _Thread_local int fail_strdup_at = -1;
+
+char *strdup(const char *str) {
+    if (fail_strdup_at >= 0 && fail_strdup_at-- == 0)
+        return NULL;
+    size_t n = strlen(str) + 1;
+    char *p = malloc(n);
+    return p ? memcpy(p, str, n) : NULL;
+}
+
+/* Out of memory while copying the URL's user, password or host, or the
+ * prefix: no sink (it would connect without authentication). */
+static void test_new_fails_when_a_copy_fails(void **state) {
+    (void)state;
+    rm_redis_url_t u = {.host = "127.0.0.1", .port = 1, .user = "u", .password = "pw"};
+    int copies = 0;
+    for (;; copies++) {
+        fail_strdup_at = copies;
+        rm_redis_sink_t *s = rm_redis_sink_new(&u, "rm:");
+        bool failed = fail_strdup_at < 0; /* the counter ran out: a copy failed */
+        fail_strdup_at = -1;
+        if (!failed) {
+            assert_non_null(s);
+            rm_redis_sink_free(s);
+            break;
+        }
+        assert_null(s);
+    }
+    assert_int_equal(copies, 4); /* host, user, password, prefix */
 }
 
 static void test_reconnects_after_restart(void **state) {
@@ -239,7 +601,12 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flush_writes_keys_and_state),
         cmocka_unit_test(test_key_formats),
+        cmocka_unit_test(test_new_fails_when_a_copy_fails),
+        cmocka_unit_test(test_long_prefix_is_refused),
         cmocka_unit_test(test_checkpoint_cas),
+        cmocka_unit_test(test_scripts_reloaded_after_script_flush),
+        cmocka_unit_test(test_unexpected_reply_types),
+        cmocka_unit_test(test_stored_numbers_checked),
         cmocka_unit_test(test_reconnects_after_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
