@@ -35,6 +35,13 @@ rd_kafka_t *rm_kafka_new(rd_kafka_type_t type, const rm_kafka_prop_t *defaults, 
                          void (*setup)(rd_kafka_conf_t *conf, void *arg), void *arg, char *err,
                          size_t errlen);
 
+/* The partition count of topic, from a listing of every topic (which never
+ * auto-creates one, whatever the broker's auto.create.topics.enable says).
+ * > 0: the count; 0: the broker answered and the topic does not exist;
+ * -1: no broker answered within timeout_ms (err says why). */
+int rm_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
+                              size_t errlen);
+
 /* librdkafka's log callback that writes through rm_log. */
 void rm_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
 

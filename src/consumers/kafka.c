@@ -69,3 +69,22 @@ rd_kafka_t *rm_kafka_new(rd_kafka_type_t type, const rm_kafka_prop_t *defaults, 
         rd_kafka_poll_set_consumer(rk);
     return rk;
 }
+
+int rm_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
+                              size_t errlen) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errlen, "topic %s: metadata: %s", topic, rd_kafka_err2str(e));
+        return -1;
+    }
+    int n = 0;
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (strcmp(md->topics[i].topic, topic) == 0 && !md->topics[i].err)
+            n = md->topics[i].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    if (n == 0)
+        snprintf(err, errlen, "topic %s does not exist (check --topic; it is not created here)",
+                 topic);
+    return n;
+}

@@ -139,17 +139,13 @@ int rm_replay_plan(const rm_config_t *cfg, rm_replay_t *r) {
     rd_kafka_t *rk = new_consumer(cfg, "replay");
     if (!rk)
         return -1;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, cfg->topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    char why[256];
+    int n = rm_kafka_topic_partitions(rk, cfg->topic, 10000, why, sizeof(why));
     int rc = -1;
-    if (err) {
-        rm_error("topic %s: metadata from %s: %s", cfg->topic, cfg->brokers, rd_kafka_err2str(err));
-    } else if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
-        rm_error("topic %s: %s", cfg->topic,
-                 md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err) : "not found");
+    if (n <= 0) {
+        rm_error("%s%s%s", why, n < 0 ? " from " : "", n < 0 ? cfg->brokers : "");
     } else {
-        r->partitions = md->topics[0].partition_cnt;
+        r->partitions = n;
         r->low = calloc((size_t)r->partitions, sizeof(int64_t));
         r->high = calloc((size_t)r->partitions, sizeof(int64_t));
         r->maps = calloc((size_t)r->partitions, sizeof(pract_map_t));
@@ -157,7 +153,7 @@ int rm_replay_plan(const rm_config_t *cfg, rm_replay_t *r) {
         r->prcount = calloc((size_t)r->partitions, sizeof(size_t));
         rc = r->low && r->high && r->maps && r->finished && r->prcount ? 0 : -1;
         for (int p = 0; rc == 0 && p < r->partitions; p++) {
-            err =
+            rd_kafka_resp_err_t err =
                 rd_kafka_query_watermark_offsets(rk, cfg->topic, p, &r->low[p], &r->high[p], 10000);
             if (err) {
                 rm_error("partition %d: offsets: %s", p, rd_kafka_err2str(err));
@@ -166,9 +162,6 @@ int rm_replay_plan(const rm_config_t *cfg, rm_replay_t *r) {
             r->total += (uint64_t)(r->high[p] - r->low[p]);
         }
     }
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
     rd_kafka_destroy(rk);
     return rc;
 }

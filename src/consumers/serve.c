@@ -50,24 +50,54 @@ static void log_summary(rm_stats_t *st, const char *what) {
             invalid);
 }
 
-/* Partition count of the topic, from the workers' first client; 0 when
- * unknown (then --until-caught-up waits for metadata). */
-static int topic_partitions(rd_kafka_t *rk, const char *topic) {
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    int n = 0;
-    for (int attempt = 0; attempt < 50 && rm_running(); attempt++) {
-        if (rd_kafka_metadata(rk, 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-                n = md->topics[0].partition_cnt;
-            rd_kafka_metadata_destroy(md);
-            if (n > 0)
-                break;
-        }
-        sleep(1);
+/* The topic as serve starts: its partition count and, for
+ * --until-caught-up, each partition's end offset (the log it must apply).
+ * The topic is looked up in a listing of every topic before any consumer
+ * subscribes, so a typo is an error rather than a topic that a broker with
+ * auto.create.topics.enable creates. 0; 2 when the topic does not exist; 1
+ * when no broker answered and --until-caught-up needs the offsets. Without
+ * --until-caught-up unreachable brokers are only logged: the workers keep
+ * trying and serve is not ready until they own partitions. */
+static int topic_at_start(const rm_config_t *cfg, int *partitions, int64_t **ends,
+                          rd_kafka_t **client) {
+    char err[512];
+    const rm_kafka_prop_t defaults[] = {{"bootstrap.servers", cfg->brokers},
+                                        {"group.id", "readmodel-topic-check"}};
+    rd_kafka_t *rk = rm_kafka_new(RD_KAFKA_CONSUMER, defaults, 2, cfg->kafka, cfg->n_kafka, NULL,
+                                  NULL, err, sizeof(err));
+    if (!rk) {
+        rm_error("%s", err);
+        return 2;
     }
-    rd_kafka_topic_destroy(rkt);
-    return n;
+    int n = -1;
+    for (int attempt = 0; n < 0 && attempt < (cfg->until_caught_up ? 30 : 1) && rm_running();
+         attempt++)
+        n = rm_kafka_topic_partitions(rk, cfg->topic, 5000, err, sizeof(err));
+    int rc = 0;
+    if (n == 0) {
+        rm_error("%s", err);
+        rc = 2;
+    } else if (n < 0) {
+        rm_warn("%s from %s; serve keeps trying", err, cfg->brokers);
+        rc = cfg->until_caught_up ? 1 : 0;
+    } else if (cfg->until_caught_up && !(*ends = calloc((size_t)n, sizeof(**ends)))) {
+        rc = 1;
+    }
+    for (int p = 0; rc == 0 && *ends && p < n; p++) {
+        int64_t lo;
+        rd_kafka_resp_err_t e =
+            rd_kafka_query_watermark_offsets(rk, cfg->topic, p, &lo, &(*ends)[p], 10000);
+        if (e) {
+            rm_error("topic %s [%d]: offsets: %s", cfg->topic, p, rd_kafka_err2str(e));
+            rc = 1;
+        }
+    }
+    *partitions = n > 0 ? n : 0;
+    if (rc == 0 && *ends)
+        *client = rk; /* kept: caught_up compares with the log's current end */
+    else
+        rd_kafka_destroy(rk);
+    return rc;
 }
 
 /* One sink's pipeline: its workers (each its own consumer in the group
@@ -156,8 +186,13 @@ static int pipeline_init(pipeline_t *pl, const rm_config_t *cfg, const rm_sink_o
             return 2;
         }
     }
-    if (cfg->metrics_addr && rm_sink_open(&pl->health, ops, cfg, err, sizeof(err)) != RM_ERR_OK)
-        rm_warn("%s health checks off: %s", ops->title, err);
+    /* serve's own handle: health and records for /metrics, checkpoints for
+     * --until-caught-up. */
+    if ((cfg->metrics_addr || cfg->until_caught_up) &&
+        rm_sink_open(&pl->health, ops, cfg, err, sizeof(err)) != RM_ERR_OK) {
+        rm_error("%s: %s", ops->title, err);
+        return 2;
+    }
     return 0;
 }
 
@@ -186,9 +221,27 @@ static int pipeline_stop(pipeline_t *pl) {
     return atomic_load(&pl->sh.failed) ? 1 : 0;
 }
 
-static bool caught_up(pipeline_t *pl) {
-    return pl->sh.topic_partitions > 0 &&
-           atomic_load(&pl->sh.eof_partitions) >= pl->sh.topic_partitions;
+/* --until-caught-up: the pipeline's sink holds a checkpoint at or past the
+ * end offset every partition had when serve started, whichever process of
+ * the group applied it (so it ends also when other members own some
+ * partitions, and a log that keeps growing does not keep it running). A
+ * checkpoint above the log's current end is a reset log, not progress: the
+ * worker that owns the partition says so and fails the run. */
+static bool caught_up(pipeline_t *pl, const int64_t *ends, int partitions, rd_kafka_t *rk) {
+    rm_sink_t *s = &pl->health;
+    const char *topic = pl->sh.cfg->topic;
+    for (int p = 0; p < partitions; p++) {
+        int64_t cp = -1, lo, hi;
+        if (ends[p] <= 0)
+            continue; /* an empty partition has nothing to apply */
+        if (s->ops->checkpoint_get(s->impl, topic, p, &cp) != RM_ERR_OK || cp < ends[p])
+            return false;
+        if (cp > ends[p] && (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 5000) !=
+                                 RD_KAFKA_RESP_ERR_NO_ERROR ||
+                             cp > hi))
+            return false;
+    }
+    return true;
 }
 
 /* Every pipeline of one serve process. */
@@ -199,6 +252,9 @@ typedef struct {
     bool owned[MAX_PIPELINES];
     size_t n;
     rm_http_t *http;
+    int partitions; /* of the topic when serve started; 0 unknown */
+    int64_t *ends;  /* --until-caught-up: each partition's end offset then (owned) */
+    rd_kafka_t *rk; /* --until-caught-up: for the log's current end (owned) */
 } serve_t;
 
 /* Sets up the pipelines, the metrics endpoint and --until-caught-up's
@@ -211,6 +267,11 @@ static int serve_init(serve_t *sv, rm_stats_t *stats) {
         rm_error("no sink is configured");
         return 2;
     }
+    int rc = topic_at_start(cfg, &sv->partitions, &sv->ends, &sv->rk);
+    if (rc != 0) {
+        sv->n = 0;
+        return rc;
+    }
     for (size_t i = 0; i < sv->n; i++) {
         sv->stats[i] = i == 0 && stats ? stats : calloc(1, sizeof(rm_stats_t));
         sv->owned[i] = !(i == 0 && stats);
@@ -221,7 +282,6 @@ static int serve_init(serve_t *sv, rm_stats_t *stats) {
             sv->stats[i - 1]->next = sv->stats[i];
         }
     }
-    int rc = 0;
     for (size_t i = 0; i < sv->n && rc == 0; i++)
         rc = pipeline_init(&sv->pls[i], cfg, ops[i], i == 0, sv->stats[i]);
     if (rc == 0 && cfg->metrics_addr) {
@@ -234,15 +294,8 @@ static int serve_init(serve_t *sv, rm_stats_t *stats) {
         rm_info("metrics and health on %s (port %d): /metrics /livez /readyz", cfg->metrics_addr,
                 rm_http_port(sv->http));
     }
-    if (rc == 0 && cfg->until_caught_up) {
-        int n = topic_partitions(sv->pls[0].workers[0].rk, cfg->topic);
-        for (size_t i = 0; i < sv->n; i++)
-            sv->pls[i].sh.topic_partitions = n;
-        if (n == 0) {
-            rm_error("topic %s: no partition metadata from %s", cfg->topic, cfg->brokers);
-            rc = 1;
-        }
-    }
+    for (size_t i = 0; i < sv->n; i++)
+        sv->pls[i].sh.topic_partitions = sv->partitions;
     return rc;
 }
 
@@ -262,7 +315,7 @@ static void serve_loop(serve_t *sv) {
     const rm_config_t *cfg = sv->cfg;
     time_t last = time(NULL);
     uint64_t last_n = total_events(sv->stats[0]);
-    long long last_refresh = 0;
+    long long last_refresh = 0, last_check = 0;
     while (rm_running()) {
         usleep(100 * 1000);
         if (sv->http && rm_mono_ms() - last_refresh >= 1000) {
@@ -270,9 +323,11 @@ static void serve_loop(serve_t *sv) {
             for (size_t i = 0; i < sv->n; i++)
                 pipeline_refresh(&sv->pls[i], cfg->topic);
         }
-        bool all = cfg->until_caught_up;
+        bool all = cfg->until_caught_up && sv->ends && rm_mono_ms() - last_check >= 500;
+        if (all)
+            last_check = rm_mono_ms();
         for (size_t i = 0; all && i < sv->n; i++)
-            all = caught_up(&sv->pls[i]);
+            all = caught_up(&sv->pls[i], sv->ends, sv->partitions, sv->rk);
         if (all) {
             rm_info("caught up: every partition is applied to its end%s",
                     sv->n > 1 ? " in every target" : "");
@@ -314,11 +369,14 @@ rm_err_t rm_serve_run(const rm_config_t *cfg, rm_stats_t *stats) {
     rm_http_stop(sv.http);
     if (rc == 0 && failed)
         rc = 1;
-    for (size_t i = 0; i < sv.n; i++) {
+    for (size_t i = 0; i < MAX_PIPELINES; i++) {
         if (sv.stats[i])
             sv.stats[i]->next = NULL;
         if (sv.owned[i])
             free(sv.stats[i]);
     }
+    free(sv.ends);
+    if (sv.rk)
+        rd_kafka_destroy(sv.rk);
     return rc == 0 ? RM_ERR_OK : rc == 2 ? RM_ERR_INVAL : RM_ERR_IO;
 }
