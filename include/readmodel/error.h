@@ -16,7 +16,8 @@
     X(INVAL, "invalid argument")                                                                   \
     X(IO, "connection or I/O error")                                                               \
     X(REPLY, "unexpected reply from the server")                                                   \
-    X(CORRUPT, "stored data could not be decoded")
+    X(CORRUPT, "stored data could not be decoded")                                                 \
+    X(CONFIG, "refused by the server as configured (credentials, permissions or database)")
 
 typedef enum {
 #define RM_ERR_ENUM(name, msg) RM_ERR_##name,

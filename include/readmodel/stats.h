@@ -95,6 +95,7 @@ typedef struct rm_stats {
     atomic_uint_least64_t sink_error_kinds[RM_SINK_ERROR__COUNT];
     atomic_int sink_write_ok;      /* last write or read by a worker succeeded */
     atomic_int sink_ping_ok;       /* serve's health connection answers PING */
+    atomic_int sink_refused;       /* the sink refuses our credentials, permissions or database */
     atomic_int paused;             /* workers paused by a rebuild lease */
     atomic_llong unowned_since_ms; /* monotonic ms since the pipeline owned no partition
                                       (set by serve's refresher); 0 while it owns one */

@@ -157,7 +157,12 @@ static void pipeline_refresh(pipeline_t *pl, const char *topic) {
         st->records_read_ms = rm_mono_ms();
         read_records(st, &pl->health);
     }
-    bool up = pl->health.ops->ping(pl->health.impl) == RM_ERR_OK;
+    rm_err_t pe = pl->health.ops->ping(pl->health.impl);
+    bool up = pe == RM_ERR_OK;
+    if (pe == RM_ERR_CONFIG)
+        atomic_store(&st->sink_refused, 1);
+    else if (up && atomic_load(&st->sink_write_ok))
+        atomic_store(&st->sink_refused, 0);
     if (!up && atomic_load(&st->sink_ping_ok))
         rm_warn("%s does not answer: %s", pl->health.ops->title,
                 pl->health.ops->last_error(pl->health.impl));

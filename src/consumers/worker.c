@@ -49,6 +49,12 @@ static void heartbeat(rm_worker_t *w) {
  * the worker is stopping and the stop deadline has passed. */
 static bool backoff(rm_worker_t *w, int *ms, time_t *stop_deadline) {
     heartbeat(w);
+    if (w->last_err == RM_ERR_CONFIG && w->sh->cfg->until_caught_up) {
+        /* No retry can help a run that is meant to end. */
+        atomic_store(&w->sh->failed, 1);
+        rm_stop_request();
+        return false;
+    }
     if (!rm_running()) {
         if (!*stop_deadline)
             *stop_deadline = time(NULL) + w->sh->cfg->shutdown_timeout_s;
@@ -70,18 +76,24 @@ static const char *sink_error(const rm_worker_t *w) {
     return w->sink.ops->last_error(w->sink.impl);
 }
 
+/* Remembers the result of a sink call, for sink_failed and backoff. */
+static rm_err_t track(rm_worker_t *w, rm_err_t e) {
+    w->last_err = e;
+    return e;
+}
+
 static rm_err_t cp_get(rm_worker_t *w, const char *topic, int32_t partition, int64_t *next) {
-    return w->sink.ops->checkpoint_get(w->sink.impl, topic, partition, next);
+    return track(w, w->sink.ops->checkpoint_get(w->sink.impl, topic, partition, next));
 }
 
 static rm_err_t cp_cas(rm_worker_t *w, int32_t partition, int64_t expected, int64_t next, bool *ok,
                        int64_t *cur) {
-    return w->sink.ops->checkpoint_cas(w->sink.impl, w->sh->cfg->topic, partition, expected, next,
-                                       ok, cur);
+    return track(w, w->sink.ops->checkpoint_cas(w->sink.impl, w->sh->cfg->topic, partition,
+                                                expected, next, ok, cur));
 }
 
 static rm_err_t lease_read(rm_worker_t *w, char *holder, size_t cap, long long *ttl) {
-    return w->sink.ops->lease_get(w->sink.impl, holder, cap, ttl);
+    return track(w, w->sink.ops->lease_get(w->sink.impl, holder, cap, ttl));
 }
 
 static void sink_failed(rm_worker_t *w, rm_sink_error_t kind, const char *what, int backoff_ms) {
@@ -89,6 +101,17 @@ static void sink_failed(rm_worker_t *w, rm_sink_error_t kind, const char *what, 
     atomic_fetch_add_explicit(&w->sh->stats->sink_error_kinds[kind], 1, memory_order_relaxed);
     atomic_store(&w->sh->stats->sink_write_ok, 0);
     rm_log_ctx_t ctx = {target_name(w), -1, -1};
+    if (w->last_err == RM_ERR_CONFIG) {
+        /* A wrong password, missing permission or unknown database: named
+         * as such (a rotation may still fix it, so serve keeps trying). */
+        atomic_store(&w->sh->stats->sink_refused, 1);
+        rm_logc(RM_LOG_ERROR, &ctx,
+                "worker %d: %s failed: %s: %s refuses this configuration (credentials, "
+                "permissions or database); %s",
+                w->id, what, sink_error(w), w->sink.ops->title,
+                w->sh->cfg->until_caught_up ? "stopping" : "retrying until it is fixed");
+        return;
+    }
     rm_logc(RM_LOG_WARN, &ctx, "worker %d: %s failed: %s; retrying in %d ms", w->id, what,
             sink_error(w), backoff_ms);
 }
@@ -142,7 +165,7 @@ static int load_missing(rm_worker_t *w, pract_t **need, int32_t *parts, size_t n
     time_t deadline = 0;
     int rc = 0;
     for (;;) {
-        rm_err_t e = w->sink.ops->load(w->sink.impl, items, n);
+        rm_err_t e = track(w, w->sink.ops->load(w->sink.impl, items, n));
         if (e == RM_ERR_OK || e == RM_ERR_CORRUPT) {
             if (e == RM_ERR_CORRUPT)
                 rm_error("worker %d: %s; that practitioner is projected from the retained log only "
@@ -385,7 +408,8 @@ static int write_items(rm_worker_t *w, rm_sink_item_t *items, size_t n) {
     time_t deadline = 0;
     for (;;) {
         long long t0 = rm_mono_ms();
-        if (w->sink.ops->flush(w->sink.impl, items, n) == RM_ERR_OK) {
+        if (track(w, w->sink.ops->flush(w->sink.impl, items, n)) == RM_ERR_OK) {
+            atomic_store(&w->sh->stats->sink_refused, 0);
             rm_stats_observe_flush(w->sh->stats, (double)(rm_mono_ms() - t0) / 1000.0, n);
             atomic_store(&w->sh->stats->sink_write_ok, 1);
             return 0;
@@ -851,7 +875,7 @@ void *rm_worker_main(void *arg) {
         int ms = BACKOFF_MIN_MS;
         time_t deadline = 0;
         char diff[1024] = "";
-        while (w->sink.ops->ensure(w->sink.impl, diff, sizeof(diff)) != RM_ERR_OK) {
+        while (track(w, w->sink.ops->ensure(w->sink.impl, diff, sizeof(diff))) != RM_ERR_OK) {
             sink_failed(w, RM_SINK_ERROR_LOAD, "preparing the store", ms);
             if (!backoff(w, &ms, &deadline))
                 break;

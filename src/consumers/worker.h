@@ -54,6 +54,7 @@ typedef struct {
     rm_ratelimit_t invalid_log;
     bool paused;         /* a rebuild holds the lease: partitions paused, nothing written */
     time_t dlq_deadline; /* stopping: when waiting for the dead-letter producer ends */
+    rm_err_t last_err;   /* result of the last sink call (track() in worker.c) */
     pthread_t thread;
 } rm_worker_t;
 

@@ -447,6 +447,12 @@ bool rm_metrics_ready(rm_stats_t *st, char *why, size_t cap) {
                  rm_rebuild_phase_name((rm_rebuild_phase_t)atomic_load(&st->job->phase)));
         return true;
     }
+    if (atomic_load(&st->sink_refused)) {
+        snprintf(why, cap,
+                 "sink refuses this configuration (credentials, permissions or database); see "
+                 "the log");
+        return false;
+    }
     if (!atomic_load(&st->sink_ping_ok)) {
         snprintf(why, cap, "sink unreachable");
         return false;

@@ -243,12 +243,13 @@ rm_err_t rm_os_request(rm_os_sink_t *s, const char *method, const char *path, co
     if (g.len)
         *resp = json_loadb(g.buf, g.len, 0, NULL);
     free(g.buf);
-    if (*status == 429 || *status >= 500) {
+    if (*status == 429 || *status >= 500 || *status == 401 || *status == 403) {
         rm_os_reply_error(s, path, *status, *resp);
         json_decref(*resp);
         *resp = NULL;
         s->counters.http_errors++;
-        return RM_ERR_IO;
+        /* 401/403: the credentials or their permissions, not a passing state */
+        return *status == 401 || *status == 403 ? RM_ERR_CONFIG : RM_ERR_IO;
     }
     return RM_ERR_OK;
 }

@@ -137,11 +137,25 @@ rm_err_t rm_redis_io_error(rm_redis_sink_t *s) {
     return RM_ERR_IO;
 }
 
+/* Whether an error reply says the server refuses this client as configured
+ * (credentials, ACL permissions, database), which no retry will change. */
+static bool refuses_configuration(const redisReply *r, const char *what) {
+    static const char *const prefixes[] = {"WRONGPASS", "NOAUTH",
+                                           "NOPERM",    "ERR invalid password",
+                                           "ERR AUTH",  "ERR Client sent AUTH"};
+    if (strcmp(what, "AUTH") == 0 || strcmp(what, "SELECT") == 0)
+        return true;
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (r->len >= strlen(prefixes[i]) && strncmp(r->str, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
 rm_err_t rm_redis_reply_error(rm_redis_sink_t *s, const redisReply *r, const char *what) {
-    snprintf(s->err, sizeof(s->err), "redis %s: %.*s", what,
-             r && r->type == REDIS_REPLY_ERROR ? (int)r->len : 16,
-             r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-    return RM_ERR_REPLY;
+    bool is_error = r && r->type == REDIS_REPLY_ERROR;
+    snprintf(s->err, sizeof(s->err), "redis %s: %.*s", what, is_error ? (int)r->len : 16,
+             is_error ? r->str : "unexpected reply");
+    return is_error && refuses_configuration(r, what) ? RM_ERR_CONFIG : RM_ERR_REPLY;
 }
 
 /* Runs one command; on success *out is the reply (caller frees). */
@@ -665,7 +679,7 @@ rm_err_t rm_redis_sink_checkpoint_cas(rm_redis_sink_t *s, const char *topic, int
     snprintf(nx, sizeof(nx), "%lld", (long long)next);
     const char *argv[] = {"EVALSHA", s->cas_sha, "1", key, exp, nx};
     size_t lens[] = {7, strlen(s->cas_sha), 1, (size_t)kl, strlen(exp), strlen(nx)};
-    redisReply *r;
+    redisReply *r = NULL;
     if ((e = evalsha(s, &r, 6, argv, lens, cas_lua, s->cas_sha)))
         return e;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||

@@ -486,6 +486,36 @@ static void test_missing_topic_and_shared_catch_up(void **state) {
     e2e_stop(&e);
 }
 
+/* A permanent configuration error (Redis requires a password serve does
+ * not have) ends serve --until-caught-up with 1 instead of retrying
+ * forever, and a running serve's /readyz names the cause. */
+static void test_refused_configuration_ends_run(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 2), 0);
+    rm_gen_t *g = generator(74, 10);
+    e2e_produce_generated(&e, g, -1);
+    rm_gen_free(g);
+    redisContext *c = rm_test_redis_connect(&e.redis);
+    freeReplyObject(redisCommand(c, "CONFIG SET requirepass %s", "pw-serve-lacks"));
+    const char *until[] = {"--until-caught-up", NULL};
+    assert_int_equal(e2e_wait_timeout(e2e_serve(&e, until), 120), 1);
+    pid_t pid = e2e_serve(&e, NULL);
+    int port = e2e_metrics_port(pid, 30);
+    assert_true(port > 0);
+    const char *kinds = "readmodel_sink_errors_total{target=\"redis\"";
+    assert_true(e2e_wait_metric(port, kinds, 1, 60));
+    assert_null(e2e_http_get(port, "/readyz")); /* 503, "sink refuses this configuration" */
+    kill(pid, SIGTERM);
+    e2e_wait_timeout(pid, 60); /* stopping while Redis refuses: 0 or 1, not a hang */
+    freeReplyObject(redisCommand(c, "AUTH %s", "pw-serve-lacks"));
+    freeReplyObject(redisCommand(c, "CONFIG SET requirepass %s", ""));
+    redisFree(c);
+    assert_int_equal(e2e_wait_timeout(e2e_serve(&e, until), 120), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    e2e_stop(&e);
+}
+
 /* An independent producer: kcat sends a log written by `readmodel gen
  * --output` plus hand-written lines; the reference reads the same file. */
 static void test_kcat_producer(void **state) {
@@ -606,6 +636,7 @@ int main(void) {
         cmocka_unit_test(test_log_reset_reported),
         cmocka_unit_test(test_restart_rejoins_quickly),
         cmocka_unit_test(test_missing_topic_and_shared_catch_up),
+        cmocka_unit_test(test_refused_configuration_ends_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

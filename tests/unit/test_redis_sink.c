@@ -581,6 +581,39 @@ static void test_new_fails_when_a_copy_fails(void **state) {
     assert_int_equal(copies, 4); /* host, user, password, prefix */
 }
 
+/* A server that refuses the configuration (no password where one is
+ * required, a wrong one, an unknown database) is RM_ERR_CONFIG, named as
+ * such, never with the password in the message: the worker stops retrying
+ * under --until-caught-up and /readyz names the cause. */
+static void test_refused_configuration(void **state) {
+    (void)state;
+    redisContext *c = rm_test_redis_connect(&srv);
+    freeReplyObject(redisCommand(c, "CONFIG SET requirepass s3cr3t-pw"));
+    rm_redis_url_t u = {.socket_path = srv.sock};
+    rm_redis_sink_t *none = rm_redis_sink_new(&u, "rm:");
+    assert_int_equal(rm_redis_sink_ping(none), RM_ERR_CONFIG);
+    assert_non_null(strstr(rm_redis_sink_last_error(none), "NOAUTH"));
+    rm_redis_sink_free(none);
+    u.password = "not-the-password";
+    rm_redis_sink_t *wrong = rm_redis_sink_new(&u, "rm:");
+    assert_int_equal(rm_redis_sink_ping(wrong), RM_ERR_CONFIG);
+    assert_null(strstr(rm_redis_sink_last_error(wrong), "not-the-password"));
+    rm_redis_sink_free(wrong);
+    u.password = "s3cr3t-pw";
+    u.db = 9999;
+    rm_redis_sink_t *db = rm_redis_sink_new(&u, "rm:");
+    assert_int_equal(rm_redis_sink_ping(db), RM_ERR_CONFIG);
+    assert_non_null(strstr(rm_redis_sink_last_error(db), "SELECT"));
+    rm_redis_sink_free(db);
+    u.db = 0;
+    rm_redis_sink_t *ok = rm_redis_sink_new(&u, "rm:");
+    assert_int_equal(rm_redis_sink_ping(ok), RM_ERR_OK);
+    rm_redis_sink_free(ok);
+    freeReplyObject(redisCommand(c, "AUTH s3cr3t-pw"));
+    freeReplyObject(redisCommand(c, "CONFIG SET requirepass %s", ""));
+    redisFree(c);
+}
+
 static void test_reconnects_after_restart(void **state) {
     (void)state;
     rm_redis_sink_t *s = new_sink();
@@ -607,6 +640,7 @@ int main(void) {
         cmocka_unit_test(test_scripts_reloaded_after_script_flush),
         cmocka_unit_test(test_unexpected_reply_types),
         cmocka_unit_test(test_stored_numbers_checked),
+        cmocka_unit_test(test_refused_configuration),
         cmocka_unit_test(test_reconnects_after_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
