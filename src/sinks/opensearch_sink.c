@@ -67,6 +67,25 @@ rm_os_sink_t *rm_os_sink_new(const rm_os_config_t *cfg) {
     return s;
 }
 
+/* TLS failures, named as one class whatever libcurl's text for the TLS
+ * library and the CA setup of the machine (a CA bundle that is not there
+ * reads differently from a certificate that is not trusted). */
+static bool tls_failure(CURLcode rc) {
+    switch (rc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_CRL_BADFILE:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* The configuration's strings are this sink's own copies (rm_os_sink_new)
  * held in the const fields of the shared config type. */
 static void free_copy(const char *p) {
@@ -231,7 +250,9 @@ rm_err_t rm_os_request(rm_os_sink_t *s, const char *method, const char *path, co
     curl_slist_free_all(h);
     free(url);
     if (rc != CURLE_OK) {
-        snprintf(s->err, sizeof(s->err), "%s %s: %s", method, path, curl_easy_strerror(rc));
+        snprintf(s->err, sizeof(s->err), "%s %s: %s%s", method, path,
+                 tls_failure(rc) ? "TLS: the server's certificate or ours was refused: " : "",
+                 curl_easy_strerror(rc));
         free(g.buf);
         /* A broken connection is not reused. */
         curl_easy_cleanup(s->curl);

@@ -587,7 +587,8 @@ static void test_tls(void **state) {
     rm_os_config_t untrusted = {.url = url};
     s = rm_os_sink_new(&untrusted);
     assert_int_equal(rm_os_sink_ping(s), RM_ERR_IO);
-    assert_non_null(strcasestr(rm_os_sink_last_error(s), "certificate"));
+    /* the class, not libcurl's words (they differ with the machine's CA setup) */
+    assert_non_null(strstr(rm_os_sink_last_error(s), "TLS: "));
     rm_os_sink_free(s);
 
     rm_os_config_t client = {.url = url, .ca_file = ca, .cert_file = cli_cert, .key_file = cli_key};
@@ -598,6 +599,7 @@ static void test_tls(void **state) {
         .url = url, .ca_file = ca, .cert_file = cli_cert, .key_file = srv_key};
     s = rm_os_sink_new(&mismatch);
     assert_int_equal(rm_os_sink_ping(s), RM_ERR_IO);
+    assert_non_null(strstr(rm_os_sink_last_error(s), "TLS: "));
     rm_os_sink_free(s);
 
     os_server_stop(srv);
