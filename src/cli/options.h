@@ -86,4 +86,7 @@ const char *rm_command_name(rm_command_t cmd);
 int rm_opt_parse_long(const char *who, const char *v, long min, long max, long *out, char *err,
                       size_t errlen);
 
+/* The checks after parsing (config_check.c). 0, or -1 with one line in err. */
+int rm_config_validate(rm_command_t cmd, rm_config_t *cfg, char *err, size_t errlen);
+
 #endif

@@ -1,0 +1,275 @@
+/*
+ * The checks of a parsed configuration that involve several options, files
+ * or other libraries: broker and Redis URLs, librdkafka properties, the
+ * OpenSearch URL, index prefix, PEM files and credentials, and the rules of
+ * each command. Every error is one line naming the setting; secrets are
+ * never echoed.
+ */
+#include "options.h"
+#include "readmodel/kafka.h"
+#include "readmodel/redis_url.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int nomem(char *err, size_t errlen) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+static int set_str(char **dst, const char *v) {
+    char *s = strdup(v);
+    if (!s)
+        return -1;
+    free(*dst);
+    *dst = s;
+    return 0;
+}
+
+/* ---- validation after parsing -------------------------------------------- */
+
+static bool topic_name_ok(const char *t) {
+    size_t n = strlen(t);
+    if (n == 0 || n > 249 || strcmp(t, ".") == 0 || strcmp(t, "..") == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = t[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* Brokers, topics, the Redis URL and prefix, and every librdkafka property
+ * (librdkafka's own check, so a typo is a startup error and --check-config
+ * catches it). */
+static int validate_connections(const rm_config_t *cfg, char *err, size_t errlen) {
+    if (!cfg->brokers) {
+        snprintf(err, errlen, "--brokers: required (or set READMODEL_BROKERS)");
+        return -1;
+    }
+    if (!topic_name_ok(cfg->topic)) {
+        snprintf(err, errlen, "--topic: not a valid Kafka topic name ('%s')", cfg->topic);
+        return -1;
+    }
+    if (cfg->dlq_topic && !topic_name_ok(cfg->dlq_topic)) {
+        snprintf(err, errlen, "--dlq-topic: not a valid Kafka topic name ('%s')", cfg->dlq_topic);
+        return -1;
+    }
+    if (cfg->dlq_topic && strcmp(cfg->dlq_topic, cfg->topic) == 0) {
+        snprintf(err, errlen, "--dlq-topic: must differ from --topic");
+        return -1;
+    }
+    rm_redis_url_t u;
+    char uerr[200];
+    if (rm_redis_url_parse(cfg->redis_url, &u, uerr, sizeof(uerr)) < 0) {
+        snprintf(err, errlen, "--redis: %s", uerr);
+        return -1;
+    }
+    rm_redis_url_free(&u);
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    int kafka_bad = kc ? rm_kafka_conf_set_all(kc, cfg->kafka, cfg->n_kafka, err, errlen) : 0;
+    if (kc)
+        rd_kafka_conf_destroy(kc);
+    if (kafka_bad)
+        return -1;
+    if (strpbrk(cfg->redis_prefix, " {}\r\n")) {
+        snprintf(err, errlen, "--redis-prefix: must not contain spaces or braces");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_opensearch_url(const rm_config_t *cfg, char *err, size_t errlen) {
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *user = NULL;
+    CURLUcode uc =
+        u ? curl_url_set(u, CURLUPART_URL, cfg->opensearch_url, 0) : CURLUE_OUT_OF_MEMORY;
+    if (uc == CURLUE_OK)
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    if (uc == CURLUE_OK)
+        curl_url_get(u, CURLUPART_HOST, &host, 0);
+    bool ok =
+        uc == CURLUE_OK && scheme && host && (!strcmp(scheme, "http") || !strcmp(scheme, "https"));
+    if (ok && curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK && user) {
+        curl_free(user);
+        snprintf(err, errlen,
+                 "--opensearch: credentials must not be in the URL (they would "
+                 "show in ps and logs); use READMODEL_OPENSEARCH_USERNAME/_PASSWORD or "
+                 "--opensearch-credentials-file");
+        ok = false;
+    } else if (!ok) {
+        snprintf(err, errlen, "--opensearch: expected http(s)://host[:port][/path] (got '%s'%s%s)",
+                 cfg->opensearch_url, uc != CURLUE_OK ? ": " : "",
+                 uc != CURLUE_OK ? curl_url_strerror(uc) : "");
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok ? 0 : -1;
+}
+
+static int check_index_prefix(const rm_config_t *cfg, char *err, size_t errlen) {
+    const char *pfx = cfg->opensearch_prefix ? cfg->opensearch_prefix : "";
+    for (const char *c = pfx; *c; c++)
+        if ((*c >= 'A' && *c <= 'Z') || strchr("\\/*?\"<>| ,#:", *c)) {
+            snprintf(err, errlen,
+                     "--opensearch-index-prefix: index names are lowercase without "
+                     "spaces or \\/*?\"<>|,#: (got '%s')",
+                     pfx);
+            return -1;
+        }
+    if (pfx[0] == '_' || pfx[0] == '-' || pfx[0] == '+') {
+        snprintf(err, errlen, "--opensearch-index-prefix: must not start with _, - or +");
+        return -1;
+    }
+    return 0;
+}
+
+/* A readable PEM file containing `marker`: a wrong path or a file of the
+ * wrong kind is a startup error naming the flag, not a TLS failure later. */
+static int pem_file(const char *flag, const char *path, const char *marker, char *err,
+                    size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s %s: cannot read it: %s", flag, path, strerror(errno));
+        return -1;
+    }
+    char *buf = calloc(1, 1 << 20);
+    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    bool ok = buf && n > 0 && strstr(buf, marker);
+    free(buf);
+    if (!ok) {
+        snprintf(err, errlen, "%s %s: not a PEM file with a %s", flag, path,
+                 strstr(marker, "KEY") ? "private key" : "certificate");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_tls_files(const rm_config_t *cfg, char *err, size_t errlen) {
+    static const char cert[] = "-----BEGIN CERTIFICATE-----";
+    if (cfg->opensearch_ca_file &&
+        pem_file("--opensearch-ca-file", cfg->opensearch_ca_file, cert, err, errlen))
+        return -1;
+    if (!cfg->opensearch_cert_file != !cfg->opensearch_key_file) {
+        snprintf(err, errlen, "--opensearch-cert-file and --opensearch-key-file go together");
+        return -1;
+    }
+    if (cfg->opensearch_cert_file &&
+        (pem_file("--opensearch-cert-file", cfg->opensearch_cert_file, cert, err, errlen) ||
+         pem_file("--opensearch-key-file", cfg->opensearch_key_file, "PRIVATE KEY-----", err,
+                  errlen)))
+        return -1;
+    return 0;
+}
+
+/* --opensearch-credentials-file: one line USER:PASSWORD, read now. */
+static int read_credentials(rm_config_t *cfg, char *err, size_t errlen) {
+    FILE *f = fopen(cfg->credentials_file, "r");
+    char line[1024];
+    if (!f) {
+        snprintf(err, errlen, "--opensearch-credentials-file %s: cannot read it: %s",
+                 cfg->credentials_file, strerror(errno));
+        return -1;
+    }
+    bool got = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    line[got ? strcspn(line, "\r\n") : 0] = '\0';
+    char *colon = strchr(line, ':');
+    if (!colon || colon == line) {
+        snprintf(err, errlen, "--opensearch-credentials-file %s: expected one line USER:PASSWORD",
+                 cfg->credentials_file);
+        return -1;
+    }
+    *colon = '\0';
+    if (set_str(&cfg->opensearch_username, line) || set_str(&cfg->opensearch_password, colon + 1))
+        return nomem(err, errlen);
+    return 0;
+}
+
+static int check_opensearch_auth(const rm_config_t *cfg, char *err, size_t errlen) {
+    if (cfg->opensearch_username && !cfg->opensearch_password) {
+        snprintf(err, errlen,
+                 "READMODEL_OPENSEARCH_USERNAME is set without READMODEL_OPENSEARCH_PASSWORD");
+        return -1;
+    }
+    if (!cfg->opensearch_aws_region)
+        return 0;
+    if (cfg->opensearch_username) {
+        snprintf(err, errlen,
+                 "--opensearch-aws-region: AWS SigV4 and basic auth exclude each "
+                 "other; unset the OpenSearch username/password");
+        return -1;
+    }
+    if (!cfg->aws_key || !cfg->aws_secret) {
+        snprintf(err, errlen,
+                 "--opensearch-aws-region: needs AWS_ACCESS_KEY_ID and "
+                 "AWS_SECRET_ACCESS_KEY in the environment");
+        return -1;
+    }
+    return 0;
+}
+
+/* The OpenSearch options, checked together; reads the credentials file. */
+static int validate_opensearch(rm_config_t *cfg, char *err, size_t errlen) {
+    if (!cfg->opensearch_url)
+        return 0;
+    if (check_opensearch_url(cfg, err, errlen) || check_index_prefix(cfg, err, errlen) ||
+        check_tls_files(cfg, err, errlen) ||
+        (cfg->credentials_file && read_credentials(cfg, err, errlen)))
+        return -1;
+    return check_opensearch_auth(cfg, err, errlen);
+}
+
+/* What one command requires of the options together. */
+static int validate_command(rm_command_t cmd, rm_config_t *cfg, char *err, size_t errlen) {
+    if (cmd != RM_CMD_SERVE && strcmp(cfg->target, "redis") != 0 && !cfg->opensearch_url) {
+        snprintf(err, errlen, "--target %s: needs --opensearch URL (or READMODEL_OPENSEARCH_URL)",
+                 cfg->target);
+        return -1;
+    }
+    if (cmd == RM_CMD_REBUILD && !cfg->from_beginning && !cfg->dry_run) {
+        snprintf(err, errlen,
+                 "--from-beginning: required (a rebuild always replays the whole retained log)");
+        return -1;
+    }
+    if (cfg->flush && !cfg->yes) {
+        snprintf(err, errlen,
+                 "--flush: deletes the model before replaying, so readers see it "
+                 "empty; add --yes to confirm");
+        return -1;
+    }
+    if (cfg->metrics_addr && strcmp(cfg->metrics_addr, "off") == 0) {
+        free(cfg->metrics_addr);
+        cfg->metrics_addr = NULL;
+    } else if (cfg->metrics_addr && !strrchr(cfg->metrics_addr, ':')) {
+        snprintf(err, errlen, "--metrics-addr: expected HOST:PORT or off (got '%s')",
+                 cfg->metrics_addr);
+        return -1;
+    }
+    return 0;
+}
+
+int rm_config_validate(rm_command_t cmd, rm_config_t *cfg, char *err, size_t errlen) {
+    if (cmd == RM_CMD_GEN) {
+        if (!cfg->output && !cfg->brokers) {
+            snprintf(err, errlen, "--brokers: required unless --output is given");
+            return -1;
+        }
+        return 0;
+    }
+    if (cmd == RM_CMD_DEV_KAFKA)
+        return 0;
+    if (validate_connections(cfg, err, errlen) || validate_opensearch(cfg, err, errlen))
+        return -1;
+    return validate_command(cmd, cfg, err, errlen);
+}
