@@ -1,6 +1,15 @@
 /*
- * Operator commands on a read model: rebuild, verify, status. Each returns
- * the process exit code documented in its --help (never exits itself).
+ * Operator commands on a read model: rebuild, verify, status, over every
+ * sink the command targets. Each returns an rm_err_t (never exits):
+ *   RM_ERR_OK          done (verify: identical)
+ *   RM_ERR_DRIFT       verify found differences
+ *   RM_ERR_TRUNCATED   the log starts above offset 0 and
+ *                      --allow-truncated-history was not given
+ *   RM_ERR_LEASE_HELD  rebuild: another rebuild holds the lease
+ *   RM_ERR_INVAL       bad usage (e.g. --metrics-addr cannot be bound)
+ *   anything else      the work failed (logged); for verify: could not
+ *                      compare
+ * src/cli maps them to the exit codes documented in --help, once.
  *
  * Thread-safety: call from one thread (the command's main thread); each
  * command starts and joins its own threads.
@@ -9,18 +18,10 @@
 #define READMODEL_ADMIN_H
 
 #include "readmodel/config.h"
-#include "readmodel/stats.h"
+#include "readmodel/error.h"
 
-enum {
-    RM_EXIT_OK = 0,
-    RM_EXIT_FAILED = 1, /* rebuild failed / verify found drift */
-    RM_EXIT_USAGE = 2,  /* bad usage; for verify also "could not compare" */
-    RM_EXIT_TRUNCATED = 3,
-    RM_EXIT_LEASE_HELD = 4,
-};
-
-int rm_rebuild_main(const rm_config_t *cfg);
-int rm_verify_main(const rm_config_t *cfg);
-int rm_status_main(const rm_config_t *cfg);
+rm_err_t rm_rebuild_main(const rm_config_t *cfg);
+rm_err_t rm_verify_main(const rm_config_t *cfg);
+rm_err_t rm_status_main(const rm_config_t *cfg);
 
 #endif

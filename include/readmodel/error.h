@@ -17,7 +17,10 @@
     X(IO, "connection or I/O error")                                                               \
     X(REPLY, "unexpected reply from the server")                                                   \
     X(CORRUPT, "stored data could not be decoded")                                                 \
-    X(CONFIG, "refused by the server as configured (credentials, permissions or database)")
+    X(CONFIG, "refused by the server as configured (credentials, permissions or database)")        \
+    X(DRIFT, "the read model differs from the log")                                                \
+    X(TRUNCATED, "history before the earliest offset is gone")                                     \
+    X(LEASE_HELD, "another rebuild holds the lease")
 
 typedef enum {
 #define RM_ERR_ENUM(name, msg) RM_ERR_##name,

@@ -14,6 +14,7 @@
 #define READMODEL_REPLAY_H
 
 #include "readmodel/config.h"
+#include "readmodel/error.h"
 #include "readmodel/pract_map.h"
 #include "readmodel/stats.h"
 
@@ -49,17 +50,19 @@ typedef struct {
     struct rm_replay_run *run; /* the threads of a started replay (private to replay.c) */
 } rm_replay_t;
 
-/* Reads the topic's partitions and their offsets. 0, or -1 (logged). */
-int rm_replay_plan(const rm_config_t *cfg, rm_replay_t *r);
+/* Reads the topic's partitions and their offsets. RM_ERR_OK, or the
+ * failure's code (logged: brokers unreachable, the topic does not exist). */
+rm_err_t rm_replay_plan(const rm_config_t *cfg, rm_replay_t *r);
 /* The current end offset of each of the plan's partitions (ends holds
  * r->partitions entries), for telling a live serve's progress past the plan
- * from a checkpoint or fence that no log position explains. 0, or -1
- * (logged). */
-int rm_replay_ends(const rm_config_t *cfg, const rm_replay_t *r, int64_t *ends);
+ * from a checkpoint or fence that no log position explains. RM_ERR_OK, or
+ * RM_ERR_IO (logged). */
+rm_err_t rm_replay_ends(const rm_config_t *cfg, const rm_replay_t *r, int64_t *ends);
 /* Number of partitions whose earliest offset is above 0. */
 int rm_replay_truncated(const rm_replay_t *r);
-/* Starts the replay threads; returns at once. 0, or -1 (logged). */
-int rm_replay_start(const rm_config_t *cfg, rm_replay_t *r);
+/* Starts the replay threads; returns at once. RM_ERR_OK, or the failure's
+ * code (logged). */
+rm_err_t rm_replay_start(const rm_config_t *cfg, rm_replay_t *r);
 /* Blocks until a partition has been read to its end offset, and returns it
  * (each partition once). From then on the replay never touches
  * r->maps[p] again: the caller owns it and may write and free it while the
@@ -67,9 +70,10 @@ int rm_replay_start(const rm_config_t *cfg, rm_replay_t *r);
  * has ended and every finished partition was handed out (a failed replay
  * ends with partitions never handed out). Thread-safe. */
 int rm_replay_take_partition(rm_replay_t *r);
-/* Waits for the replay threads. 0 when every partition reached its end
- * offset. The consumers are closed in the background from then on. */
-int rm_replay_join(rm_replay_t *r);
+/* Waits for the replay threads. RM_ERR_OK when every partition reached its
+ * end offset, else RM_ERR_IO (logged). The consumers are closed in the
+ * background from then on. */
+rm_err_t rm_replay_join(rm_replay_t *r);
 /* Waits for that background close, then frees the state. Safe after
  * rm_replay_plan alone. */
 void rm_replay_free(rm_replay_t *r);

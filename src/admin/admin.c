@@ -30,13 +30,13 @@ static const rm_admin_target_t *target_of(const rm_sink_ops_t *ops) {
 typedef enum { CMD_REBUILD, CMD_VERIFY, CMD_STATUS } command_t;
 
 /* One target: plan, the checks every target shares, then its own work. */
-static int run_target(const rm_config_t *cfg, const rm_admin_target_t *t, command_t cmd) {
+static rm_err_t run_target(const rm_config_t *cfg, const rm_admin_target_t *t, command_t cmd) {
     rm_replay_t r;
-    if (rm_replay_plan(cfg, &r) < 0) {
+    if (rm_replay_plan(cfg, &r) != RM_ERR_OK) {
         rm_replay_free(&r);
-        return cmd == CMD_VERIFY ? RM_EXIT_USAGE : RM_EXIT_FAILED;
+        return RM_ERR_IO;
     }
-    int rc;
+    rm_err_t rc;
     int truncated = rm_replay_truncated(&r);
     if (cmd == CMD_STATUS) {
         rc = t->status(cfg, &r);
@@ -49,10 +49,10 @@ static int run_target(const rm_config_t *cfg, const rm_admin_target_t *t, comman
                     "earliest offsets summarise what is gone. Nothing was written. Re-run with "
                     "--allow-truncated-history to accept it.\n",
                     truncated);
-            rc = RM_EXIT_TRUNCATED;
+            rc = RM_ERR_TRUNCATED;
         } else if (cfg->dry_run) {
             printf("dry run (%s): nothing changed\n", t->sink->name);
-            rc = RM_EXIT_OK;
+            rc = RM_ERR_OK;
         } else {
             rc = t->rebuild(cfg, &r, truncated);
         }
@@ -62,7 +62,7 @@ static int run_target(const rm_config_t *cfg, const rm_admin_target_t *t, comman
                 "readmodel verify: %d partition(s) start above offset 0; re-run with "
                 "--allow-truncated-history to compare anyway\n",
                 truncated);
-        rc = RM_EXIT_TRUNCATED;
+        rc = RM_ERR_TRUNCATED;
     } else {
         rc = t->verify(cfg, &r, truncated);
     }
@@ -70,40 +70,45 @@ static int run_target(const rm_config_t *cfg, const rm_admin_target_t *t, comman
     return rc;
 }
 
+/* How bad a verify result is, to report the worst of several targets:
+ * could not compare, then truncated history, then drift. */
+static int verify_severity(rm_err_t e) {
+    return e == RM_ERR_OK ? 0 : e == RM_ERR_DRIFT ? 1 : e == RM_ERR_TRUNCATED ? 2 : 3;
+}
+
 /* Runs cmd on every targeted sink. rebuild stops at the first target that
- * does not succeed and returns its code; verify and status go on and
- * return the worst (verify: "could not compare" (2) above drift (1)). */
-static int run_targets(const rm_config_t *cfg, command_t cmd) {
+ * does not succeed and returns its result; verify and status go on and
+ * return the worst (verify: "could not compare" above truncated history
+ * above drift). */
+static rm_err_t run_targets(const rm_config_t *cfg, command_t cmd) {
     const rm_sink_ops_t *ops[MAX_TARGETS];
     size_t n = rm_sinks_targeted(cfg, ops, MAX_TARGETS);
     if (n == 0) {
         rm_error("--target %s: no such target", cfg->target ? cfg->target : "(none)");
-        return RM_EXIT_USAGE;
+        return RM_ERR_INVAL;
     }
-    int worst = RM_EXIT_OK;
+    rm_err_t worst = RM_ERR_OK;
     for (size_t i = 0; i < n; i++) {
         const rm_admin_target_t *t = target_of(ops[i]);
-        int rc = t ? run_target(cfg, t, cmd) : RM_EXIT_USAGE;
         if (!t)
             rm_error("%s: no %s implementation", ops[i]->name,
                      cmd == CMD_STATUS   ? "status"
                      : cmd == CMD_VERIFY ? "verify"
                                          : "rebuild");
-        if (cmd == CMD_REBUILD && rc != RM_EXIT_OK)
+        rm_err_t rc = t ? run_target(cfg, t, cmd) : RM_ERR_INVAL;
+        if (cmd == CMD_REBUILD && rc != RM_ERR_OK)
             return rc;
-        if (cmd == CMD_VERIFY && (rc == RM_EXIT_USAGE || worst == RM_EXIT_USAGE))
-            worst = RM_EXIT_USAGE;
-        else if (rc > worst)
+        if (cmd == CMD_VERIFY ? verify_severity(rc) > verify_severity(worst) : rc != RM_ERR_OK)
             worst = rc;
     }
     return worst;
 }
 
-static int rebuild_run(const rm_config_t *cfg) {
+static rm_err_t rebuild_run(const rm_config_t *cfg) {
     return run_targets(cfg, CMD_REBUILD);
 }
 
-static int verify_run(const rm_config_t *cfg) {
+static rm_err_t verify_run(const rm_config_t *cfg) {
     return run_targets(cfg, CMD_VERIFY);
 }
 
@@ -111,8 +116,8 @@ static int verify_run(const rm_config_t *cfg) {
  * --metrics-addr is given, so a Kubernetes Job is observable while it runs.
  * Only the flag turns it on (not READMODEL_METRICS_ADDR), so a rebuild run
  * with `kubectl exec` inside a serve pod does not collide with serve's port. */
-static int with_metrics(const rm_config_t *cfg, const char *command,
-                        int (*run)(const rm_config_t *)) {
+static rm_err_t with_metrics(const rm_config_t *cfg, const char *command,
+                             rm_err_t (*run)(const rm_config_t *)) {
     rm_stats_t *st = NULL;
     rm_job_stats_t job = {.command = command};
     rm_http_t *http = NULL;
@@ -126,16 +131,16 @@ static int with_metrics(const rm_config_t *cfg, const char *command,
         if (!http) {
             rm_error("--metrics-addr: %s", err);
             free(st);
-            return RM_EXIT_USAGE;
+            return RM_ERR_INVAL;
         }
         rm_info("metrics on %s (port %d): /metrics /livez /readyz", cfg->metrics_addr,
                 rm_http_port(http));
         rm_progress_publish(&job);
         rm_progress_phase(RM_PHASE_PLAN);
     }
-    int rc = run(cfg);
-    /* verify's exit 1 (drift found) is a completed comparison */
-    bool done = rc == RM_EXIT_OK || (strcmp(command, "verify") == 0 && rc == RM_EXIT_FAILED);
+    rm_err_t rc = run(cfg);
+    /* verify's drift found is a completed comparison */
+    bool done = rc == RM_ERR_OK || rc == RM_ERR_DRIFT;
     rm_progress_phase(done ? RM_PHASE_DONE : RM_PHASE_FAILED);
     rm_progress_publish(NULL);
     rm_http_stop(http);
@@ -143,14 +148,14 @@ static int with_metrics(const rm_config_t *cfg, const char *command,
     return rc;
 }
 
-int rm_rebuild_main(const rm_config_t *cfg) {
+rm_err_t rm_rebuild_main(const rm_config_t *cfg) {
     return with_metrics(cfg, "rebuild", rebuild_run);
 }
 
-int rm_verify_main(const rm_config_t *cfg) {
+rm_err_t rm_verify_main(const rm_config_t *cfg) {
     return with_metrics(cfg, "verify", verify_run);
 }
 
-int rm_status_main(const rm_config_t *cfg) {
+rm_err_t rm_status_main(const rm_config_t *cfg) {
     return run_targets(cfg, CMD_STATUS);
 }

@@ -52,11 +52,11 @@ static void *renew_main(void *arg) {
     return NULL;
 }
 
-int rm_renewer_start(rm_renewer_t *rn) {
+rm_err_t rm_renewer_start(rm_renewer_t *rn) {
     atomic_store(&rn->stop, 0);
     atomic_store(&rn->lost, 0);
     rn->started = pthread_create(&rn->thread, NULL, renew_main, rn) == 0;
-    return rn->started ? 0 : -1;
+    return rn->started ? RM_ERR_OK : RM_ERR_NOMEM;
 }
 
 bool rm_renewer_stop(rm_renewer_t *rn) {
@@ -94,10 +94,11 @@ void rm_admin_print_plan(const rm_config_t *cfg, const rm_replay_t *r, FILE *out
                 r->low[p] > 0 ? "  TRUNCATED: history before the earliest offset is gone" : "");
 }
 
-int rm_admin_replay(const rm_config_t *cfg, rm_replay_t *r) {
-    if (rm_replay_start(cfg, r) < 0) {
+rm_err_t rm_admin_replay(const rm_config_t *cfg, rm_replay_t *r) {
+    rm_err_t e = rm_replay_start(cfg, r);
+    if (e != RM_ERR_OK) {
         rm_replay_join(r);
-        return -1;
+        return e;
     }
     rm_progress_t pr;
     rm_progress_begin(&pr, RM_PHASE_REPLAY, r->total);
@@ -105,11 +106,11 @@ int rm_admin_replay(const rm_config_t *cfg, rm_replay_t *r) {
         usleep(10 * 1000); /* the write phase starts at most 10 ms after the replay */
         rm_progress_update(&pr, atomic_load(&r->done));
     }
-    int rc = rm_replay_join(r);
+    e = rm_replay_join(r);
     rm_progress_end(&pr, atomic_load(&r->done));
-    if (rc < 0 || !rm_running())
+    if (e != RM_ERR_OK || !rm_running())
         rm_error("replay did not complete%s", rm_running() ? "" : " (interrupted)");
-    return rc < 0 || !rm_running() ? -1 : 0;
+    return e != RM_ERR_OK ? e : rm_running() ? RM_ERR_OK : RM_ERR_IO;
 }
 
 void rm_admin_log_events(const rm_replay_t *r) {

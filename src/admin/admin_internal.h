@@ -15,8 +15,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
-/* Runs the replay with progress. 0 when every partition reached its end. */
-int rm_admin_replay(const rm_config_t *cfg, rm_replay_t *r);
+/* Runs the replay with progress. RM_ERR_OK when every partition reached its
+ * end; otherwise the failure's code (logged; RM_ERR_IO when interrupted). */
+rm_err_t rm_admin_replay(const rm_config_t *cfg, rm_replay_t *r);
 void rm_admin_log_events(const rm_replay_t *r);
 void rm_admin_print_plan(const rm_config_t *cfg, const rm_replay_t *r, FILE *out);
 
@@ -42,20 +43,22 @@ typedef struct {
     pthread_t thread;
 } rm_renewer_t;
 
-/* 0, or -1 when the thread cannot start. */
-int rm_renewer_start(rm_renewer_t *rn);
+/* RM_ERR_OK, or RM_ERR_NOMEM when the thread cannot start. */
+rm_err_t rm_renewer_start(rm_renewer_t *rn);
 /* Stops and joins; true when the lease is still held. */
 bool rm_renewer_stop(rm_renewer_t *rn);
 
 /* What rebuild, verify and status do for one sink, after the common part
  * (plan, truncation check, dry run) in admin.c accepted the plan r. Each
- * returns the command's exit code (RM_EXIT_*). A new sink registers its
- * implementation in admin.c's table. */
+ * returns RM_ERR_OK, RM_ERR_DRIFT (verify: differences found),
+ * RM_ERR_LEASE_HELD (rebuild: another holds the lease), or the failure's
+ * code (logged). A new sink registers its implementation in admin.c's
+ * table. */
 typedef struct {
     const rm_sink_ops_t *sink;
-    int (*rebuild)(const rm_config_t *cfg, rm_replay_t *r, int truncated);
-    int (*verify)(const rm_config_t *cfg, rm_replay_t *r, int truncated);
-    int (*status)(const rm_config_t *cfg, rm_replay_t *r);
+    rm_err_t (*rebuild)(const rm_config_t *cfg, rm_replay_t *r, int truncated);
+    rm_err_t (*verify)(const rm_config_t *cfg, rm_replay_t *r, int truncated);
+    rm_err_t (*status)(const rm_config_t *cfg, rm_replay_t *r);
 } rm_admin_target_t;
 
 extern const rm_admin_target_t rm_admin_redis;      /* redis_rebuild.c */

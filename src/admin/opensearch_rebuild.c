@@ -84,39 +84,39 @@ static bool load(const rm_config_t *cfg, rm_os_sink_t *s, long gen, pract_t **al
 
 /* Takes the OpenSearch lease for holder and has lease_sink (the renewer's
  * handle) read it back: the renewal compares the lease document's version,
- * which a handle learns by reading. RM_EXIT_OK, RM_EXIT_LEASE_HELD or
- * RM_EXIT_FAILED (logged). */
-static int take_lease(const rm_config_t *cfg, rm_os_sink_t *s, rm_os_sink_t *lease_sink,
-                      const char *holder) {
+ * which a handle learns by reading. RM_ERR_OK, RM_ERR_LEASE_HELD or
+ * RM_ERR_IO (logged). */
+static rm_err_t take_lease(const rm_config_t *cfg, rm_os_sink_t *s, rm_os_sink_t *lease_sink,
+                           const char *holder) {
     bool got = false;
     char diff[512], other[256] = "";
     if (rm_os_sink_ensure(s, diff, sizeof(diff)) != RM_ERR_OK ||
         rm_os_lease_acquire(s, holder, cfg->lease_ttl_ms, &got, other, sizeof(other)) !=
             RM_ERR_OK) {
         rm_error("OpenSearch: %s", rm_os_sink_last_error(s));
-        return RM_EXIT_FAILED;
+        return RM_ERR_IO;
     }
     if (!got) {
         fprintf(stderr,
                 "readmodel rebuild: another rebuild holds the OpenSearch lease (%s); not "
                 "starting\n",
                 other);
-        return RM_EXIT_LEASE_HELD;
+        return RM_ERR_LEASE_HELD;
     }
     long long ttl;
     char me[256] = "";
     if (rm_os_lease_get(lease_sink, me, sizeof(me), &ttl) != RM_ERR_OK) {
         rm_error("OpenSearch lease: reading it back: %s", rm_os_sink_last_error(lease_sink));
-        return RM_EXIT_FAILED; /* it expires after its ttl */
+        return RM_ERR_IO; /* it expires after its ttl */
     }
     if (strcmp(me, holder) != 0) {
         rm_error("OpenSearch lease: taken by %s right after this rebuild took it", me);
-        return RM_EXIT_FAILED;
+        return RM_ERR_IO;
     }
     rm_info("OpenSearch lease taken as %s; live serve processes pause index writes until it is "
             "released",
             holder);
-    return RM_EXIT_OK;
+    return RM_ERR_OK;
 }
 
 /* What a rebuild of the index did, for its record and summary. */
@@ -162,7 +162,7 @@ static bool build_generation(const rm_config_t *cfg, rm_os_sink_t *s, rm_replay_
     b->started = time(NULL);
     b->t0 = rm_mono_s();
     r->profiles = true;
-    if (rm_admin_replay(cfg, r) < 0)
+    if (rm_admin_replay(cfg, r) != RM_ERR_OK)
         return false;
     rm_admin_log_events(r);
     long gen = 0;
@@ -216,12 +216,12 @@ static void drop_previous(const rm_config_t *cfg, rm_os_sink_t *s, const os_buil
                 rm_os_sink_last_error(s), b->old_docs);
 }
 
-static int os_rebuild(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
+static rm_err_t os_rebuild(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
     if (cfg->flush)
         rm_warn("--flush does not apply to OpenSearch: the index is rebuilt beside the live one "
                 "and swapped in, so readers never see it empty");
     rm_os_sink_t *s = open_sink(cfg), *lease_sink = open_sink(cfg);
-    int rc = RM_EXIT_FAILED;
+    rm_err_t rc = RM_ERR_IO;
     char holder[256];
     rm_admin_holder(holder, sizeof(holder));
     rm_renewer_t rn = {.target = "OpenSearch",
@@ -229,19 +229,19 @@ static int os_rebuild(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
                        .renew = renew_os,
                        .holder = holder,
                        .ttl_ms = cfg->lease_ttl_ms};
-    if (s && lease_sink && (rc = take_lease(cfg, s, lease_sink, holder)) == RM_EXIT_OK) {
+    if (s && lease_sink && (rc = take_lease(cfg, s, lease_sink, holder)) == RM_ERR_OK) {
         os_build_t b = {0};
         bool held = true; /* a lost lease is not ours to release */
-        if (rm_renewer_start(&rn) < 0) {
-            rc = RM_EXIT_FAILED;
+        if (rm_renewer_start(&rn) != RM_ERR_OK) {
+            rc = RM_ERR_IO;
         } else {
-            rc = build_generation(cfg, s, r, &rn, truncated, &b) ? RM_EXIT_OK : RM_EXIT_FAILED;
+            rc = build_generation(cfg, s, r, &rn, truncated, &b) ? RM_ERR_OK : RM_ERR_IO;
             held = rm_renewer_stop(&rn);
         }
         if (held && rm_os_lease_release(lease_sink, holder) != RM_ERR_OK)
             rm_warn("could not release the OpenSearch lease (%s); it expires in %d ms",
                     rm_os_sink_last_error(lease_sink), cfg->lease_ttl_ms);
-        if (rc == RM_EXIT_OK)
+        if (rc == RM_ERR_OK)
             drop_previous(cfg, s, &b);
         free(b.old_docs);
         free(b.old_state);
@@ -357,16 +357,16 @@ static int compare_index(const rm_config_t *cfg, rm_os_sink_t *s, compare_t *c) 
     return 0;
 }
 
-static int os_verify(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
+static rm_err_t os_verify(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
     (void)truncated; /* the summary line is the same either way */
     rm_os_sink_t *s = open_sink(cfg);
     if (!s)
-        return RM_EXIT_USAGE;
+        return RM_ERR_IO;
     r->profiles = true;
-    int rc = RM_EXIT_USAGE;
+    rm_err_t rc = RM_ERR_IO;
     int64_t *ends = calloc((size_t)r->partitions + 1, sizeof(*ends));
     compare_t c = {.r = r, .ends = ends};
-    if (!ends || rm_admin_replay(cfg, r) < 0 || rm_replay_ends(cfg, r, ends) < 0)
+    if (!ends || rm_admin_replay(cfg, r) != RM_ERR_OK || rm_replay_ends(cfg, r, ends) != RM_ERR_OK)
         goto done;
     rm_admin_log_events(r);
     if (compare_index(cfg, s, &c) < 0)
@@ -384,12 +384,12 @@ static int os_verify(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
     if (!rec || rm_os_record_set(s, "verify:last:opensearch", rec) != RM_ERR_OK)
         rm_warn("could not record the verify result: %s", rm_os_sink_last_error(s));
     json_decref(rec);
-    rc = drift ? RM_EXIT_FAILED : RM_EXIT_OK;
+    rc = drift ? RM_ERR_DRIFT : RM_ERR_OK;
     unsigned long long seen = c.same + c.wrong + c.skipped;
     if (!drift && seen > 0 && c.skipped == seen) {
         printf("verify could not compare: every document moved on during verify (a live serve "
                "applied newer events); run it again when the log is quieter\n");
-        rc = RM_EXIT_USAGE;
+        rc = RM_ERR_IO;
     }
 done:
     free(ends);
@@ -417,17 +417,17 @@ static void print_record(rm_os_sink_t *s, const char *title, const char *name) {
     json_decref(rec);
 }
 
-static int os_status(const rm_config_t *cfg, rm_replay_t *r) {
+static rm_err_t os_status(const rm_config_t *cfg, rm_replay_t *r) {
     rm_os_sink_t *s = open_sink(cfg);
     if (!s)
-        return RM_EXIT_FAILED;
-    int rc = RM_EXIT_OK;
+        return RM_ERR_IO;
+    rm_err_t rc = RM_ERR_OK;
     char *docs = NULL, *state = NULL;
     long gen = 0;
     if (rm_os_current(s, &docs, &state, &gen) != RM_ERR_OK) {
         rm_error("OpenSearch: %s", rm_os_sink_last_error(s));
         rm_os_sink_free(s);
-        return RM_EXIT_FAILED;
+        return RM_ERR_IO;
     }
     printf("target opensearch, topic %s, alias %s -> %s (generation %ld)\n", cfg->topic,
            rm_os_alias(s), docs ? docs : "(none: serve creates it)", gen);
@@ -436,7 +436,7 @@ static int os_status(const rm_config_t *cfg, rm_replay_t *r) {
         int64_t cp = -1;
         if (rm_os_checkpoint_get(s, cfg->topic, p, &cp) != RM_ERR_OK) {
             rm_error("%s", rm_os_sink_last_error(s));
-            rc = RM_EXIT_FAILED;
+            rc = RM_ERR_IO;
             break;
         }
         rm_admin_print_partition(r, p, cp);

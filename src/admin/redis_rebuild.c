@@ -527,7 +527,7 @@ static bool replay_and_write(const rm_config_t *cfg, rm_redis_sink_t *s, rm_repl
     int nt = cfg->workers < 1 ? 1 : cfg->workers > 16 ? 16 : cfg->workers, started = 0;
     writer_t ws[16];
     double t0 = rm_mono_s();
-    bool ok = rm_replay_start(cfg, r) == 0;
+    bool ok = rm_replay_start(cfg, r) == RM_ERR_OK;
     /* Serve checks the lease before each flush, so one that checked just
      * before the lease was taken may land after this SCAN. That is safe: its
      * days were touched by events the replay also applies (every such day is
@@ -556,7 +556,7 @@ static bool replay_and_write(const rm_config_t *cfg, rm_redis_sink_t *s, rm_repl
         usleep(10 * 1000);
         rm_progress_update(&pr, atomic_load(&r->done));
     }
-    bool replayed = rm_replay_join(r) == 0 && rm_running();
+    bool replayed = rm_replay_join(r) == RM_ERR_OK && rm_running();
     rm_progress_end(&pr, atomic_load(&r->done));
     *replay_s = rm_mono_s() - t0;
     if (!replayed)
@@ -654,17 +654,17 @@ static bool rebuild_locked(const rm_config_t *cfg, rm_redis_sink_t *s, rm_replay
     return ok;
 }
 
-static int redis_rebuild(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
+static rm_err_t redis_rebuild(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
     rm_redis_sink_t *s = open_sink(cfg), *lease_sink = open_sink(cfg);
     if (!s || !lease_sink) {
         rm_redis_sink_free(s);
         rm_redis_sink_free(lease_sink);
-        return RM_EXIT_FAILED;
+        return RM_ERR_IO;
     }
     char holder[256], other[256] = "";
     rm_admin_holder(holder, sizeof(holder));
     bool got = false;
-    int rc = RM_EXIT_FAILED;
+    rm_err_t rc = RM_ERR_IO;
     rm_renewer_t rn = {.target = "Redis",
                        .sink = lease_sink,
                        .renew = renew_redis,
@@ -676,12 +676,12 @@ static int redis_rebuild(const rm_config_t *cfg, rm_replay_t *r, int truncated) 
     } else if (!got) {
         fprintf(stderr, "readmodel rebuild: another rebuild holds the lease (%s); not starting\n",
                 other);
-        rc = RM_EXIT_LEASE_HELD;
+        rc = RM_ERR_LEASE_HELD;
     } else {
         rm_info("lease taken as %s; live serve processes pause writes until it is released",
                 holder);
-        if (rm_renewer_start(&rn) == 0) {
-            rc = rebuild_locked(cfg, s, r, &rn, truncated) ? RM_EXIT_OK : RM_EXIT_FAILED;
+        if (rm_renewer_start(&rn) == RM_ERR_OK) {
+            rc = rebuild_locked(cfg, s, r, &rn, truncated) ? RM_ERR_OK : RM_ERR_IO;
             bool held = rm_renewer_stop(&rn); /* a lost lease is not ours to release */
             if (held && rm_redis_lease_release(s, holder) != RM_ERR_OK)
                 rm_warn("could not release the lease (%s); it expires in %d ms",
@@ -816,34 +816,34 @@ static uint64_t verify_report(rm_redis_sink_t *s, const diff_t *d, int truncated
     return drift;
 }
 
-static int redis_verify(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
+static rm_err_t redis_verify(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
     rm_redis_sink_t *s = open_sink(cfg);
-    if (!s || rm_admin_replay(cfg, r) < 0) {
+    if (!s || rm_admin_replay(cfg, r) != RM_ERR_OK) {
         rm_redis_sink_free(s);
-        return RM_EXIT_USAGE;
+        return RM_ERR_IO;
     }
     existing_t ex = {0};
     diff_t d = {0};
     char **extra_keys = NULL;
     size_t nextra = 0;
     int64_t *ends = calloc((size_t)r->partitions + 1, sizeof(*ends));
-    bool ok = ends && rm_replay_ends(cfg, r, ends) == 0 && scan_existing(s, &ex) == 0 &&
+    bool ok = ends && rm_replay_ends(cfg, r, ends) == RM_ERR_OK && scan_existing(s, &ex) == 0 &&
               compare_practitioners(s, &ex, r, ends, &d) == 0 &&
               leftovers(&ex, &extra_keys, &nextra, &d) == 0 &&
               compare_checkpoints(s, cfg, r, ends, &d) == 0;
     free(ends);
     free_keys(extra_keys, nextra);
     existing_free(&ex);
-    int rc = RM_EXIT_USAGE;
+    rm_err_t rc = RM_ERR_IO;
     if (!ok) {
         rm_error("verify could not compare: %s", rm_redis_sink_last_error(s));
     } else {
         uint64_t drift = verify_report(s, &d, truncated);
-        rc = drift ? RM_EXIT_FAILED : RM_EXIT_OK;
+        rc = drift ? RM_ERR_DRIFT : RM_ERR_OK;
         if (!drift && d.replayed > 0 && d.skipped == d.replayed) {
             printf("verify could not compare: every practitioner moved on during verify (a live "
                    "serve applied newer events); run it again when the log is quieter\n");
-            rc = RM_EXIT_USAGE;
+            rc = RM_ERR_IO;
         } else if (!drift && d.skipped * 2 > d.replayed) {
             printf("note: %llu of %llu practitioners were skipped (moved on during verify); "
                    "the comparison covers the rest only\n",
@@ -854,18 +854,18 @@ static int redis_verify(const rm_config_t *cfg, rm_replay_t *r, int truncated) {
     return rc;
 }
 
-static int redis_status(const rm_config_t *cfg, rm_replay_t *r) {
+static rm_err_t redis_status(const rm_config_t *cfg, rm_replay_t *r) {
     rm_redis_sink_t *s = open_sink(cfg);
     if (!s)
-        return RM_EXIT_FAILED;
-    int rc = RM_EXIT_OK;
+        return RM_ERR_IO;
+    rm_err_t rc = RM_ERR_OK;
     printf("target redis, topic %s, prefix %s\n", cfg->topic, cfg->redis_prefix);
     printf("%-10s %12s %12s %12s %10s\n", "partition", "earliest", "end", "checkpoint", "lag");
     for (int p = 0; p < r->partitions; p++) {
         int64_t cp = -1;
         if (rm_redis_sink_checkpoint_get(s, cfg->topic, p, &cp) != RM_ERR_OK) {
             rm_error("%s", rm_redis_sink_last_error(s));
-            rc = RM_EXIT_FAILED;
+            rc = RM_ERR_IO;
             break;
         }
         rm_admin_print_partition(r, p, cp);

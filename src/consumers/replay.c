@@ -131,17 +131,17 @@ static rd_kafka_t *new_consumer(const rm_config_t *cfg, const char *suffix) {
     return rk;
 }
 
-int rm_replay_plan(const rm_config_t *cfg, rm_replay_t *r) {
+rm_err_t rm_replay_plan(const rm_config_t *cfg, rm_replay_t *r) {
     memset(r, 0, sizeof(*r));
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     r->sync_init = true;
     rd_kafka_t *rk = new_consumer(cfg, "replay");
     if (!rk)
-        return -1;
+        return RM_ERR_IO;
     char why[256];
     int n = rm_kafka_topic_partitions(rk, cfg->topic, 10000, why, sizeof(why));
-    int rc = -1;
+    rm_err_t rc = RM_ERR_IO;
     if (n <= 0) {
         rm_error("%s%s%s", why, n < 0 ? " from " : "", n < 0 ? cfg->brokers : "");
     } else {
@@ -151,13 +151,13 @@ int rm_replay_plan(const rm_config_t *cfg, rm_replay_t *r) {
         r->maps = calloc((size_t)r->partitions, sizeof(pract_map_t));
         r->finished = calloc((size_t)r->partitions, sizeof(int));
         r->prcount = calloc((size_t)r->partitions, sizeof(size_t));
-        rc = r->low && r->high && r->maps && r->finished && r->prcount ? 0 : -1;
-        for (int p = 0; rc == 0 && p < r->partitions; p++) {
+        rc = r->low && r->high && r->maps && r->finished && r->prcount ? RM_ERR_OK : RM_ERR_NOMEM;
+        for (int p = 0; rc == RM_ERR_OK && p < r->partitions; p++) {
             rd_kafka_resp_err_t err =
                 rd_kafka_query_watermark_offsets(rk, cfg->topic, p, &r->low[p], &r->high[p], 10000);
             if (err) {
                 rm_error("partition %d: offsets: %s", p, rd_kafka_err2str(err));
-                rc = -1;
+                rc = RM_ERR_IO;
             }
             r->total += (uint64_t)(r->high[p] - r->low[p]);
         }
@@ -166,18 +166,18 @@ int rm_replay_plan(const rm_config_t *cfg, rm_replay_t *r) {
     return rc;
 }
 
-int rm_replay_ends(const rm_config_t *cfg, const rm_replay_t *r, int64_t *ends) {
+rm_err_t rm_replay_ends(const rm_config_t *cfg, const rm_replay_t *r, int64_t *ends) {
     rd_kafka_t *rk = new_consumer(cfg, "replay");
     if (!rk)
-        return -1;
-    int rc = 0;
-    for (int p = 0; rc == 0 && p < r->partitions; p++) {
+        return RM_ERR_IO;
+    rm_err_t rc = RM_ERR_OK;
+    for (int p = 0; rc == RM_ERR_OK && p < r->partitions; p++) {
         int64_t lo;
         rd_kafka_resp_err_t err =
             rd_kafka_query_watermark_offsets(rk, cfg->topic, p, &lo, &ends[p], 10000);
         if (err) {
             rm_error("partition %d: offsets: %s", p, rd_kafka_err2str(err));
-            rc = -1;
+            rc = RM_ERR_IO;
         }
     }
     rd_kafka_destroy(rk);
@@ -493,14 +493,14 @@ static void teardown_wait(struct rm_replay_run *run) {
         run->teardown_started = false;
 }
 
-int rm_replay_start(const rm_config_t *cfg, rm_replay_t *r) {
+rm_err_t rm_replay_start(const rm_config_t *cfg, rm_replay_t *r) {
     if (r->run) {
         rm_error("replay: already started");
-        return -1;
+        return RM_ERR_IO;
     }
     struct rm_replay_run *run = r->run = calloc(1, sizeof(*run));
     if (!run)
-        return -1;
+        return RM_ERR_IO;
     run->cfg = cfg;
     run->nthreads = cfg->workers < r->partitions ? cfg->workers : r->partitions;
     if (run->nthreads < 1)
@@ -509,7 +509,7 @@ int rm_replay_start(const rm_config_t *cfg, rm_replay_t *r) {
     free(r->pool);
     r->pool = malloc((size_t)r->partitions * sizeof(int));
     if (!threads || !r->pool)
-        return -1;
+        return RM_ERR_IO;
     /* The pool: every partition with events, largest first; the others are
      * read to their end already. */
     r->pool_len = 0;
@@ -536,27 +536,27 @@ int rm_replay_start(const rm_config_t *cfg, rm_replay_t *r) {
             rm_error("replay: cannot start thread %d", i);
             atomic_store(&r->failed, 1);
             thread_ended(r);
-            return -1;
+            return RM_ERR_IO;
         }
         threads[i].started = true;
     }
     run->waker_started = pthread_create(&run->waker, NULL, waker_main, run) == 0;
     if (!run->waker_started) /* slower, not wrong */
         rm_warn("replay: cannot start the fetch waker thread");
-    return 0;
+    return RM_ERR_OK;
 }
 
-int rm_replay_join(rm_replay_t *r) {
+rm_err_t rm_replay_join(rm_replay_t *r) {
     struct rm_replay_run *run = r->run;
     if (!run)
-        return -1;
+        return RM_ERR_IO;
     for (int i = 0; run->threads && i < run->nthreads; i++)
         if (run->threads[i].started)
             pthread_join(run->threads[i].thread, NULL);
     run->teardown_started = pthread_create(&run->teardown, NULL, teardown_main, run) == 0;
     if (!run->teardown_started)
         teardown_main(run);
-    return atomic_load(&r->failed) ? -1 : 0;
+    return atomic_load(&r->failed) ? RM_ERR_IO : RM_ERR_OK;
 }
 
 void rm_replay_free(rm_replay_t *r) {

@@ -186,7 +186,7 @@ static int pipeline_init(pipeline_t *pl, const rm_config_t *cfg, const rm_sink_o
         return 2;
     }
     for (; pl->started < cfg->workers; pl->started++) {
-        if (rm_worker_init(&pl->workers[pl->started], pl->started, &pl->sh) < 0) {
+        if (rm_worker_init(&pl->workers[pl->started], pl->started, &pl->sh) != RM_ERR_OK) {
             rm_worker_destroy(&pl->workers[pl->started]);
             return 2;
         }

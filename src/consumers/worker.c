@@ -809,7 +809,7 @@ static void consumer_setup(rd_kafka_conf_t *conf, void *arg) {
     rd_kafka_conf_set_opaque(conf, arg);
 }
 
-int rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
+rm_err_t rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
     const rm_config_t *cfg = sh->cfg;
     memset(w, 0, sizeof(*w));
     w->id = id;
@@ -820,11 +820,12 @@ int rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
     char err[256];
     if (!w->msgs || !w->dec) {
         rm_error("worker %d: out of memory", id);
-        return -1;
+        return RM_ERR_NOMEM;
     }
-    if (rm_sink_open(&w->sink, sh->ops, cfg, err, sizeof(err)) != RM_ERR_OK) {
+    rm_err_t e = rm_sink_open(&w->sink, sh->ops, cfg, err, sizeof(err));
+    if (e != RM_ERR_OK) {
         rm_error("%s", err);
-        return -1;
+        return e;
     }
 
     char group[256], client[64];
@@ -851,9 +852,9 @@ int rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
     };
     w->rk = rm_kafka_new(RD_KAFKA_CONSUMER, defaults, sizeof(defaults) / sizeof(defaults[0]),
                          cfg->kafka, cfg->n_kafka, consumer_setup, w, err, sizeof(err));
-    if (!w->rk) {
+    if (!w->rk) { /* librdkafka refused a property or could not start */
         rm_error("%s", err);
-        return -1;
+        return RM_ERR_INVAL;
     }
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, cfg->topic, RD_KAFKA_PARTITION_UA);
@@ -861,9 +862,9 @@ int rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
     rd_kafka_topic_partition_list_destroy(topics);
     if (kerr) {
         rm_error("kafka subscribe %s: %s", cfg->topic, rd_kafka_err2str(kerr));
-        return -1;
+        return RM_ERR_IO;
     }
-    return 0;
+    return RM_ERR_OK;
 }
 
 void *rm_worker_main(void *arg) {

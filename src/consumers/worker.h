@@ -58,8 +58,10 @@ typedef struct {
     pthread_t thread;
 } rm_worker_t;
 
-/* Creates the worker's consumer and sink; 0, or -1 with the reason logged. */
-int rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh);
+/* Creates the worker's consumer and sink: RM_ERR_OK, or the failure's code
+ * with the reason logged (RM_ERR_INVAL: a client refused the
+ * configuration). Free with rm_worker_destroy either way. */
+rm_err_t rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh);
 void *rm_worker_main(void *arg);
 void rm_worker_destroy(rm_worker_t *w);
 
