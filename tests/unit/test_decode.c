@@ -27,6 +27,12 @@ typedef struct {
     const char *field;
 } row_t;
 
+/* Repetition, for deep nesting in a row's literal. */
+#define X3(s)   s s s
+#define X10(s)  s s s s s s s s s s
+#define X100(s) X10(X10(s))
+#define LOC(l)  "{" ENV PID ",\"type\":\"PractitionerUpdated\",\"location\":{" l "}}"
+
 #define OK(n, v)                                                                                   \
     { n, "p-42", v, RM_DECODE_OK, 0, NULL }
 #define BAD(n, v, r, f)                                                                            \
@@ -56,6 +62,15 @@ static const row_t rows[] = {
     OK("leap day", "{" ENV PID ",\"type\":\"SlotsPublished\",\"date\":\"2028-02-29\","
                    "\"start_slot\":0,\"slot_count\":1}"),
     OK("unknown fields ignored", "{" ENV PID ",\"type\":\"PractitionerDeactivated\",\"x\":[1,{}]}"),
+    /* Unknown members are ignored however deep their values nest: at the
+     * top level and inside an object the decoder reads. */
+    OK("unknown field nested 40 deep",
+       "{" ENV PID ",\"type\":\"PractitionerDeactivated\",\"x\":" X10("[[[[") "1" X10("]]]]") "}"),
+    OK("unknown field nested 300 objects deep",
+       "{" ENV PID
+       ",\"type\":\"PractitionerDeactivated\",\"x\":" X100(X3("{\"a\":")) "null" X100(X3("}")) "}"),
+    OK("unknown member of location nested 40 deep",
+       LOC("\"lat\":1,\"x\":" X10("[{\"a\":[[") X10("]]}]") ",\"lon\":2")),
     {"no key is fine", NULL, "{" ENV PID ",\"type\":\"PractitionerDeactivated\"}", RM_DECODE_OK, 0,
      NULL},
     {"unknown type ignored", "p-42", "{" ENV PID ",\"type\":\"PaymentTaken\"}", RM_DECODE_IGNORED,
@@ -321,6 +336,44 @@ static void test_oversized(void **state) {
     rm_decoder_free(d);
 }
 
+/* An unknown member nested as deep as a message of the maximum size allows
+ * (32,000 levels of arrays, or of objects) is ignored: the scanner keeps no
+ * stack, so no depth limit of its own remains. Cut anywhere short of its
+ * end, the same message is malformed JSON. */
+static void test_deep_nesting(void **state) {
+    (void)state;
+    rm_decoder_t *d = rm_decoder_new();
+    const char *head = "{" ENV PID ",\"type\":\"PractitionerDeactivated\",\"x\":";
+    size_t hl = strlen(head);
+    char *buf = malloc(RM_MAX_MESSAGE_BYTES);
+    assert_non_null(buf);
+    rm_event_t ev;
+    rm_reject_t why;
+    for (int objects = 0; objects < 2; objects++) {
+        const char *open = objects ? "{\"a\":" : "[";
+        const char *close = objects ? "}" : "]";
+        size_t ol = strlen(open), levels = (RM_MAX_MESSAGE_BYTES - hl - 2) / (ol + 1);
+        assert_true(levels >= (objects ? 10000 : 32000));
+        size_t n = 0;
+        memcpy(buf, head, hl);
+        n += hl;
+        for (size_t i = 0; i < levels; i++, n += ol)
+            memcpy(buf + n, open, ol);
+        buf[n++] = '1';
+        for (size_t i = 0; i < levels; i++)
+            buf[n++] = close[0];
+        buf[n++] = '}';
+        assert_true(n <= RM_MAX_MESSAGE_BYTES);
+        assert_int_equal(rm_decode(d, "p-42", 4, buf, n, &ev, &why), RM_DECODE_OK);
+        assert_int_equal(ev.type, RM_EV_PRACTITIONER_DEACTIVATED);
+        why.reason = RM_REASON__COUNT;
+        assert_int_equal(rm_decode(d, "p-42", 4, buf, n - 2, &ev, &why), RM_DECODE_INVALID);
+        assert_int_equal(why.reason, RM_REASON_MALFORMED_JSON);
+    }
+    free(buf);
+    rm_decoder_free(d);
+}
+
 /* Deep nesting and random bytes never crash and never pass as valid. */
 static void test_hostile_inputs(void **state) {
     (void)state;
@@ -439,11 +492,9 @@ static void test_json_agrees_with_jansson(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rows),
-        cmocka_unit_test(test_fields_decoded),
-        cmocka_unit_test(test_oversized),
-        cmocka_unit_test(test_hostile_inputs),
-        cmocka_unit_test(test_json_agrees_with_jansson),
+        cmocka_unit_test(test_rows),           cmocka_unit_test(test_fields_decoded),
+        cmocka_unit_test(test_oversized),      cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_hostile_inputs), cmocka_unit_test(test_json_agrees_with_jansson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
