@@ -32,6 +32,12 @@ typedef struct {
 #define X10(s)  s s s s s s s s s s
 #define X100(s) X10(X10(s))
 #define LOC(l)  "{" ENV PID ",\"type\":\"PractitionerUpdated\",\"location\":{" l "}}"
+#define RESCHED(from, to)                                                                          \
+    "{" ENV PID ",\"type\":\"BookingRescheduled\",\"booking_id\":\"b1\",\"from\":{" from "},"      \
+    "\"to\":{" to "}}"
+#define SNAP_BOOKING(b)                                                                            \
+    "{" ENV PID ",\"type\":\"AvailabilitySnapshot\",\"date\":\"2026-11-23\",\"published\":[],"     \
+    "\"bookings\":[{" b "}]}"
 
 #define OK(n, v)                                                                                   \
     { n, "p-42", v, RM_DECODE_OK, 0, NULL }
@@ -71,6 +77,21 @@ static const row_t rows[] = {
        ",\"type\":\"PractitionerDeactivated\",\"x\":" X100(X3("{\"a\":")) "null" X100(X3("}")) "}"),
     OK("unknown member of location nested 40 deep",
        LOC("\"lat\":1,\"x\":" X10("[{\"a\":[[") X10("]]}]") ",\"lon\":2")),
+    /* Member names of nested objects are compared after unescaping, as at
+     * the top level, however long their escaped form. */
+    OK("escaped name in location", LOC("\"l\\u0061t\":53.35,\"lo\\u006e\":-6.26")),
+    OK("escaped names in from and to",
+       RESCHED("\"d\\u0061te\":\"2026-11-23\",\"start\\u005fslot\":10,\"slot_count\":3",
+               "\"date\":\"2026-11-24\",\"start_slot\":20,\"\\u0073lot_count\":2")),
+    OK("escaped name in snapshot booking",
+       SNAP_BOOKING("\"booking\\u005fid\":\"b9\",\"start_slot\":1,\"slot_count\":1")),
+    OK("fully escaped long name",
+       "{" ENV PID ",\"type\":\"PractitionerUpdated\",\"\\u0061\\u0063\\u0063\\u0065\\u0070"
+       "\\u0074\\u0073\\u005f\\u006e\\u0065\\u0077\\u005f\\u0070\\u0061\\u0074\\u0069\\u0065"
+       "\\u006e\\u0074\\u0073\":true}"),
+    OK("unknown duplicate in location ignored", LOC("\"lat\":1,\"x\":1,\"lon\":2,\"x\":[]")),
+    OK("location members named like other fields are unknown",
+       LOC("\"lat\":1,\"date\":1,\"lon\":2,\"date\":2")),
     {"no key is fine", NULL, "{" ENV PID ",\"type\":\"PractitionerDeactivated\"}", RM_DECODE_OK, 0,
      NULL},
     {"unknown type ignored", "p-42", "{" ENV PID ",\"type\":\"PaymentTaken\"}", RM_DECODE_IGNORED,
@@ -164,6 +185,30 @@ static const row_t rows[] = {
         "{" ENV PID ",\"type\":\"PractitionerUpdated\",\"location\":{\"lat\":1,"
         "\"lon\":\"2\"}}",
         WRONG_TYPE, "location.lon"),
+    BAD("escaped name in location is checked", LOC("\"l\\u0061t\":90.5,\"lon\":2"), OUT_OF_RANGE,
+        "location.lat"),
+    BAD("escaped name in to is checked",
+        RESCHED("\"date\":\"2026-11-23\",\"start_slot\":10,\"slot_count\":3",
+                "\"d\\u0061te\":\"2026-02-30\",\"start_slot\":20,\"slot_count\":2"),
+        INVALID_DATE, "to.date"),
+    /* A known member twice in a nested object is rejected as at the top
+     * level, escaped or not. */
+    BAD("duplicate in location", LOC("\"lat\":1,\"lon\":2,\"lat\":3"), DUPLICATE_FIELD,
+        "location.lat"),
+    BAD("escaped duplicate in location", LOC("\"lat\":1,\"l\\u0061t\":1,\"lon\":2"),
+        DUPLICATE_FIELD, "location.lat"),
+    BAD("duplicate in to",
+        RESCHED("\"date\":\"2026-11-23\",\"start_slot\":10,\"slot_count\":3",
+                "\"date\":\"2026-11-24\",\"start_slot\":20,\"slot_count\":2,\"slot_count\":2"),
+        DUPLICATE_FIELD, "to.slot_count"),
+    BAD("duplicate in from",
+        RESCHED("\"date\":\"2026-11-23\",\"d\\u0061te\":\"2026-11-23\",\"start_slot\":10,"
+                "\"slot_count\":3",
+                "\"date\":\"2026-11-24\",\"start_slot\":20,\"slot_count\":2"),
+        DUPLICATE_FIELD, "from.date"),
+    BAD("duplicate in snapshot booking",
+        SNAP_BOOKING("\"booking_id\":\"a\",\"start_slot\":1,\"slot_count\":1,\"booking_id\":\"b\""),
+        DUPLICATE_FIELD, "bookings.booking_id"),
     BAD("specialties not strings",
         "{" ENV PID ",\"type\":\"PractitionerUpdated\",\"specialties\":"
         "[1]}",
@@ -315,6 +360,24 @@ static void test_fields_decoded(void **state) {
     assert_int_equal(ev.name_json.len, strlen("\"Dr \\\"A\\\"\""));
     assert_true(ev.lat == -90 && ev.lon == 180);
     assert_false(ev.accepts_new_patients);
+
+    /* Escaped member names in nested objects reach the same fields. */
+    const char *e = "{" ENV PID ",\"type\":\"PractitionerUpdated\",\"location\":{\"l\\u006fn\":"
+                    "-6.26,\"\\u006c\\u0061\\u0074\":53.35}}";
+    assert_int_equal(rm_decode(d, "p-42", 4, e, strlen(e), &ev, &why), RM_DECODE_OK);
+    assert_int_equal(ev.profile, RM_PROFILE_LOCATION);
+    assert_true(ev.lat == 53.35 && ev.lon == -6.26);
+    assert_int_equal(ev.lat_json.len, 5);
+    assert_memory_equal(ev.lat_json.ptr, "53.35", 5);
+    const char *b = "{" ENV PID ",\"type\":\"AvailabilitySnapshot\",\"date\":\"2000-01-02\","
+                    "\"published\":[],\"bookings\":[{\"slot_count\":2,\"b\\u006f\\u006fking_id\":"
+                    "\"b\\u0039\",\"start_\\u0073lot\":100}]}";
+    assert_int_equal(rm_decode(d, NULL, 0, b, strlen(b), &ev, &why), RM_DECODE_OK);
+    assert_int_equal(ev.n_bookings, 1);
+    assert_int_equal(ev.bookings[0].booking_id.len, 2);
+    assert_memory_equal(ev.bookings[0].booking_id.ptr, "b9", 2);
+    assert_int_equal(ev.bookings[0].start, 100);
+    assert_int_equal(ev.bookings[0].count, 2);
     rm_decoder_free(d);
 }
 
