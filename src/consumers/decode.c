@@ -3,11 +3,15 @@
  * rule. The JSON is tokenized once by the strict scanner (json_scan.c); the
  * top-level members are mapped to a fixed field table by name, then the
  * envelope and the type-specific fields are checked in a fixed order so that
- * every rejection carries one reason and the field it is about.
+ * every rejection carries one reason and the field it is about. A nested
+ * object the decoder reads (location, from/to, a snapshot booking) is mapped
+ * by the same code under the same rules: names compared after unescaping,
+ * unknown members ignored at any depth, a known member twice rejected.
  *
  * Order of checks: size, JSON, object, duplicate fields, schema_version,
- * envelope fields, key, type, then the type's own fields. An unknown type
- * with a valid envelope is IGNORED, not INVALID (contract).
+ * envelope fields, key, type, then the type's own fields (a nested object's
+ * duplicates first, then its members). An unknown type with a valid
+ * envelope is IGNORED, not INVALID (contract).
  */
 #include "readmodel/event.h"
 #include "readmodel/date.h"
@@ -46,6 +50,8 @@ typedef enum {
     F__COUNT
 } field_t;
 
+_Static_assert(F__COUNT < 32, "map_members takes the wanted fields as a 32-bit mask");
+
 static const char *const field_names[F__COUNT] = {
     "event_id",
     "type",
@@ -69,6 +75,31 @@ static const char *const field_names[F__COUNT] = {
     "bookings",
 };
 
+/* Members of the nested objects the decoder reads: location {lat, lon},
+ * Rescheduled's from/to {date, start_slot, slot_count}, and a snapshot's
+ * bookings [{booking_id, start_slot, slot_count}]. */
+typedef enum { N_LAT, N_LON, N_DATE, N_START_SLOT, N_SLOT_COUNT, N_BOOKING_ID, N__COUNT } nested_t;
+
+static const char *const nested_names[N__COUNT] = {
+    "lat", "lon", "date", "start_slot", "slot_count", "booking_id",
+};
+
+/* Which members each nested object has, and the field names its
+ * rejections carry. A name outside the mask is an unknown member there. */
+#define LOCATION_MEMBERS (1u << N_LAT | 1u << N_LON)
+#define SLOT_MEMBERS     (1u << N_DATE | 1u << N_START_SLOT | 1u << N_SLOT_COUNT)
+#define BOOKING_MEMBERS  (1u << N_BOOKING_ID | 1u << N_START_SLOT | 1u << N_SLOT_COUNT)
+
+static const char *const location_fields[N__COUNT] = {
+    [N_LAT] = "location.lat", [N_LON] = "location.lon"};
+static const char *const from_fields[N__COUNT] = {
+    [N_DATE] = "from.date", [N_START_SLOT] = "from.start_slot", [N_SLOT_COUNT] = "from.slot_count"};
+static const char *const to_fields[N__COUNT] = {
+    [N_DATE] = "to.date", [N_START_SLOT] = "to.start_slot", [N_SLOT_COUNT] = "to.slot_count"};
+static const char *const booking_fields[N__COUNT] = {[N_BOOKING_ID] = "bookings.booking_id",
+                                                     [N_START_SLOT] = "bookings.start_slot",
+                                                     [N_SLOT_COUNT] = "bookings.slot_count"};
+
 struct rm_decoder {
     rm_json_tok_t toks[MAX_TOKENS];
     char scratch[RM_MAX_MESSAGE_BYTES + 64]; /* unescaped strings */
@@ -88,9 +119,9 @@ typedef struct {
     uint8_t value;
 } name_slot_t;
 
-#define NAME_SLOTS 64u /* power of two, more than twice the names of either table */
+#define NAME_SLOTS 64u /* power of two, more than twice the names of any table */
 
-static name_slot_t field_table[NAME_SLOTS], type_table[NAME_SLOTS];
+static name_slot_t field_table[NAME_SLOTS], type_table[NAME_SLOTS], nested_table[NAME_SLOTS];
 
 static unsigned name_hash(const char *k, size_t n) {
     return (unsigned)(n * 7u + (unsigned char)k[0] * 3u + (unsigned char)k[n - 1]) &
@@ -150,10 +181,8 @@ static void tables_init(void) {
         name_add(field_table, field_names[f], (uint8_t)f);
     for (int t = 0; t < RM_EV__COUNT; t++)
         name_add(type_table, rm_event_type_name((rm_event_type_t)t), (uint8_t)t);
-}
-
-static field_t field_lookup(const char *k, size_t n) {
-    return (field_t)name_find(field_table, k, n, F__COUNT);
+    for (int m = 0; m < N__COUNT; m++)
+        name_add(nested_table, nested_names[m], (uint8_t)m);
 }
 
 rm_decoder_t *rm_decoder_new(void) {
@@ -272,31 +301,68 @@ static int get_slot_pair(rm_decoder_t *d, const rm_json_tok_t *st, const rm_json
     return 0;
 }
 
-/* Finds member `name` of object token o (NULL when absent). */
-static const rm_json_tok_t *member(rm_decoder_t *d, const rm_json_tok_t *o, const char *name) {
-    size_t n = strlen(name);
+/* Escaped member names longer than this cannot be a name of the tables: the
+ * longest, "accepts_new_patients", is 20 characters, 120 bytes written as
+ * \u escapes. Unescaping never lengthens a name, so this buffer holds it. */
+#define MAX_ESCAPED_NAME 128
+
+/* Maps the members of object token o to the names of `table` in one pass,
+ * for the top level and every nested object alike: a member whose name,
+ * compared after unescaping, is the table's name v and whose bit v is in
+ * `wanted` stores its value token's index in tok[v] (0 = absent; the
+ * caller zeroes tok). Any other member is unknown and ignored, its value
+ * skipped whole however deep it nests. A wanted name twice is ambiguous, so
+ * it is rejected (field fields[v]) rather than resolved by position. */
+static int map_members(rm_decoder_t *d, const rm_json_tok_t *o, const name_slot_t *table,
+                       unsigned none, uint32_t wanted, uint32_t *tok, const char *const *fields,
+                       rm_reject_t *why) {
     uint32_t i = (uint32_t)(o - d->toks) + 1;
     for (uint32_t m = 0; m < o->size; m++) {
         const rm_json_tok_t *k = &d->toks[i];
-        const rm_json_tok_t *v = &d->toks[i + 1];
-        if (!k->escaped && k->end - k->start == n && memcmp(d->js + k->start, name, n) == 0)
-            return v;
-        i = v->next;
+        unsigned v;
+        if (k->escaped) {
+            char buf[MAX_ESCAPED_NAME];
+            v = k->end - k->start < sizeof(buf)
+                    ? name_find(table, buf, rm_json_unescape(d->js, k, buf), none)
+                    : none;
+        } else {
+            v = name_find(table, d->js + k->start, k->end - k->start, none);
+        }
+        if (v != none && (wanted >> v & 1u)) {
+            if (tok[v])
+                return reject(why, RM_REASON_DUPLICATE_FIELD, fields[v]);
+            tok[v] = i + 1;
+        }
+        i = d->toks[i + 1].next;
     }
-    return NULL;
+    return 0;
+}
+
+/* The members of nested object o that `wanted` names, into tok[N__COUNT]. */
+static int nested_members(rm_decoder_t *d, const rm_json_tok_t *o, uint32_t wanted,
+                          const char *const fields[N__COUNT], uint32_t tok[N__COUNT],
+                          rm_reject_t *why) {
+    memset(tok, 0, N__COUNT * sizeof(tok[0]));
+    return map_members(d, o, nested_table, N__COUNT, wanted, tok, fields, why);
+}
+
+static const rm_json_tok_t *tok_at(rm_decoder_t *d, uint32_t i) {
+    return i ? &d->toks[i] : NULL;
 }
 
 /* {"date", "start_slot", "slot_count"} object (Rescheduled from/to). */
-static int get_slot_object(rm_decoder_t *d, const rm_json_tok_t *t, const char *const names[4],
-                           rm_slots_t *out, rm_reject_t *why) {
+static int get_slot_object(rm_decoder_t *d, const rm_json_tok_t *t, const char *name,
+                           const char *const fields[N__COUNT], rm_slots_t *out, rm_reject_t *why) {
     if (!t)
-        return reject(why, RM_REASON_MISSING_FIELD, names[0]);
+        return reject(why, RM_REASON_MISSING_FIELD, name);
     if (t->type != RM_JSON_OBJECT)
-        return reject(why, RM_REASON_WRONG_TYPE, names[0]);
-    if (get_date(d, member(d, t, "date"), names[1], &out->day, why) < 0)
+        return reject(why, RM_REASON_WRONG_TYPE, name);
+    uint32_t m[N__COUNT];
+    if (nested_members(d, t, SLOT_MEMBERS, fields, m, why) < 0 ||
+        get_date(d, tok_at(d, m[N_DATE]), fields[N_DATE], &out->day, why) < 0)
         return -1;
-    return get_slot_pair(d, member(d, t, "start_slot"), member(d, t, "slot_count"), names[2],
-                         names[3], &out->start, &out->count, why);
+    return get_slot_pair(d, tok_at(d, m[N_START_SLOT]), tok_at(d, m[N_SLOT_COUNT]),
+                         fields[N_START_SLOT], fields[N_SLOT_COUNT], &out->start, &out->count, why);
 }
 
 static int get_string_array(rm_decoder_t *d, const rm_json_tok_t *t, const char *name,
@@ -353,15 +419,18 @@ static int decode_profile(rm_decoder_t *d, rm_event_t *ev, bool all_required, rm
                 return -1;
             *(f == F_SPECIALTIES ? &ev->specialties_json : &ev->languages_json) = raw_of(d, t);
             break;
-        case F_LOCATION:
+        case F_LOCATION: {
             if (t->type != RM_JSON_OBJECT)
                 return reject(why, RM_REASON_WRONG_TYPE, "location");
-            if (get_coord(d, member(d, t, "lat"), "location.lat", 90, &ev->lat, &ev->lat_json,
-                          why) < 0 ||
-                get_coord(d, member(d, t, "lon"), "location.lon", 180, &ev->lon, &ev->lon_json,
-                          why) < 0)
+            uint32_t m[N__COUNT];
+            if (nested_members(d, t, LOCATION_MEMBERS, location_fields, m, why) < 0 ||
+                get_coord(d, tok_at(d, m[N_LAT]), location_fields[N_LAT], 90, &ev->lat,
+                          &ev->lat_json, why) < 0 ||
+                get_coord(d, tok_at(d, m[N_LON]), location_fields[N_LON], 180, &ev->lon,
+                          &ev->lon_json, why) < 0)
                 return -1;
             break;
+        }
         case F_ACCEPTS:
             if (t->type != RM_JSON_TRUE && t->type != RM_JSON_FALSE)
                 return reject(why, RM_REASON_WRONG_TYPE, "accepts_new_patients");
@@ -422,10 +491,13 @@ static int decode_snapshot(rm_decoder_t *d, rm_event_t *ev, rm_reject_t *why) {
         if (n >= MAX_SNAP_BOOKINGS)
             return reject(why, RM_REASON_TOO_LARGE, "bookings");
         rm_snapshot_booking_t *b = &d->bookings[n++];
-        if (get_id(d, member(d, o, "booking_id"), "bookings.booking_id", &b->booking_id, why) < 0 ||
-            get_slot_pair(d, member(d, o, "start_slot"), member(d, o, "slot_count"),
-                          "bookings.start_slot", "bookings.slot_count", &b->start, &b->count,
-                          why) < 0)
+        uint32_t m[N__COUNT];
+        if (nested_members(d, o, BOOKING_MEMBERS, booking_fields, m, why) < 0 ||
+            get_id(d, tok_at(d, m[N_BOOKING_ID]), booking_fields[N_BOOKING_ID], &b->booking_id,
+                   why) < 0 ||
+            get_slot_pair(d, tok_at(d, m[N_START_SLOT]), tok_at(d, m[N_SLOT_COUNT]),
+                          booking_fields[N_START_SLOT], booking_fields[N_SLOT_COUNT], &b->start,
+                          &b->count, why) < 0)
             return -1;
     }
     ev->bookings = d->bookings;
@@ -434,9 +506,6 @@ static int decode_snapshot(rm_decoder_t *d, rm_event_t *ev, rm_reject_t *why) {
 }
 
 static int decode_body(rm_decoder_t *d, rm_event_t *ev, rm_reject_t *why) {
-    static const char *const from_names[4] = {"from", "from.date", "from.start_slot",
-                                              "from.slot_count"};
-    static const char *const to_names[4] = {"to", "to.date", "to.start_slot", "to.slot_count"};
     switch (ev->type) {
     case RM_EV_PRACTITIONER_REGISTERED:
         return decode_profile(d, ev, true, why);
@@ -458,9 +527,9 @@ static int decode_body(rm_decoder_t *d, rm_event_t *ev, rm_reject_t *why) {
         return decode_day_slots(d, ev, why);
     case RM_EV_BOOKING_RESCHEDULED:
         if (get_id(d, field(d, F_BOOKING_ID), "booking_id", &ev->booking_id, why) < 0 ||
-            get_slot_object(d, field(d, F_FROM), from_names, &ev->from, why) < 0)
+            get_slot_object(d, field(d, F_FROM), "from", from_fields, &ev->from, why) < 0)
             return -1;
-        return get_slot_object(d, field(d, F_TO), to_names, &ev->slots, why);
+        return get_slot_object(d, field(d, F_TO), "to", to_fields, &ev->slots, why);
     case RM_EV_AVAILABILITY_SNAPSHOT:
         return decode_snapshot(d, ev, why);
     default:
@@ -507,29 +576,12 @@ rm_decode_result_t rm_decode(rm_decoder_t *d, const void *key, size_t key_len, c
         return RM_DECODE_INVALID;
     }
 
-    /* Map top-level members to the field table; a known field twice is
-     * ambiguous, so it is rejected rather than resolved by position. */
+    /* Map top-level members to the field table (every field is known at
+     * the top level; a known field twice is rejected). */
     memset(d->field_tok, 0, sizeof(d->field_tok));
-    uint32_t i = 1;
-    for (uint32_t m = 0; m < root->size; m++) {
-        const rm_json_tok_t *k = &d->toks[i];
-        field_t f;
-        if (k->escaped) {
-            char buf[64];
-            f = k->end - k->start < sizeof(buf) ? field_lookup(buf, rm_json_unescape(d->js, k, buf))
-                                                : F__COUNT;
-        } else {
-            f = field_lookup(d->js + k->start, k->end - k->start);
-        }
-        if (f != F__COUNT) {
-            if (d->field_tok[f]) {
-                *why = (rm_reject_t){RM_REASON_DUPLICATE_FIELD, field_names[f]};
-                return RM_DECODE_INVALID;
-            }
-            d->field_tok[f] = i + 1;
-        }
-        i = d->toks[i + 1].next;
-    }
+    if (map_members(d, root, field_table, F__COUNT, (1u << F__COUNT) - 1, d->field_tok, field_names,
+                    &r) < 0)
+        goto invalid;
 
     long version;
     if (get_int(d, field(d, F_SCHEMA_VERSION), "schema_version", 1, 1, &version, &r) < 0) {

@@ -1,6 +1,7 @@
 /*
- * Strict JSON tokenizer: one pass, recursive descent with a depth limit,
- * writing a flat token array. Each token records where its subtree ends
+ * Strict JSON tokenizer: one pass, a loop with no recursion and no depth
+ * limit (nesting is bounded only by the input's length), writing a flat
+ * token array. Each token records where its subtree ends
  * (`next`), so the decoder skips unknown members in O(1). Strings are checked
  * for control characters, escapes, surrogate pairs and UTF-8 (no overlongs,
  * no encoded surrogates, nothing above U+10FFFF); numbers follow the JSON
@@ -268,72 +269,100 @@ static int scan_literal(scanner_t *sc, const char *word, rm_json_type_t type) {
     return 0;
 }
 
-static int scan_value(scanner_t *sc, int depth);
-
-static int scan_container(scanner_t *sc, int depth, int object) {
-    if (depth >= RM_JSON_MAX_DEPTH)
-        return fail(sc, RM_JSON_ERR_DEPTH);
-    long ti = new_tok(sc, object ? RM_JSON_OBJECT : RM_JSON_ARRAY);
-    if (ti < 0)
+/* A member name and its colon, at sc->pos (whitespace before it skipped). */
+static int scan_key(scanner_t *sc) {
+    if (sc->pos >= sc->len || sc->s[sc->pos] != '"')
+        return fail(sc, RM_JSON_ERR_SYNTAX);
+    if (scan_string(sc) < 0)
         return -1;
-    char close = object ? '}' : ']';
-    sc->pos++;
     skip_ws(sc);
-    uint32_t count = 0;
-    if (sc->pos < sc->len && sc->s[sc->pos] == close) {
-        sc->pos++;
-    } else {
-        for (;;) {
-            skip_ws(sc);
-            if (object) {
-                if (sc->pos >= sc->len || sc->s[sc->pos] != '"')
-                    return fail(sc, RM_JSON_ERR_SYNTAX);
-                if (scan_string(sc) < 0)
-                    return -1;
-                skip_ws(sc);
-                if (sc->pos >= sc->len || sc->s[sc->pos] != ':')
-                    return fail(sc, RM_JSON_ERR_SYNTAX);
-                sc->pos++;
-            }
-            if (scan_value(sc, depth + 1) < 0)
-                return -1;
-            count++;
-            skip_ws(sc);
-            if (sc->pos >= sc->len)
-                return fail(sc, RM_JSON_ERR_SYNTAX);
-            char c = sc->s[sc->pos++];
-            if (c == close)
-                break;
-            if (c != ',')
-                return fail(sc, RM_JSON_ERR_SYNTAX);
-        }
-    }
-    rm_json_tok_t *t = &sc->toks[ti];
-    t->size = count;
-    t->end = (uint32_t)sc->pos;
-    t->next = (uint32_t)sc->n;
+    if (sc->pos >= sc->len || sc->s[sc->pos] != ':')
+        return fail(sc, RM_JSON_ERR_SYNTAX);
+    sc->pos++;
     return 0;
 }
 
-static int scan_value(scanner_t *sc, int depth) {
-    skip_ws(sc);
-    if (sc->pos >= sc->len)
-        return fail(sc, RM_JSON_ERR_SYNTAX);
-    switch (sc->s[sc->pos]) {
-    case '{':
-        return scan_container(sc, depth, 1);
-    case '[':
-        return scan_container(sc, depth, 0);
-    case '"':
-        return scan_string(sc);
-    case 't':
-        return scan_literal(sc, "true", RM_JSON_TRUE);
-    case 'f':
-        return scan_literal(sc, "false", RM_JSON_FALSE);
-    case 'n':
-        return scan_literal(sc, "null", RM_JSON_NULL);
-    default:
-        return scan_number(sc);
+#define NO_PARENT UINT32_MAX
+
+/* The whole value, as a loop rather than a recursion, so that nesting is
+ * limited by nothing but the input's length (and the token array): no call
+ * stack grows with depth. While a container is open, its token's `next`
+ * holds the index of the container around it (NO_PARENT for the root), the
+ * chain jsmn keeps in `parent`; closing it pops that link and stores the
+ * real `next`. `size` counts the values completed inside it. */
+static int scan_document(scanner_t *sc) {
+    uint32_t open = NO_PARENT; /* innermost open container */
+    for (;;) {
+        /* A value is expected. */
+        skip_ws(sc);
+        if (sc->pos >= sc->len)
+            return fail(sc, RM_JSON_ERR_SYNTAX);
+        char c = sc->s[sc->pos];
+        if (c == '{' || c == '[') {
+            long ti = new_tok(sc, c == '{' ? RM_JSON_OBJECT : RM_JSON_ARRAY);
+            if (ti < 0)
+                return -1;
+            sc->toks[ti].next = open;
+            open = (uint32_t)ti;
+            sc->pos++;
+            skip_ws(sc);
+            if (sc->pos >= sc->len || sc->s[sc->pos] != (c == '{' ? '}' : ']')) {
+                if (c == '{' && scan_key(sc) < 0)
+                    return -1;
+                continue; /* its first value */
+            }
+            /* Empty: closed at once, below, as a value of its parent. */
+            sc->pos++;
+            rm_json_tok_t *t = &sc->toks[open];
+            open = t->next;
+            t->end = (uint32_t)sc->pos;
+            t->next = (uint32_t)sc->n;
+        } else {
+            int r;
+            switch (c) {
+            case '"':
+                r = scan_string(sc);
+                break;
+            case 't':
+                r = scan_literal(sc, "true", RM_JSON_TRUE);
+                break;
+            case 'f':
+                r = scan_literal(sc, "false", RM_JSON_FALSE);
+                break;
+            case 'n':
+                r = scan_literal(sc, "null", RM_JSON_NULL);
+                break;
+            default:
+                r = scan_number(sc);
+            }
+            if (r < 0)
+                return -1;
+        }
+        /* A value is complete: it counts in the open container, which then
+         * continues with a comma or ends, possibly completing its parent. */
+        for (;;) {
+            if (open == NO_PARENT)
+                return 0;
+            rm_json_tok_t *t = &sc->toks[open];
+            t->size++;
+            skip_ws(sc);
+            if (sc->pos >= sc->len)
+                return fail(sc, RM_JSON_ERR_SYNTAX);
+            char d = sc->s[sc->pos++];
+            if (d == ',') {
+                if (t->type == RM_JSON_OBJECT) {
+                    skip_ws(sc);
+                    if (scan_key(sc) < 0)
+                        return -1;
+                }
+                break;
+            }
+            if (d != (t->type == RM_JSON_OBJECT ? '}' : ']'))
+                return fail(sc, RM_JSON_ERR_SYNTAX);
+            open = t->next;
+            t->end = (uint32_t)sc->pos;
+            t->next = (uint32_t)sc->n;
+        }
     }
 }
 
@@ -341,7 +370,7 @@ rm_json_err_t rm_json_scan(const char *s, size_t len, rm_json_tok_t *toks, size_
                            size_t *ntok) {
     scanner_t sc = {
         .s = s, .len = len, .toks = toks, .max = max_toks, .err = RM_JSON_OK, .blk_base = SIZE_MAX};
-    if (scan_value(&sc, 0) < 0)
+    if (scan_document(&sc) < 0)
         return sc.err;
     skip_ws(&sc);
     if (sc.pos != len)

@@ -39,15 +39,15 @@ typedef enum {
     RM_JSON_OK,
     RM_JSON_ERR_SYNTAX, /* not JSON */
     RM_JSON_ERR_UTF8,   /* invalid UTF-8 in a string, or an unpaired \u surrogate */
-    RM_JSON_ERR_DEPTH,  /* nested deeper than RM_JSON_MAX_DEPTH */
     RM_JSON_ERR_NOMEM,  /* more tokens than the caller's array holds */
 } rm_json_err_t;
 
-#define RM_JSON_MAX_DEPTH 32
-
 /* Tokenizes exactly one JSON value filling s[0..len) (whitespace around it is
  * allowed). Object members are stored key token then value token. On success
- * *ntok is the token count. Never reads past len, never allocates. */
+ * *ntok is the token count. Never reads past len, never allocates, never
+ * recurses: there is no depth limit, a value may nest as deep as len allows
+ * (len / 2 levels; the caller's token array bounds it too, one token per
+ * level). */
 rm_json_err_t rm_json_scan(const char *s, size_t len, rm_json_tok_t *toks, size_t max_toks,
                            size_t *ntok);
 

@@ -27,6 +27,18 @@ typedef struct {
     const char *field;
 } row_t;
 
+/* Repetition, for deep nesting in a row's literal. */
+#define X3(s)   s s s
+#define X10(s)  s s s s s s s s s s
+#define X100(s) X10(X10(s))
+#define LOC(l)  "{" ENV PID ",\"type\":\"PractitionerUpdated\",\"location\":{" l "}}"
+#define RESCHED(from, to)                                                                          \
+    "{" ENV PID ",\"type\":\"BookingRescheduled\",\"booking_id\":\"b1\",\"from\":{" from "},"      \
+    "\"to\":{" to "}}"
+#define SNAP_BOOKING(b)                                                                            \
+    "{" ENV PID ",\"type\":\"AvailabilitySnapshot\",\"date\":\"2026-11-23\",\"published\":[],"     \
+    "\"bookings\":[{" b "}]}"
+
 #define OK(n, v)                                                                                   \
     { n, "p-42", v, RM_DECODE_OK, 0, NULL }
 #define BAD(n, v, r, f)                                                                            \
@@ -56,6 +68,30 @@ static const row_t rows[] = {
     OK("leap day", "{" ENV PID ",\"type\":\"SlotsPublished\",\"date\":\"2028-02-29\","
                    "\"start_slot\":0,\"slot_count\":1}"),
     OK("unknown fields ignored", "{" ENV PID ",\"type\":\"PractitionerDeactivated\",\"x\":[1,{}]}"),
+    /* Unknown members are ignored however deep their values nest: at the
+     * top level and inside an object the decoder reads. */
+    OK("unknown field nested 40 deep",
+       "{" ENV PID ",\"type\":\"PractitionerDeactivated\",\"x\":" X10("[[[[") "1" X10("]]]]") "}"),
+    OK("unknown field nested 300 objects deep",
+       "{" ENV PID
+       ",\"type\":\"PractitionerDeactivated\",\"x\":" X100(X3("{\"a\":")) "null" X100(X3("}")) "}"),
+    OK("unknown member of location nested 40 deep",
+       LOC("\"lat\":1,\"x\":" X10("[{\"a\":[[") X10("]]}]") ",\"lon\":2")),
+    /* Member names of nested objects are compared after unescaping, as at
+     * the top level, however long their escaped form. */
+    OK("escaped name in location", LOC("\"l\\u0061t\":53.35,\"lo\\u006e\":-6.26")),
+    OK("escaped names in from and to",
+       RESCHED("\"d\\u0061te\":\"2026-11-23\",\"start\\u005fslot\":10,\"slot_count\":3",
+               "\"date\":\"2026-11-24\",\"start_slot\":20,\"\\u0073lot_count\":2")),
+    OK("escaped name in snapshot booking",
+       SNAP_BOOKING("\"booking\\u005fid\":\"b9\",\"start_slot\":1,\"slot_count\":1")),
+    OK("fully escaped long name",
+       "{" ENV PID ",\"type\":\"PractitionerUpdated\",\"\\u0061\\u0063\\u0063\\u0065\\u0070"
+       "\\u0074\\u0073\\u005f\\u006e\\u0065\\u0077\\u005f\\u0070\\u0061\\u0074\\u0069\\u0065"
+       "\\u006e\\u0074\\u0073\":true}"),
+    OK("unknown duplicate in location ignored", LOC("\"lat\":1,\"x\":1,\"lon\":2,\"x\":[]")),
+    OK("location members named like other fields are unknown",
+       LOC("\"lat\":1,\"date\":1,\"lon\":2,\"date\":2")),
     {"no key is fine", NULL, "{" ENV PID ",\"type\":\"PractitionerDeactivated\"}", RM_DECODE_OK, 0,
      NULL},
     {"unknown type ignored", "p-42", "{" ENV PID ",\"type\":\"PaymentTaken\"}", RM_DECODE_IGNORED,
@@ -149,6 +185,30 @@ static const row_t rows[] = {
         "{" ENV PID ",\"type\":\"PractitionerUpdated\",\"location\":{\"lat\":1,"
         "\"lon\":\"2\"}}",
         WRONG_TYPE, "location.lon"),
+    BAD("escaped name in location is checked", LOC("\"l\\u0061t\":90.5,\"lon\":2"), OUT_OF_RANGE,
+        "location.lat"),
+    BAD("escaped name in to is checked",
+        RESCHED("\"date\":\"2026-11-23\",\"start_slot\":10,\"slot_count\":3",
+                "\"d\\u0061te\":\"2026-02-30\",\"start_slot\":20,\"slot_count\":2"),
+        INVALID_DATE, "to.date"),
+    /* A known member twice in a nested object is rejected as at the top
+     * level, escaped or not. */
+    BAD("duplicate in location", LOC("\"lat\":1,\"lon\":2,\"lat\":3"), DUPLICATE_FIELD,
+        "location.lat"),
+    BAD("escaped duplicate in location", LOC("\"lat\":1,\"l\\u0061t\":1,\"lon\":2"),
+        DUPLICATE_FIELD, "location.lat"),
+    BAD("duplicate in to",
+        RESCHED("\"date\":\"2026-11-23\",\"start_slot\":10,\"slot_count\":3",
+                "\"date\":\"2026-11-24\",\"start_slot\":20,\"slot_count\":2,\"slot_count\":2"),
+        DUPLICATE_FIELD, "to.slot_count"),
+    BAD("duplicate in from",
+        RESCHED("\"date\":\"2026-11-23\",\"d\\u0061te\":\"2026-11-23\",\"start_slot\":10,"
+                "\"slot_count\":3",
+                "\"date\":\"2026-11-24\",\"start_slot\":20,\"slot_count\":2"),
+        DUPLICATE_FIELD, "from.date"),
+    BAD("duplicate in snapshot booking",
+        SNAP_BOOKING("\"booking_id\":\"a\",\"start_slot\":1,\"slot_count\":1,\"booking_id\":\"b\""),
+        DUPLICATE_FIELD, "bookings.booking_id"),
     BAD("specialties not strings",
         "{" ENV PID ",\"type\":\"PractitionerUpdated\",\"specialties\":"
         "[1]}",
@@ -300,6 +360,24 @@ static void test_fields_decoded(void **state) {
     assert_int_equal(ev.name_json.len, strlen("\"Dr \\\"A\\\"\""));
     assert_true(ev.lat == -90 && ev.lon == 180);
     assert_false(ev.accepts_new_patients);
+
+    /* Escaped member names in nested objects reach the same fields. */
+    const char *e = "{" ENV PID ",\"type\":\"PractitionerUpdated\",\"location\":{\"l\\u006fn\":"
+                    "-6.26,\"\\u006c\\u0061\\u0074\":53.35}}";
+    assert_int_equal(rm_decode(d, "p-42", 4, e, strlen(e), &ev, &why), RM_DECODE_OK);
+    assert_int_equal(ev.profile, RM_PROFILE_LOCATION);
+    assert_true(ev.lat == 53.35 && ev.lon == -6.26);
+    assert_int_equal(ev.lat_json.len, 5);
+    assert_memory_equal(ev.lat_json.ptr, "53.35", 5);
+    const char *b = "{" ENV PID ",\"type\":\"AvailabilitySnapshot\",\"date\":\"2000-01-02\","
+                    "\"published\":[],\"bookings\":[{\"slot_count\":2,\"b\\u006f\\u006fking_id\":"
+                    "\"b\\u0039\",\"start_\\u0073lot\":100}]}";
+    assert_int_equal(rm_decode(d, NULL, 0, b, strlen(b), &ev, &why), RM_DECODE_OK);
+    assert_int_equal(ev.n_bookings, 1);
+    assert_int_equal(ev.bookings[0].booking_id.len, 2);
+    assert_memory_equal(ev.bookings[0].booking_id.ptr, "b9", 2);
+    assert_int_equal(ev.bookings[0].start, 100);
+    assert_int_equal(ev.bookings[0].count, 2);
     rm_decoder_free(d);
 }
 
@@ -318,6 +396,44 @@ static void test_oversized(void **state) {
     /* Exactly at the limit is accepted (trailing whitespace is valid JSON). */
     assert_int_equal(rm_decode(d, NULL, 0, big, n - 1, &out, &why), RM_DECODE_OK);
     free(big);
+    rm_decoder_free(d);
+}
+
+/* An unknown member nested as deep as a message of the maximum size allows
+ * (32,000 levels of arrays, or of objects) is ignored: the scanner keeps no
+ * stack, so no depth limit of its own remains. Cut anywhere short of its
+ * end, the same message is malformed JSON. */
+static void test_deep_nesting(void **state) {
+    (void)state;
+    rm_decoder_t *d = rm_decoder_new();
+    const char *head = "{" ENV PID ",\"type\":\"PractitionerDeactivated\",\"x\":";
+    size_t hl = strlen(head);
+    char *buf = malloc(RM_MAX_MESSAGE_BYTES);
+    assert_non_null(buf);
+    rm_event_t ev;
+    rm_reject_t why;
+    for (int objects = 0; objects < 2; objects++) {
+        const char *open = objects ? "{\"a\":" : "[";
+        const char *close = objects ? "}" : "]";
+        size_t ol = strlen(open), levels = (RM_MAX_MESSAGE_BYTES - hl - 2) / (ol + 1);
+        assert_true(levels >= (objects ? 10000 : 32000));
+        size_t n = 0;
+        memcpy(buf, head, hl);
+        n += hl;
+        for (size_t i = 0; i < levels; i++, n += ol)
+            memcpy(buf + n, open, ol);
+        buf[n++] = '1';
+        for (size_t i = 0; i < levels; i++)
+            buf[n++] = close[0];
+        buf[n++] = '}';
+        assert_true(n <= RM_MAX_MESSAGE_BYTES);
+        assert_int_equal(rm_decode(d, "p-42", 4, buf, n, &ev, &why), RM_DECODE_OK);
+        assert_int_equal(ev.type, RM_EV_PRACTITIONER_DEACTIVATED);
+        why.reason = RM_REASON__COUNT;
+        assert_int_equal(rm_decode(d, "p-42", 4, buf, n - 2, &ev, &why), RM_DECODE_INVALID);
+        assert_int_equal(why.reason, RM_REASON_MALFORMED_JSON);
+    }
+    free(buf);
     rm_decoder_free(d);
 }
 
@@ -439,11 +555,9 @@ static void test_json_agrees_with_jansson(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rows),
-        cmocka_unit_test(test_fields_decoded),
-        cmocka_unit_test(test_oversized),
-        cmocka_unit_test(test_hostile_inputs),
-        cmocka_unit_test(test_json_agrees_with_jansson),
+        cmocka_unit_test(test_rows),           cmocka_unit_test(test_fields_decoded),
+        cmocka_unit_test(test_oversized),      cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_hostile_inputs), cmocka_unit_test(test_json_agrees_with_jansson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
