@@ -352,7 +352,11 @@ static void test_usage_errors(void **state) {
     }
 }
 
-int main(void) {
+/* An optional argument runs only the tests whose names match it (cmocka's
+ * pattern: * and ? wildcards). */
+int main(int argc, char **argv) {
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_each_corruption_found_and_repaired),
