@@ -765,8 +765,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             error = rd_kafka_incremental_assign(rk, l);
         else if ((kerr = rd_kafka_assign(rk, l)) != RD_KAFKA_RESP_ERR_NO_ERROR)
             rm_error("worker %d: assign: %s", w->id, rd_kafka_err2str(kerr));
+        /* librdkafka keeps a partition's pause flag across a revocation and
+         * a later re-assignment to this consumer: a partition paused for a
+         * rebuild, revoked during the pause and assigned back after it would
+         * stay paused for good. Every assignment sets the state it needs. */
         if (w->paused)
             rd_kafka_pause_partitions(rk, l);
+        else
+            rd_kafka_resume_partitions(rk, l);
     } else {
         on_revoke(w, l, rd_kafka_assignment_lost(rk));
         if (cooperative)
