@@ -185,6 +185,9 @@ static int load_missing(rm_worker_t *w, pract_t **need, int32_t *parts, size_t n
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (items[i].corrupt) /* never project on a half-decoded state */
             pract_reset_state(need[i]);
+        part_t *p = items[i].fence < 0 && !items[i].corrupt ? part_get(w, parts[i]) : NULL;
+        if (p) /* new, or the sink lost it: verify_absent_loads tells which */
+            p->loaded_absent = true;
         need[i]->loaded = true;
         need[i]->stored_partition = items[i].partition;
         need[i]->stored_fence = items[i].fence;
@@ -322,6 +325,7 @@ static void part_reset(rm_worker_t *w, part_t *p, int64_t stored) {
     atomic_fetch_add_explicit(&w->sh->stats->resets, 1, memory_order_relaxed);
     rm_pract_map_free(&p->cache);
     set_eof(w, p, false);
+    p->loaded_absent = false;
     p->stored_cp = stored;
     p->next_offset = stored;
     if (obs(w, p->partition))
@@ -352,6 +356,38 @@ static int part_resync(rm_worker_t *w, part_t *p) {
             return -1;
     }
     part_reset(w, p, cp);
+    return 0;
+}
+
+/* A practitioner the sink does not hold is either new or lost with the
+ * rest of the store (a Redis restarted empty, a dropped index) since this
+ * worker read its partition's checkpoint. Projected from the checkpoint on
+ * as if new and written, its fence would make the replay that follows the
+ * failed checkpoint compare-and-set skip every earlier event of it, and the
+ * days those events set would stay missing for good. So before a batch that
+ * loaded one is written, the partition's stored checkpoint must still be
+ * the one this worker knows (a store that lost data lost it too); if not,
+ * the partition resumes from the stored checkpoint and nothing of the batch
+ * is written. A loss after this check cannot harm: practitioners loaded
+ * with a fence are refused by the flush's fence compare-and-set, and a new
+ * one's write holds every event it has. 0, or -1 past the stop deadline. */
+static int verify_absent_loads(rm_worker_t *w) {
+    for (int pi = 0; pi < w->nparts; pi++) {
+        part_t *p = part_get(w, pi);
+        if (!p || !p->loaded_absent)
+            continue;
+        p->loaded_absent = false;
+        int64_t cp = -1;
+        int ms = BACKOFF_MIN_MS;
+        time_t deadline = 0;
+        while (cp_get(w, w->sh->cfg->topic, pi, &cp) != RM_ERR_OK) {
+            sink_failed(w, RM_SINK_ERROR_CHECKPOINT, "reading checkpoint", ms);
+            if (!backoff(w, &ms, &deadline))
+                return -1;
+        }
+        if (cp != p->stored_cp)
+            part_reset(w, p, cp); /* drops the batch's practitioners unwritten */
+    }
     return 0;
 }
 
@@ -632,6 +668,8 @@ static int process_pending(rm_worker_t *w, bool sync_commit) {
             rc = -1;
         for (size_t i = 0; rc == 0 && i < w->nmsgs; i++)
             apply_message(w, w->msgs[i]);
+        if (rc == 0)
+            rc = verify_absent_loads(w);
     }
     if (rc == 0 && (rc = flush_dirty(w)) == 0 && (rc = dlq_drain(w)) == 0)
         rc = checkpoint(w, sync_commit);
@@ -671,6 +709,7 @@ static part_t *part_own(rm_worker_t *w, int32_t partition) {
     p->partition = partition;
     p->owned = true;
     p->at_eof = false;
+    p->loaded_absent = false;
     return p;
 }
 
@@ -789,8 +828,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             error = rd_kafka_incremental_assign(rk, l);
         else if ((kerr = rd_kafka_assign(rk, l)) != RD_KAFKA_RESP_ERR_NO_ERROR)
             rm_error("worker %d: assign: %s", w->id, rd_kafka_err2str(kerr));
+        /* librdkafka keeps a partition's pause flag across a revocation and
+         * a later re-assignment to this consumer: a partition paused for a
+         * rebuild, revoked during the pause and assigned back after it would
+         * stay paused for good. Every assignment sets the state it needs. */
         if (w->paused)
             rd_kafka_pause_partitions(rk, l);
+        else
+            rd_kafka_resume_partitions(rk, l);
     } else {
         on_revoke(w, l, rd_kafka_assignment_lost(rk));
         if (cooperative)

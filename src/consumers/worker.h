@@ -37,6 +37,7 @@ typedef struct {
     int64_t next_offset; /* next offset to apply; -1 accepts any */
     int64_t stored_cp;   /* checkpoint known to be in the sink; -1 none */
     int64_t last_ts_ms;  /* timestamp of the last message applied */
+    bool loaded_absent;  /* this batch loaded a practitioner the sink did not hold */
     pract_map_t cache;
 } part_t;
 

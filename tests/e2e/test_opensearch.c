@@ -652,7 +652,11 @@ static void test_bad_options(void **state) {
     e2e_stop(&e);
 }
 
-int main(void) {
+/* An optional argument runs only the tests whose names match it (cmocka's
+ * pattern: * and ? wildcards). */
+int main(int argc, char **argv) {
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serve_builds_index),

@@ -247,6 +247,50 @@ static void test_rebuild_while_serve_runs(void **state) {
     e2e_stop(&e);
 }
 
+/* A partition revoked from a serve while a rebuild's lease paused it, and
+ * assigned back to the same consumer after the pause, is consumed again
+ * (librdkafka keeps a partition's pause flag across revocation and
+ * re-assignment). One worker per serve, so every partition the second
+ * serve gives up goes back to the consumer that paused it. */
+static void test_partition_back_after_pause(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 4), 0);
+    rm_gen_t *g = generator(9, 150);
+    e2e_produce_generated(&e, g, 4000);
+    const char *one[] = {"--workers", "1", NULL};
+    const char *paused = "readmodel_target_paused{target=\"redis\"}";
+    const char *assigned = "readmodel_assigned_partitions{target=\"redis\"}";
+    pid_t serve = e2e_serve(&e, one);
+    int port = e2e_metrics_port(serve, 30);
+    assert_true(port > 0);
+    assert_true(e2e_wait_caught_up(&e, 60));
+
+    redis_cmd(&e, "SET rm:lease:redis %s PX 300000", "test-holder");
+    e2e_produce_generated(&e, g, 500);
+    assert_true(e2e_wait_metric(port, paused, 1, 30)); /* all four partitions paused */
+    pid_t serve2 = e2e_serve(&e, one);
+    int port2 = e2e_metrics_port(serve2, 30);
+    assert_true(port2 > 0);
+    assert_true(e2e_wait_metric(port2, assigned, 1, 90)); /* some moved during the pause */
+    redis_cmd(&e, "DEL %s", "rm:lease:redis");
+    time_t deadline = time(NULL) + 30;
+    while (e2e_metric(port, paused) != 0 && time(NULL) < deadline)
+        sleep_ms(100);
+    assert_true(e2e_metric(port, paused) == 0);
+    /* The second serve leaves: its partitions go back to the first. */
+    kill(serve2, SIGTERM);
+    assert_int_equal(e2e_wait(serve2), 0);
+    e2e_produce_generated(&e, g, 500);
+    assert_true(e2e_wait_metric(port, assigned, 4, 90));
+    assert_true(e2e_wait_caught_up(&e, 60));
+    assert_int_equal(e2e_compare(&e), 0);
+    kill(serve, SIGTERM);
+    assert_int_equal(e2e_wait(serve), 0);
+    rm_gen_free(g);
+    e2e_stop(&e);
+}
+
 static void test_killed_rebuild_then_rerun_and_one_at_a_time(void **state) {
     (void)state;
     e2e_t e;
@@ -352,13 +396,18 @@ static void test_usage_errors(void **state) {
     }
 }
 
-int main(void) {
+/* An optional argument runs only the tests whose names match it (cmocka's
+ * pattern: * and ? wildcards). */
+int main(int argc, char **argv) {
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_each_corruption_found_and_repaired),
         cmocka_unit_test(test_readers_never_see_fewer_keys),
         cmocka_unit_test(test_many_partitions_per_replay_thread),
         cmocka_unit_test(test_rebuild_while_serve_runs),
+        cmocka_unit_test(test_partition_back_after_pause),
         cmocka_unit_test(test_killed_rebuild_then_rerun_and_one_at_a_time),
         cmocka_unit_test(test_truncated_history),
     };

@@ -104,10 +104,12 @@ pid_t e2e_command(e2e_t *e, const char *cmd, const char *const *extra) {
     const char *bin = getenv("READMODEL_BIN");
     if (!bin)
         bin = "./readmodel";
+    /* RM_TEST_LOG_LEVEL=debug shows what the commands a test runs did. */
+    const char *level = getenv("RM_TEST_LOG_LEVEL");
     const char *argv[48] = {
         bin,         cmd,      "--brokers",   rm_mock_kafka_bootstraps(e->kafka),
         "--topic",   e->topic, "--redis",     e->redis.url,
-        "--workers", "2",      "--log-level", "warn"};
+        "--workers", "2",      "--log-level", level && *level ? level : "warn"};
     int n = 12;
     if (strcmp(cmd, "serve") == 0) {
         /* Port 0: each serve gets a free port, so tests can run several. */
