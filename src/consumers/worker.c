@@ -884,11 +884,13 @@ rm_err_t rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
         {"enable.auto.offset.store", "false"},
         {"enable.partition.eof", "true"},
         {"auto.offset.reset", "earliest"},
-        /* A member joining or leaving moves only the partitions that must
-         * move (incremental rebalancing), instead of taking every partition
-         * from every member of the group: a pod's restart or a scale-out
-         * does not pause the others. */
-        {"partition.assignment.strategy", "cooperative-sticky"},
+        /* The assignment stays librdkafka's default (range, eager):
+         * cooperative-sticky would move only the partitions that must move,
+         * but Debian's librdkafka 2.0.2 aborts in its assignor when a
+         * consumer is closed before its first assignment (a stop during
+         * start-up; librdkafka issue 4312, fixed in 2.3.0). With a newer
+         * librdkafka, pass --kafka partition.assignment.strategy=
+         * cooperative-sticky: the rebalance callback handles both. */
         /* A crashed member's partitions are reassigned after 10 s instead
          * of librdkafka's 45 s; heartbeats run on librdkafka's own thread,
          * so a busy worker does not miss them. The broker's minimum is 6 s. */

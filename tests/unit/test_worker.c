@@ -324,19 +324,22 @@ static bool both_own(fk_t *t) {
     return owns[0] && owns[1];
 }
 
-/* g. With `eager` the group uses range assignment (every partition is
- * revoked from every member on each rebalance), where the timing seam
- * reliably catches a revocation with messages in hand; otherwise serve's
- * default, cooperative-sticky, where only the partitions that move are
- * revoked (rd_kafka_incremental_unassign). The same invariants hold. */
+/* g. With `eager` the group uses range assignment (serve's default: every
+ * partition is revoked from every member on each rebalance), where the
+ * timing seam reliably catches a revocation with messages in hand;
+ * otherwise cooperative-sticky (--kafka partition.assignment.strategy=...),
+ * where only the partitions that move are revoked
+ * (rd_kafka_incremental_unassign). The same invariants hold. */
 static void revocation_case(bool eager) {
     assert_int_equal(fk_setup(&T, mk, eager ? "w-g-eager" : "w-g-coop", 4, 24, 0, 64), 0);
     static char *range_props[] = {"session.timeout.ms=6000", "heartbeat.interval.ms=200",
                                   "fetch.wait.max.ms=50", "partition.assignment.strategy=range"};
-    if (eager) {
-        T.cfg.kafka = range_props;
-        T.cfg.n_kafka = sizeof(range_props) / sizeof(range_props[0]);
-    }
+    static char *coop_props[] = {"session.timeout.ms=6000", "heartbeat.interval.ms=200",
+                                 "fetch.wait.max.ms=50",
+                                 "partition.assignment.strategy=cooperative-sticky"};
+    T.cfg.kafka = eager ? range_props : coop_props;
+    T.cfg.n_kafka = eager ? sizeof(range_props) / sizeof(range_props[0])
+                          : sizeof(coop_props) / sizeof(coop_props[0]);
     atomic_store(&incremental_revokes, 0);
     size_t quarter = T.n / 4;
     assert_int_equal(fk_produce(&T, 0, quarter), 0);
