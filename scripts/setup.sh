@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages readmodel needs to build, test and run its
 # demo, when they are missing. Uses sudo only when not root. Idempotent.
+#
+#   scripts/setup.sh --fuzz   also FUZZ_PACKAGES (clang and libFuzzer, for
+#                             scripts/fuzz.sh), then checks that clang links
+#                             a -fsanitize=fuzzer target.
 set -euo pipefail
 
 PACKAGES=(
@@ -10,12 +14,39 @@ PACKAGES=(
   redis-server redis-tools kcat python3 prometheus openssl universal-ctags ca-certificates
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev yamllint
 )
+# Only for the fuzz run (scripts/fuzz.sh): clang 14 and its libFuzzer
+# runtime (Debian bookworm ships libFuzzer in libclang-rt-14-dev).
+FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+
+fuzz=0
+if [ "${1:-}" = --fuzz ]; then
+  fuzz=1
+  PACKAGES+=("${FUZZ_PACKAGES[@]}")
+fi
+
+# clang links a trivial libFuzzer target with ASan/UBSan, or setup fails.
+check_libfuzzer() {
+  local dir
+  dir=$(mktemp -d)
+  printf '%s\n' '#include <stddef.h>' '#include <stdint.h>' \
+    'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }' \
+    >"$dir/t.c"
+  if ! clang -fsanitize=fuzzer,address,undefined "$dir/t.c" -o "$dir/t" 2>"$dir/err" ||
+    ! "$dir/t" -runs=1 >/dev/null 2>&1; then
+    cat "$dir/err" >&2
+    rm -rf "$dir"
+    echo "setup: clang cannot build a libFuzzer target (packages: ${FUZZ_PACKAGES[*]})" >&2
+    exit 1
+  fi
+  rm -rf "$dir"
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
+  if [ "$fuzz" = 1 ]; then check_libfuzzer; fi
   exit 0
 fi
 
@@ -27,3 +58,4 @@ fi
 echo "setup: installing ${missing[*]}" >&2
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ "$fuzz" = 1 ]; then check_libfuzzer; fi

@@ -48,6 +48,7 @@ bash scripts/build.sh build
 if [ "$fast" = 1 ]; then
   echo "== tests without the e2e and slow labels (ctest -j$jobs)"
   (cd build && ctest -j"$jobs" --label-exclude 'e2e|slow' --output-on-failure --timeout 900 "$@")
+  echo "== fuzzing skipped (--fast; scripts/fuzz.sh SECONDS runs it)"
   exit 0
 fi
 
@@ -60,3 +61,12 @@ echo "== tests under ASan/UBSan (ctest -j$jobs)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest -j"$jobs" --output-on-failure --timeout 900 "$@")
+
+# Last in the complete run: each libFuzzer target for 60 s under ASan/UBSan
+# (clang build in build-fuzz/; RM_TEST_FAST=1 skips it).
+if [ "$fast" = 1 ] || [ "${RM_TEST_FAST:-0}" != 0 ]; then
+  echo "== fuzzing skipped (fast mode; scripts/fuzz.sh SECONDS runs it)"
+else
+  echo "== fuzzing (60 s per target)"
+  bash scripts/fuzz.sh 60
+fi

@@ -95,7 +95,7 @@ static int produce_one(rd_kafka_t *rk, const char *topic, const rm_gen_msg_t *m)
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(m->key, m->key_len),
+            RD_KAFKA_V_KEY((void *)(uintptr_t)m->key, m->key_len),
             RD_KAFKA_V_VALUE((void *)(uintptr_t)m->value, m->value_len), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(rk, 50);

@@ -107,6 +107,8 @@ static void utf8_trim(char *s, size_t len) {
 #define TRUNCATED_TEXT " [truncated]"
 #define TRUNCATED_JSON ",\"truncated\":true"
 
+static void vlog(rm_log_level_t level, const rm_log_ctx_t *ctx, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 static void vlog(rm_log_level_t level, const rm_log_ctx_t *ctx, const char *fmt, va_list ap) {
     if (level < min_level)
         return;

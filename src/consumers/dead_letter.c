@@ -86,7 +86,8 @@ static void log_cut(const char *topic, int32_t partition, int64_t offset, size_t
 static rd_kafka_resp_err_t produce(rm_dlq_t *q, const void *key, size_t key_len, const void *value,
                                    size_t len, rd_kafka_headers_t *h, void *opaque) {
     return rd_kafka_producev(q->rk, RD_KAFKA_V_TOPIC(q->topic),
-                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                             RD_KAFKA_V_KEY((void *)(uintptr_t)key, key_len),
                              RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len), RD_KAFKA_V_HEADERS(h),
                              RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
 }
