@@ -62,9 +62,9 @@ typedef struct rm_os_sink rm_os_sink_t;
 rm_os_sink_t *rm_os_sink_new(const rm_os_config_t *cfg);
 void rm_os_sink_free(rm_os_sink_t *s);
 const char *rm_os_sink_last_error(const rm_os_sink_t *s);
-/* Names: "<prefix>practitioners" etc. (static buffers inside the sink). */
+/* The alias readers query, "<prefix>practitioners" (a buffer inside the
+ * sink, valid while it lives). */
 const char *rm_os_alias(const rm_os_sink_t *s);
-const char *rm_os_state_alias(const rm_os_sink_t *s);
 
 /* GET /: RM_ERR_OK when the server answers as OpenSearch. */
 rm_err_t rm_os_sink_ping(rm_os_sink_t *s);
@@ -79,7 +79,8 @@ json_t *rm_os_index_body(bool loading);
  * fence, corrupt). */
 rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_sink_item_t *items, size_t n);
 
-/* Counters the sink reports to its caller's metrics. */
+/* What the sink did, for tests and diagnostics (not exported as metrics:
+ * the worker counts rejected documents itself from the items). */
 typedef struct {
     unsigned long long bulk_requests, item_retries, rejected, http_errors;
 } rm_os_counters_t;

@@ -119,7 +119,6 @@ rm_err_t rm_redis_record_set(rm_redis_sink_t *s, const char *name, const char *c
 /* Writes "field=value" lines of the record to out (empty when absent).
  * RM_ERR_REPLY (out empty) on a reply of the wrong type. */
 rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *name, char *out, size_t cap);
-const char *rm_redis_sink_prefix(const rm_redis_sink_t *s);
 /* PING (connecting first when needed): RM_ERR_OK when the server answers. */
 rm_err_t rm_redis_sink_ping(rm_redis_sink_t *s);
 

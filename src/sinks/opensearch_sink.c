@@ -119,9 +119,6 @@ const char *rm_os_sink_last_error(const rm_os_sink_t *s) {
 const char *rm_os_alias(const rm_os_sink_t *s) {
     return s->alias;
 }
-const char *rm_os_state_alias(const rm_os_sink_t *s) {
-    return s->state_alias;
-}
 const rm_os_counters_t *rm_os_sink_counters(const rm_os_sink_t *s) {
     return &s->counters;
 }

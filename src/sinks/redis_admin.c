@@ -20,10 +20,6 @@ static const char release_lua[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then
                                   "end\n"
                                   "return 0\n";
 
-const char *rm_redis_sink_prefix(const rm_redis_sink_t *s) {
-    return s->prefix;
-}
-
 /* "<prefix><name>" into out; RM_ERR_INVAL when it does not fit. */
 static rm_err_t prefixed_key(rm_redis_sink_t *s, const char *what, const char *name, char *out,
                              size_t cap) {
