@@ -50,12 +50,12 @@ const char *rm_command_name(rm_command_t cmd) {
 #define CFIELD(cfg, o, type) ((const type *)(const void *)((const char *)(cfg) + (o)->offset))
 typedef char *str_t; /* CFIELD(cfg, o, str_t) is a char *const * */
 
-static int nomem(char *err, size_t errlen) {
+int rm_cli_nomem(char *err, size_t errlen) {
     snprintf(err, errlen, "out of memory");
     return -1;
 }
 
-static int set_str(char **dst, const char *v) {
+int rm_cli_set_str(char **dst, const char *v) {
     char *s = strdup(v);
     if (!s)
         return -1;
@@ -144,7 +144,7 @@ static int set_string(const rm_opt_t *o, rm_config_t *cfg, const char *v, const 
     }
     if (o->kind == RM_OPT_CHOICE && choice_index(o, v, who, err, errlen) < 0)
         return -1;
-    return set_str(FIELD(cfg, o, char *), v) ? nomem(err, errlen) : 0;
+    return rm_cli_set_str(FIELD(cfg, o, char *), v) ? rm_cli_nomem(err, errlen) : 0;
 }
 
 static int set_number(const rm_opt_t *o, rm_config_t *cfg, const char *v, const char *who,
@@ -179,10 +179,10 @@ static int set_list(const rm_opt_t *o, rm_config_t *cfg, const char *v, const ch
     size_t *n = (size_t *)(void *)((char *)cfg + o->count_offset);
     char **l = realloc(*list, (*n + 1) * sizeof(*l));
     if (!l)
-        return nomem(err, errlen);
+        return rm_cli_nomem(err, errlen);
     *list = l;
     if (!(l[*n] = strdup(v)))
-        return nomem(err, errlen);
+        return rm_cli_nomem(err, errlen);
     (*n)++;
     return 0;
 }
@@ -544,7 +544,7 @@ static int apply_env_prefix(const rm_opt_t *o, rm_config_t *cfg, char *err, size
             continue;
         char *kv = strdup(*e + plen), who[128];
         if (!kv)
-            return nomem(err, errlen);
+            return rm_cli_nomem(err, errlen);
         for (char *c = kv; *c != '='; c++)
             *c = *c == '_' ? '.' : (char)tolower((unsigned char)*c);
         snprintf(who, sizeof(who), "%.*s", (int)(eq - *e), *e);
@@ -682,7 +682,7 @@ rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_c
     if (apply_defaults(cmd, cfg, err, errlen) || apply_env(cmd, cfg, err, errlen))
         goto out;
     if (!(lo = long_options(cmd))) {
-        nomem(err, errlen);
+        rm_cli_nomem(err, errlen);
         goto out;
     }
     r = parse_flags(cmd, argc, argv, lo, cfg, err, errlen);

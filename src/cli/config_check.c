@@ -18,20 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static int nomem(char *err, size_t errlen) {
-    snprintf(err, errlen, "out of memory");
-    return -1;
-}
-
-static int set_str(char **dst, const char *v) {
-    char *s = strdup(v);
-    if (!s)
-        return -1;
-    free(*dst);
-    *dst = s;
-    return 0;
-}
-
 /* ---- validation after parsing -------------------------------------------- */
 
 static bool topic_name_ok(const char *t) {
@@ -191,8 +177,9 @@ static int read_credentials(rm_config_t *cfg, char *err, size_t errlen) {
         return -1;
     }
     *colon = '\0';
-    if (set_str(&cfg->opensearch_username, line) || set_str(&cfg->opensearch_password, colon + 1))
-        return nomem(err, errlen);
+    if (rm_cli_set_str(&cfg->opensearch_username, line) ||
+        rm_cli_set_str(&cfg->opensearch_password, colon + 1))
+        return rm_cli_nomem(err, errlen);
     return 0;
 }
 

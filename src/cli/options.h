@@ -86,6 +86,12 @@ const char *rm_command_name(rm_command_t cmd);
 int rm_opt_parse_long(const char *who, const char *v, long min, long max, long *out, char *err,
                       size_t errlen);
 
+/* Writes "out of memory" into err and returns -1. */
+int rm_cli_nomem(char *err, size_t errlen);
+/* Replaces *dst (freed) with a copy of v. 0, or -1 when out of memory
+ * (*dst unchanged). */
+int rm_cli_set_str(char **dst, const char *v);
+
 /* The checks after parsing (config_check.c). 0, or -1 with one line in err. */
 int rm_config_validate(rm_command_t cmd, rm_config_t *cfg, char *err, size_t errlen);
 
