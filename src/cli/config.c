@@ -50,20 +50,6 @@ const char *rm_command_name(rm_command_t cmd) {
 #define CFIELD(cfg, o, type) ((const type *)(const void *)((const char *)(cfg) + (o)->offset))
 typedef char *str_t; /* CFIELD(cfg, o, str_t) is a char *const * */
 
-int rm_cli_nomem(char *err, size_t errlen) {
-    snprintf(err, errlen, "out of memory");
-    return -1;
-}
-
-int rm_cli_set_str(char **dst, const char *v) {
-    char *s = strdup(v);
-    if (!s)
-        return -1;
-    free(*dst);
-    *dst = s;
-    return 0;
-}
-
 int rm_opt_parse_long(const char *who, const char *v, long min, long max, long *out, char *err,
                       size_t errlen) {
     char *end;
