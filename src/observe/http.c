@@ -31,6 +31,7 @@
  * the connection limit between threads) buys nothing.
  */
 #include "readmodel/http.h"
+#include "readmodel/clock.h"
 #include "readmodel/metrics.h"
 
 #include <arpa/inet.h>
@@ -107,21 +108,20 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
     return ret;
 }
 
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+/* The tracking record of connection c (NULL for one not tracked). */
+static rm_http_conn_t *conn_of(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *i =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return i ? i->socket_context : NULL;
 }
 
 /* The request on c has been read: spare c from eviction while answering. */
 static void answering(rm_http_t *h, struct MHD_Connection *c) {
-    const union MHD_ConnectionInfo *i =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    rm_http_conn_t *n = i ? i->socket_context : NULL;
+    rm_http_conn_t *n = conn_of(c);
     if (!n)
         return;
     pthread_mutex_lock(&h->mu);
-    n->answer_ms = now_ms();
+    n->answer_ms = rm_mono_ms();
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -184,7 +184,7 @@ static bool same_addr(const rm_http_conn_t *a, const rm_http_conn_t *b) {
  * so the descriptor cannot have been reused meanwhile. */
 static bool evict_oldest(rm_http_t *h, const rm_http_conn_t *except, bool per_ip) {
     rm_http_conn_t *old = NULL;
-    long long spare_from = now_ms() - RM_HTTP_TIMEOUT_S * 1000;
+    long long spare_from = rm_mono_ms() - RM_HTTP_TIMEOUT_S * 1000;
     for (unsigned i = 0; i < h->limit; i++) {
         rm_http_conn_t *n = &h->conns[i];
         if (!n->c || n->closing || n == except || (per_ip && !same_addr(n, except)) ||
@@ -256,9 +256,7 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **con_cl
     (void)con_cls;
     (void)toe;
     rm_http_t *h = cls;
-    const union MHD_ConnectionInfo *i =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    rm_http_conn_t *n = i ? i->socket_context : NULL;
+    rm_http_conn_t *n = conn_of(c);
     if (!n)
         return;
     pthread_mutex_lock(&h->mu);
