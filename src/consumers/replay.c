@@ -91,8 +91,7 @@ static void *waker_main(void *arg) {
             atomic_fetch_add(&run->wakeups, 1);
         }
         round++;
-        struct timespec ts = {0, WAKE_MS * 1000000L};
-        nanosleep(&ts, NULL);
+        rm_sleep_ms(WAKE_MS);
     }
     return NULL;
 }

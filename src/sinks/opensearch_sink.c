@@ -10,6 +10,7 @@
  * it are sent again, after a capped exponential backoff with full jitter.
  */
 #include "opensearch_internal.h"
+#include "readmodel/clock.h"
 
 #include "readmodel/log.h"
 
@@ -655,11 +656,6 @@ static void saw_state_index(rm_os_sink_t *s, json_t *answer) {
     snprintf(s->state_index, sizeof(s->state_index), "%s", idx);
 }
 
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Whether an error answer (a reply, or a _bulk item) says the index (or alias) does not exist. */
 static bool index_missing(json_t *answer) {
     const char *type = json_string_value(json_object_get(json_object_get(answer, "error"), "type"));
@@ -765,7 +761,7 @@ static rm_err_t bulk_items(rm_os_sink_t *s, const char *index, bool state, bool 
             }
             /* Full jitter: a random sleep in [backoff/2, backoff]. */
             s->rng = s->rng * 1103515245u + 12345u;
-            sleep_ms(backoff / 2 + (long)((s->rng >> 8) % (unsigned)(backoff / 2 + 1)));
+            rm_sleep_ms((int)(backoff / 2 + (long)((s->rng >> 8) % (unsigned)(backoff / 2 + 1))));
             backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2;
         }
         e = bulk_pass(s, index, state, require_alias, items, todo, nt, states);
@@ -946,12 +942,6 @@ rm_err_t rm_os_checkpoint_cas(rm_os_sink_t *s, const char *topic, int32_t partit
 
 /* ---- lease ---- */
 
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* One _mget of the lease and of the generation the aliases point to (so a
  * writer learns of a finished rebuild before it writes anything). holder is
  * empty when the lease is absent or expired; *exists tells whether its
@@ -981,7 +971,8 @@ static rm_err_t lease_read(rm_os_sink_t *s, char *holder, size_t cap, long long 
         s->lease_version = json_pack("[O,O]", json_object_get(lease, "_seq_no"),
                                      json_object_get(lease, "_primary_term"));
         json_t *src = json_object_get(lease, "_source");
-        long long left = json_integer_value(json_object_get(src, "expires_ms")) - now_ms();
+        /* The expiry is wall time: see docs/architecture.md ("Clocks and leases"). */
+        long long left = json_integer_value(json_object_get(src, "expires_ms")) - rm_wall_ms();
         if (left > 0) {
             const char *h = json_string_value(json_object_get(src, "holder"));
             snprintf(holder, cap, "%s", h ? h : "?");
@@ -1032,7 +1023,7 @@ static rm_err_t lease_write(rm_os_sink_t *s, const char *holder, int ttl_ms, boo
                  (long long)json_integer_value(json_array_get(s->lease_version, 0)),
                  (long long)json_integer_value(json_array_get(s->lease_version, 1)));
     json_t *body =
-        json_pack("{s:s,s:I}", "holder", holder, "expires_ms", (json_int_t)(now_ms() + ttl_ms));
+        json_pack("{s:s,s:I}", "holder", holder, "expires_ms", (json_int_t)(rm_wall_ms() + ttl_ms));
     long st = 0;
     json_t *r = NULL;
     rm_err_t e = put_json(s, path, body, &st, &r);
