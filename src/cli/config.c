@@ -393,8 +393,9 @@ static const rm_opt_t options[] = {
      .max = 100000000, .def = "100000", .flags = RM_OPT_PRINT,
      .help = "practitioners kept in memory per worker"},
     {"until-caught-up", NULL, NULL, SERVE, RM_OPT_BOOL, OFF(until_caught_up), .flags = RM_OPT_PRINT,
-     .help = "exit 0 once every partition of the topic is applied to its end by this process "
-             "(for one process, as in the demo)"},
+     .help = "exit 0 once the sink's checkpoints reach the end every partition had at start, "
+             "whoever in the group applied them; 1 on a reset log or a sink that refuses the "
+             "configuration"},
     {"shutdown-timeout", "S", NULL, SERVE, RM_OPT_INT, OFF(shutdown_timeout_s), .min = 0,
      .max = 3600, .def = "10", .flags = RM_OPT_PRINT,
      .help = "on SIGTERM, how long to keep retrying an unreachable sink before exiting 1 with "

@@ -25,6 +25,7 @@ static const struct {
          "one being down or slow never delays the other.\n"
          "\n" OPTIONS_HEAD,
          "\n"
+         "The topic must exist (a missing one is exit 2, not created).\n"
          "Exit codes: 0 stopped cleanly (SIGTERM/SIGINT or --until-caught-up), 1 runtime "
          "failure,\n"
          "2 bad configuration.\n"},
