@@ -332,18 +332,28 @@ static void test_probes_answer_during_slow_client_flood(void **state) {
     fprintf(stderr, "flood: %ld connections established in the first phase, %d open\n",
             atomic_load(&f.connects), atomic_load(&f.open));
 
-    int probes = 0, failures = 0;
+    /* Per source address: probes, failures, and the longest run of
+     * consecutive failures of one path (what a kubelet acts on: it restarts
+     * a pod after failureThreshold, 3 by default, in a row). */
+    int probes = 0, failures = 0, by_from[2] = {0, 0}, failed_from[2] = {0, 0};
+    int run[2][3] = {{0}}, longest_run = 0;
     long long worst = 0, end = now_ms() + seconds * 1000;
     while (now_ms() < end) {
         for (int s = 0; s < nfrom; s++)
             for (int i = 0; i < 3; i++) {
                 probe_t pr = probe(port, froms[s], paths[i]);
                 probes++;
+                by_from[s]++;
                 worst = pr.ms > worst ? pr.ms : worst;
                 if (pr.status != expect[i]) {
+                    failed_from[s]++;
+                    run[s][i]++;
+                    longest_run = run[s][i] > longest_run ? run[s][i] : longest_run;
                     if (failures++ < 10)
                         fprintf(stderr, "probe %s from %s failed after %lld ms: %s (status %d)\n",
                                 paths[i], froms[s], pr.ms, pr.why, pr.status);
+                } else {
+                    run[s][i] = 0;
                 }
             }
         usleep(200 * 1000);
@@ -366,7 +376,17 @@ static void test_probes_answer_during_slow_client_flood(void **state) {
     rm_http_stop(h);
     free(st);
     assert_true(probes > 0);
-    assert_int_equal(failures, 0);
+    fprintf(stderr, "failed: %d of %d from %s (the flood's address), %d of %d from %s\n",
+            failed_from[0], by_from[0], froms[0], failed_from[1], by_from[1],
+            nfrom > 1 ? froms[1] : "-");
+    /* From another address than the flood's (the kubelet's, in a pod):
+     * every probe answers. From the flood's own address, a connection-rate
+     * flood can make a rare probe fail (README, "Guarantees"), but never
+     * enough in a row for a kubelet to act, and never more than 2%. */
+    if (nfrom > 1)
+        assert_int_equal(failed_from[1], 0);
+    assert_true(longest_run < 3);
+    assert_true(failed_from[0] * 50 <= by_from[0]);
 }
 
 int main(void) {
