@@ -5,6 +5,12 @@
 #   scripts/setup.sh --fuzz   also FUZZ_PACKAGES (clang and libFuzzer, for
 #                             scripts/fuzz.sh), then checks that clang links
 #                             a -fsanitize=fuzzer target.
+#   scripts/setup.sh --real   also runs every scripts/setup.d/*.sh, which
+#                             fetch and build the real servers and tools the
+#                             `real`-labelled tests start (Kafka, OpenSearch
+#                             from Maven Central, helm from the Go module
+#                             proxy), each cached between runs. Each script
+#                             is idempotent and says what it fetched.
 set -euo pipefail
 
 PACKAGES=(
@@ -19,10 +25,26 @@ PACKAGES=(
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 
 fuzz=0
-if [ "${1:-}" = --fuzz ]; then
-  fuzz=1
-  PACKAGES+=("${FUZZ_PACKAGES[@]}")
-fi
+real=0
+for arg in "$@"; do
+  case "$arg" in
+    --fuzz)
+      fuzz=1
+      PACKAGES+=("${FUZZ_PACKAGES[@]}")
+      ;;
+    --real) real=1 ;;
+    *) echo "setup: unknown argument $arg (--fuzz, --real)" >&2; exit 2 ;;
+  esac
+done
+
+# The real servers and tools of the `real` test label (scripts/setup.d/).
+setup_real() {
+  local f
+  for f in "$(dirname "$0")"/setup.d/*.sh; do
+    [ -e "$f" ] || continue
+    bash "$f"
+  done
+}
 
 # clang links a trivial libFuzzer target with ASan/UBSan, or setup fails.
 check_libfuzzer() {
@@ -47,6 +69,7 @@ for p in "${PACKAGES[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   if [ "$fuzz" = 1 ]; then check_libfuzzer; fi
+  if [ "$real" = 1 ]; then setup_real; fi
   exit 0
 fi
 
@@ -59,3 +82,4 @@ echo "setup: installing ${missing[*]}" >&2
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if [ "$fuzz" = 1 ]; then check_libfuzzer; fi
+if [ "$real" = 1 ]; then setup_real; fi

@@ -8,7 +8,7 @@
 #                           UndefinedBehaviorSanitizer and the whole suite
 #                           again under it.
 #   scripts/test.sh --fast  the inner loop: format check, plain build and
-#                           every test without the e2e or slow label (unit tests,
+#                           every test without the e2e, slow or real label (unit tests,
 #                           the sink tests against a real redis-server and
 #                           the in-process OpenSearch test server, deploy
 #                           checks). No sanitizer build, no e2e run.
@@ -31,7 +31,12 @@ if [ "${1:-}" = --fast ]; then
 fi
 jobs=${RM_TEST_JOBS:-2}
 
-bash scripts/setup.sh
+if [ "$fast" = 1 ]; then
+  bash scripts/setup.sh
+else
+  # --real: the real servers (Kafka, OpenSearch) and helm the `real` label needs.
+  bash scripts/setup.sh --real
+fi
 if [ "$fast" = 0 ]; then
   # Without promtool CMake leaves the deploy rule tests out and disables the
   # promtool tests; the complete run must not pass by skipping them.
@@ -46,14 +51,17 @@ echo "== build (warnings are errors)"
 bash scripts/build.sh build
 
 if [ "$fast" = 1 ]; then
-  echo "== tests without the e2e and slow labels (ctest -j$jobs)"
-  (cd build && ctest -j"$jobs" --label-exclude 'e2e|slow' --output-on-failure --timeout 900 "$@")
+  echo "== tests without the e2e, slow and real labels (ctest -j$jobs)"
+  (cd build && ctest -j"$jobs" --label-exclude 'e2e|slow|real' --output-on-failure --timeout 900 "$@")
   echo "== fuzzing skipped (--fast; scripts/fuzz.sh SECONDS runs it)"
   exit 0
 fi
 
 # The slow label (allocation-failure injection, whose value is the leak and
-# memory checks) runs in the sanitizer build only.
+# memory checks) runs in the sanitizer build only; the real label (tests
+# against real Kafka, OpenSearch, Redis Cluster servers and the real helm,
+# whose value is the servers' behaviour, not our memory errors) runs in the
+# plain build only.
 echo "== tests (ctest -j$jobs; the slow label runs under ASan below)"
 (cd build && ctest -j"$jobs" --label-exclude slow --output-on-failure --timeout 900 "$@")
 
@@ -62,7 +70,7 @@ bash scripts/build.sh build-asan -DRM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 echo "== tests under ASan/UBSan (ctest -j$jobs)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest -j"$jobs" --output-on-failure --timeout 900 "$@")
+  ctest -j"$jobs" --label-exclude real --output-on-failure --timeout 900 "$@")
 
 # Last in the complete run: each libFuzzer target for 60 s under ASan/UBSan
 # (clang build in build-fuzz/; RM_TEST_FAST=1 skips it).
