@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "cases.h"
+
 #include "e2e.h"
 #include "promtool.h"
 #include "readmodel/date.h"
@@ -459,7 +461,7 @@ static void test_metrics_addr_errors(void **state) {
     close(fd);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_addr_errors),
@@ -468,7 +470,7 @@ int main(void) {
         cmocka_unit_test(test_rebuild_and_verify_metrics),
         cmocka_unit_test(test_json_logs_and_no_secrets),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = RM_RUN_CASES(tests, NULL, NULL, argc, argv);
     curl_global_cleanup();
     return rc;
 }

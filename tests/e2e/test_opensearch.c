@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "cases.h"
+
 #include "e2e.h"
 #include "os_server.h"
 #include "readmodel/gen.h"
@@ -652,11 +654,7 @@ static void test_bad_options(void **state) {
     e2e_stop(&e);
 }
 
-/* An optional argument runs only the tests whose names match it (cmocka's
- * pattern: * and ? wildcards). */
 int main(int argc, char **argv) {
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serve_builds_index),
@@ -669,7 +667,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_rebuild_errors),
         cmocka_unit_test(test_bad_options),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = RM_RUN_CASES(tests, NULL, NULL, argc, argv);
     curl_global_cleanup();
     return rc;
 }

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "cases.h"
+
 #include "e2e.h"
 #include "readmodel/date.h"
 #include "readmodel/gen.h"
@@ -396,11 +398,7 @@ static void test_usage_errors(void **state) {
     }
 }
 
-/* An optional argument runs only the tests whose names match it (cmocka's
- * pattern: * and ? wildcards). */
 int main(int argc, char **argv) {
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_each_corruption_found_and_repaired),
@@ -411,5 +409,5 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_killed_rebuild_then_rerun_and_one_at_a_time),
         cmocka_unit_test(test_truncated_history),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return RM_RUN_CASES(tests, NULL, NULL, argc, argv);
 }

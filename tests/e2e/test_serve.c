@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "cases.h"
+
 #include "e2e.h"
 #include "readmodel/date.h"
 #include "readmodel/gen.h"
@@ -624,7 +626,7 @@ static void test_bad_configuration_exits_2(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_configuration_exits_2),
         cmocka_unit_test(test_log_matches_reference_and_dead_letters),
@@ -638,5 +640,5 @@ int main(void) {
         cmocka_unit_test(test_missing_topic_and_shared_catch_up),
         cmocka_unit_test(test_refused_configuration_ends_run),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return RM_RUN_CASES(tests, NULL, NULL, argc, argv);
 }

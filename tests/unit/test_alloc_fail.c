@@ -202,20 +202,31 @@ static bool run_cycle(long n, long *allocations) {
     return reached;
 }
 
+/* Shard K of M (the program's argument "K/M", default 0/1) fails the
+ * allocations N = K, K+M, K+2M, ... (N >= 1): CTest runs M shards side by
+ * side, since each cycle spends its time waiting for the mock's group join. */
+static long shard_k, shard_m = 1;
+
 static void test_worker_cycle(void **state) {
     (void)state;
     long total = 0, a;
     run_cycle(0, &total); /* calibration: how many allocations a cycle makes */
     fprintf(stderr, "alloc: a flush cycle makes %ld counted allocations\n", total);
     assert_true(total > 0);
-    long n = 1;
+    long first = shard_k > 0 ? shard_k : shard_m, n = first;
     while (n <= total + 50 && run_cycle(n, &a))
-        n++;
-    fprintf(stderr, "alloc: N = 1..%ld failed in turn, N = %ld was never reached\n", n - 1, n);
+        n += shard_m;
+    fprintf(stderr, "alloc: N = %ld..%ld (step %ld) failed in turn, N = %ld was never reached\n",
+            first, n - shard_m, shard_m, n);
     assert_true(n > total / 2);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1 && (sscanf(argv[1], "%ld/%ld", &shard_k, &shard_m) != 2 || shard_m < 1 ||
+                     shard_k < 0 || shard_k >= shard_m)) {
+        fprintf(stderr, "usage: %s [K/M]  (shard K of M, 0 <= K < M)\n", argv[0]);
+        return 2;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_worker_cycle, teardown),
     };

@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "cases.h"
+
 #include "fake_sink.h"
 #include "readmodel/log.h"
 
@@ -393,7 +395,7 @@ static void test_revocation_cooperative(void **state) {
     revocation_case(false);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_flush_then_checkpoint, teardown),
         cmocka_unit_test_teardown(test_flush_retried, teardown),
@@ -404,5 +406,5 @@ int main(void) {
         cmocka_unit_test_teardown(test_revocation_eager, teardown),
         cmocka_unit_test_teardown(test_revocation_cooperative, teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return RM_RUN_CASES(tests, group_setup, group_teardown, argc, argv);
 }
