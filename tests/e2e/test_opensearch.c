@@ -595,6 +595,38 @@ static void test_all_targets(void **state) {
     e2e_stop(&e);
 }
 
+/* Credentials the server refuses (401) are a configuration error, not an
+ * outage: serve --until-caught-up ends with exit 1 instead of retrying
+ * forever; with the right ones the same run builds the index. */
+static void test_refused_credentials_end_run(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 2), 0);
+    os_server_t *srv = os_server_start(0);
+    os_server_require_auth(srv, "rm", "right-pw");
+    rm_gen_t *g = e2e_generator(47, 20, 3);
+    e2e_produce_generated(&e, g, -1);
+    rm_gen_free(g);
+    char path[] = "/tmp/rm-os-creds-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "rm:wrong-pw\n", 12), 12);
+    close(fd);
+    const char *until[] = {"--opensearch", os_url(srv),         "--opensearch-credentials-file",
+                           path,           "--until-caught-up", NULL};
+    assert_int_equal(e2e_wait_timeout(e2e_serve(&e, until), 120), 1);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("rm:right-pw\n", f);
+    fclose(f);
+    assert_int_equal(e2e_wait_timeout(e2e_serve(&e, until), 120), 0);
+    unlink(path);
+    assert_int_equal(e2e_compare(&e), 0);
+    assert_int_equal(compare_index(&e, srv, NULL, false), 0);
+    os_server_stop(srv);
+    e2e_stop(&e);
+}
+
 /* rebuild/verify errors: no URL, unreachable server. */
 static void test_rebuild_errors(void **state) {
     (void)state;
@@ -666,6 +698,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_all_targets),
         cmocka_unit_test(test_rebuild_errors),
         cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_refused_credentials_end_run),
     };
     int rc = RM_RUN_CASES(tests, NULL, NULL, argc, argv);
     curl_global_cleanup();
