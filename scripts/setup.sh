@@ -18,7 +18,7 @@ PACKAGES=(
   librdkafka-dev libhiredis-dev libcurl4-openssl-dev libjansson-dev libroaring-dev
   libcmocka-dev libmicrohttpd-dev
   redis-server redis-tools kcat python3 prometheus openssl universal-ctags ca-certificates
-  golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev yamllint
+  yamllint
 )
 # Only for the fuzz run (scripts/fuzz.sh): clang 14 and its libFuzzer
 # runtime (Debian bookworm ships libFuzzer in libclang-rt-14-dev).

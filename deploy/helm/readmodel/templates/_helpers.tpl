@@ -101,9 +101,9 @@ env:
 - {{ .Values.log.level | quote }}
 {{- if .Values.opensearch.url }}
 - --opensearch-bulk-docs
-- {{ .Values.opensearch.bulkDocs | quote }}
+- {{ .Values.opensearch.bulkDocs | int64 | quote }}
 - --opensearch-bulk-bytes
-- {{ .Values.opensearch.bulkBytes | quote }}
+- {{ .Values.opensearch.bulkBytes | int64 | quote }}
 {{- with .Values.opensearch.caFile }}
 - --opensearch-ca-file
 - {{ . | quote }}
@@ -201,7 +201,7 @@ spec:
             {{- toYaml .args | nindent 12 }}
             {{- include "readmodel.commonArgs" $root | nindent 12 }}
             - --metrics-addr
-            - {{ printf "0.0.0.0:%v" $root.Values.metrics.port | quote }}
+            - {{ printf "0.0.0.0:%d" ($root.Values.metrics.port | int) | quote }}
             {{- with .job.extraArgs }}
             {{- toYaml . | nindent 12 }}
             {{- end }}

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Chart test of deploy/helm/readmodel with the real helm (CTest helm_chart,
+# labels real and deploy). helm and the checker (tests/helm/kubecheck) are
+# built by scripts/setup.d/40-helm.sh into ~/.cache/readmodel/.
+#
+#   helm lint --strict, with the default and the production values;
+#   helm template with each, then kubecheck: every manifest decoded strictly
+#   into the Kubernetes API types, selectors, probes, Secret keys, and
+#   `readmodel ... --check-config` with every container's arguments and
+#   environment; yamllint on the values files and the rendered manifests;
+#   a chart without kafka.brokers refused by `helm template`.
+#
+# Usage: chart_test.sh BUILD_DIR (READMODEL_BIN in the environment).
+set -euo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:?build dir}" && pwd)
+cache=${READMODEL_CACHE:-$HOME/.cache/readmodel}
+chart=$src/deploy/helm/readmodel
+work=$build/helm-chart
+rm -rf "$work" && mkdir -p "$work"
+
+helm=$cache/helm kubecheck=$cache/kubecheck
+for t in "$helm" "$kubecheck"; do
+  if [ ! -x "$t" ]; then
+    echo "FAIL: $t is missing: run bash scripts/setup.sh --real (scripts/setup.d/40-helm.sh builds it)" >&2
+    exit 1
+  fi
+done
+# A checker older than its sources would test the old checks.
+hash=$(cat "$src"/tests/helm/kubecheck/go.mod "$src"/tests/helm/kubecheck/go.sum "$src"/tests/helm/kubecheck/*.go | sha256sum | cut -c1-16)
+if [ "$(readlink "$kubecheck")" != "$cache/kubecheck-$hash/kubecheck" ]; then
+  echo "FAIL: $kubecheck is not built from the current tests/helm/kubecheck: run bash scripts/setup.sh --real" >&2
+  exit 1
+fi
+# helm keeps its own state out of $HOME
+export HELM_CACHE_HOME=$work/helm/cache HELM_CONFIG_HOME=$work/helm/config HELM_DATA_HOME=$work/helm/data
+echo "$("$helm" version --short)"
+
+yamllint -s -c "$src/tests/helm/yamllint.yaml" "$chart/Chart.yaml" "$chart/values.yaml" \
+  "$chart/values-production.yaml" "$src/tests/helm/test-secret.yaml"
+
+# the default values name no brokers: an operator must give them
+printf 'kafka:\n  brokers: kafka:9092\n' >"$work/brokers.yaml"
+# numbers of a million and more: helm reads them as float64, which its
+# quote and toString print as 1e+06 (readmodel refuses that)
+cat >"$work/numbers.yaml" <<'EOF2'
+serve: {cachePractitioners: 2000000, maxBatch: 1000000}
+opensearch: {url: "http://opensearch:9200", bulkBytes: 10485760, bulkDocs: 1000000}
+rebuild: {leaseTtlMs: 1200000}
+EOF2
+
+for v in default production numbers; do
+  echo "== values: $v"
+  expect=""
+  case $v in
+    default) files=("$work/brokers.yaml") ;;
+    production)
+      files=("$chart/values-production.yaml")
+      expect="replicas=3 minAvailable=2"
+      ;;
+    numbers) files=("$work/brokers.yaml" "$work/numbers.yaml") ;;
+  esac
+  fargs=()
+  for f in "${files[@]}"; do fargs+=(-f "$f"); done
+  "$helm" lint --strict "$chart" "${fargs[@]}"
+  "$helm" template readmodel "$chart" --namespace booking "${fargs[@]}" >"$work/$v.yaml"
+  vargs=(-values "$chart/values.yaml")
+  for f in "${files[@]}"; do vargs+=(-values "$f"); done
+  "$kubecheck" check "${vargs[@]}" -secrets "$src/tests/helm/test-secret.yaml" \
+    -secrets "$src/tests/helm/test-kafka-ca.yaml" -expect "$expect" "$work/$v.yaml"
+  # trailing spaces off: helm's nindent indents blank lines (of the embedded rules)
+  yamllint -s -c "$src/tests/helm/yamllint-rendered.yaml" "$work/$v.yaml"
+done
+
+# refuse: helm template must fail, naming the cause
+refuse() {
+  local why=$1 want=$2
+  shift 2
+  if "$helm" template readmodel "$chart" "$@" >/dev/null 2>"$work/err.txt"; then
+    echo "FAIL: helm template accepted $why" >&2
+    exit 1
+  fi
+  if ! grep -q -- "$want" "$work/err.txt"; then
+    echo "FAIL: $why: helm's error does not say \"$want\":" >&2
+    cat "$work/err.txt" >&2
+    exit 1
+  fi
+  echo "refused as it should: $why"
+}
+refuse "no kafka.brokers" "kafka.brokers is required"
+echo "helm chart test: ok"
