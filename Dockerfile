@@ -20,6 +20,21 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
  && cmake --install build --prefix /out --strip
 
 FROM debian:bookworm-slim
+# Image metadata as OCI annotations (labels with the
+# org.opencontainers.image keys), given at build time (README, "Container
+# image"): VERSION is the project's version (CMakeLists.txt, the chart's
+# appVersion and the image tag), REVISION the git commit, CREATED the build
+# time in RFC 3339.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+LABEL org.opencontainers.image.title="readmodel" \
+      org.opencontainers.image.description="Keeps Redis availability bitmaps and an OpenSearch index in step with the booking event log" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.source="https://example.invalid/readmodel" \
+      org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
 # RUNTIME-PACKAGES (read by the test): one per DT_NEEDED library, plus CA certificates for TLS
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
