@@ -47,6 +47,7 @@ cat >"$work/numbers.yaml" <<'EOF2'
 serve: {cachePractitioners: 2000000, maxBatch: 1000000}
 opensearch: {url: "http://opensearch:9200", bulkBytes: 10485760, bulkDocs: 1000000}
 rebuild: {leaseTtlMs: 1200000}
+prometheusRule: {enabled: true, runbookBaseUrl: "https://git.example.com/platform/readmodel/"}
 EOF2
 
 for v in default production numbers; do
@@ -67,7 +68,7 @@ for v in default production numbers; do
   vargs=(-values "$chart/values.yaml")
   for f in "${files[@]}"; do vargs+=(-values "$f"); done
   "$kubecheck" check "${vargs[@]}" -secrets "$src/tests/helm/test-secret.yaml" \
-    -secrets "$src/tests/helm/test-kafka-ca.yaml" -expect "$expect" "$work/$v.yaml"
+    -secrets "$src/tests/helm/test-kafka-ca.yaml" -readme "$src/README.md" -expect "$expect" "$work/$v.yaml"
   # trailing spaces off: helm's nindent indents blank lines (of the embedded rules)
   yamllint -s -c "$src/tests/helm/yamllint-rendered.yaml" "$work/$v.yaml"
 done

@@ -292,6 +292,7 @@ set -u
 grep -q "kind: Secret" "$work/secrets.yaml" || fail "creates no Secret"
 [[ "$JOBS" == *" verify-"* ]] || fail "never runs verify as a Job"
 [[ "$JOBS" == *" rebuild-"* ]] || fail "never runs rebuild as a Job"
-grep -q -- "--allow-truncated-history" "$work/release.yaml" && fail "leaves --allow-truncated-history in the rebuild template"
+grep -q -- '^ *- "\{0,1\}--allow-truncated-history"\{0,1\}$' "$work/release.yaml" &&
+  fail "leaves --allow-truncated-history in the rebuild template"
 echo "runbook: $RENDERS renders, Secrets: $(grep -c '^kind: Secret' "$work/secrets.yaml"), Jobs:$JOBS"
 echo "helm runbook test: ok"

@@ -28,6 +28,8 @@ type checker struct {
 	opensearchAuth bool
 	secretName     string
 	readmodel      string
+	runbookBase    string          // prometheusRule.runbookBaseUrl
+	readmeAnchors  map[string]bool // nil: not checked
 }
 
 func (c *checker) problem(format string, args ...interface{}) {

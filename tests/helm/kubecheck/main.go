@@ -27,6 +27,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -57,6 +58,7 @@ func main() {
 	var valueFiles, secretFiles listFlag
 	fs.Var(&valueFiles, "values", "values file, in helm's merge order (repeat)")
 	fs.Var(&secretFiles, "secrets", "file of Secret manifests the operator creates (repeat)")
+	readme := fs.String("readme", "", "README whose headings the alerts' runbook_url anchors must name")
 	expect := fs.String("expect", "", `what the values promise, e.g. "replicas=3 minAvailable=2"`)
 	_ = fs.Parse(os.Args[2:])
 
@@ -68,6 +70,14 @@ func main() {
 	c.secretName = str(values, "secrets", "existingSecret")
 	c.opensearchURL = str(values, "opensearch", "url")
 	c.opensearchAuth = str(values, "secrets", "opensearchUsernameKey") != ""
+	c.runbookBase = str(values, "prometheusRule", "runbookBaseUrl")
+	if *readme != "" {
+		a, err := readmeAnchors(*readme)
+		if err != nil {
+			c.problem("%v", err)
+		}
+		c.readmeAnchors = a
+	}
 
 	for _, f := range secretFiles {
 		objs, errs := decodeFile(f)
@@ -241,6 +251,10 @@ func (c *checker) checkServices(m manifests, dep *appsv1.Deployment) {
 	}
 }
 
+// checkRules: every alert an on-call engineer can act on: a summary, a
+// description, a runbook_url at prometheusRule.runbookBaseUrl whose anchor
+// is a heading of the README, and an expression scoped by namespace (one
+// alert per release).
 func (c *checker) checkRules(m manifests) {
 	for _, r := range m.rules {
 		if len(r.Spec.Groups) == 0 {
@@ -251,9 +265,58 @@ func (c *checker) checkRules(m manifests) {
 				if rule.Expr.String() == "" || (rule.Alert == "" && rule.Record == "") {
 					c.problem("PrometheusRule: a rule without expr or alert/record")
 				}
+				if rule.Alert == "" {
+					continue
+				}
+				for _, a := range []string{"summary", "description", "runbook_url"} {
+					if strings.TrimSpace(rule.Annotations[a]) == "" {
+						c.problem("alert %s: no %s annotation", rule.Alert, a)
+					}
+				}
+				if !strings.Contains(rule.Expr.String(), "by (namespace, job") {
+					c.problem("alert %s: not aggregated by (namespace, job, ...): one alert per pod or across releases", rule.Alert)
+				}
+				url := rule.Annotations["runbook_url"]
+				base, anchor, _ := strings.Cut(url, "#")
+				if c.runbookBase != "" && base != strings.TrimSuffix(c.runbookBase, "/") {
+					c.problem("alert %s: runbook_url %s is not at prometheusRule.runbookBaseUrl %s", rule.Alert, url, c.runbookBase)
+				}
+				if c.readmeAnchors != nil && !c.readmeAnchors[anchor] {
+					c.problem("alert %s: runbook_url %s: the README has no heading with anchor %q", rule.Alert, url, anchor)
+				}
 			}
 		}
 	}
+}
+
+// readmeAnchors: the anchors a git host gives the headings of a Markdown
+// file (lower case, punctuation dropped, spaces as hyphens).
+func readmeAnchors(path string) (map[string]bool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	anchors := map[string]bool{}
+	fence := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "```") {
+			fence = !fence
+		}
+		if fence || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		var a strings.Builder
+		for _, r := range strings.ToLower(strings.TrimSpace(strings.TrimLeft(line, "#"))) {
+			switch {
+			case r == ' ':
+				a.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				a.WriteRune(r)
+			}
+		}
+		anchors[a.String()] = true
+	}
+	return anchors, nil
 }
 
 // checkExpect: what a values file promises, e.g. "replicas=3 minAvailable=2".
