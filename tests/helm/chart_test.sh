@@ -45,12 +45,29 @@ printf 'kafka:\n  brokers: kafka:9092\n' >"$work/brokers.yaml"
 # quote and toString print as 1e+06 (readmodel refuses that)
 cat >"$work/numbers.yaml" <<'EOF2'
 serve: {cachePractitioners: 2000000, maxBatch: 1000000}
-opensearch: {url: "http://opensearch:9200", bulkBytes: 10485760, bulkDocs: 1000000}
+opensearch: {url: "http://opensearch:9200", bulkBytes: 10485760, bulkDocs: 100000}
 rebuild: {leaseTtlMs: 1200000}
 prometheusRule: {enabled: true, runbookBaseUrl: "https://git.example.com/platform/readmodel/"}
 EOF2
+# the values of the Helm ecosystem's conventions
+cat >"$work/polish.yaml" <<'EOF2'
+serviceAccount:
+  annotations: {eks.amazonaws.com/role-arn: "arn:aws:iam::123456789012:role/readmodel"}
+extraEnvFrom:
+  - secretRef: {name: readmodel-credentials}
+    prefix: EXTRA_
+priorityClassName: readmodel-critical
+podAnnotations: {example.com/team: booking}
+topologySpreadConstraints:
+  - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway}
+  - maxSkew: 2
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: DoNotSchedule
+    labelSelector: {matchLabels: {app.kubernetes.io/name: readmodel, app.kubernetes.io/component: serve}}
+verify: {enabled: true}
+EOF2
 
-for v in default production numbers; do
+for v in default production numbers polish; do
   echo "== values: $v"
   expect=""
   case $v in
@@ -60,17 +77,22 @@ for v in default production numbers; do
       expect="replicas=3 minAvailable=2"
       ;;
     numbers) files=("$work/brokers.yaml" "$work/numbers.yaml") ;;
+    polish)
+      files=("$work/brokers.yaml" "$work/polish.yaml")
+      expect="priorityClassName=readmodel-critical podAnnotation=example.com/team"
+      expect+=" saAnnotation=eks.amazonaws.com/role-arn spread=2 envFrom=2"
+      ;;
   esac
   fargs=()
   for f in "${files[@]}"; do fargs+=(-f "$f"); done
   "$helm" lint --strict "$chart" "${fargs[@]}"
-  "$helm" template readmodel "$chart" --namespace booking "${fargs[@]}" >"$work/$v.yaml"
+  "$helm" template readmodel "$chart" --namespace booking "${fargs[@]}" >"$work/rendered-$v.yaml"
   vargs=(-values "$chart/values.yaml")
   for f in "${files[@]}"; do vargs+=(-values "$f"); done
   "$kubecheck" check "${vargs[@]}" -secrets "$src/tests/helm/test-secret.yaml" \
-    -secrets "$src/tests/helm/test-kafka-ca.yaml" -readme "$src/README.md" -expect "$expect" "$work/$v.yaml"
+    -secrets "$src/tests/helm/test-kafka-ca.yaml" -readme "$src/README.md" -expect "$expect" "$work/rendered-$v.yaml"
   # trailing spaces off: helm's nindent indents blank lines (of the embedded rules)
-  yamllint -s -c "$src/tests/helm/yamllint-rendered.yaml" "$work/$v.yaml"
+  yamllint -s -c "$src/tests/helm/yamllint-rendered.yaml" "$work/rendered-$v.yaml"
 done
 
 # refuse: helm template must fail, naming the cause
@@ -89,4 +111,39 @@ refuse() {
   echo "refused as it should: $why"
 }
 refuse "no kafka.brokers" "kafka.brokers is required"
+# values.schema.json: a misspelt key, a wrong type, a value out of its set
+refuse "a misspelt value (serve.wokers)" "additional properties 'wokers' not allowed" \
+  -f "$work/brokers.yaml" --set serve.wokers=3
+refuse "a misspelt top-level value (replicaCont)" "additional properties 'replicaCont' not allowed" \
+  -f "$work/brokers.yaml" --set replicaCont=3
+refuse "a string for serve.workers" "got string, want integer" -f "$work/brokers.yaml" --set serve.workers=two
+refuse "log.format yaml" "value must be one of" -f "$work/brokers.yaml" --set log.format=yaml
+refuse "rebuild.target everything" "value must be one of" -f "$work/brokers.yaml" --set rebuild.target=everything
+
+# The chart's README is what values.yaml's comments give.
+if ! "$kubecheck" values-doc "$chart" | diff -u "$chart/README.md" - >"$work/readme.diff"; then
+  cat "$work/readme.diff" >&2
+  echo "FAIL: deploy/helm/readmodel/README.md is out of date: regenerate it with" >&2
+  echo "  ~/.cache/readmodel/kubecheck values-doc deploy/helm/readmodel > deploy/helm/readmodel/README.md" >&2
+  exit 1
+fi
+echo "chart README: up to date with values.yaml"
+
+# NOTES.txt (helm template does not render it): rendered through tpl in a
+# copy of the chart, for the production values; it must name the objects
+# the release has and check the release without kubectl exec.
+rm -rf "$work/notes-chart" && cp -r "$chart" "$work/notes-chart"
+mv "$work/notes-chart/templates/NOTES.txt" "$work/notes-chart/files/notes.txt"
+printf '%s\n' 'notes: {{ tpl (.Files.Get "files/notes.txt") . | toJson }}' >"$work/notes-chart/templates/zz-notes.yaml"
+"$helm" template readmodel "$work/notes-chart" --namespace booking -f "$chart/values-production.yaml" \
+  --show-only templates/zz-notes.yaml | python3 -c 'import json,sys; print(json.loads(sys.stdin.read()[len("---\n# Source: readmodel/templates/zz-notes.yaml\nnotes: "):]))' >"$work/notes.txt"
+cat "$work/notes.txt"
+for want in "rollout status deploy/readmodel" "create job --from=cronjob/readmodel-verify" \
+  "create job --from=cronjob/readmodel-rebuild" "/readyz" "PrometheusRule readmodel" "#alerts"; do
+  grep -qF -- "$want" "$work/notes.txt" || { echo "FAIL: NOTES.txt does not say: $want" >&2; exit 1; }
+done
+if grep -Eq "^ *kubectl .*\<exec\>" "$work/notes.txt"; then
+  echo "FAIL: NOTES.txt runs kubectl exec" >&2
+  exit 1
+fi
 echo "helm chart test: ok"

@@ -14,6 +14,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -28,8 +29,9 @@ type checker struct {
 	opensearchAuth bool
 	secretName     string
 	readmodel      string
-	runbookBase    string          // prometheusRule.runbookBaseUrl
-	readmeAnchors  map[string]bool // nil: not checked
+	runbookBase    string                            // prometheusRule.runbookBaseUrl
+	readmeAnchors  map[string]bool                   // nil: not checked
+	pods           map[string]corev1.PodTemplateSpec // every pod template, by where
 }
 
 func (c *checker) problem(format string, args ...interface{}) {
@@ -95,6 +97,16 @@ func (c *checker) secretRef(where, name, key string, optional *bool) (string, bo
 // would give them.
 func (c *checker) checkPod(where string, pod corev1.PodTemplateSpec, isServe bool) {
 	spec := pod.Spec
+	if c.pods == nil {
+		c.pods = map[string]corev1.PodTemplateSpec{}
+	}
+	c.pods[where] = pod
+	for _, tsc := range spec.TopologySpreadConstraints {
+		sel, err := metav1.LabelSelectorAsSelector(tsc.LabelSelector)
+		if tsc.LabelSelector == nil || err != nil || sel.Empty() || !sel.Matches(labels.Set(pod.Labels)) {
+			c.problem("%s: topologySpreadConstraint on %s does not select the pods it spreads", where, tsc.TopologyKey)
+		}
+	}
 	if len(spec.Containers) == 0 {
 		c.problem("%s: no containers", where)
 		return

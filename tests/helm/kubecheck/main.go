@@ -19,6 +19,11 @@
 //
 // runs kubectl (k8s.io/kubectl) itself, for the runbook test to run the
 // README's `kubectl create secret ... --dry-run=client -o yaml` commands.
+//
+//	kubecheck values-doc CHART_DIR
+//
+// prints the chart's README.md, generated from Chart.yaml and the `# -- `
+// comments of values.yaml (every value must have one).
 package main
 
 import (
@@ -50,8 +55,17 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) == 3 && os.Args[1] == "values-doc" {
+		doc, err := valuesDoc(os.Args[2])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "values-doc:", err)
+			os.Exit(1)
+		}
+		fmt.Print(doc)
+		return
+	}
 	if len(os.Args) < 2 || os.Args[1] != "check" {
-		fmt.Fprintln(os.Stderr, "usage: kubecheck check [-values F]... [-secrets F]... [-expect S] MANIFESTS... | kubecheck kubectl ARGS...")
+		fmt.Fprintln(os.Stderr, "usage: kubecheck check [-values F]... [-secrets F]... [-readme F] [-expect S] MANIFESTS... | kubecheck kubectl ARGS... | kubecheck values-doc CHART_DIR")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet("check", flag.ExitOnError)
@@ -210,8 +224,8 @@ func (c *checker) checkAll(m manifests, values map[string]interface{}, expect st
 	}
 	c.checkServices(m, dep)
 	c.checkRules(m)
-	c.checkExpect(m, replicas, expect)
 	c.checkJobs(m, values, podLabels, dep)
+	c.checkExpect(m, replicas, expect)
 	if sa := dep.Spec.Template.Spec.ServiceAccountName; sa != "" && sa != "default" {
 		found := false
 		for _, a := range m.accounts {
@@ -332,6 +346,34 @@ func (c *checker) checkExpect(m manifests, replicas int32, expect string) {
 		case "minAvailable":
 			if len(m.pdbs) != 1 || m.pdbs[0].Spec.MinAvailable == nil || m.pdbs[0].Spec.MinAvailable.IntValue() != want {
 				c.problem("a PDB with minAvailable %d expected", want)
+			}
+		case "priorityClassName", "podAnnotation":
+			for where, pod := range c.pods {
+				if k == "priorityClassName" && pod.Spec.PriorityClassName != v {
+					c.problem("%s: priorityClassName %q, the values say %q", where, pod.Spec.PriorityClassName, v)
+				}
+				if _, ok := pod.Annotations[v]; k == "podAnnotation" && !ok {
+					c.problem("%s: no pod annotation %s", where, v)
+				}
+			}
+		case "saAnnotation":
+			found := false
+			for _, a := range m.accounts {
+				_, ok := a.Annotations[v]
+				found = found || ok
+			}
+			if !found {
+				c.problem("the ServiceAccount has no annotation %s", v)
+			}
+		case "spread":
+			if n := len(m.deployments[0].Spec.Template.Spec.TopologySpreadConstraints); n != want {
+				c.problem("the Deployment has %d topologySpreadConstraints, %d expected", n, want)
+			}
+		case "envFrom":
+			for where, pod := range c.pods {
+				if n := len(pod.Spec.Containers[0].EnvFrom); n != want {
+					c.problem("%s: %d envFrom sources, %d expected", where, n, want)
+				}
 			}
 		default:
 			c.problem("unknown -expect %s", k)

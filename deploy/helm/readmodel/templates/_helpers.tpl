@@ -52,6 +52,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 envFrom:
   - configMapRef:
       name: {{ include "readmodel.fullname" . }}
+  {{- with .Values.extraEnvFrom }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- $secret := .Values.secrets.existingSecret }}
 {{- if or .Values.secrets.redisUrlKey .Values.secrets.kafka .Values.extraEnv .Values.secrets.opensearchUsernameKey }}
 env:
@@ -152,6 +155,9 @@ nodeSelector:
 {{- with .Values.tolerations }}
 tolerations:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
 {{- end }}
 {{ include "readmodel.volumes" . }}
 {{- end }}
