@@ -58,6 +58,10 @@ if [ ! -x "$check_dir/kubecheck" ]; then
   built+=("kubecheck $hash")
 fi
 ln -sfn "$check_dir/kubecheck" "$cache/kubecheck"
+# checkers of older sources are of no use
+for d in "$cache"/kubecheck-*; do
+  [ "$d" = "$check_dir" ] || rm -rf "$d"
+done
 
 if [ ${#built[@]} -eq 0 ]; then
   echo "40-helm: cached: $("$cache/helm" version --short) and kubecheck $hash in $cache"
