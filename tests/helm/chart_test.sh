@@ -8,7 +8,9 @@
 #   into the Kubernetes API types, selectors, probes, Secret keys, and
 #   `readmodel ... --check-config` with every container's arguments and
 #   environment; yamllint on the values files and the rendered manifests;
-#   a chart without kafka.brokers refused by `helm template`.
+#   a chart without kafka.brokers and misspelt or mistyped values refused
+#   (values.schema.json); the chart README up to date with values.yaml;
+#   NOTES.txt rendered and checked; the packaged chart complete.
 #
 # Usage: chart_test.sh BUILD_DIR (READMODEL_BIN in the environment).
 set -euo pipefail
@@ -146,4 +148,15 @@ if grep -Eq "^ *kubectl .*\<exec\>" "$work/notes.txt"; then
   echo "FAIL: NOTES.txt runs kubectl exec" >&2
   exit 1
 fi
+# The packaged chart (what a chart repository serves) has its schema, README
+# and rules file, and renders as the directory does.
+"$helm" package "$chart" -d "$work/pkg" >/dev/null
+tgz=$(ls "$work"/pkg/readmodel-*.tgz)
+tar -tzf "$tgz" >"$work/pkg/list.txt"
+for f in values.schema.json README.md files/readmodel-rules.yaml templates/NOTES.txt; do
+  grep -qx "readmodel/$f" "$work/pkg/list.txt" || { echo "FAIL: the packaged chart lacks $f" >&2; exit 1; }
+done
+"$helm" template readmodel "$tgz" --namespace booking -f "$chart/values-production.yaml" >"$work/rendered-package.yaml"
+cmp -s "$work/rendered-package.yaml" "$work/rendered-production.yaml" ||
+  { echo "FAIL: the packaged chart renders differently from the directory" >&2; exit 1; }
 echo "helm chart test: ok"
