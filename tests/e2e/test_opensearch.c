@@ -4,6 +4,10 @@
  * and `readmodel` as a real subprocess. Documents are compared with the
  * reference projection in tests/support/ref_model.c, written separately
  * from the production code.
+ *
+ * test_opensearch_real.c includes this file with RM_OS_REAL defined and
+ * links os_server_real.c instead of os_server.c: the same cases then run
+ * against a real OpenSearch node (the fault-injection ones excepted).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -179,6 +183,7 @@ static void test_serve_builds_index(void **state) {
     e2e_stop(&e);
 }
 
+#ifndef RM_OS_REAL /* injected faults: the test server only */
 /* Faults on the OpenSearch side never hold Redis back, and the index
  * converges once they stop, with nothing lost. */
 static void test_faults_converge(void **state) {
@@ -237,6 +242,7 @@ static void test_faults_converge(void **state) {
     os_server_stop(srv);
     e2e_stop(&e);
 }
+#endif
 
 /* The other way round: Redis down does not hold the index back, and Redis
  * (restarted empty) is rebuilt by serve when it returns. */
@@ -595,6 +601,7 @@ static void test_all_targets(void **state) {
     e2e_stop(&e);
 }
 
+#ifndef RM_OS_REAL /* test server only: auth, errors, options; and main */
 /* Credentials the server refuses (401) are a configuration error, not an
  * outage: serve --until-caught-up ends with exit 1 instead of retrying
  * forever; with the right ones the same run builds the index. */
@@ -704,3 +711,4 @@ int main(int argc, char **argv) {
     curl_global_cleanup();
     return rc;
 }
+#endif

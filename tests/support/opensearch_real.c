@@ -1,0 +1,379 @@
+/* A real OpenSearch node for tests: see opensearch_real.h. */
+#include "opensearch_real.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct os_real {
+    pid_t pid;
+    int port;
+    int stdin_fd; /* our end of the node's stdin: closing it stops the node */
+    char home[128];
+    char url[64];
+    char cache[512];
+    double start_s;
+    CURL *curl; /* kept: one connection for a test's many requests */
+};
+
+/* The node's process group, for atexit and the fatal-signal handler. */
+static volatile pid_t live_group;
+
+static void kill_group(void) {
+    pid_t g = live_group;
+    if (g > 0) {
+        kill(-g, SIGKILL);
+        waitpid(g, NULL, 0);
+        live_group = 0;
+    }
+}
+
+static void on_fatal(int sig) {
+    pid_t g = live_group;
+    if (g > 0)
+        kill(-g, SIGKILL);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void guard_once(void) {
+    static int done;
+    if (done++)
+        return;
+    atexit(kill_group);
+    int sigs[] = {SIGABRT, SIGSEGV, SIGBUS, SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        signal(sigs[i], on_fatal);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool readable(const char *path) {
+    return access(path, R_OK) == 0;
+}
+
+/* Finds the launcher built by scripts/setup.d/30-opensearch.sh. */
+static int find_cache(os_real_t *n) {
+    const char *c = getenv("READMODEL_CACHE");
+    const char *home = getenv("HOME");
+    if (c)
+        snprintf(n->cache, sizeof(n->cache), "%s/opensearch-node", c);
+    else
+        snprintf(n->cache, sizeof(n->cache), "%s/.cache/readmodel/opensearch-node",
+                 home ? home : "/root");
+    char p[640];
+    snprintf(p, sizeof(p), "%s/classes/RmOpenSearchNode.class", n->cache);
+    bool ok = readable(p);
+    snprintf(p, sizeof(p), "%s/classpath.txt", n->cache);
+    if (ok && readable(p))
+        return 0;
+    fprintf(stderr,
+            "opensearch_real: the OpenSearch node is not built (%s): run "
+            "`bash scripts/setup.sh --real`\n",
+            n->cache);
+    return -1;
+}
+
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)len + 1);
+    size_t got = s ? fread(s, 1, (size_t)len, f) : 0;
+    fclose(f);
+    if (s) {
+        s[got] = '\0';
+        s[strcspn(s, "\r\n")] = '\0';
+    }
+    return s;
+}
+
+static void print_log_tail(const os_real_t *n) {
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "tail -n 40 '%s/node.log' >&2", n->home);
+    if (system(cmd) != 0)
+        fprintf(stderr, "opensearch_real: no log in %s\n", n->home);
+}
+
+static void exec_node(const os_real_t *n, int in_fd, int out_fd, const char *cp_file) {
+    setpgid(0, 0);
+    dup2(in_fd, 0);
+    dup2(out_fd, 1);
+    char log[192];
+    snprintf(log, sizeof(log), "%s/node.log", n->home);
+    int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (lfd >= 0)
+        dup2(lfd, 2);
+    char *jars = read_file(cp_file);
+    size_t cplen = strlen(n->cache) + (jars ? strlen(jars) : 0) + 16;
+    char *cp = malloc(cplen);
+    if (!jars || !cp)
+        _exit(126);
+    snprintf(cp, cplen, "%s/classes:%s", n->cache, jars);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", n->port);
+    const char *jh = getenv("JAVA_HOME");
+    char java[512];
+    snprintf(java, sizeof(java), "%s/bin/java", jh && *jh ? jh : "/usr");
+    const char *heap = getenv("READMODEL_OPENSEARCH_HEAP");
+    char xms[32], xmx[32];
+    snprintf(xms, sizeof(xms), "-Xms%s", heap ? heap : "512m");
+    snprintf(xmx, sizeof(xmx), "-Xmx%s", heap ? heap : "512m");
+    execl(java, java, xms, xmx, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+          "-Djava.awt.headless=true", "-Dfile.encoding=UTF-8", "-cp", cp, "RmOpenSearchNode",
+          n->home, port, "--exit-on-stdin-eof", (char *)NULL);
+    _exit(127);
+}
+
+/* Reads the launcher's "RM_OPENSEARCH_READY http=PORT" line. */
+static int await_ready(os_real_t *n, int out_fd, int timeout_s) {
+    char buf[256];
+    size_t have = 0;
+    double deadline = now_s() + timeout_s;
+    while (now_s() < deadline) {
+        struct pollfd p = {out_fd, POLLIN, 0};
+        int r = poll(&p, 1, 500);
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (r > 0) {
+            ssize_t got = read(out_fd, buf + have, sizeof(buf) - 1 - have);
+            if (got <= 0)
+                return -1; /* the JVM exited */
+            have += (size_t)got;
+            buf[have] = '\0';
+            char *ready = strstr(buf, "RM_OPENSEARCH_READY http=");
+            if (ready && strchr(ready, '\n')) {
+                n->port = atoi(ready + strlen("RM_OPENSEARCH_READY http="));
+                return n->port > 0 ? 0 : -1;
+            }
+            if (have == sizeof(buf) - 1)
+                have = 0;
+        }
+    }
+    return -1;
+}
+
+static int spawn(os_real_t *n) {
+    char cp_file[640];
+    snprintf(cp_file, sizeof(cp_file), "%s/classpath.txt", n->cache);
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) != 0)
+        return -1;
+    if (pipe2(out, O_CLOEXEC) != 0) {
+        close(in[0]);
+        close(in[1]);
+        return -1;
+    }
+    double t0 = now_s();
+    pid_t pid = fork();
+    if (pid == 0)
+        exec_node(n, in[0], out[1], cp_file);
+    close(in[0]);
+    close(out[1]);
+    if (pid < 0) {
+        close(in[1]);
+        close(out[0]);
+        return -1;
+    }
+    setpgid(pid, pid); /* also here: no window where the group does not exist */
+    n->pid = pid;
+    live_group = pid;
+    n->stdin_fd = in[1];
+    int rc = await_ready(n, out[0], 180);
+    close(out[0]);
+    if (rc != 0) {
+        fprintf(stderr, "opensearch_real: the node did not start; its log:\n");
+        print_log_tail(n);
+        return -1;
+    }
+    snprintf(n->url, sizeof(n->url), "http://127.0.0.1:%d", n->port);
+    long st = 0;
+    json_decref(
+        os_real_http(n, "GET", "/_cluster/health?wait_for_status=yellow&timeout=60s", NULL, &st));
+    n->start_s = now_s() - t0;
+    return st == 200 ? 0 : -1;
+}
+
+os_real_t *os_real_start(void) {
+    guard_once();
+    os_real_t *n = calloc(1, sizeof(*n));
+    if (!n)
+        return NULL;
+    n->stdin_fd = -1;
+    snprintf(n->home, sizeof(n->home), "/tmp/rm-opensearch-XXXXXX");
+    if (find_cache(n) != 0 || !mkdtemp(n->home)) {
+        free(n);
+        return NULL;
+    }
+    if (spawn(n) != 0) {
+        os_real_stop(n);
+        return NULL;
+    }
+    return n;
+}
+
+/* Waits for the node's exit at most timeout_s; true when it exited. */
+static bool reap(os_real_t *n, int timeout_s) {
+    double deadline = now_s() + timeout_s;
+    while (now_s() < deadline) {
+        pid_t r = waitpid(n->pid, NULL, WNOHANG);
+        if (r == n->pid || (r < 0 && errno == ECHILD))
+            return true;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+static void end_process(os_real_t *n, bool hard) {
+    if (n->pid <= 0)
+        return;
+    if (!hard) {
+        kill(-n->pid, SIGCONT);
+        kill(-n->pid, SIGTERM);
+    }
+    if (hard || !reap(n, 30)) {
+        kill(-n->pid, SIGKILL);
+        waitpid(n->pid, NULL, 0);
+    }
+    /* A JVM leaves no children, but the group is killed whole anyway. */
+    kill(-n->pid, SIGKILL);
+    if (n->stdin_fd >= 0)
+        close(n->stdin_fd);
+    n->stdin_fd = -1;
+    live_group = 0;
+    n->pid = 0;
+}
+
+void os_real_stop(os_real_t *n) {
+    if (!n)
+        return;
+    end_process(n, false);
+    if (n->home[0]) {
+        char cmd[192];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", n->home);
+        if (system(cmd) != 0)
+            fprintf(stderr, "opensearch_real: could not remove %s\n", n->home);
+    }
+    if (n->curl)
+        curl_easy_cleanup(n->curl);
+    free(n);
+}
+
+int os_real_port(const os_real_t *n) {
+    return n->port;
+}
+
+const char *os_real_url(const os_real_t *n) {
+    return n->url;
+}
+
+pid_t os_real_pid(const os_real_t *n) {
+    return n->pid;
+}
+
+double os_real_start_seconds(const os_real_t *n) {
+    return n->start_s;
+}
+
+long os_real_rss_kib(const os_real_t *n) {
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)n->pid);
+    FILE *f = n->pid > 0 ? fopen(path, "r") : NULL;
+    long kib = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (!strncmp(line, "VmRSS:", 6))
+            kib = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+void os_real_pause(os_real_t *n) {
+    kill(-n->pid, SIGSTOP);
+}
+
+void os_real_resume(os_real_t *n) {
+    kill(-n->pid, SIGCONT);
+}
+
+void os_real_kill(os_real_t *n) {
+    end_process(n, true);
+}
+
+int os_real_restart(os_real_t *n, bool keep_data) {
+    end_process(n, true);
+    if (!keep_data) {
+        char cmd[192];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s/data'", n->home);
+        if (system(cmd) != 0)
+            return -1;
+    }
+    return spawn(n);
+}
+
+static size_t collect(char *p, size_t size, size_t nmemb, void *arg) {
+    char **buf = arg;
+    size_t have = *buf ? strlen(*buf) : 0, add = size * nmemb;
+    char *grown = realloc(*buf, have + add + 1);
+    if (!grown)
+        return 0;
+    memcpy(grown + have, p, add);
+    grown[have + add] = '\0';
+    *buf = grown;
+    return add;
+}
+
+json_t *os_real_http(const os_real_t *n, const char *method, const char *path, const char *body,
+                     long *status) {
+    os_real_t *m = (os_real_t *)n;
+    if (!m->curl)
+        m->curl = curl_easy_init();
+    CURL *c = m->curl;
+    if (!c)
+        return NULL;
+    curl_easy_reset(c);
+    char url[1024];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", n->port, path);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    char *buf = NULL;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &buf);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 90L);
+    *status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_slist_free_all(h);
+    json_t *j = buf ? json_loads(buf, JSON_DECODE_ANY, NULL) : NULL;
+    free(buf);
+    return j;
+}
+
+int os_real_wipe(os_real_t *n) {
+    long st;
+    json_decref(os_real_http(n, "DELETE", "/_all?expand_wildcards=all", NULL, &st));
+    if (st != 200)
+        fprintf(stderr, "opensearch_real: DELETE /_all answered %ld\n", st);
+    return st == 200 ? 0 : -1;
+}
