@@ -601,6 +601,117 @@ static void test_all_targets(void **state) {
     e2e_stop(&e);
 }
 
+/* The status and error type of item k of a _bulk answer. */
+static long bulk_item(json_t *r, size_t k, const char **type) {
+    json_t *item = json_object_get(json_array_get(json_object_get(r, "items"), k), "index");
+    *type = json_string_value(json_object_get(json_object_get(item, "error"), "type"));
+    return (long)json_integer_value(json_object_get(item, "status"));
+}
+
+/* POST /_bulk (NDJSON, optionally ?require_alias=true): the answer. */
+static json_t *post_bulk(os_server_t *srv, const char *ndjson, bool require_alias, long *st) {
+    char u[128];
+    snprintf(u, sizeof(u), "%s/_bulk%s", os_url(srv), require_alias ? "?require_alias=true" : "");
+    return http_json("POST", u, ndjson, st);
+}
+
+/* What the sink assumes of the engine, checked on the indices serve made:
+ * the mapping is accepted as created (dynamic strict, geo_point, dates);
+ * _bulk answers 200 with one result per item under "index", each with its
+ * own status and error type; external_gte keeps the newer version and
+ * answers 409 version_conflict_engine_exception to a stale one; a document
+ * the mapping refuses is rejected alone (400), not the batch; a missing
+ * alias with require_alias is a 404 index_not_found_exception item. */
+static void test_engine_contract(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 1), 0);
+    os_server_t *srv = os_server_start(0);
+    assert_non_null(srv);
+    rm_gen_t *g = e2e_generator(48, 20, 3);
+    e2e_produce_generated(&e, g, 500);
+    const char *os[] = {"--opensearch", os_url(srv), "--until-caught-up", NULL};
+    assert_int_equal(e2e_run(&e, "serve", os), 0);
+    assert_int_equal(compare_index(&e, srv, NULL, false), 0);
+
+    char u[256];
+    long st;
+    snprintf(u, sizeof(u), "%s/practitioners/_mapping", os_url(srv));
+    json_t *m = http_json("GET", u, NULL, &st);
+    assert_int_equal(st, 200);
+    json_t *mp = json_object_get(json_object_get(m, "practitioners-000001"), "mappings");
+    assert_string_equal(json_string_value(json_object_get(mp, "dynamic")), "strict");
+    json_t *props = json_object_get(mp, "properties");
+    json_t *loc = json_object_get(props, "location"), *fd = json_object_get(props, "free_dates");
+    assert_string_equal(json_string_value(json_object_get(loc, "type")), "geo_point");
+    assert_string_equal(json_string_value(json_object_get(fd, "type")), "date");
+    assert_string_equal(json_string_value(json_object_get(fd, "format")), "yyyy-MM-dd");
+    json_decref(m);
+
+    const char *meta = "{\"index\":{\"_index\":\"practitioners\",\"_id\":\"%s\",\"version\":%d,"
+                       "\"version_type\":\"external_gte\"}}\n%s\n";
+    const char *good = "{\"practitioner_id\":\"c-1\",\"active\":true,\"city\":\"Lyon\","
+                       "\"location\":{\"lat\":45.76,\"lon\":4.83},\"free_dates\":[\"2026-12-01\"]}";
+    struct {
+        const char *id, *doc;
+        int version;
+        long status;
+        const char *type;
+    } items[] = {
+        {"c-1", good, 10, 201, NULL},
+        {"c-1", good, 9, 409, "version_conflict_engine_exception"},
+        {"c-1", good, 10, 200, NULL}, /* _gte: an equal version is accepted */
+        {"c-2", "{\"practitioner_id\":\"c-2\",\"extra\":1}", 1, 400,
+         "strict_dynamic_mapping_exception"},
+        {"c-3", "{\"practitioner_id\":\"c-3\",\"location\":\"nowhere\"}", 1, 400,
+         "mapper_parsing_exception"},
+        {"c-4", "{\"practitioner_id\":\"c-4\",\"free_dates\":[\"2026-13-45\"]}", 1, 400,
+         "mapper_parsing_exception"},
+        {"c-5", "{\"practitioner_id\":\"c-5\",\"active\":false}", 3, 201, NULL},
+    };
+    size_t n = sizeof(items) / sizeof(items[0]);
+    char body[4096] = "";
+    for (size_t k = 0; k < n; k++)
+        snprintf(body + strlen(body), sizeof(body) - strlen(body), meta, items[k].id,
+                 items[k].version, items[k].doc);
+    json_t *r = post_bulk(srv, body, true, &st);
+    assert_int_equal(st, 200);
+    assert_true(json_is_true(json_object_get(r, "errors")));
+    assert_int_equal(json_array_size(json_object_get(r, "items")), n);
+    for (size_t k = 0; k < n; k++) {
+        const char *type;
+        long code = bulk_item(r, k, &type);
+        if (code != items[k].status || (items[k].type && (!type || strcmp(type, items[k].type))))
+            fprintf(stderr, "item %zu (%s v%d): HTTP %ld %s, expected %ld %s\n", k, items[k].id,
+                    items[k].version, code, type ? type : "-", items[k].status,
+                    items[k].type ? items[k].type : "-");
+        assert_int_equal(code, items[k].status);
+        if (items[k].type)
+            assert_string_equal(type, items[k].type);
+    }
+    json_decref(r);
+    snprintf(u, sizeof(u), "%s/practitioners/_doc/c-1", os_url(srv));
+    r = http_json("GET", u, NULL, &st);
+    assert_int_equal(st, 200);
+    assert_int_equal(json_integer_value(json_object_get(r, "_version")), 10);
+    json_decref(r);
+    snprintf(u, sizeof(u), "%s/practitioners/_doc/c-2", os_url(srv));
+    assert_int_equal(http("GET", u, NULL), 404);
+
+    /* require_alias: a name that is no alias is a per-item 404. */
+    snprintf(body, sizeof(body),
+             "{\"index\":{\"_index\":\"no-such-alias\",\"_id\":\"x\",\"version\":1,"
+             "\"version_type\":\"external_gte\"}}\n{\"practitioner_id\":\"x\"}\n");
+    r = post_bulk(srv, body, true, &st);
+    assert_int_equal(st, 200);
+    const char *type;
+    assert_int_equal(bulk_item(r, 0, &type), 404);
+    assert_non_null(type);
+    assert_string_equal(type, "index_not_found_exception");
+    json_decref(r);
+    snprintf(u, sizeof(u), "%s/no-such-alias", os_url(srv));
+    assert_int_equal(http("GET", u, NULL), 404); /* and nothing was auto-created */
+    rm_gen_free(g);
 #ifndef RM_OS_REAL /* test server only: auth, errors, options; and main */
 /* Credentials the server refuses (401) are a configuration error, not an
  * outage: serve --until-caught-up ends with exit 1 instead of retrying
@@ -703,6 +814,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_rebuild_while_reading),
         cmocka_unit_test(test_idle_serve_after_rebuild),
         cmocka_unit_test(test_all_targets),
+        cmocka_unit_test(test_engine_contract),
         cmocka_unit_test(test_rebuild_errors),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_refused_credentials_end_run),

@@ -212,8 +212,13 @@ static bool value_ok(const char *type, json_t *v) {
     return true; /* types this server does not model are accepted */
 }
 
-/* NULL when the source fits the mapping, else the reason. */
-static const char *check_source(json_t *idx, json_t *src, char *why, size_t cap) {
+/* NULL when the source fits the mapping, else the reason (and *type the
+ * error type: an unknown field under dynamic strict is the engine's own
+ * strict_dynamic_mapping_exception, a value the field refuses a
+ * mapper_parsing_exception; both per item, status 400). */
+static const char *check_source(json_t *idx, json_t *src, char *why, size_t cap,
+                                const char **type_out) {
+    *type_out = "mapper_parsing_exception";
     json_t *props = json_object_get(json_object_get(idx, "mappings"), "properties");
     const char *dyn =
         json_string_value(json_object_get(json_object_get(idx, "mappings"), "dynamic"));
@@ -227,6 +232,7 @@ static const char *check_source(json_t *idx, json_t *src, char *why, size_t cap)
                          "mapping set to strict, dynamic introduction of [%s] within [_doc] is "
                          "not allowed",
                          k);
+                *type_out = "strict_dynamic_mapping_exception";
                 return why;
             }
             continue;
@@ -294,8 +300,7 @@ static json_t *doc_write(json_t *idx, const char *id, json_t *src, const write_o
         json_t *r = json_pack("{s:s,s:s,s:i,s:s,s:i}", "_index", iname, "_id", id, "_version", 1,
                               "result", "not_found", "status", 404);
         return r;
-    } else if (src && check_source(idx, src, reason, sizeof(reason))) {
-        type = "mapper_parsing_exception";
+    } else if (src && check_source(idx, src, reason, sizeof(reason), &type)) {
         status = 400;
     }
     if (status) {
