@@ -147,6 +147,11 @@ static json_t *index_new(const char *name, json_t *settings, json_t *mappings) {
     json_t *flat = flatten_settings(settings);
     json_object_update(st, flat);
     json_decref(flat);
+    /* The engine keeps "dynamic" as a string: GET _mapping shows "false"
+     * for a false given at creation (as the real node does). */
+    json_t *dyn = mappings ? json_object_get(mappings, "dynamic") : NULL;
+    if (json_is_boolean(dyn))
+        json_object_set_new(mappings, "dynamic", json_string(json_is_true(dyn) ? "true" : "false"));
     return json_pack("{s:s,s:o,s:o,s:o,s:o,s:i}", "name", name, "settings", st, "mappings",
                      mappings ? mappings : json_object(), "docs", json_object(), "visible",
                      json_object(), "seq", 0);
@@ -285,7 +290,7 @@ static json_t *doc_write(json_t *idx, const char *id, json_t *src, const write_o
                      (long long)json_integer_value(json_object_get(cur, "_primary_term")));
         else
             snprintf(reason, sizeof(reason),
-                     "[%s]: version conflict, required seqNo [%lld], primary term [%lld] but no "
+                     "[%s]: version conflict, required seqNo [%lld], primary term [%lld]. but no "
                      "document was found",
                      id, o->if_seq_no, o->if_primary_term);
         status = 409;
@@ -1088,7 +1093,7 @@ static reply_t route(os_server_t *s, struct MHD_Connection *c, const char *metho
         count_kind(s, "info");
         return ok(json_pack("{s:s,s:s,s:{s:s,s:s},s:s}", "name", "os-test", "cluster_name",
                             "readmodel-test", "version", "distribution", "opensearch", "number",
-                            "2.11.0", "tagline",
+                            "2.19.6", "tagline",
                             "The OpenSearch Project: https://opensearch.org/"));
     }
     const char *a = parts[0];
