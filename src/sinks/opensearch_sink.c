@@ -290,15 +290,24 @@ rm_err_t rm_os_sink_ping(rm_os_sink_t *s) {
 
 /* ---- layout ---- */
 
+/* Lucene refuses a term longer than 32,766 bytes, and OpenSearch then
+ * rejects the whole document (400 illegal_argument_exception, "immense
+ * term"). The spec bounds no profile string, so every keyword field of free
+ * text carries ignore_above: a longer value stays in _source but is not
+ * indexed. A character is at most 4 bytes of UTF-8, so 8,191 characters
+ * (however counted) stay under the limit. */
+#define KEYWORD_MAX_CHARS 8191
+
 json_t *rm_os_index_body(bool loading) {
     json_t *props = json_pack(
-        "{s:{s:s},s:{s:s,s:{s:{s:s,s:i}}},s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s},"
-        "s:{s:s,s:s},s:{s:s}}",
+        "{s:{s:s},s:{s:s,s:{s:{s:s,s:i}}},s:{s:s,s:i},s:{s:s,s:i},s:{s:s},s:{s:s,s:i},s:{s:s},"
+        "s:{s:s},s:{s:s,s:s},s:{s:s}}",
         "practitioner_id", "type", "keyword", "name", "type", "text", "fields", "keyword", "type",
-        "keyword", "ignore_above", 256, "specialties", "type", "keyword", "city", "type", "keyword",
-        "location", "type", "geo_point", "languages", "type", "keyword", "accepts_new_patients",
-        "type", "boolean", "active", "type", "boolean", "free_dates", "type", "date", "format",
-        "yyyy-MM-dd", "free_slots_total", "type", "integer");
+        "keyword", "ignore_above", 256, "specialties", "type", "keyword", "ignore_above",
+        KEYWORD_MAX_CHARS, "city", "type", "keyword", "ignore_above", KEYWORD_MAX_CHARS, "location",
+        "type", "geo_point", "languages", "type", "keyword", "ignore_above", KEYWORD_MAX_CHARS,
+        "accepts_new_patients", "type", "boolean", "active", "type", "boolean", "free_dates",
+        "type", "date", "format", "yyyy-MM-dd", "free_slots_total", "type", "integer");
     return json_pack("{s:{s:{s:i,s:i,s:s}},s:{s:s,s:o}}", "settings", "index", "number_of_shards",
                      1, "number_of_replicas", loading ? 0 : 1, "refresh_interval",
                      loading ? "-1" : "1s", "mappings", "dynamic", "strict", "properties", props);

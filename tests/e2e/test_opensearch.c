@@ -712,6 +712,49 @@ static void test_engine_contract(void **state) {
     snprintf(u, sizeof(u), "%s/no-such-alias", os_url(srv));
     assert_int_equal(http("GET", u, NULL), 404); /* and nothing was auto-created */
     rm_gen_free(g);
+    os_server_stop(srv);
+    e2e_stop(&e);
+}
+
+/* A keyword value longer than Lucene's 32,766-byte term limit (a valid
+ * event: the spec bounds no profile string) is indexed, not rejected: the
+ * document is in the index like any other, with its whole _source. */
+static void test_long_keyword_value(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, 1), 0);
+    os_server_t *srv = os_server_start(0);
+    assert_non_null(srv);
+    rm_gen_t *g = e2e_generator(49, 20, 3);
+    e2e_produce_generated(&e, g, 300);
+    size_t big = 33000;
+    char *ev = malloc(big + 512);
+    assert_non_null(ev);
+    int n = snprintf(ev, 512,
+                     "{\"event_id\":\"long-1\",\"type\":\"PractitionerRegistered\","
+                     "\"schema_version\":1,\"occurred_at\":\"2026-11-20T10:15:00Z\","
+                     "\"practitioner_id\":\"p-long\",\"name\":\"Dr L\",\"city\":\"Cork\","
+                     "\"location\":{\"lat\":51.9,\"lon\":-8.47},\"languages\":[\"en\"],"
+                     "\"accepts_new_patients\":true,\"specialties\":[\"");
+    memset(ev + n, 'x', big);
+    snprintf(ev + n + big, 512, "\"]}");
+    e2e_produce(&e, "p-long", ev, strlen(ev));
+    free(ev);
+    produce_slots(&e, "p-long", "long-2", 12);
+    e2e_produce_generated(&e, g, 300);
+    e2e_flush(&e);
+    const char *os[] = {"--opensearch", os_url(srv), "--until-caught-up", NULL};
+    assert_int_equal(e2e_run(&e, "serve", os), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    json_t *doc = os_server_get(srv, "practitioners", "p-long");
+    assert_non_null(doc);
+    json_decref(doc);
+    assert_int_equal(compare_index(&e, srv, NULL, false), 0);
+    rm_gen_free(g);
+    os_server_stop(srv);
+    e2e_stop(&e);
+}
+
 #ifndef RM_OS_REAL /* test server only: auth, errors, options; and main */
 /* Credentials the server refuses (401) are a configuration error, not an
  * outage: serve --until-caught-up ends with exit 1 instead of retrying
@@ -815,6 +858,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_idle_serve_after_rebuild),
         cmocka_unit_test(test_all_targets),
         cmocka_unit_test(test_engine_contract),
+        cmocka_unit_test(test_long_keyword_value),
         cmocka_unit_test(test_rebuild_errors),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_refused_credentials_end_run),

@@ -126,6 +126,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_idle_serve_after_rebuild),
         cmocka_unit_test(test_all_targets),
         cmocka_unit_test(test_engine_contract),
+        cmocka_unit_test(test_long_keyword_value),
         cmocka_unit_test(test_real_paused_node),
         cmocka_unit_test(test_real_killed_node),
     };

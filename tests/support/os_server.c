@@ -217,6 +217,31 @@ static bool value_ok(const char *type, json_t *v) {
     return true; /* types this server does not model are accepted */
 }
 
+/* Lucene's limit on one term, in bytes of UTF-8. */
+#define MAX_TERM_BYTES 32766
+
+/* Whether a keyword value would be an "immense term": longer than Lucene
+ * takes and not skipped by the field's ignore_above (which counts UTF-16
+ * units, as Java's String.length does). */
+static bool immense_term(json_t *mapping, json_t *v) {
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) if (immense_term(mapping, e)) return true;
+        return false;
+    }
+    if (!json_is_string(v) || json_string_length(v) <= MAX_TERM_BYTES)
+        return false;
+    json_t *above = json_object_get(mapping, "ignore_above");
+    if (!json_is_integer(above))
+        return true;
+    const unsigned char *p = (const unsigned char *)json_string_value(v);
+    size_t units = 0;
+    for (size_t i = 0; i < json_string_length(v); i++)
+        units += (p[i] & 0xC0) != 0x80 ? 1 + (p[i] >= 0xF0) : 0;
+    return (json_int_t)units <= json_integer_value(above);
+}
+
 /* NULL when the source fits the mapping, else the reason (and *type the
  * error type: an unknown field under dynamic strict is the engine's own
  * strict_dynamic_mapping_exception, a value the field refuses a
@@ -247,6 +272,14 @@ static const char *check_source(json_t *idx, json_t *src, char *why, size_t cap,
             continue;
         if (!value_ok(type, v)) {
             snprintf(why, cap, "failed to parse field [%s] of type [%s]", k, type);
+            return why;
+        }
+        if (!strcmp(type, "keyword") && immense_term(m, v)) {
+            snprintf(why, cap,
+                     "Document contains at least one immense term in field=\"%s\" (whose UTF8 "
+                     "encoding is longer than the max length %d), all of which were skipped.",
+                     k, MAX_TERM_BYTES);
+            *type_out = "illegal_argument_exception";
             return why;
         }
     }
