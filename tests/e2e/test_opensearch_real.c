@@ -133,8 +133,9 @@ int main(int argc, char **argv) {
     int rc = RM_RUN_CASES(tests, NULL, NULL, argc, argv);
     os_real_t *node = os_server_real_node();
     if (node) /* the figures the README quotes */
-        fprintf(stderr, "opensearch_real: last start %.1f s, RSS now %ld MiB\n",
-                os_real_start_seconds(node), os_real_rss_kib(node) / 1024);
+        fprintf(stderr, "opensearch_real: last start %.1f s, RSS now %ld MiB, peak %ld MiB\n",
+                os_real_start_seconds(node), os_real_rss_kib(node) / 1024,
+                os_real_peak_rss_kib(node) / 1024);
     os_server_real_shutdown();
     curl_global_cleanup();
     return rc;

@@ -292,17 +292,27 @@ double os_real_start_seconds(const os_real_t *n) {
     return n->start_s;
 }
 
-long os_real_rss_kib(const os_real_t *n) {
+/* A "Name:   N kB" line of /proc/PID/status, or -1. */
+static long proc_status_kib(const os_real_t *n, const char *name) {
     char path[64], line[256];
+    size_t len = strlen(name);
     snprintf(path, sizeof(path), "/proc/%d/status", (int)n->pid);
     FILE *f = n->pid > 0 ? fopen(path, "r") : NULL;
     long kib = -1;
     while (f && fgets(line, sizeof(line), f))
-        if (!strncmp(line, "VmRSS:", 6))
-            kib = atol(line + 6);
+        if (!strncmp(line, name, len))
+            kib = atol(line + len);
     if (f)
         fclose(f);
     return kib;
+}
+
+long os_real_rss_kib(const os_real_t *n) {
+    return proc_status_kib(n, "VmRSS:");
+}
+
+long os_real_peak_rss_kib(const os_real_t *n) {
+    return proc_status_kib(n, "VmHWM:");
 }
 
 void os_real_pause(os_real_t *n) {

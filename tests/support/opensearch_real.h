@@ -35,6 +35,9 @@ pid_t os_real_pid(const os_real_t *n);
 double os_real_start_seconds(const os_real_t *n);
 /* Resident memory of the JVM in KiB now (VmRSS), -1 when not running. */
 long os_real_rss_kib(const os_real_t *n);
+/* The JVM's peak resident memory since its last (re)start (VmHWM), -1 when
+ * not running. */
+long os_real_peak_rss_kib(const os_real_t *n);
 
 /* SIGSTOP / SIGCONT to the node's process group. */
 void os_real_pause(os_real_t *n);
