@@ -220,6 +220,8 @@ static void test_answers_match(void **state) {
     (void)state;
     os_real_t *node = os_real_start();
     assert_non_null(node);
+    fprintf(stderr, "OpenSearch %s up in %.1f s\n", os_real_version(node),
+            os_real_start_seconds(node));
     os_server_t *srv = os_server_start(0);
     assert_non_null(srv);
     int differ = 0;

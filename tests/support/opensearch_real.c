@@ -22,7 +22,8 @@ struct os_real {
     char url[64];
     char cache[512];
     double start_s;
-    CURL *curl; /* kept: one connection for a test's many requests */
+    char version[32]; /* as the setup recorded it */
+    CURL *curl;       /* kept: one connection for a test's many requests */
 };
 
 /* The node's process group, for atexit and the fatal-signal handler. */
@@ -65,19 +66,25 @@ static bool readable(const char *path) {
     return access(path, R_OK) == 0;
 }
 
-/* Finds the launcher built by scripts/setup.d/30-opensearch.sh. */
+/* Finds the launcher built by scripts/setup.d/30-opensearch.sh:
+ * READMODEL_OPENSEARCH_NODE names the node ("opensearch-node", the 2.19
+ * default, or "opensearch-node-3"). */
 static int find_cache(os_real_t *n) {
     const char *c = getenv("READMODEL_CACHE");
     const char *home = getenv("HOME");
+    const char *node = getenv("READMODEL_OPENSEARCH_NODE");
+    if (!node || !*node)
+        node = "opensearch-node";
     if (c)
-        snprintf(n->cache, sizeof(n->cache), "%s/opensearch-node", c);
+        snprintf(n->cache, sizeof(n->cache), "%s/%s", c, node);
     else
-        snprintf(n->cache, sizeof(n->cache), "%s/.cache/readmodel/opensearch-node",
-                 home ? home : "/root");
+        snprintf(n->cache, sizeof(n->cache), "%s/.cache/readmodel/%s", home ? home : "/root", node);
     char p[640];
     snprintf(p, sizeof(p), "%s/classes/RmOpenSearchNode.class", n->cache);
     bool ok = readable(p);
     snprintf(p, sizeof(p), "%s/classpath.txt", n->cache);
+    ok = ok && readable(p);
+    snprintf(p, sizeof(p), "%s/java_home", n->cache);
     if (ok && readable(p))
         return 0;
     fprintf(stderr,
@@ -128,7 +135,9 @@ static void exec_node(const os_real_t *n, int in_fd, int out_fd, const char *cp_
     snprintf(cp, cplen, "%s/classes:%s", n->cache, jars);
     char port[16];
     snprintf(port, sizeof(port), "%d", n->port);
-    const char *jh = getenv("JAVA_HOME");
+    char jh_file[640];
+    snprintf(jh_file, sizeof(jh_file), "%s/java_home", n->cache);
+    char *jh = read_file(jh_file); /* the JDK the setup compiled it with */
     char java[512];
     snprintf(java, sizeof(java), "%s/bin/java", jh && *jh ? jh : "/usr");
     const char *heap = getenv("READMODEL_OPENSEARCH_HEAP");
@@ -221,6 +230,11 @@ os_real_t *os_real_start(void) {
         free(n);
         return NULL;
     }
+    char vf[640];
+    snprintf(vf, sizeof(vf), "%s/version", n->cache);
+    char *v = read_file(vf);
+    snprintf(n->version, sizeof(n->version), "%s", v ? v : "?");
+    free(v);
     if (spawn(n) != 0) {
         os_real_stop(n);
         return NULL;
@@ -274,6 +288,10 @@ void os_real_stop(os_real_t *n) {
     if (n->curl)
         curl_easy_cleanup(n->curl);
     free(n);
+}
+
+const char *os_real_version(const os_real_t *n) {
+    return n->version;
 }
 
 int os_real_port(const os_real_t *n) {

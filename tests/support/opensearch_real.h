@@ -2,7 +2,9 @@
  * A real OpenSearch node for tests (label `real`): OpenSearch 2.19 from
  * Maven Central, started by tests/support/opensearch-node's launcher on
  * Java 17 (scripts/setup.d/30-opensearch.sh resolves and compiles it into
- * ~/.cache/readmodel/opensearch-node). One node, security off, HTTP on a
+ * ~/.cache/readmodel/opensearch-node; READMODEL_OPENSEARCH_NODE=
+ * opensearch-node-3 takes the 3.x node it builds when a Java 21+ JDK is
+ * there). One node, security off, HTTP on a
  * loopback port the kernel picks, data in a fresh temporary directory.
  *
  * The node runs in its own process group, which is killed when the test
@@ -29,6 +31,8 @@ void os_real_stop(os_real_t *n);
 /* The HTTP port, and "http://127.0.0.1:PORT" (owned by n). */
 int os_real_port(const os_real_t *n);
 const char *os_real_url(const os_real_t *n);
+/* The OpenSearch version (e.g. "2.19.6"), owned by n. */
+const char *os_real_version(const os_real_t *n);
 /* The JVM's pid (also its process group). */
 pid_t os_real_pid(const os_real_t *n);
 /* Seconds from exec to the node answering, for the last (re)start. */

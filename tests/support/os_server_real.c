@@ -27,8 +27,8 @@ os_server_t *os_server_start(int port) {
     if (!the.node) {
         if (!(the.node = os_real_start()))
             return NULL;
-        fprintf(stderr, "opensearch_real: node up on port %d in %.1f s, RSS %ld MiB\n",
-                os_real_port(the.node), os_real_start_seconds(the.node),
+        fprintf(stderr, "opensearch_real: OpenSearch %s up on port %d in %.1f s, RSS %ld MiB\n",
+                os_real_version(the.node), os_real_port(the.node), os_real_start_seconds(the.node),
                 os_real_rss_kib(the.node) / 1024);
     } else if (os_real_wipe(the.node) != 0) {
         return NULL;

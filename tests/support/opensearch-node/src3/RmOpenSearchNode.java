@@ -1,0 +1,105 @@
+/*
+ * RmOpenSearchNode for OpenSearch 3.x (Java 21 and newer), where Node takes
+ * PluginInfo records and the module plugins have other class names; the
+ * rest is src/RmOpenSearchNode.java. The real OpenSearch node of readmodel's `real` tests: one node, security
+ * off, HTTP and transport on loopback, the netty4 transport and the common
+ * analyzers on the classpath (as the distribution loads them as modules).
+ *
+ *   java -cp CLASSPATH RmOpenSearchNode HOME_DIR HTTP_PORT [--exit-on-stdin-eof]
+ *
+ * HOME_DIR holds data/ and logs/ (kept across a restart, which is how a
+ * test restarts the node "with its data"). HTTP_PORT 0 lets the kernel
+ * choose. Once the node answers, one line "RM_OPENSEARCH_READY http=PORT"
+ * goes to stdout; logs go to stderr. SIGTERM closes the node, and so does
+ * the end of stdin with --exit-on-stdin-eof (the test program holds the
+ * pipe's other end: if it dies, even by SIGKILL, the node goes too).
+ */
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.Arrays;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.concurrent.CountDownLatch;
+import java.util.stream.Collectors;
+
+import org.opensearch.Version;
+import org.opensearch.analysis.common.CommonAnalysisModulePlugin;
+import org.opensearch.common.logging.LogConfigurator;
+import org.opensearch.common.settings.Settings;
+import org.opensearch.env.Environment;
+import org.opensearch.http.HttpServerTransport;
+import org.opensearch.node.Node;
+import org.opensearch.plugins.Plugin;
+import org.opensearch.plugins.PluginInfo;
+import org.opensearch.transport.Netty4ModulePlugin;
+
+public final class RmOpenSearchNode extends Node {
+    private RmOpenSearchNode(Environment env, Collection<Class<? extends Plugin>> plugins) {
+        super(env, plugins.stream().map(p -> new PluginInfo(p.getName(), "classpath plugin", "NA",
+                   Version.CURRENT, "21", p.getName(), null, Collections.emptyList(), false))
+                   .collect(Collectors.toList()), true);
+    }
+
+    public static void main(String[] args) throws Exception {
+        boolean watchStdin = args.length == 3 && args[2].equals("--exit-on-stdin-eof");
+        if (args.length != 2 && !watchStdin) {
+            System.err.println("usage: RmOpenSearchNode HOME_DIR HTTP_PORT [--exit-on-stdin-eof]");
+            System.exit(2);
+        }
+        Path home = Paths.get(args[0]).toAbsolutePath();
+        Files.createDirectories(home.resolve("config"));
+        Settings settings = Settings.builder()
+            .put("path.home", home.toString())
+            .put("path.data", home.resolve("data").toString())
+            .put("path.logs", home.resolve("logs").toString())
+            .put("cluster.name", "readmodel-test")
+            .put("node.name", "node-1")
+            .put("discovery.type", "single-node")
+            .put("network.host", "127.0.0.1")
+            .put("http.port", args[1])
+            .put("transport.port", "0")
+            .put("http.type", "netty4")
+            .put("transport.type", "netty4")
+            /* A test wipes its indices between cases (DELETE /_all). */
+            .put("action.destructive_requires_name", false)
+            /* No disk watermark surprises on a nearly full test machine. */
+            .put("cluster.routing.allocation.disk.threshold_enabled", false)
+            .build();
+        LogConfigurator.registerErrorListener();
+        LogConfigurator.configureWithoutConfig(settings);
+        LogConfigurator.setNodeName("node-1");
+        Collection<Class<? extends Plugin>> plugins =
+            Arrays.asList(Netty4ModulePlugin.class, CommonAnalysisModulePlugin.class);
+        Environment env = new Environment(settings, home.resolve("config"));
+        RmOpenSearchNode node = new RmOpenSearchNode(env, plugins);
+        CountDownLatch closed = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            try {
+                node.close();
+            } catch (Exception e) {
+                e.printStackTrace();
+            }
+            closed.countDown();
+        }));
+        if (watchStdin) {
+            Thread watch = new Thread(() -> {
+                try {
+                    while (System.in.read() >= 0) {
+                    }
+                } catch (java.io.IOException e) {
+                    /* the same as the end of input */
+                }
+                System.exit(0);
+            }, "stdin-watch");
+            watch.setDaemon(true);
+            watch.start();
+        }
+        node.start();
+        int port = node.injector().getInstance(HttpServerTransport.class)
+                       .boundAddress().publishAddress().getPort();
+        System.out.println("RM_OPENSEARCH_READY http=" + port);
+        System.out.flush();
+        closed.await();
+    }
+}
