@@ -37,6 +37,22 @@ static pid_t serve_current(e2e_t *e, os_server_t *srv, rm_gen_t *g, int *port) {
     return serve;
 }
 
+/* index.creation_date of the concrete index behind the alias, "" when
+ * there is none (a restart with its data keeps it, one without data makes
+ * a new one). */
+static void creation_date(os_real_t *node, char *out, size_t cap) {
+    long st;
+    json_t *r = os_real_http(node, "GET", "/practitioners/_settings", NULL, &st);
+    const char *name;
+    json_t *idx;
+    out[0] = '\0';
+    json_object_foreach(r, name, idx)
+        snprintf(out, cap, "%s %s", name,
+                 json_string_value(json_object_get(
+                     json_object_get(json_object_get(idx, "settings"), "index"), "creation_date")));
+    json_decref(r);
+}
+
 /* The node frozen (SIGSTOP) for 30 s while serve writes: its requests hang
  * until they time out. Redis stays current throughout; after SIGCONT the
  * index catches up with no difference. */
@@ -92,6 +108,9 @@ static void test_real_killed_node(void **state) {
     pid_t serve = serve_current(&e, srv, g, &port);
 
     for (int keep = 1; keep >= 0; keep--) {
+        char before[128], after[128];
+        creation_date(node, before, sizeof(before));
+        assert_true(before[0] != '\0');
         double errors0 = e2e_metric(port, os_errors);
         assert_true(errors0 >= 0);
         os_real_kill(node);
@@ -104,6 +123,12 @@ static void test_real_killed_node(void **state) {
                 os_real_start_seconds(node));
         produce_redis_current(&e, g, 500);
         assert_true(wait_index(&e, srv, NULL, 120));
+        creation_date(node, after, sizeof(after));
+        fprintf(stderr, "index before: %s, after: %s\n", before, after);
+        if (keep)
+            assert_string_equal(before, after); /* the same index, from its data */
+        else
+            assert_string_not_equal(before, after); /* made again by serve */
     }
     const char *verify_args[] = {"--target", "opensearch", "--opensearch", os_url(srv), NULL};
     assert_int_equal(e2e_run(&e, "verify", verify_args), 0);
