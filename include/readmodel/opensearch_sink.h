@@ -70,7 +70,9 @@ const char *rm_os_alias(const rm_os_sink_t *s);
 rm_err_t rm_os_sink_ping(rm_os_sink_t *s);
 /* Creates generation 1 with both aliases when the alias does not exist,
  * and the meta index; checks the live index's mapping against the one this
- * release writes, writing any difference into diff (empty when equal). */
+ * release writes, writing any difference into diff (empty when equal), and
+ * sets ignore_above on the free-text keyword fields of a live index made
+ * without it (a refusal is logged, not returned). */
 rm_err_t rm_os_sink_ensure(rm_os_sink_t *s, char *diff, size_t cap);
 /* The mapping and settings of a concrete index (new reference). */
 json_t *rm_os_index_body(bool loading);

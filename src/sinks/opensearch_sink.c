@@ -373,6 +373,50 @@ static void mapping_diff(json_t *live, char *diff, size_t cap) {
     json_decref(body);
 }
 
+/* Indices made before their free-text keyword fields carried ignore_above
+ * get it in place: ignore_above is one of the mapping parameters OpenSearch
+ * updates on a live index (PUT _mapping). A field of another type is left
+ * to mapping_diff's report; a refused update is logged and tried again at
+ * the next start (a rebuild makes the index with it anyway). */
+static void upgrade_keywords(rm_os_sink_t *s, json_t *live) {
+    static const char *const fields[] = {"specialties", "city", "languages"};
+    const char *index;
+    json_t *one;
+    json_object_foreach(live, index, one) {
+        json_t *have = json_object_get(json_object_get(one, "mappings"), "properties");
+        json_t *add = json_object();
+        for (size_t i = 0; add && i < sizeof(fields) / sizeof(fields[0]); i++) {
+            json_t *m = json_object_get(have, fields[i]);
+            const char *type = json_string_value(json_object_get(m, "type"));
+            if (type && !strcmp(type, "keyword") &&
+                json_integer_value(json_object_get(m, "ignore_above")) != KEYWORD_MAX_CHARS)
+                json_object_set_new(
+                    add, fields[i],
+                    json_pack("{s:s,s:i}", "type", "keyword", "ignore_above", KEYWORD_MAX_CHARS));
+        }
+        json_t *body = add && json_object_size(add) ? json_pack("{s:O}", "properties", add) : NULL;
+        json_decref(add);
+        if (!body)
+            continue;
+        char path[300];
+        snprintf(path, sizeof(path), "/%s/_mapping", index);
+        long st = 0;
+        json_t *r = NULL;
+        rm_err_t e = put_json(s, path, body, &st, &r);
+        json_decref(body);
+        if (!e && st == 200)
+            rm_info("OpenSearch: %s: keyword fields of free text now ignore values over %d "
+                    "characters (ignore_above)",
+                    index, KEYWORD_MAX_CHARS);
+        else if (!e)
+            rm_warn("OpenSearch: %s: setting ignore_above refused: HTTP %ld %s", index, st,
+                    json_string_value(json_object_get(json_object_get(r, "error"), "reason")));
+        else
+            rm_warn("OpenSearch: %s: setting ignore_above failed: %s", index, s->err);
+        json_decref(r);
+    }
+}
+
 rm_err_t rm_os_sink_ensure(rm_os_sink_t *s, char *diff, size_t cap) {
     if (diff && cap)
         diff[0] = '\0';
@@ -421,6 +465,7 @@ rm_err_t rm_os_sink_ensure(rm_os_sink_t *s, char *diff, size_t cap) {
     }
     if (diff)
         mapping_diff(r, diff, cap);
+    upgrade_keywords(s, r);
     json_decref(r);
     return RM_ERR_OK;
 }

@@ -108,7 +108,8 @@ typedef struct {
     "\"mappings\":{\"dynamic\":\"strict\",\"properties\":{\"practitioner_id\":{\"type\":"          \
     "\"keyword\"},\"name\":{\"type\":\"text\",\"fields\":{\"keyword\":{\"type\":\"keyword\","      \
     "\"ignore_above\":256}}},\"specialties\":{\"type\":\"keyword\",\"ignore_above\":8191},"        \
-    "\"location\":{\"type\":\"geo_point\"},\"free_dates\":{\"type\":\"date\",\"format\":"          \
+    "\"city\":{\"type\":\"keyword\"},\"location\":{\"type\":\"geo_point\"},\"free_dates\":{"       \
+    "\"type\":\"date\",\"format\":"                                                                \
     "\"yyyy-MM-dd\"},\"active\":{\"type\":\"boolean\"},\"free_slots_total\":{\"type\":"            \
     "\"integer\"}}}"
 #define LOADING                                                                                    \
@@ -141,6 +142,11 @@ static const step_t steps[] = {
     {"GET", "/px/_mapping", NULL, false},
     {"GET", "/px-state/_mapping", NULL, false},
     {"GET", "/px/_settings", NULL, false},
+    {"PUT", "/px-000001/_mapping",
+     "{\"properties\":{\"city\":{\"type\":\"keyword\",\"ignore_above\":8191}}}", false},
+    {"PUT", "/px-000001/_mapping", "{\"properties\":{\"city\":{\"type\":\"integer\"}}}", false},
+    {"PUT", "/nope/_mapping", "{\"properties\":{\"city\":{\"type\":\"keyword\"}}}", false},
+    {"GET", "/px/_mapping", NULL, false},
     {"POST", "/_bulk?require_alias=true",
      EXT("a", 5) "{\"practitioner_id\":\"a\",\"active\":true,\"free_dates\":[\"2026-12-"
                  "01\"]}\n" EXT("a", 4) "{\"practitioner_id\":\"a\"}\n" EXT(

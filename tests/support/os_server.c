@@ -558,6 +558,58 @@ static reply_t put_settings(os_server_t *s, const char *name, const upload_t *u)
     return acknowledged();
 }
 
+/* PUT /<index>/_mapping {"properties": ...}: new fields are added and a
+ * known field's parameters (ignore_above, ...) updated; a field whose type
+ * would change is refused whole (400 illegal_argument_exception). */
+static reply_t put_mapping(os_server_t *s, const char *name, const upload_t *u) {
+    reply_t err;
+    json_t *b = body_object(u, &err);
+    if (!b)
+        return err;
+    json_t *names = resolve(s, name);
+    if (!names) {
+        json_decref(b);
+        return not_found_index(name);
+    }
+    json_t *want = json_object_get(b, "properties");
+    size_t i;
+    json_t *n;
+    const char *f;
+    json_t *m;
+    json_array_foreach(names, i, n) {
+        json_t *props = json_object_get(
+            json_object_get(index_get(s, json_string_value(n)), "mappings"), "properties");
+        json_object_foreach(want, f, m) {
+            const char *had = json_string_value(json_object_get(json_object_get(props, f), "type"));
+            const char *to = json_string_value(json_object_get(m, "type"));
+            if (had && to && strcmp(had, to)) {
+                char reason[256];
+                snprintf(reason, sizeof(reason),
+                         "mapper [%s] cannot be changed from type [%s] to [%s]", f, had, to);
+                json_decref(names);
+                json_decref(b);
+                return os_error(400, "illegal_argument_exception", reason, NULL);
+            }
+        }
+    }
+    json_array_foreach(names, i, n) {
+        json_t *mp = json_object_get(index_get(s, json_string_value(n)), "mappings");
+        if (!json_object_get(mp, "properties"))
+            json_object_set_new(mp, "properties", json_object());
+        json_t *props = json_object_get(mp, "properties");
+        json_object_foreach(want, f, m) {
+            json_t *have = json_object_get(props, f);
+            if (have)
+                json_object_update(have, m);
+            else
+                json_object_set(props, f, m);
+        }
+    }
+    json_decref(names);
+    json_decref(b);
+    return acknowledged();
+}
+
 static reply_t post_aliases(os_server_t *s, const upload_t *u) {
     reply_t err;
     json_t *b = body_object(u, &err);
@@ -1171,6 +1223,10 @@ static reply_t route(os_server_t *s, struct MHD_Connection *c, const char *metho
     if (np == 2 && !strcmp(b, "_settings") && put) {
         count_kind(s, "settings");
         return put_settings(s, a, u);
+    }
+    if (np == 2 && !strcmp(b, "_mapping") && (put || post)) {
+        count_kind(s, "mapping");
+        return put_mapping(s, a, u);
     }
     if (np == 2 && !strcmp(b, "_mget") && (get || post)) {
         count_kind(s, "mget");

@@ -117,6 +117,66 @@ static void test_ensure_and_mapping(void **state) {
     rm_os_sink_free(o);
 }
 
+/* An index made before the free-text keyword fields carried ignore_above
+ * (as this release's body without it) gets it from ensure, in place. */
+static void test_ensure_upgrades_keywords(void **state) {
+    fx_t *f = *state;
+    json_t *body = rm_os_index_body(false);
+    json_t *props = json_object_get(json_object_get(body, "mappings"), "properties");
+    const char *fields[] = {"specialties", "city", "languages"};
+    for (size_t i = 0; i < 3; i++)
+        json_object_del(json_object_get(props, fields[i]), "ignore_above");
+    json_object_set_new(body, "aliases", json_pack("{s:{}}", "old-practitioners"));
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    CURL *c = curl_easy_init();
+    char u[128];
+    snprintf(u, sizeof(u), "%s/old-practitioners-000001", f->url);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    FILE *devnull = fopen("/dev/null", "w");
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, devnull);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    fclose(devnull);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    free(text);
+
+    rm_os_config_t cfg = {.url = f->url, .index_prefix = "old-"};
+    rm_os_sink_t *o = rm_os_sink_new(&cfg);
+    char diff[512];
+    assert_int_equal(rm_os_sink_ensure(o, diff, sizeof(diff)), RM_ERR_OK);
+    assert_string_equal(diff, "");
+    assert_int_equal(os_server_requests(f->srv, "mapping"), 1);
+    /* what GET _mapping now shows: every field has it */
+    c = curl_easy_init();
+    snprintf(u, sizeof(u), "%s/old-practitioners/_mapping", f->url);
+    char *got = NULL;
+    size_t got_len = 0;
+    FILE *mem = open_memstream(&got, &got_len);
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_cleanup(c);
+    fclose(mem);
+    json_t *m = json_loads(got, 0, NULL);
+    free(got);
+    json_t *live = json_object_get(
+        json_object_get(json_object_get(m, "old-practitioners-000001"), "mappings"), "properties");
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(
+            json_integer_value(json_object_get(json_object_get(live, fields[i]), "ignore_above")),
+            8191);
+    json_decref(m);
+    /* A second ensure has nothing to change. */
+    assert_int_equal(rm_os_sink_ensure(o, diff, sizeof(diff)), RM_ERR_OK);
+    assert_int_equal(os_server_requests(f->srv, "mapping"), 1);
+    rm_os_sink_free(o);
+}
+
 static void test_flush_load_versions(void **state) {
     fx_t *f = *state;
     assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
@@ -684,6 +744,7 @@ int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ensure_and_mapping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ensure_upgrades_keywords, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_load_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dropped_index_recreated, setup, teardown),
