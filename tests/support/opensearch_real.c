@@ -26,8 +26,11 @@ struct os_real {
     CURL *curl;       /* kept: one connection for a test's many requests */
 };
 
-/* The node's process group, for atexit and the fatal-signal handler. */
+/* The node's process group, for atexit and the fatal-signal handler, and
+ * its data directory, which atexit removes when the program ends before
+ * os_real_stop (an assertion failed). */
 static volatile pid_t live_group;
+static char live_home[128];
 
 static void kill_group(void) {
     pid_t g = live_group;
@@ -35,6 +38,13 @@ static void kill_group(void) {
         kill(-g, SIGKILL);
         waitpid(g, NULL, 0);
         live_group = 0;
+    }
+    if (live_home[0]) {
+        char cmd[192];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", live_home);
+        if (system(cmd) != 0)
+            fprintf(stderr, "opensearch_real: could not remove %s\n", live_home);
+        live_home[0] = '\0';
     }
 }
 
@@ -230,6 +240,7 @@ os_real_t *os_real_start(void) {
         free(n);
         return NULL;
     }
+    snprintf(live_home, sizeof(live_home), "%s", n->home);
     char vf[640];
     snprintf(vf, sizeof(vf), "%s/version", n->cache);
     char *v = read_file(vf);
@@ -284,6 +295,8 @@ void os_real_stop(os_real_t *n) {
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", n->home);
         if (system(cmd) != 0)
             fprintf(stderr, "opensearch_real: could not remove %s\n", n->home);
+        if (!strcmp(live_home, n->home))
+            live_home[0] = '\0';
     }
     if (n->curl)
         curl_easy_cleanup(n->curl);

@@ -12,7 +12,8 @@
  * choose. Once the node answers, one line "RM_OPENSEARCH_READY http=PORT"
  * goes to stdout; logs go to stderr. SIGTERM closes the node, and so does
  * the end of stdin with --exit-on-stdin-eof (the test program holds the
- * pipe's other end: if it dies, even by SIGKILL, the node goes too).
+ * pipe's other end: if it dies, even by SIGKILL, the node goes too and
+ * removes HOME_DIR).
  */
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -39,6 +40,15 @@ public final class RmOpenSearchNode extends Node {
         super(env, plugins.stream().map(p -> new PluginInfo(p.getName(), "classpath plugin", "NA",
                    Version.CURRENT, "21", p.getName(), null, Collections.emptyList(), false))
                    .collect(Collectors.toList()), true);
+    }
+
+    private static volatile boolean orphaned;
+
+    private static void deleteTree(Path root) throws java.io.IOException {
+        try (java.util.stream.Stream<Path> paths = Files.walk(root)) {
+            for (Path p : (Iterable<Path>) paths.sorted(java.util.Comparator.reverseOrder())::iterator)
+                Files.deleteIfExists(p);
+        }
     }
 
     public static void main(String[] args) throws Exception {
@@ -77,6 +87,8 @@ public final class RmOpenSearchNode extends Node {
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             try {
                 node.close();
+                if (orphaned)
+                    deleteTree(home);
             } catch (Exception e) {
                 e.printStackTrace();
             }
@@ -90,6 +102,7 @@ public final class RmOpenSearchNode extends Node {
                 } catch (java.io.IOException e) {
                     /* the same as the end of input */
                 }
+                orphaned = true; /* the test program is gone: nobody else cleans up */
                 System.exit(0);
             }, "stdin-watch");
             watch.setDaemon(true);
