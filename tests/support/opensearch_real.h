@@ -10,7 +10,8 @@
  * The node runs in its own process group, which is killed when the test
  * program exits (atexit), aborts or is signalled; and the node exits by
  * itself when the test program's end of its stdin pipe closes (even on
- * SIGKILL), then removing its data directory (atexit removes it too). Not thread-safe: one thread of the test program drives it.
+ * SIGKILL), then removing its data directory (atexit removes it too). Not thread-safe: one thread
+ * of the test program drives it.
  */
 #ifndef RM_OPENSEARCH_REAL_H
 #define RM_OPENSEARCH_REAL_H
