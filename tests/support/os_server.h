@@ -1,9 +1,11 @@
 /*
  * A test server for the subset of the OpenSearch REST API that readmodel
  * uses (libmicrohttpd + jansson), with fault injection. It runs in the test
- * process on 127.0.0.1 (port chosen by the kernel) and is also the
- * `os_test_server` program. Which behaviour comes from which part of the
- * OpenSearch documentation is listed in tests/opensearch/README.md.
+ * process on 127.0.0.1 (port chosen by the kernel). Which behaviour comes
+ * from which part of the OpenSearch documentation is listed in
+ * tests/opensearch/README.md; test_opensearch_answers checks its answers
+ * against a real node's. os_server_real.c implements the start, stop and
+ * inspection functions below over a real node instead (not the faults).
  */
 #ifndef RM_OS_SERVER_H
 #define RM_OS_SERVER_H
