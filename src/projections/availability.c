@@ -7,8 +7,10 @@
  * the exact count: then that one day is recomputed from the booking table
  * (triple overlaps are rare; with a plain "held by two or more" set the
  * recompute ran on every release of a double hold, a quarter of a million
- * table scans in the benchmark's log). Every change marks its day dirty, and
- * rm_avail_day() materialises a day into the 36-byte Redis value.
+ * table scans in the benchmark's log). Every change marks its day dirty
+ * twice: its Redis value (dirty) and its stored state (sdirty; a change of
+ * `active` touches only the former), and rm_avail_day() materialises a day
+ * into the 36-byte Redis value.
  *
  * Days live in an array sorted by day. The log moves forward in time, so a
  * new day is nearly always appended, and the last day is checked first.
@@ -23,12 +25,15 @@ int rm_avail_init(rm_avail_t *st) {
     memset(st, 0, sizeof(*st));
     st->active = true;
     st->dirty = roaring_bitmap_create();
-    return st->dirty ? 0 : RM_ERR_NOMEM;
+    st->sdirty = st->dirty ? roaring_bitmap_create() : NULL;
+    return st->sdirty ? 0 : RM_ERR_NOMEM;
 }
 
 void rm_avail_free(rm_avail_t *st) {
     if (st->dirty)
         roaring_bitmap_free(st->dirty);
+    if (st->sdirty)
+        roaring_bitmap_free(st->sdirty);
     free(st->days);
     free(st->day_keys);
     rm_booking_table_free(&st->bookings);
@@ -95,8 +100,10 @@ static void range_mask(unsigned start, unsigned count, uint64_t m[RM_DAY_WORDS])
 }
 
 static void mark(rm_avail_t *st, uint16_t day) {
-    if (!st->no_dirty_marks)
+    if (!st->no_dirty_marks) {
         roaring_bitmap_add(st->dirty, day);
+        roaring_bitmap_add(st->sdirty, day);
+    }
 }
 
 static void publish(rm_avail_t *st, uint16_t day, uint16_t start, uint16_t count, bool on) {
@@ -306,8 +313,10 @@ void rm_avail_mark_all_dirty(rm_avail_t *st) {
 
 void rm_avail_clear_dirty(rm_avail_t *st) {
     roaring_bitmap_clear(st->dirty);
+    roaring_bitmap_clear(st->sdirty);
+    st->rewrite = false;
 }
 
 bool rm_avail_is_dirty(const rm_avail_t *st) {
-    return !roaring_bitmap_is_empty(st->dirty);
+    return !roaring_bitmap_is_empty(st->dirty) || !roaring_bitmap_is_empty(st->sdirty);
 }
