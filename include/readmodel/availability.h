@@ -135,8 +135,9 @@ int rm_avail_decode(rm_avail_t *st, const char *buf, size_t len);
  *
  * Head: RM_AVAIL_HEAD_BYTES bytes, "RMH2" then a flags byte (bit0 exists,
  * bit1 active). Day value: the 288 published bits (36 bytes, slot s is bit
- * s % 8 of byte s / 8), then every booking on that day sorted by id, each
- * u16 id length, the id, u16 start, u16 count (little-endian). A day with no
+ * s % 8 of byte s / 8), u16 the number of bookings on that day, then each
+ * of them sorted by id: u16 id length, the id, u16 start, u16 count (all
+ * little-endian). A day with no
  * published slot and no booking has no value (length 0: not stored). The
  * encoding is canonical: the same state gives the same bytes. */
 #define RM_AVAIL_HEAD_BYTES 5u

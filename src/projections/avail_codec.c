@@ -325,6 +325,9 @@ int rm_avail_encode_days(const rm_avail_t *st, const roaring_bitmap_t *days, cha
             continue;
         }
         put_published(&w, d);
+        if (at - first > UINT16_MAX) /* 288 slots: never, short of a corrupt table */
+            w.err = RM_ERR_NOMEM;
+        put_u16(&w, (uint16_t)(at - first));
         for (size_t k = first; k < at; k++) {
             put_u16(&w, bk[k]->id_len);
             put(&w, rm_booking_id(bk[k]), bk[k]->id_len);
@@ -384,7 +387,8 @@ static int decode_day(rm_avail_t *st, const rm_day_bytes_t *dv) {
         any = true;
         s = e;
     }
-    while (!r.bad && r.pos < r.len) {
+    uint16_t nb = get_u16(&r);
+    for (uint16_t i = 0; i < nb && !r.bad; i++) {
         uint16_t idlen = get_u16(&r);
         const uint8_t *id = take(&r, idlen);
         uint16_t start = get_u16(&r), count = get_u16(&r);
@@ -397,7 +401,8 @@ static int decode_day(rm_avail_t *st, const rm_day_bytes_t *dv) {
         rm_avail_apply(st, &ev);
         any = true;
     }
-    return r.bad || !any ? RM_ERR_CORRUPT : 0; /* an empty day is never stored */
+    /* an empty day is never stored */
+    return r.bad || r.pos != r.len || !any ? RM_ERR_CORRUPT : 0;
 }
 
 int rm_avail_decode_days(rm_avail_t *st, const char *head, size_t head_len, rm_day_bytes_t *days,
