@@ -49,9 +49,8 @@ static double now_s(void) {
 static void book(rm_avail_t *st, int b, uint16_t day, uint16_t start) {
     char id[32];
     snprintf(id, sizeof(id), "b-%07d", b);
-    rm_event_t e = {.type = RM_EV_BOOKING_CREATED,
-                    .booking_id = {id, strlen(id)},
-                    .slots = {day, start, 6}};
+    rm_event_t e = {
+        .type = RM_EV_BOOKING_CREATED, .booking_id = {id, strlen(id)}, .slots = {day, start, 6}};
     rm_avail_apply(st, &e);
 }
 
@@ -140,8 +139,8 @@ static int run_case(rm_redis_sink_t *s, const char *label, const char *name, int
     }
     printf("layout=%s case=%s live=%u days=%u first_write_B=%lld redis_state_B=%lld "
            "process_state_B=%zu per_event_B=%lld max_event_B=%lld flush_ms=%.3f\n",
-           label, name, st.bookings.count, st.ndays, first, mem, process_bytes(&st),
-           total / EVENTS, max, tsum / EVENTS * 1000);
+           label, name, st.bookings.count, st.ndays, first, mem, process_bytes(&st), total / EVENTS,
+           max, tsum / EVENTS * 1000);
     fflush(stdout);
     rm_avail_free(&st);
     return 0;
@@ -158,8 +157,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", err);
         return 2;
     }
-    admin = url.socket_path ? redisConnectUnix(url.socket_path)
-                            : redisConnect(url.host, url.port);
+    admin = url.socket_path ? redisConnectUnix(url.socket_path) : redisConnect(url.host, url.port);
     rm_redis_sink_t *s = rm_redis_sink_new(&url, "rm:");
     rm_redis_url_free(&url);
     if (!admin || admin->err || !s) {
@@ -170,8 +168,10 @@ int main(int argc, char **argv) {
         const char *name;
         int created;
         bool churn;
-    } cases[] = {{"live-1k", 1000, false},   {"live-10k", 10000, false},
-                 {"live-50k", 50000, false}, {"live-200k", 200000, false},
+    } cases[] = {{"live-1k", 1000, false},
+                 {"live-10k", 10000, false},
+                 {"live-50k", 50000, false},
+                 {"live-200k", 200000, false},
                  {"churn-200k-to-50k", 200000, true}};
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < sizeof(cases) / sizeof(cases[0]); i++)
