@@ -302,8 +302,10 @@ static int decode_state(rm_sink_item_t *it, const redisReply *r) {
             return -1; /* a field this program never writes */
         }
     }
-    if (r->elements % 2 || (!h && !blob))
-        return r->elements % 2 ? -1 : 0;
+    if (r->elements % 2)
+        return -1;
+    if (!h && !blob) /* a bare fence is no state; days without a head are not ours */
+        return ndays ? -1 : 0;
     bool ok1 = false, ok2 = false;
     if (p && f) {
         it->partition = (int32_t)parse_i64(p->str, p->len, &ok1);
