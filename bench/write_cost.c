@@ -114,7 +114,7 @@ static int run_case(rm_redis_sink_t *s, const char *label, const char *name, int
         return -1;
     char key[128];
     snprintf(key, sizeof(key), "rm:state:{%s}", pid);
-    redisReply *r = redisCommand(admin, "MEMORY USAGE %s", key);
+    redisReply *r = redisCommand(admin, "MEMORY USAGE %s SAMPLES 0", key); /* exact */
     long long mem = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
     freeReplyObject(r);
     for (int i = 0; i < EVENTS; i++) {

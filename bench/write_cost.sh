@@ -13,7 +13,7 @@ root=$PWD
 base=""
 if [[ ${1:-} == --baseline ]]; then base=$2; fi
 if [[ -z $base ]]; then
-  intro=$(git log -1 --format=%H -S rm_avail_encode_days -- include/readmodel/availability.h)
+  intro=$(git log --reverse --format=%H -S rm_avail_encode_days -- include/readmodel/availability.h | head -1)
   base=$(git rev-parse "$intro^")
 fi
 tmp=$(mktemp -d)
