@@ -61,6 +61,10 @@ typedef struct {
 /* Open-addressing table of bookings keyed by id. */
 typedef struct {
     rm_booking_t *slots; /* capacity entries; id_len == 0 means empty */
+    uint16_t *day1;      /* capacity entries: slots[i].day + 1 while slots[i] holds
+                          * slots (count > 0), else 0. A flush finds the
+                          * bookings of its days by reading these 2 bytes per
+                          * entry instead of the 56-byte entries */
     uint32_t capacity;   /* power of two, or 0 */
     uint32_t count;
 } rm_booking_table_t;
@@ -186,6 +190,9 @@ rm_booking_t *rm_booking_find(rm_booking_table_t *t, const char *id, size_t len)
 /* Inserts or returns the existing entry for id; NULL when out of memory. */
 rm_booking_t *rm_booking_upsert(rm_booking_table_t *t, const char *id, size_t len);
 void rm_booking_remove(rm_booking_table_t *t, rm_booking_t *b);
+/* Sets b's day and slots (count 0: holds none), keeping day1 in step. */
+void rm_booking_set(rm_booking_table_t *t, rm_booking_t *b, uint16_t day, uint16_t start,
+                    uint16_t count);
 void rm_booking_table_free(rm_booking_table_t *t);
 
 #endif

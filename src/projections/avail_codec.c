@@ -241,8 +241,8 @@ void rm_avail_state_days(const rm_avail_t *st, roaring_bitmap_t *days) {
             roaring_bitmap_add(days, st->days[i].day);
     const rm_booking_table_t *t = &st->bookings;
     for (uint32_t i = 0; i < t->capacity; i++)
-        if (t->slots[i].id_len && t->slots[i].count)
-            roaring_bitmap_add(days, t->slots[i].day);
+        if (t->day1[i])
+            roaring_bitmap_add(days, t->day1[i] - 1u);
 }
 
 /* Bookings sorted by day, then id (canonical order within a day). */
@@ -255,19 +255,20 @@ static int cmp_day_booking(const void *a, const void *b) {
 
 /* The bookings on the days of `days`, sorted by day then id, into a new
  * array (*out, caller frees; NULL when there are none). -1 when out of
- * memory. One pass over the table; days outside [lo, hi] are skipped
- * without a set lookup (a flush nearly always has one or two days). */
+ * memory. One pass over the table's 2-byte day column; days outside
+ * [lo, hi] are skipped without a set lookup (a flush nearly always has one
+ * or two days). */
 static int bookings_on(const rm_avail_t *st, const roaring_bitmap_t *days,
                        const rm_booking_t ***out, size_t *n) {
     const rm_booking_table_t *t = &st->bookings;
-    uint32_t lo = roaring_bitmap_minimum(days), hi = roaring_bitmap_maximum(days);
+    uint32_t lo = roaring_bitmap_minimum(days) + 1, hi = roaring_bitmap_maximum(days) + 1;
     size_t cap = 0, k = 0;
     const rm_booking_t **v = NULL;
     for (uint32_t i = 0; i < t->capacity; i++) {
-        const rm_booking_t *b = &t->slots[i];
-        if (!b->id_len || !b->count || b->day < lo || b->day > hi ||
-            !roaring_bitmap_contains(days, b->day))
+        uint32_t d1 = t->day1[i]; /* day + 1, 0 for no booking */
+        if (d1 < lo || d1 > hi || !roaring_bitmap_contains(days, d1 - 1))
             continue;
+        const rm_booking_t *b = &t->slots[i];
         if (k == cap) {
             cap = cap ? cap * 2 : 64;
             const rm_booking_t **nv = realloc(v, cap * sizeof(*nv));

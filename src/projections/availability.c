@@ -139,9 +139,9 @@ static void recompute_day(rm_avail_t *st, uint16_t day) {
     memset(d->hold_hi, 0, sizeof(d->hold_hi));
     const rm_booking_table_t *t = &st->bookings;
     for (uint32_t i = 0; i < t->capacity; i++) {
-        const rm_booking_t *b = &t->slots[i];
-        if (!b->id_len || b->day != day || b->count == 0)
+        if (t->day1[i] != day + 1)
             continue;
+        const rm_booking_t *b = &t->slots[i];
         uint64_t m[RM_DAY_WORDS];
         range_mask(b->start, b->count, m);
         hold_words(d, m);
@@ -178,12 +178,10 @@ static void booking_place(rm_avail_t *st, rm_span_t id, uint16_t day, uint16_t s
         abort(); /* allocation failure: CRoaring has the same policy */
     if (b->count) {
         uint16_t od = b->day, os = b->start, oc = b->count;
-        b->count = 0; /* detached while its old hold is removed */
+        rm_booking_set(&st->bookings, b, od, os, 0); /* detached while its old hold is removed */
         hold_remove(st, od, os, oc);
     }
-    b->day = day;
-    b->start = start;
-    b->count = count;
+    rm_booking_set(&st->bookings, b, day, start, count);
     hold_add(st, day, start, count);
 }
 
@@ -201,7 +199,7 @@ static void snapshot(rm_avail_t *st, const rm_event_t *ev) {
      * move a later entry into slot i, so i advances only when it is kept). */
     rm_booking_table_t *t = &st->bookings;
     for (uint32_t i = 0; i < t->capacity;) {
-        if (t->slots[i].id_len && t->slots[i].day == day)
+        if (t->day1[i] == day + 1) /* a booking that holds slots on that day */
             rm_booking_remove(t, &t->slots[i]);
         else
             i++;
