@@ -141,10 +141,21 @@ static int run_case(rm_redis_sink_t *s, const char *label, const char *name, int
         max = bytes > max ? bytes : max;
         tsum += secs;
     }
+    rm_avail_t back; /* what a worker does on first touch: load the stored state */
+    if (rm_avail_init(&back) != 0)
+        return -1;
+    rm_sink_item_t ld = {.pid = pid, .pid_len = strlen(pid), .st = &back};
+    double t0 = now_s();
+    if (rm_redis_sink_load(s, &ld, 1) != RM_ERR_OK || ld.fence != it.fence - 1) {
+        fprintf(stderr, "load failed: %s\n", rm_redis_sink_last_error(s));
+        return -1;
+    }
+    double load_ms = (now_s() - t0) * 1000;
+    rm_avail_free(&back);
     printf("layout=%s case=%s live=%u days=%u first_write_B=%lld redis_state_B=%lld "
-           "process_state_B=%zu per_event_B=%lld max_event_B=%lld flush_ms=%.3f\n",
+           "process_state_B=%zu per_event_B=%lld max_event_B=%lld flush_ms=%.3f load_ms=%.2f\n",
            label, name, st.bookings.count, st.ndays, first, mem, process_bytes(&st), total / EVENTS,
-           max, tsum / EVENTS * 1000);
+           max, tsum / EVENTS * 1000, load_ms);
     fflush(stdout);
     rm_avail_free(&st);
     return 0;

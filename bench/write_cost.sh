@@ -59,7 +59,7 @@ def load(p):
     return rows
 old, new = load(sys.argv[1]), load(sys.argv[2])
 cols = [("per_event_B", "bytes/event"), ("max_event_B", "max bytes/event"),
-        ("flush_ms", "ms/flush"), ("redis_state_B", "Redis state B"),
+        ("flush_ms", "ms/flush"), ("load_ms", "ms/load"), ("redis_state_B", "Redis state B"),
         ("process_state_B", "process state B")]
 print(f"{'case':20} {'live':>7} {'days':>5}  " +
       "  ".join(f"{t:>30}" for _, t in cols))
@@ -69,7 +69,7 @@ for case, o in old.items():
     cells = []
     for k, _ in cols:
         a, b = float(o[k]), float(n[k])
-        fmt = "{:>9.3f}" if k == "flush_ms" else "{:>9.0f}"
+        fmt = "{:>9.3f}" if k.endswith("_ms") else "{:>9.0f}"
         cells.append(fmt.format(a) + " " + fmt.format(b) + f" {b / a if a else 0:>9.4f}")
     print(f"{case:20} {n['live']:>7} {n['days']:>5}  " + "  ".join(cells))
 per_live = {c: float(r["redis_state_B"]) / max(1, int(r["live"])) for c, r in new.items()}
