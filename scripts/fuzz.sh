@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 seed=${RM_FUZZ_SEED:-1}
 dir=build-fuzz
-targets=(decode redis_url config)
+targets=(decode redis_url config state)
 case "$secs" in '' | *[!0-9]*)
   echo "usage: scripts/fuzz.sh [SECONDS]" >&2
   exit 2

@@ -6,10 +6,17 @@
  * State: for every day that any event touched, three fixed 288-bit sets
  * (published slots, and two bit planes counting the bookings that hold each
  * slot, saturating at three) in an array sorted by day; a booking table
- * (booking id -> day and slots); the `active` flag; and a CRoaring set of
- * dirty days (days whose Redis value may have changed since
- * rm_avail_clear_dirty()). A day is the Redis value's own shape, so every
- * event is a few word operations on one array entry.
+ * (booking id -> day and slots); the `active` flag; and two CRoaring sets of
+ * dirty days since rm_avail_clear_dirty(): days whose Redis value may have
+ * changed, and days whose stored state (published slots or bookings) did.
+ * A day is the Redis value's own shape, so every event is a few word
+ * operations on one array entry.
+ *
+ * Stored form: either the whole state in one blob (rm_avail_encode, kept by
+ * the OpenSearch sink and the tests' fake sink), or per day
+ * (rm_avail_encode_days: a small head plus one value per day holding that
+ * day's published slots and bookings, kept by the Redis sink in one hash
+ * field per day), so a write carries only the days an event changed.
  *
  * Thread-safety: none inside; an rm_avail_t belongs to one thread at a time
  * (the worker or replay thread that owns its partition). Pure functions of
@@ -54,6 +61,10 @@ typedef struct {
 /* Open-addressing table of bookings keyed by id. */
 typedef struct {
     rm_booking_t *slots; /* capacity entries; id_len == 0 means empty */
+    uint16_t *day1;      /* capacity entries: slots[i].day + 1 while slots[i] holds
+                          * slots (count > 0), else 0. A flush finds the
+                          * bookings of its days by reading these 2 bytes per
+                          * entry instead of the 56-byte entries */
     uint32_t capacity;   /* power of two, or 0 */
     uint32_t count;
 } rm_booking_table_t;
@@ -66,9 +77,14 @@ typedef struct {
                          * per step instead of a 128-byte entry; owned */
     uint32_t ndays, days_cap;
     rm_booking_table_t bookings;
-    roaring_bitmap_t *dirty; /* day numbers */
-    bool no_dirty_marks;     /* set by a replay, which marks every day at the end
-                              * (rm_avail_mark_all_dirty): apply skips the marks */
+    roaring_bitmap_t *dirty;  /* day numbers whose Redis value may have changed */
+    roaring_bitmap_t *sdirty; /* day numbers whose stored state (published slots or
+                               * bookings) changed: the days a per-day write carries */
+    bool rewrite;             /* the stored copy is not in per-day form (it was
+                               * decoded from rm_avail_encode bytes): the next
+                               * per-day write must replace it whole */
+    bool no_dirty_marks;      /* set by a replay, which marks every day at the end
+                               * (rm_avail_mark_all_dirty): apply skips the marks */
 } rm_avail_t;
 
 typedef enum {
@@ -103,19 +119,69 @@ unsigned rm_avail_day_next(const rm_avail_t *st, uint32_t *pos, uint16_t day,
 const rm_day_t *rm_avail_find_day(const rm_avail_t *st, uint16_t day);
 
 /* Marks every day that has a published slot dirty (all days whose value may
- * exist in Redis). */
+ * exist in Redis). The stored-state set (sdirty) is not touched. */
 void rm_avail_mark_all_dirty(rm_avail_t *st);
+/* Clears both dirty sets and the rewrite flag (after a successful write). */
 void rm_avail_clear_dirty(rm_avail_t *st);
+/* Whether either dirty set is non-empty. */
 bool rm_avail_is_dirty(const rm_avail_t *st);
 
 /* Serialises the state into a newly malloc'd buffer (*out, *len, caller
  * frees). Returns 0, or RM_ERR_NOMEM. Dirty days are not serialised. */
 int rm_avail_encode(const rm_avail_t *st, char **out, size_t *len);
 /* Rebuilds state from rm_avail_encode bytes; *st must be freshly initialised.
- * Returns 0, or RM_ERR_CORRUPT for bytes it did not write (checked, never
+ * Leaves nothing dirty. Returns 0, or RM_ERR_CORRUPT for bytes it did not write (checked, never
  * trusted: every length and run is bounds-checked before it is used), or
  * RM_ERR_NOMEM. */
 int rm_avail_decode(rm_avail_t *st, const char *buf, size_t len);
+
+/* ---- per-day stored form (avail_codec.c) ----
+ *
+ * Head: RM_AVAIL_HEAD_BYTES bytes, "RMH2" then a flags byte (bit0 exists,
+ * bit1 active). Day value: the 288 published bits (36 bytes, slot s is bit
+ * s % 8 of byte s / 8), u16 the number of bookings on that day, then each
+ * of them sorted by id: u16 id length, the id, u16 start, u16 count (all
+ * little-endian). A day with no
+ * published slot and no booking has no value (length 0: not stored). The
+ * encoding is canonical: the same state gives the same bytes. */
+#define RM_AVAIL_HEAD_BYTES 5u
+
+/* One day's stored value; p is borrowed (from the buffer of
+ * rm_avail_encode_days, or the caller's for decoding). */
+typedef struct {
+    uint16_t day;
+    const char *p;
+    size_t len; /* 0: the day holds nothing (its stored value is deleted) */
+} rm_day_bytes_t;
+
+/* Writes the head of st. Pure, cannot fail. */
+void rm_avail_encode_head(const rm_avail_t *st, uint8_t out[RM_AVAIL_HEAD_BYTES]);
+
+/* Encodes the stored value of every day in `days` (ascending). On success
+ * *buf (caller frees) holds the bytes and *out (caller frees) *n entries,
+ * ascending by day, pointing into *buf. Cost: the bytes of those days plus
+ * one pass over the booking table. Returns 0, or RM_ERR_NOMEM (nothing
+ * allocated). */
+int rm_avail_encode_days(const rm_avail_t *st, const roaring_bitmap_t *days, char **buf,
+                         rm_day_bytes_t **out, size_t *n);
+
+/* Every day that has a stored value (a published slot or a booking), into
+ * the empty set `days`: what a write that replaces the whole state carries.
+ * Aborts on allocation failure (CRoaring's policy). */
+void rm_avail_state_days(const rm_avail_t *st, roaring_bitmap_t *days);
+
+/* Sets st->rewrite and adds every day with a stored value to sdirty: the
+ * next per-day write replaces the stored copy whole (it was read in another
+ * form). Aborts on allocation failure (CRoaring's policy). */
+void rm_avail_mark_rewrite(rm_avail_t *st);
+
+/* Rebuilds state from a head and day values (in any order; the array is
+ * sorted in place); *st must be freshly initialised. Leaves nothing dirty.
+ * Returns 0, or RM_ERR_CORRUPT for bytes it did not write (bad head, a day
+ * out of range or given twice, a bad length, a booking on two days; every
+ * length is bounds-checked before use). */
+int rm_avail_decode_days(rm_avail_t *st, const char *head, size_t head_len, rm_day_bytes_t *days,
+                         size_t n);
 
 /* Booking table (booking_table.c). Ids are copied; lookups by bytes. The
  * id of an entry (id_len bytes, not NUL-terminated) is rm_booking_id(). */
@@ -124,6 +190,9 @@ rm_booking_t *rm_booking_find(rm_booking_table_t *t, const char *id, size_t len)
 /* Inserts or returns the existing entry for id; NULL when out of memory. */
 rm_booking_t *rm_booking_upsert(rm_booking_table_t *t, const char *id, size_t len);
 void rm_booking_remove(rm_booking_table_t *t, rm_booking_t *b);
+/* Sets b's day and slots (count 0: holds none), keeping day1 in step. */
+void rm_booking_set(rm_booking_table_t *t, rm_booking_t *b, uint16_t day, uint16_t start,
+                    uint16_t count);
 void rm_booking_table_free(rm_booking_table_t *t);
 
 #endif

@@ -4,6 +4,10 @@
  * flush left off. The encoding is canonical (published slots as sorted runs,
  * bookings sorted by id), so the same state always gives the same bytes.
  *
+ * Two forms: the whole state in one blob (below), and per day (after
+ * rm_avail_encode_head; described in availability.h), which the Redis sink
+ * keeps so a write carries only the days that changed.
+ *
  *   "RMA1"  u8 flags (bit0 exists, bit1 active)
  *   u32 nruns, nruns x (u32 first, u32 length)          published slots
  *   u32 nbookings, nbookings x (u16 idlen, id, u16 day, u16 start, u16 count)
@@ -214,5 +218,209 @@ int rm_avail_decode(rm_avail_t *st, const char *buf, size_t len) {
         return RM_ERR_CORRUPT;
     rm_avail_clear_dirty(st);
     st->exists = *flags & 1;
+    return 0;
+}
+
+/* ---- per-day stored form (see availability.h) ---- */
+
+void rm_avail_encode_head(const rm_avail_t *st, uint8_t out[RM_AVAIL_HEAD_BYTES]) {
+    memcpy(out, "RMH2", 4);
+    out[4] = (uint8_t)((st->exists ? 1 : 0) | (st->active ? 2 : 0));
+}
+
+static bool day_has_published(const rm_day_t *d) {
+    uint64_t any = 0;
+    for (unsigned w = 0; w < RM_DAY_WORDS; w++)
+        any |= d->published[w];
+    return any != 0;
+}
+
+void rm_avail_state_days(const rm_avail_t *st, roaring_bitmap_t *days) {
+    for (uint32_t i = 0; i < st->ndays; i++)
+        if (day_has_published(&st->days[i]))
+            roaring_bitmap_add(days, st->days[i].day);
+    const rm_booking_table_t *t = &st->bookings;
+    for (uint32_t i = 0; i < t->capacity; i++)
+        if (t->day1[i])
+            roaring_bitmap_add(days, t->day1[i] - 1u);
+}
+
+/* Bookings sorted by day, then id (canonical order within a day). */
+static int cmp_day_booking(const void *a, const void *b) {
+    const rm_booking_t *x = *(const rm_booking_t *const *)a, *y = *(const rm_booking_t *const *)b;
+    if (x->day != y->day)
+        return x->day < y->day ? -1 : 1;
+    return cmp_booking(a, b);
+}
+
+/* The bookings on the days of `days`, sorted by day then id, into a new
+ * array (*out, caller frees; NULL when there are none). -1 when out of
+ * memory. One pass over the table's 2-byte day column; days outside
+ * [lo, hi] are skipped without a set lookup (a flush nearly always has one
+ * or two days). */
+static int bookings_on(const rm_avail_t *st, const roaring_bitmap_t *days,
+                       const rm_booking_t ***out, size_t *n) {
+    const rm_booking_table_t *t = &st->bookings;
+    uint32_t lo = roaring_bitmap_minimum(days) + 1, hi = roaring_bitmap_maximum(days) + 1;
+    size_t cap = 0, k = 0;
+    const rm_booking_t **v = NULL;
+    for (uint32_t i = 0; i < t->capacity; i++) {
+        uint32_t d1 = t->day1[i]; /* day + 1, 0 for no booking */
+        if (d1 < lo || d1 > hi || !roaring_bitmap_contains(days, d1 - 1))
+            continue;
+        const rm_booking_t *b = &t->slots[i];
+        if (k == cap) {
+            cap = cap ? cap * 2 : 64;
+            const rm_booking_t **nv = realloc(v, cap * sizeof(*nv));
+            if (!nv) {
+                free(v);
+                return -1;
+            }
+            v = nv;
+        }
+        v[k++] = b;
+    }
+    if (k)
+        qsort(v, k, sizeof(*v), cmp_day_booking);
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+/* Writes the published bits of d (NULL: none) as 36 bytes, slot s in bit
+ * s % 8 of byte s / 8. */
+static void put_published(wbuf_t *w, const rm_day_t *d) {
+    uint8_t bytes[RM_DAY_BYTES] = {0};
+    for (unsigned b = 0; d && b < RM_DAY_BYTES; b++)
+        bytes[b] = (uint8_t)(d->published[b / 8] >> (8 * (b % 8)));
+    put(w, bytes, RM_DAY_BYTES);
+}
+
+int rm_avail_encode_days(const rm_avail_t *st, const roaring_bitmap_t *days, char **buf,
+                         rm_day_bytes_t **out, size_t *n) {
+    *buf = NULL;
+    *out = NULL;
+    *n = 0;
+    uint64_t nd = roaring_bitmap_get_cardinality(days);
+    if (nd == 0)
+        return 0;
+    const rm_booking_t **bk = NULL;
+    size_t nb = 0, at = 0;
+    rm_day_bytes_t *res = malloc(nd * sizeof(*res));
+    size_t *offs = malloc(nd * sizeof(*offs));
+    wbuf_t w = {0};
+    if (!res || !offs || bookings_on(st, days, &bk, &nb) < 0)
+        w.err = RM_ERR_NOMEM;
+    roaring_uint32_iterator_t it;
+    roaring_init_iterator(days, &it);
+    for (size_t i = 0; !w.err && it.has_value; i++, roaring_advance_uint32_iterator(&it)) {
+        uint16_t day = (uint16_t)it.current_value;
+        const rm_day_t *d = rm_avail_find_day(st, day);
+        size_t first = at;
+        while (at < nb && bk[at]->day == day)
+            at++;
+        res[i].day = day;
+        offs[i] = w.len;
+        if (at == first && (!d || !day_has_published(d))) {
+            res[i].len = 0; /* nothing stored for this day */
+            continue;
+        }
+        put_published(&w, d);
+        if (at - first > UINT16_MAX) /* 288 slots: never, short of a corrupt table */
+            w.err = RM_ERR_NOMEM;
+        put_u16(&w, (uint16_t)(at - first));
+        for (size_t k = first; k < at; k++) {
+            put_u16(&w, bk[k]->id_len);
+            put(&w, rm_booking_id(bk[k]), bk[k]->id_len);
+            put_u16(&w, bk[k]->start);
+            put_u16(&w, bk[k]->count);
+        }
+        res[i].len = w.len - offs[i];
+    }
+    free(bk);
+    if (w.err) {
+        free(res);
+        free(offs);
+        free(w.buf);
+        return w.err;
+    }
+    for (size_t i = 0; i < nd; i++) /* the buffer has moved while it grew */
+        res[i].p = w.buf ? w.buf + offs[i] : "";
+    free(offs);
+    *buf = w.buf ? w.buf : malloc(1); /* all days empty: a buffer to free all the same */
+    if (!*buf) {
+        free(res);
+        return RM_ERR_NOMEM;
+    }
+    *out = res;
+    *n = nd;
+    return 0;
+}
+
+void rm_avail_mark_rewrite(rm_avail_t *st) {
+    st->rewrite = true;
+    rm_avail_state_days(st, st->sdirty);
+}
+
+static int cmp_day_bytes(const void *a, const void *b) {
+    const rm_day_bytes_t *x = a, *y = b;
+    return x->day < y->day ? -1 : x->day > y->day;
+}
+
+/* Applies one day's stored value to state that does not have that day yet. */
+static int decode_day(rm_avail_t *st, const rm_day_bytes_t *dv) {
+    rbuf_t r = {(const uint8_t *)dv->p, dv->len, 0, false};
+    const uint8_t *pub = take(&r, RM_DAY_BYTES);
+    if (!pub || dv->day > RM_DAY_MAX)
+        return RM_ERR_CORRUPT;
+    bool any = false;
+    for (unsigned s = 0; s < RM_SLOTS_PER_DAY;) { /* one SlotsPublished per run */
+        if (!(pub[s / 8] >> (s % 8) & 1)) {
+            s++;
+            continue;
+        }
+        unsigned e = s;
+        while (e < RM_SLOTS_PER_DAY && pub[e / 8] >> (e % 8) & 1)
+            e++;
+        rm_event_t ev = {.type = RM_EV_SLOTS_PUBLISHED,
+                         .slots = {dv->day, (uint16_t)s, (uint16_t)(e - s)}};
+        rm_avail_apply(st, &ev);
+        any = true;
+        s = e;
+    }
+    uint16_t nb = get_u16(&r);
+    for (uint16_t i = 0; i < nb && !r.bad; i++) {
+        uint16_t idlen = get_u16(&r);
+        const uint8_t *id = take(&r, idlen);
+        uint16_t start = get_u16(&r), count = get_u16(&r);
+        if (r.bad || idlen == 0 || count == 0 || start + count > (int)RM_SLOTS_PER_DAY ||
+            rm_booking_find(&st->bookings, (const char *)id, idlen))
+            return RM_ERR_CORRUPT; /* also: the same booking on two days */
+        rm_event_t ev = {.type = RM_EV_BOOKING_CREATED,
+                         .booking_id = {(const char *)id, idlen},
+                         .slots = {dv->day, start, count}};
+        rm_avail_apply(st, &ev);
+        any = true;
+    }
+    /* an empty day is never stored */
+    return r.bad || r.pos != r.len || !any ? RM_ERR_CORRUPT : 0;
+}
+
+int rm_avail_decode_days(rm_avail_t *st, const char *head, size_t head_len, rm_day_bytes_t *days,
+                         size_t n) {
+    if (head_len != RM_AVAIL_HEAD_BYTES || memcmp(head, "RMH2", 4) != 0 || (uint8_t)head[4] > 3)
+        return RM_ERR_CORRUPT;
+    if (n)
+        qsort(days, n, sizeof(*days), cmp_day_bytes); /* ascending: each day is appended */
+    for (size_t i = 0; i < n; i++) {
+        if (i && days[i].day == days[i - 1].day)
+            return RM_ERR_CORRUPT;
+        int rc = decode_day(st, &days[i]);
+        if (rc)
+            return rc;
+    }
+    st->exists = head[4] & 1;
+    st->active = (head[4] & 2) != 0;
+    rm_avail_clear_dirty(st);
     return 0;
 }

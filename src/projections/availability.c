@@ -7,8 +7,10 @@
  * the exact count: then that one day is recomputed from the booking table
  * (triple overlaps are rare; with a plain "held by two or more" set the
  * recompute ran on every release of a double hold, a quarter of a million
- * table scans in the benchmark's log). Every change marks its day dirty, and
- * rm_avail_day() materialises a day into the 36-byte Redis value.
+ * table scans in the benchmark's log). Every change marks its day dirty
+ * twice: its Redis value (dirty) and its stored state (sdirty; a change of
+ * `active` touches only the former), and rm_avail_day() materialises a day
+ * into the 36-byte Redis value.
  *
  * Days live in an array sorted by day. The log moves forward in time, so a
  * new day is nearly always appended, and the last day is checked first.
@@ -23,12 +25,15 @@ int rm_avail_init(rm_avail_t *st) {
     memset(st, 0, sizeof(*st));
     st->active = true;
     st->dirty = roaring_bitmap_create();
-    return st->dirty ? 0 : RM_ERR_NOMEM;
+    st->sdirty = st->dirty ? roaring_bitmap_create() : NULL;
+    return st->sdirty ? 0 : RM_ERR_NOMEM;
 }
 
 void rm_avail_free(rm_avail_t *st) {
     if (st->dirty)
         roaring_bitmap_free(st->dirty);
+    if (st->sdirty)
+        roaring_bitmap_free(st->sdirty);
     free(st->days);
     free(st->day_keys);
     rm_booking_table_free(&st->bookings);
@@ -95,8 +100,10 @@ static void range_mask(unsigned start, unsigned count, uint64_t m[RM_DAY_WORDS])
 }
 
 static void mark(rm_avail_t *st, uint16_t day) {
-    if (!st->no_dirty_marks)
+    if (!st->no_dirty_marks) {
         roaring_bitmap_add(st->dirty, day);
+        roaring_bitmap_add(st->sdirty, day);
+    }
 }
 
 static void publish(rm_avail_t *st, uint16_t day, uint16_t start, uint16_t count, bool on) {
@@ -132,9 +139,9 @@ static void recompute_day(rm_avail_t *st, uint16_t day) {
     memset(d->hold_hi, 0, sizeof(d->hold_hi));
     const rm_booking_table_t *t = &st->bookings;
     for (uint32_t i = 0; i < t->capacity; i++) {
-        const rm_booking_t *b = &t->slots[i];
-        if (!b->id_len || b->day != day || b->count == 0)
+        if (t->day1[i] != day + 1)
             continue;
+        const rm_booking_t *b = &t->slots[i];
         uint64_t m[RM_DAY_WORDS];
         range_mask(b->start, b->count, m);
         hold_words(d, m);
@@ -171,12 +178,10 @@ static void booking_place(rm_avail_t *st, rm_span_t id, uint16_t day, uint16_t s
         abort(); /* allocation failure: CRoaring has the same policy */
     if (b->count) {
         uint16_t od = b->day, os = b->start, oc = b->count;
-        b->count = 0; /* detached while its old hold is removed */
+        rm_booking_set(&st->bookings, b, od, os, 0); /* detached while its old hold is removed */
         hold_remove(st, od, os, oc);
     }
-    b->day = day;
-    b->start = start;
-    b->count = count;
+    rm_booking_set(&st->bookings, b, day, start, count);
     hold_add(st, day, start, count);
 }
 
@@ -194,7 +199,7 @@ static void snapshot(rm_avail_t *st, const rm_event_t *ev) {
      * move a later entry into slot i, so i advances only when it is kept). */
     rm_booking_table_t *t = &st->bookings;
     for (uint32_t i = 0; i < t->capacity;) {
-        if (t->slots[i].id_len && t->slots[i].day == day)
+        if (t->day1[i] == day + 1) /* a booking that holds slots on that day */
             rm_booking_remove(t, &t->slots[i]);
         else
             i++;
@@ -306,8 +311,10 @@ void rm_avail_mark_all_dirty(rm_avail_t *st) {
 
 void rm_avail_clear_dirty(rm_avail_t *st) {
     roaring_bitmap_clear(st->dirty);
+    roaring_bitmap_clear(st->sdirty);
+    st->rewrite = false;
 }
 
 bool rm_avail_is_dirty(const rm_avail_t *st) {
-    return !roaring_bitmap_is_empty(st->dirty);
+    return !roaring_bitmap_is_empty(st->dirty) || !roaring_bitmap_is_empty(st->sdirty);
 }

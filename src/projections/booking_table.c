@@ -44,9 +44,12 @@ rm_booking_t *rm_booking_find(rm_booking_table_t *t, const char *id, size_t len)
 static int grow(rm_booking_table_t *t) {
     uint32_t cap = t->capacity ? t->capacity * 2 : 8;
     rm_booking_t *slots = calloc(cap, sizeof(*slots));
-    if (!slots)
+    uint16_t *day1 = slots ? calloc(cap, sizeof(*day1)) : NULL;
+    if (!day1) {
+        free(slots);
         return -1;
-    rm_booking_table_t n = {slots, cap, 0};
+    }
+    rm_booking_table_t n = {slots, day1, cap, 0};
     uint32_t mask = cap - 1;
     for (uint32_t i = 0; i < t->capacity; i++) {
         if (!t->slots[i].id_len)
@@ -56,9 +59,11 @@ static int grow(rm_booking_table_t *t) {
         while (n.slots[j].id_len)
             j = (j + 1) & mask;
         n.slots[j] = t->slots[i];
+        n.day1[j] = t->day1[i];
         n.count++;
     }
     free(t->slots);
+    free(t->day1);
     *t = n;
     return 0;
 }
@@ -73,6 +78,7 @@ rm_booking_t *rm_booking_upsert(rm_booking_table_t *t, const char *id, size_t le
     if (b->id_len)
         return b;
     memset(b, 0, sizeof(*b)); /* a reused slot must not keep a removed booking's fields */
+    t->day1[b - t->slots] = 0;
     if (len <= RM_BOOKING_INLINE) {
         memcpy(b->id_bytes, id, len);
     } else {
@@ -98,6 +104,7 @@ void rm_booking_remove(rm_booking_table_t *t, rm_booking_t *b) {
     uint32_t i = (uint32_t)(b - t->slots);
     entry_free(b);
     memset(&t->slots[i], 0, sizeof(t->slots[i]));
+    t->day1[i] = 0;
     t->count--;
     /* Backward-shift: move later entries of the probe run into the hole. */
     for (uint32_t j = (i + 1) & mask; t->slots[j].id_len; j = (j + 1) & mask) {
@@ -105,15 +112,26 @@ void rm_booking_remove(rm_booking_table_t *t, rm_booking_t *b) {
         /* Entry j may move to i if its home is not in the cyclic range (i, j]. */
         if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
             t->slots[i] = t->slots[j];
+            t->day1[i] = t->day1[j];
             memset(&t->slots[j], 0, sizeof(t->slots[j]));
+            t->day1[j] = 0;
             i = j;
         }
     }
+}
+
+void rm_booking_set(rm_booking_table_t *t, rm_booking_t *b, uint16_t day, uint16_t start,
+                    uint16_t count) {
+    b->day = day;
+    b->start = start;
+    b->count = count;
+    t->day1[b - t->slots] = count ? (uint16_t)(day + 1) : 0;
 }
 
 void rm_booking_table_free(rm_booking_table_t *t) {
     for (uint32_t i = 0; i < t->capacity; i++)
         entry_free(&t->slots[i]);
     free(t->slots);
+    free(t->day1);
     memset(t, 0, sizeof(*t));
 }

@@ -20,7 +20,7 @@ cd "$(dirname "$0")/../.."
 bin=${1:?usage: make_corpus.sh READMODEL_BIN [OUTDIR]}
 out=${2:-build-fuzz/corpus}
 rm -rf "$out"
-mkdir -p "$out/decode" "$out/redis_url" "$out/config"
+mkdir -p "$out/decode" "$out/redis_url" "$out/config" "$out/state"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Same seed, same log: the corpus is the same on every machine.
@@ -135,6 +135,29 @@ argvs = [
 for cmd, args in argvs:
     put("config", bytes([cmds[cmd]]) + b"\0".join(a.encode() for a in args))
 
-print("make_corpus: %d decode seeds (%d from readmodel gen), %d URL seeds, %d config seeds"
-      % (len(os.listdir(os.path.join(out, "decode"))), n, len(urls), len(argvs)))
+# Per-day stored state (fuzz_state): a head, then u16 day, u16 length, value.
+def day_value(published, bookings):
+    bits = bytearray(36)
+    for s in published:
+        bits[s // 8] |= 1 << (s % 8)
+    v = bytes(bits) + len(bookings).to_bytes(2, "little")
+    for bid, start, count in bookings:
+        v += len(bid).to_bytes(2, "little") + bid + start.to_bytes(2, "little") + \
+            count.to_bytes(2, "little")
+    return v
+def record(day, value):
+    return day.to_bytes(2, "little") + len(value).to_bytes(2, "little") + value
+states = [
+    b"RMH2\x03" + record(9823, day_value(range(0, 20), [(b"b1", 2, 3)])),
+    b"RMH2\x01" + record(9823, day_value(range(280, 288), [])) +
+    record(9824, day_value([], [(b"b2", 0, 288), (b"b3", 10, 1)])),
+    b"RMH2\x03" + record(36524, day_value(range(0, 288), [(b"x" * 60, 100, 8)])),
+    b"RMH2\x03",
+]
+for v in states:
+    put("state", v)
+
+print("make_corpus: %d decode seeds (%d from readmodel gen), %d URL seeds, %d config seeds, "
+      "%d state seeds" % (len(os.listdir(os.path.join(out, "decode"))), n, len(urls), len(argvs),
+                          len(states)))
 PY

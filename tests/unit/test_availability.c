@@ -448,6 +448,225 @@ static void test_codec_run_across_days(void **state) {
     rm_avail_free(&back);
 }
 
+/* ---- per-day stored form ---- */
+
+#define SDAYS 12
+
+/* A stored copy kept the way the Redis sink keeps it: a head and one value
+ * per day, updated only with the days in sdirty. */
+typedef struct {
+    uint8_t head[RM_AVAIL_HEAD_BYTES];
+    char *val[SDAYS];
+    size_t len[SDAYS];
+} stored_t;
+
+static void stored_write(stored_t *sc, rm_avail_t *st) {
+    char *buf;
+    rm_day_bytes_t *days;
+    size_t n;
+    assert_int_equal(rm_avail_encode_days(st, st->sdirty, &buf, &days, &n), 0);
+    assert_int_equal(n, roaring_bitmap_get_cardinality(st->sdirty));
+    for (size_t i = 0; i < n; i++) {
+        int d = days[i].day - D0;
+        assert_true(d >= 0 && d < SDAYS && (i == 0 || days[i].day > days[i - 1].day));
+        free(sc->val[d]);
+        sc->val[d] = days[i].len ? malloc(days[i].len) : NULL;
+        if (days[i].len)
+            memcpy(sc->val[d], days[i].p, days[i].len);
+        sc->len[d] = days[i].len;
+    }
+    free(buf);
+    free(days);
+    rm_avail_encode_head(st, sc->head);
+    rm_avail_clear_dirty(st);
+}
+
+/* Decodes the stored copy and checks it is the same state as st (whole
+ * encodings are canonical, so equal bytes mean equal state). */
+static void stored_expect(const stored_t *sc, const rm_avail_t *st) {
+    rm_day_bytes_t days[SDAYS];
+    size_t n = 0;
+    for (int d = SDAYS - 1; d >= 0; d--) /* any order */
+        if (sc->len[d])
+            days[n++] = (rm_day_bytes_t){(uint16_t)(D0 + d), sc->val[d], sc->len[d]};
+    rm_avail_t back;
+    rm_avail_init(&back);
+    assert_int_equal(
+        rm_avail_decode_days(&back, (const char *)sc->head, RM_AVAIL_HEAD_BYTES, days, n), 0);
+    assert_false(rm_avail_is_dirty(&back));
+    char *a, *b;
+    size_t la, lb;
+    assert_int_equal(rm_avail_encode(st, &a, &la), 0);
+    assert_int_equal(rm_avail_encode(&back, &b, &lb), 0);
+    assert_int_equal(la, lb);
+    assert_memory_equal(a, b, la);
+    for (int d = 0; d < SDAYS; d++) {
+        uint8_t x[RM_DAY_BYTES], y[RM_DAY_BYTES];
+        assert_int_equal(rm_avail_day(st, (uint16_t)(D0 + d), x),
+                         rm_avail_day(&back, (uint16_t)(D0 + d), y));
+        assert_memory_equal(x, y, RM_DAY_BYTES);
+    }
+    free(a);
+    free(b);
+    rm_avail_free(&back);
+}
+
+/* Random events, written to the stored copy only through the stored-state
+ * dirty set after every few events: the copy always decodes to the same
+ * state. A change the dirty set missed would leave the copy behind. */
+static void test_days_incremental_write(void **state) {
+    (void)state;
+    srand(11);
+    const char *ids[] = {
+        "b0", "b1", "b2", "b3", "b4", "b5", "b6-a-long-booking-id-stored-outside-the-table-entry"};
+    for (int round = 0; round < 30; round++) {
+        rm_avail_t st;
+        rm_avail_init(&st);
+        stored_t sc;
+        memset(&sc, 0, sizeof(sc));
+        for (int step = 0; step < 400; step++) {
+            uint16_t day = (uint16_t)(D0 + rand() % SDAYS), start = (uint16_t)(rand() % 280);
+            uint16_t count = (uint16_t)(1 + rand() % 8);
+            const char *id = ids[rand() % 7];
+            int kind = rand() % 100;
+            rm_event_t e = kind < 25   ? PUB(day, start, count)
+                           : kind < 35 ? WDR(day, start, count)
+                           : kind < 60 ? BOOK(id, day, start, count)
+                           : kind < 75 ? RESCHED(id, day, start, count)
+                           : kind < 95 ? CANCEL(id, day, start, count)
+                           : kind < 97 ? DEACT
+                                       : REG;
+            if (kind >= 99) { /* a snapshot: the day replaced */
+                static rm_slots_t pub[1];
+                static rm_snapshot_booking_t bk[1];
+                pub[0] = (rm_slots_t){day, start, count};
+                bk[0] = (rm_snapshot_booking_t){{id, strlen(id)}, start, 1};
+                e = ev_type(RM_EV_AVAILABILITY_SNAPSHOT);
+                e.slots.day = day;
+                e.published = pub;
+                e.n_published = 1;
+                e.bookings = bk;
+                e.n_bookings = 1;
+            }
+            rm_avail_apply(&st, &e);
+            if (rand() % 4 == 0) {
+                stored_write(&sc, &st);
+                stored_expect(&sc, &st);
+            }
+        }
+        stored_write(&sc, &st);
+        stored_expect(&sc, &st);
+        for (int d = 0; d < SDAYS; d++)
+            free(sc.val[d]);
+        rm_avail_free(&st);
+    }
+}
+
+/* An event marks for writing exactly the days whose stored state it
+ * changed: a cancellation of a booking on a long-past day marks that day
+ * only, a reschedule both days, a deactivation no day's state (only every
+ * day's Redis value). */
+static void test_days_dirty_marks(void **state) {
+    (void)state;
+    rm_avail_t st;
+    rm_avail_init(&st);
+    RUN(&st, PUB(D0, 0, 288), BOOK("old", D0, 10, 2));
+    for (uint16_t d = 1; d <= 300; d++)
+        RUN(&st, PUB((uint16_t)(D0 + d), 0, 100), BOOK("x", (uint16_t)(D0 + d), 0, 1));
+    rm_avail_clear_dirty(&st);
+    RUN(&st, CANCEL("old", D0, 10, 2));
+    assert_int_equal(roaring_bitmap_get_cardinality(st.sdirty), 1);
+    assert_true(roaring_bitmap_contains(st.sdirty, D0));
+    rm_avail_clear_dirty(&st);
+    RUN(&st, RESCHED("x", D0 + 5, 0, 1)); /* "x" is on D0 + 300 */
+    assert_int_equal(roaring_bitmap_get_cardinality(st.sdirty), 2);
+    assert_true(roaring_bitmap_contains(st.sdirty, D0 + 5));
+    assert_true(roaring_bitmap_contains(st.sdirty, D0 + 300));
+    char *buf;
+    rm_day_bytes_t *days;
+    size_t n;
+    assert_int_equal(rm_avail_encode_days(&st, st.sdirty, &buf, &days, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(days[0].len, RM_DAY_BYTES + 2 + 2 + 1 + 4); /* published, "x" */
+    assert_int_equal(days[1].len, RM_DAY_BYTES + 2);             /* published only */
+    free(buf);
+    free(days);
+    rm_avail_clear_dirty(&st);
+    RUN(&st, DEACT);
+    assert_true(roaring_bitmap_is_empty(st.sdirty));
+    assert_int_equal(roaring_bitmap_get_cardinality(st.dirty), 301);
+    /* A rewrite (state read in another form) marks every day with state. */
+    rm_avail_clear_dirty(&st);
+    RUN(&st, WDR(D0 + 7, 0, 100));
+    rm_avail_mark_rewrite(&st);
+    assert_true(st.rewrite);
+    /* 300 days with state, and D0 + 7, emptied (its field is deleted) */
+    assert_int_equal(roaring_bitmap_get_cardinality(st.sdirty), 301);
+    rm_avail_clear_dirty(&st);
+    assert_false(st.rewrite);
+    rm_avail_free(&st);
+}
+
+/* Bytes the per-day form did not write are refused. */
+static void test_days_decode_corrupt(void **state) {
+    (void)state;
+    rm_avail_t st;
+    rm_avail_init(&st);
+    RUN(&st, PUB(D0, 0, 8), BOOK("b1", D0, 0, 2), PUB(D1, 4, 4), BOOK("b2", D1, 4, 1));
+    roaring_bitmap_t *all = roaring_bitmap_create();
+    rm_avail_state_days(&st, all);
+    char *buf;
+    rm_day_bytes_t *days;
+    size_t n;
+    assert_int_equal(rm_avail_encode_days(&st, all, &buf, &days, &n), 0);
+    assert_int_equal(n, 2);
+    uint8_t head[RM_AVAIL_HEAD_BYTES];
+    rm_avail_encode_head(&st, head);
+    rm_day_bytes_t v[3];
+    rm_avail_t back;
+#define DECODE(hd, hl, nv)                                                                         \
+    (rm_avail_init(&back), rm_avail_decode_days(&back, (const char *)(hd), hl, v, nv))
+#define DONE() rm_avail_free(&back)
+    memcpy(v, days, 2 * sizeof(*v));
+    assert_int_equal(DECODE(head, sizeof(head), 2), 0);
+    EXPECT(&back, D0, {2, 6});
+    EXPECT(&back, D1, {5, 3});
+    DONE();
+    assert_int_equal(DECODE("RMH1\x03", 5, 2), RM_ERR_CORRUPT);
+    DONE();
+    assert_int_equal(DECODE(head, 4, 2), RM_ERR_CORRUPT);
+    DONE();
+    for (size_t cut = 0; cut < days[0].len; cut++) { /* every truncation */
+        memcpy(v, days, 2 * sizeof(*v));
+        v[0].len = cut;
+        assert_int_equal(DECODE(head, sizeof(head), 2), RM_ERR_CORRUPT);
+        DONE();
+    }
+    memcpy(v, days, 2 * sizeof(*v));
+    v[1].day = v[0].day; /* a day given twice */
+    assert_int_equal(DECODE(head, sizeof(head), 2), RM_ERR_CORRUPT);
+    DONE();
+    memcpy(v, days, 2 * sizeof(*v));
+    v[2] = v[0];
+    v[2].day = D0 + 9; /* booking b1 on two days */
+    assert_int_equal(DECODE(head, sizeof(head), 3), RM_ERR_CORRUPT);
+    DONE();
+    memcpy(v, days, 2 * sizeof(*v));
+    v[1].day = RM_DAY_MAX + 1;
+    assert_int_equal(DECODE(head, sizeof(head), 2), RM_ERR_CORRUPT);
+    DONE();
+    static const char empty[RM_DAY_BYTES + 2] = {0}; /* an empty day is never stored */
+    v[0] = (rm_day_bytes_t){D0, empty, sizeof(empty)};
+    assert_int_equal(DECODE(head, sizeof(head), 1), RM_ERR_CORRUPT);
+    DONE();
+#undef DECODE
+#undef DONE
+    free(buf);
+    free(days);
+    roaring_bitmap_free(all);
+    rm_avail_free(&st);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bit_order),
@@ -463,6 +682,9 @@ int main(void) {
         cmocka_unit_test(test_random_against_naive_model),
         cmocka_unit_test(test_codec_run_across_days),
         cmocka_unit_test(test_no_dirty_marks),
+        cmocka_unit_test(test_days_incremental_write),
+        cmocka_unit_test(test_days_dirty_marks),
+        cmocka_unit_test(test_days_decode_corrupt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
