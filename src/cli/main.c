@@ -14,6 +14,9 @@
 #ifndef RM_VERSION
 #define RM_VERSION "dev"
 #endif
+#ifndef RM_DOCDIR
+#define RM_DOCDIR "/usr/share/doc/readmodel"
+#endif
 
 static const char usage[] =
     "Usage: readmodel COMMAND [options]\n"
@@ -30,7 +33,10 @@ static const char usage[] =
     "  gen         generate a deterministic, realistic booking log into Kafka or a file\n"
     "  version     print the version\n"
     "\n"
-    "Run 'readmodel COMMAND --help' for a command's options.\n";
+    "Run 'readmodel COMMAND --help' for a command's options.\n"
+    "The contract (events read, keys and documents written, bit order of the bitmaps):\n"
+    "docs/contract.md in the source tree, " RM_DOCDIR "/contract.md from the Debian\n"
+    "package; examples of reading the model: examples/ (" RM_DOCDIR "/examples).\n";
 
 int rm_exit_code(rm_err_t e) {
     return e == RM_ERR_OK ? 0 : e == RM_ERR_INVAL ? 2 : 1;

@@ -25,7 +25,8 @@ static const struct {
          "one being down or slow never delays the other.\n"
          "\n" OPTIONS_HEAD,
          "\n"
-         "The topic must exist (a missing one is exit 2, not created).\n"
+         "The topic must exist (a missing one is exit 2, not created). What is read and\n"
+         "written (events, keys, bit order, documents): docs/contract.md.\n"
          "Exit codes: 0 stopped cleanly (SIGTERM/SIGINT or --until-caught-up), 1 runtime "
          "failure,\n"
          "2 bad configuration.\n"},
