@@ -43,6 +43,7 @@ typedef struct {
     bool flush;           /* rebuild: drop the model first (the seed runbook) */
     bool yes;             /* rebuild --flush: confirmed */
     int lease_ttl_ms;     /* rebuild: lease expiry, renewed at a third of it */
+    char *output_format;  /* rebuild --dry-run / verify / status: "text" or "json" */
 
     /* OpenSearch practitioner index (off when opensearch_url is NULL). */
     char *opensearch_url;

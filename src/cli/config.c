@@ -486,6 +486,11 @@ static const rm_opt_t options[] = {
      .help = "partitions of the default topic and of a topic without :N"},
     {"brokers-count", "N", NULL, DEVK, RM_OPT_INT, OFF(brokers_count), .min = 1, .max = 16,
      .def = "1", .help = "brokers in the cluster"},
+    /* ---- operator (issue 16): machine-readable output ---- */
+    {"output", "text|json", NULL, REBUILD | VERIFY | STATUS, RM_OPT_CHOICE, OFF(output_format),
+     .def = "text", .choices = "text|json", .flags = RM_OPT_OWN_DEFAULT,
+     .help = "json: print one JSON object on stdout at the end instead of text (rebuild: only "
+             "with --dry-run; fields in docs/output-json.md)"},
     {"log-format", "text|json", NULL, ALL4, RM_OPT_CUSTOM, .def = "text", .choices = "text|json",
      .set = set_log_format, .flags = RM_OPT_OWN_DEFAULT, .help = "log lines as text or JSON"},
     {"log-level", "L", NULL, ALL4, RM_OPT_CUSTOM, .def = "info", .choices = "debug|info|warn|error",

@@ -67,6 +67,7 @@ static const sample_t samples[] = {
     {"lease-ttl", 0, "4000", NULL},
     {"keep-previous", 0, NULL, NULL},
     {"previous-grace", 0, "5", NULL},
+    {"output", RM_ON(RM_CMD_REBUILD) | RM_ON(RM_CMD_VERIFY) | RM_ON(RM_CMD_STATUS), "json", "text"},
     {"output", 0, "/tmp/gen.txt", NULL},
     {"practitioners", 0, "12", NULL},
     {"days", 0, "3", NULL},
@@ -228,7 +229,9 @@ static void test_every_option_parses_from_its_flag(void **state) {
             /* ...with it, it does ("all" needs a URL, --flush needs --yes). */
             const char *more = strcmp(t[i].name, "target") == 0  ? "--opensearch=http://os"
                                : strcmp(t[i].name, "flush") == 0 ? "--yes"
-                                                                 : NULL;
+                               : strcmp(t[i].name, "output") == 0 && c == RM_CMD_REBUILD
+                                   ? "--dry-run"
+                                   : NULL;
             r = s->value ? parse((rm_command_t)c, NULL, &cfg, err, sizeof(err), flag, s->value,
                                  more, NULL)
                          : parse((rm_command_t)c, NULL, &cfg, err, sizeof(err), flag, more, NULL);
