@@ -88,10 +88,10 @@ rm_err_t rm_admin_replay(const rm_config_t *cfg, rm_replay_t *r) {
 
 void rm_admin_log_events(const rm_replay_t *r) {
     const rm_stats_t *st = &r->stats;
-    rm_info("events: applied=%llu invalid=%llu ignored=%llu tombstone=%llu anomalies=%llu",
-            (unsigned long long)atomic_load(&st->events[RM_RESULT_APPLIED]),
-            (unsigned long long)atomic_load(&st->events[RM_RESULT_INVALID]),
-            (unsigned long long)atomic_load(&st->events[RM_RESULT_IGNORED]),
-            (unsigned long long)atomic_load(&st->events[RM_RESULT_TOMBSTONE]),
-            (unsigned long long)atomic_load(&st->anomalies));
+    rm_log_fields(RM_LOG_INFO, NULL, "replayed events",
+                  RM_LOG_I("applied", atomic_load(&st->events[RM_RESULT_APPLIED])),
+                  RM_LOG_I("invalid", atomic_load(&st->events[RM_RESULT_INVALID])),
+                  RM_LOG_I("ignored", atomic_load(&st->events[RM_RESULT_IGNORED])),
+                  RM_LOG_I("tombstone", atomic_load(&st->events[RM_RESULT_TOMBSTONE])),
+                  RM_LOG_I("anomalies", atomic_load(&st->anomalies)));
 }

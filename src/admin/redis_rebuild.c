@@ -679,8 +679,10 @@ static rm_err_t redis_rebuild(const rm_config_t *cfg, rm_replay_t *r, int trunca
                 other);
         rc = RM_ERR_LEASE_HELD;
     } else {
-        rm_info("lease taken as %s; live serve processes pause writes until it is released",
-                holder);
+        rm_log_ctx_t ctx = {"redis", -1, -1};
+        rm_log_fields(RM_LOG_INFO, &ctx,
+                      "lease taken; live serve processes pause writes until it is released",
+                      RM_LOG_S("holder", holder), RM_LOG_I("ttl_ms", cfg->lease_ttl_ms));
         if (rm_renewer_start(&rn) == RM_ERR_OK) {
             rc = rebuild_locked(cfg, s, r, &rn, truncated) ? RM_ERR_OK : RM_ERR_IO;
             bool held = rm_renewer_stop(&rn); /* a lost lease is not ours to release */
