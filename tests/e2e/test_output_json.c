@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "e2e.h"
+#include "os_server.h"
 #include "readmodel/gen.h"
 
 #include <hiredis/hiredis.h>
@@ -192,9 +193,65 @@ static void test_output_json(void **state) {
     e2e_stop(&e);
 }
 
+/* --target all: the OpenSearch target's object after Redis's, with its
+ * alias, index and generation, partitions, lease and the verify counts. */
+static void test_output_json_opensearch(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start(&e, TOPIC, PARTITIONS), 0);
+    os_server_t *srv = os_server_start(0);
+    assert_non_null(srv);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", os_server_port(srv));
+    rm_gen_t *g = e2e_generator(6, 20, 7);
+    e2e_produce_generated(&e, g, -1);
+    rm_gen_free(g);
+    assert_int_equal(e2e_wait(e2e_serve(&e, (const char *const[]){"--until-caught-up",
+                                                                  "--opensearch", url, NULL})),
+                     0);
+    json_t *j = run_json(
+        &e, "status",
+        (const char *const[]){"--target", "all", "--opensearch", url, "--output", "json", NULL}, 0);
+    json_t *targets = json_object_get(j, "targets"), *os = json_array_get(targets, 1);
+    assert_int_equal(json_array_size(targets), 2);
+    assert_string_equal(json_string_value(json_object_get(os, "target")), "opensearch");
+    assert_string_equal(json_string_value(json_object_get(os, "alias")), "practitioners");
+    assert_non_null(strstr(json_string_value(json_object_get(os, "index")), "practitioners-"));
+    assert_int_equal(iget(os, "generation"), 1);
+    json_t *parts = json_object_get(os, "partitions");
+    assert_int_equal(json_array_size(parts), PARTITIONS);
+    for (size_t p = 0; p < PARTITIONS; p++)
+        assert_int_equal(iget(json_array_get(parts, p), "lag"), 0);
+    assert_true(json_is_false(json_object_get(json_object_get(os, "lease"), "held")));
+    assert_true(json_is_null(json_object_get(os, "last_rebuild")));
+    json_decref(j);
+    j = run_json(&e, "verify",
+                 (const char *const[]){"--target", "opensearch", "--opensearch", url, "--output",
+                                       "json", NULL},
+                 0);
+    os = json_array_get(json_object_get(j, "targets"), 0);
+    assert_string_equal(json_string_value(json_object_get(os, "result")), "identical");
+    json_t *counts = json_object_get(os, "counts");
+    assert_int_equal(iget(counts, "drift"), 0);
+    assert_int_equal(iget(counts, "documents_correct"), 20);
+    json_decref(j);
+    /* the verify record now shows, with an RFC 3339 time */
+    j = run_json(&e, "status",
+                 (const char *const[]){"--target", "opensearch", "--opensearch", url, "--output",
+                                       "json", NULL},
+                 0);
+    json_t *rec = json_object_get(json_array_get(json_object_get(j, "targets"), 0), "last_verify");
+    assert_true(is_rfc3339(json_object_get(rec, "finished_at")));
+    assert_int_equal(iget(rec, "drift"), 0);
+    json_decref(j);
+    os_server_stop(srv);
+    e2e_stop(&e);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_output_json),
+        cmocka_unit_test(test_output_json_opensearch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
