@@ -319,11 +319,12 @@ static void apply_message(rm_worker_t *w, rd_kafka_message_t *m) {
 
 /* Resumes a partition from the checkpoint stored in the sink. */
 static void part_reset(rm_worker_t *w, part_t *p, int64_t stored) {
+    rm_log_ctx_t ctx = {target_name(w), (int)p->partition, (long long)stored};
     if (!w->paused)
-        rm_warn("worker %d: the sink's state of partition %d is not what this worker wrote "
-                "(checkpoint %lld, stored %lld): dropping its cache and resuming from the stored "
-                "checkpoint",
-                w->id, (int)p->partition, (long long)p->stored_cp, (long long)stored);
+        rm_log_fields(RM_LOG_WARN, &ctx,
+                      "the sink's state of the partition is not what this worker wrote: dropping "
+                      "its cache and resuming from the stored checkpoint (offset)",
+                      RM_LOG_I("worker", w->id), RM_LOG_I("expected_checkpoint", p->stored_cp));
     atomic_fetch_add_explicit(&w->sh->stats->resets, 1, memory_order_relaxed);
     rm_pract_map_free(&p->cache);
     set_eof(w, p, false);
@@ -336,14 +337,13 @@ static void part_reset(rm_worker_t *w, part_t *p, int64_t stored) {
     rd_kafka_topic_partition_list_add(l, w->sh->cfg->topic, p->partition)->offset =
         stored >= 0 ? stored : RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_error_t *err = rd_kafka_seek_partitions(w->rk, l, 5000);
-    if (err) {
-        rm_error("worker %d: seek partition %d: %s", w->id, (int)p->partition,
-                 rd_kafka_error_string(err));
+    if (err || l->elems[0].err)
+        rm_log_fields(RM_LOG_ERROR, &ctx, "seek to the stored checkpoint failed",
+                      RM_LOG_I("worker", w->id),
+                      RM_LOG_S("error", err ? rd_kafka_error_string(err)
+                                            : rd_kafka_err2str(l->elems[0].err)));
+    if (err)
         rd_kafka_error_destroy(err);
-    } else if (l->elems[0].err) {
-        rm_error("worker %d: seek partition %d: %s", w->id, (int)p->partition,
-                 rd_kafka_err2str(l->elems[0].err));
-    }
     rd_kafka_topic_partition_list_destroy(l);
 }
 
