@@ -55,4 +55,6 @@ for key in $(r --scan --pattern 'rm:avail:{p-0000[0-2]}:*' | sort | head -4); do
   printf '   %-36s STRLEN=%s BITCOUNT=%s first free slot (BITPOS 1)=%s GETBIT 108=%s\n' "$key" \
     "$(r STRLEN "$key")" "$(r BITCOUNT "$key")" "$(r BITPOS "$key" 1)" "$(r GETBIT "$key" 108)"
 done
+echo "== an application's reads (examples/read_model.sh; C and Python versions beside it)"
+REDIS_SOCKET="$work/redis.sock" bash examples/read_model.sh p-00000 2026-11-23 10:30 | sed 's/^/   /'
 echo "== done; stopping redis-server and Kafka"

@@ -43,6 +43,7 @@ typedef struct {
     bool flush;           /* rebuild: drop the model first (the seed runbook) */
     bool yes;             /* rebuild --flush: confirmed */
     int lease_ttl_ms;     /* rebuild: lease expiry, renewed at a third of it */
+    char *output_format;  /* rebuild --dry-run / verify / status: "text" or "json" */
 
     /* OpenSearch practitioner index (off when opensearch_url is NULL). */
     char *opensearch_url;
@@ -98,5 +99,14 @@ void rm_config_print(const rm_config_t *cfg, FILE *out);
 /* --help text of each command: prose around the option lines of the table.
  * A static string, built on the first call (not thread-safe then). */
 const char *rm_usage(rm_command_t cmd);
+/* `readmodel --help`: the commands with one line each. Static, built on the
+ * first call (not thread-safe then). */
+const char *rm_usage_main(void);
+/* The man page readmodel(1) in roff, and a bash completion script, written
+ * to out; both generated from the option table and the --help prose, so
+ * they list exactly what the parser takes. Not thread-safe (they call
+ * rm_usage); errors of out are the caller's to check (ferror). */
+void rm_usage_man(FILE *out);
+void rm_usage_bash_completion(FILE *out);
 
 #endif

@@ -10,6 +10,7 @@
 #define READMODEL_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum { RM_LOG_DEBUG, RM_LOG_INFO, RM_LOG_WARN, RM_LOG_ERROR } rm_log_level_t;
@@ -32,6 +33,38 @@ typedef struct {
 
 void rm_logc(rm_log_level_t level, const rm_log_ctx_t *ctx, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Structured fields: the facts of a line (a reason, a count, a topic) as
+ * their own JSON members ("reason":"wrong_type", "applied":1200) or, in
+ * text, key=value pairs after the message (the value quoted when it holds a
+ * space, '=' or '"'), so that the message stays a fixed sentence a log
+ * pipeline can group by. Keys are literal identifiers other than time,
+ * level, msg, target, partition, offset and truncated (which the line and
+ * its context own). A STR field whose value is NULL is left out; a string
+ * value longer than about 500 bytes is cut; a field that does not fit on
+ * the line is left out whole. Thread-safe, like every log call; the fields
+ * are borrowed for the call. */
+typedef enum { RM_LOG_FIELD_STR, RM_LOG_FIELD_INT, RM_LOG_FIELD_NUM } rm_log_field_kind_t;
+typedef struct {
+    const char *key;
+    rm_log_field_kind_t kind;
+    const char *s; /* STR */
+    long long i;   /* INT */
+    double d;      /* NUM: NaN and infinities are written as null */
+} rm_log_field_t;
+
+#define RM_LOG_S(k, v) ((rm_log_field_t){.key = (k), .kind = RM_LOG_FIELD_STR, .s = (v)})
+#define RM_LOG_I(k, v) ((rm_log_field_t){.key = (k), .kind = RM_LOG_FIELD_INT, .i = (long long)(v)})
+#define RM_LOG_D(k, v) ((rm_log_field_t){.key = (k), .kind = RM_LOG_FIELD_NUM, .d = (double)(v)})
+
+/* One line: msg (a fixed sentence, not a format), ctx (may be NULL), then
+ * the n fields in order. */
+void rm_log_fields_n(rm_log_level_t level, const rm_log_ctx_t *ctx, const char *msg,
+                     const rm_log_field_t *fields, size_t n);
+/* rm_log_fields(RM_LOG_WARN, &ctx, "invalid event", RM_LOG_S("reason", r), ...) */
+#define rm_log_fields(level, ctx, msg, ...)                                                        \
+    rm_log_fields_n((level), (ctx), (msg), (const rm_log_field_t[]){__VA_ARGS__},                  \
+                    sizeof((const rm_log_field_t[]){__VA_ARGS__}) / sizeof(rm_log_field_t))
 
 #define rm_debug(...) rm_log(RM_LOG_DEBUG, __VA_ARGS__)
 #define rm_info(...)  rm_log(RM_LOG_INFO, __VA_ARGS__)

@@ -8,6 +8,7 @@
  */
 #include "admin_internal.h"
 #include "progress.h"
+#include "report.h"
 #include "readmodel/admin.h"
 #include "readmodel/http.h"
 #include "readmodel/log.h"
@@ -38,10 +39,13 @@ static rm_err_t run_target(const rm_config_t *cfg, const rm_admin_target_t *t, c
     }
     rm_err_t rc;
     int truncated = rm_replay_truncated(&r);
+    if (cmd != CMD_STATUS && rm_report_json())
+        rm_report_plan(cfg, &r, stdout);
     if (cmd == CMD_STATUS) {
         rc = t->status(cfg, &r);
     } else if (cmd == CMD_REBUILD) {
-        rm_admin_print_plan(cfg, &r, stdout);
+        if (!rm_report_json())
+            rm_report_plan(cfg, &r, stdout);
         if (truncated && !cfg->allow_truncated) {
             fprintf(stderr,
                     "readmodel rebuild: %d partition(s) start above offset 0: a model built from "
@@ -51,13 +55,16 @@ static rm_err_t run_target(const rm_config_t *cfg, const rm_admin_target_t *t, c
                     truncated);
             rc = RM_ERR_TRUNCATED;
         } else if (cfg->dry_run) {
-            printf("dry run (%s): nothing changed\n", t->sink->name);
+            rm_report_set("dry_run", json_true());
+            if (!rm_report_json())
+                printf("dry run (%s): nothing changed\n", t->sink->name);
             rc = RM_ERR_OK;
         } else {
             rc = t->rebuild(cfg, &r, truncated);
         }
     } else if (truncated && !cfg->allow_truncated) {
-        rm_admin_print_plan(cfg, &r, stderr);
+        if (!rm_report_json())
+            rm_report_plan(cfg, &r, stderr);
         fprintf(stderr,
                 "readmodel verify: %d partition(s) start above offset 0; re-run with "
                 "--allow-truncated-history to compare anyway\n",
@@ -76,6 +83,27 @@ static int verify_severity(rm_err_t e) {
     return e == RM_ERR_OK ? 0 : e == RM_ERR_DRIFT ? 1 : e == RM_ERR_TRUNCATED ? 2 : 3;
 }
 
+/* The result of a command (or one target) as the JSON report names it. */
+static const char *result_name(const rm_config_t *cfg, command_t cmd, rm_err_t e) {
+    switch (e) {
+    case RM_ERR_OK:
+        return cmd == CMD_VERIFY   ? "identical"
+               : cmd == CMD_STATUS ? "ok"
+               : cfg->dry_run      ? "dry_run"
+                                   : "rebuilt";
+    case RM_ERR_DRIFT:
+        return "drift";
+    case RM_ERR_TRUNCATED:
+        return "truncated_refused";
+    case RM_ERR_LEASE_HELD:
+        return "lease_held";
+    case RM_ERR_INVAL:
+        return "usage_error";
+    default:
+        return cmd == CMD_VERIFY ? "could_not_compare" : "failed";
+    }
+}
+
 /* Runs cmd on every targeted sink. rebuild stops at the first target that
  * does not succeed and returns its result; verify and status go on and
  * return the worst (verify: "could not compare" above truncated history
@@ -88,6 +116,7 @@ static rm_err_t run_targets(const rm_config_t *cfg, command_t cmd) {
         return RM_ERR_INVAL;
     }
     rm_err_t worst = RM_ERR_OK;
+    rm_report_begin(cfg, cmd == CMD_STATUS ? "status" : cmd == CMD_VERIFY ? "verify" : "rebuild");
     for (size_t i = 0; i < n; i++) {
         const rm_admin_target_t *t = target_of(ops[i]);
         if (!t)
@@ -95,12 +124,15 @@ static rm_err_t run_targets(const rm_config_t *cfg, command_t cmd) {
                      cmd == CMD_STATUS   ? "status"
                      : cmd == CMD_VERIFY ? "verify"
                                          : "rebuild");
+        rm_report_target_begin(ops[i]->name);
         rm_err_t rc = t ? run_target(cfg, t, cmd) : RM_ERR_INVAL;
-        if (cmd == CMD_REBUILD && rc != RM_ERR_OK)
-            return rc;
+        rm_report_target_end(result_name(cfg, cmd, rc));
         if (cmd == CMD_VERIFY ? verify_severity(rc) > verify_severity(worst) : rc != RM_ERR_OK)
             worst = rc;
+        if (cmd == CMD_REBUILD && rc != RM_ERR_OK)
+            break;
     }
+    rm_report_end(result_name(cfg, cmd, worst));
     return worst;
 }
 

@@ -67,33 +67,6 @@ bool rm_renewer_stop(rm_renewer_t *rn) {
     return !atomic_load(&rn->lost);
 }
 
-void rm_admin_print_partition(const rm_replay_t *r, int p, int64_t checkpoint) {
-    char cps[24] = "none", lag[24];
-    if (checkpoint >= 0)
-        snprintf(cps, sizeof(cps), "%lld", (long long)checkpoint);
-    const char *note = r->low[p] > 0 ? "  (truncated history)" : "";
-    if (checkpoint > r->high[p]) {
-        snprintf(lag, sizeof(lag), "-");
-        note = "  CHECKPOINT ABOVE THE LOG'S END: the log was reset; run readmodel rebuild";
-    } else {
-        if (checkpoint >= 0 && checkpoint < r->low[p])
-            note = "  CHECKPOINT BELOW THE EARLIEST OFFSET: retention deleted unapplied events";
-        snprintf(lag, sizeof(lag), "%lld",
-                 (long long)(r->high[p] - (checkpoint >= 0 ? checkpoint : r->low[p])));
-    }
-    printf("%-10d %12lld %12lld %12s %10s%s\n", p, (long long)r->low[p], (long long)r->high[p], cps,
-           lag, note);
-}
-
-void rm_admin_print_plan(const rm_config_t *cfg, const rm_replay_t *r, FILE *out) {
-    fprintf(out, "plan: topic %s, %d partition(s), %llu event(s) to replay\n", cfg->topic,
-            r->partitions, (unsigned long long)r->total);
-    for (int p = 0; p < r->partitions; p++)
-        fprintf(out, "  partition %d: offsets %lld..%lld (%lld events)%s\n", p,
-                (long long)r->low[p], (long long)r->high[p], (long long)(r->high[p] - r->low[p]),
-                r->low[p] > 0 ? "  TRUNCATED: history before the earliest offset is gone" : "");
-}
-
 rm_err_t rm_admin_replay(const rm_config_t *cfg, rm_replay_t *r) {
     rm_err_t e = rm_replay_start(cfg, r);
     if (e != RM_ERR_OK) {
@@ -115,10 +88,10 @@ rm_err_t rm_admin_replay(const rm_config_t *cfg, rm_replay_t *r) {
 
 void rm_admin_log_events(const rm_replay_t *r) {
     const rm_stats_t *st = &r->stats;
-    rm_info("events: applied=%llu invalid=%llu ignored=%llu tombstone=%llu anomalies=%llu",
-            (unsigned long long)atomic_load(&st->events[RM_RESULT_APPLIED]),
-            (unsigned long long)atomic_load(&st->events[RM_RESULT_INVALID]),
-            (unsigned long long)atomic_load(&st->events[RM_RESULT_IGNORED]),
-            (unsigned long long)atomic_load(&st->events[RM_RESULT_TOMBSTONE]),
-            (unsigned long long)atomic_load(&st->anomalies));
+    rm_log_fields(RM_LOG_INFO, NULL, "replayed events",
+                  RM_LOG_I("applied", atomic_load(&st->events[RM_RESULT_APPLIED])),
+                  RM_LOG_I("invalid", atomic_load(&st->events[RM_RESULT_INVALID])),
+                  RM_LOG_I("ignored", atomic_load(&st->events[RM_RESULT_IGNORED])),
+                  RM_LOG_I("tombstone", atomic_load(&st->events[RM_RESULT_TOMBSTONE])),
+                  RM_LOG_I("anomalies", atomic_load(&st->anomalies)));
 }

@@ -19,15 +19,12 @@
  * end; otherwise the failure's code (logged; RM_ERR_IO when interrupted). */
 rm_err_t rm_admin_replay(const rm_config_t *cfg, rm_replay_t *r);
 void rm_admin_log_events(const rm_replay_t *r);
-void rm_admin_print_plan(const rm_config_t *cfg, const rm_replay_t *r, FILE *out);
 
 /* Every replayed practitioner, partition by partition (malloc'd array of
  * borrowed pointers, caller frees; NULL when out of memory). */
 pract_t **rm_admin_collect(rm_replay_t *r, size_t *n);
 /* The name a rebuild holds its lease under: host:pid:start time. */
 void rm_admin_holder(char *out, size_t cap);
-/* Prints one row of `status`: partition, earliest, end, checkpoint, lag. */
-void rm_admin_print_partition(const rm_replay_t *r, int p, int64_t checkpoint);
 
 /* Renews a target's lease every third of its ttl on its own connection
  * (sink) while the work runs; `lost` is set when renewal finds the lease

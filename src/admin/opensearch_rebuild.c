@@ -14,6 +14,7 @@
  */
 #include "admin_internal.h"
 #include "progress.h"
+#include "report.h"
 #include "readmodel/clock.h"
 #include "readmodel/admin.h"
 #include "readmodel/log.h"
@@ -325,11 +326,18 @@ static int compare_checkpoints(rm_os_sink_t *s, const rm_config_t *cfg, compare_
             return -1;
         if (cp < c->r->high[p] || cp > c->ends[p]) {
             c->checkpoints_wrong++;
-            printf("  checkpoint of partition %d: %lld, log end %lld%s\n", p, (long long)cp,
-                   (long long)(cp < c->r->high[p] ? c->r->high[p] : c->ends[p]),
-                   cp > c->ends[p] ? ": above the log's end, the log was reset; run `readmodel "
-                                     "rebuild --target opensearch`"
-                                   : "");
+            int64_t want = cp < c->r->high[p] ? c->r->high[p] : c->ends[p];
+            char line[256];
+            snprintf(line, sizeof(line), "  checkpoint of partition %d: %lld, log end %lld%s", p,
+                     (long long)cp, (long long)want,
+                     cp > c->ends[p] ? ": above the log's end, the log was reset; run `readmodel "
+                                       "rebuild --target opensearch`"
+                                     : "");
+            rm_report_checkpoint(p, cp, want,
+                                 cp > c->ends[p] ? "above_log_end"
+                                 : cp < 0        ? "missing"
+                                                 : "behind",
+                                 line);
         }
     }
     return 0;
@@ -372,13 +380,21 @@ static rm_err_t os_verify(const rm_config_t *cfg, rm_replay_t *r, int truncated)
     if (compare_index(cfg, s, &c) < 0)
         goto done;
     unsigned long long drift = c.missing + c.wrong + c.extra + c.checkpoints_wrong;
-    printf("verify (opensearch): %llu document(s) identical, %llu missing, %llu wrong, %llu extra, "
-           "%llu skipped (updated by a live serve during verify); checkpoints: %llu wrong\n",
-           c.same, c.missing, c.wrong, c.extra, c.skipped, c.checkpoints_wrong);
+    rm_report_set("counts", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "drift", (json_int_t)drift,
+                                      "documents_missing", (json_int_t)c.missing, "documents_wrong",
+                                      (json_int_t)c.wrong, "documents_extra", (json_int_t)c.extra,
+                                      "documents_correct", (json_int_t)c.same, "documents_skipped",
+                                      (json_int_t)c.skipped, "checkpoints_wrong",
+                                      (json_int_t)c.checkpoints_wrong));
+    if (!rm_report_json())
+        printf("verify (opensearch): %llu document(s) identical, %llu missing, %llu wrong, %llu "
+               "extra, %llu skipped (updated by a live serve during verify); checkpoints: %llu "
+               "wrong\n",
+               c.same, c.missing, c.wrong, c.extra, c.skipped, c.checkpoints_wrong);
     const char *titles[] = {"missing", "wrong", "extra"};
     for (int k = 0; k < 3; k++)
         for (int i = 0; i < c.nex[k]; i++)
-            printf("  %s: %s\n", titles[k], c.ex[k][i]);
+            rm_report_example(titles[k], c.ex[k][i]);
     json_t *rec =
         json_pack("{s:I,s:I}", "finished_at", (json_int_t)time(NULL), "drift", (json_int_t)drift);
     if (!rec || rm_os_record_set(s, "verify:last:opensearch", rec) != RM_ERR_OK)
@@ -387,8 +403,8 @@ static rm_err_t os_verify(const rm_config_t *cfg, rm_replay_t *r, int truncated)
     rc = drift ? RM_ERR_DRIFT : RM_ERR_OK;
     unsigned long long seen = c.same + c.wrong + c.skipped;
     if (!drift && seen > 0 && c.skipped == seen) {
-        printf("verify could not compare: every document moved on during verify (a live serve "
-               "applied newer events); run it again when the log is quieter\n");
+        rm_report_note("verify could not compare: every document moved on during verify (a live "
+                       "serve applied newer events); run it again when the log is quieter");
         rc = RM_ERR_IO;
     }
 done:
@@ -400,21 +416,13 @@ done:
 
 /* ---- status ---- */
 
-static void print_record(rm_os_sink_t *s, const char *title, const char *name) {
+static void print_record(rm_os_sink_t *s, const char *key, const char *title, const char *name) {
     json_t *rec = NULL;
-    if (rm_os_record_get(s, name, &rec) != RM_ERR_OK || !rec) {
-        printf("%s: none\n", title);
-        return;
+    if (rm_os_record_get(s, name, &rec) != RM_ERR_OK) {
+        json_decref(rec);
+        rec = NULL;
     }
-    printf("%s:\n", title);
-    const char *k;
-    json_t *v;
-    json_object_foreach(rec, k, v) {
-        char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-        printf("%s=%s\n", k, text && text[0] == '"' ? json_string_value(v) : text ? text : "?");
-        free(text);
-    }
-    json_decref(rec);
+    rm_report_record(key, title, rec);
 }
 
 static rm_err_t os_status(const rm_config_t *cfg, rm_replay_t *r) {
@@ -429,9 +437,14 @@ static rm_err_t os_status(const rm_config_t *cfg, rm_replay_t *r) {
         rm_os_sink_free(s);
         return RM_ERR_IO;
     }
-    printf("target opensearch, topic %s, alias %s -> %s (generation %ld)\n", cfg->topic,
-           rm_os_alias(s), docs ? docs : "(none: serve creates it)", gen);
-    printf("%-10s %12s %12s %12s %10s\n", "partition", "earliest", "end", "checkpoint", "lag");
+    rm_report_set("alias", json_string(rm_os_alias(s)));
+    rm_report_set("index", docs ? json_string(docs) : json_null());
+    rm_report_set("generation", json_integer(gen));
+    if (!rm_report_json()) {
+        printf("target opensearch, topic %s, alias %s -> %s (generation %ld)\n", cfg->topic,
+               rm_os_alias(s), docs ? docs : "(none: serve creates it)", gen);
+        printf("%-10s %12s %12s %12s %10s\n", "partition", "earliest", "end", "checkpoint", "lag");
+    }
     for (int p = 0; docs && p < r->partitions; p++) {
         int64_t cp = -1;
         if (rm_os_checkpoint_get(s, cfg->topic, p, &cp) != RM_ERR_OK) {
@@ -439,15 +452,15 @@ static rm_err_t os_status(const rm_config_t *cfg, rm_replay_t *r) {
             rc = RM_ERR_IO;
             break;
         }
-        rm_admin_print_partition(r, p, cp);
+        rm_report_partition(r, p, cp);
     }
     char holder[256];
     long long ttl;
     if (rc == 0 && rm_os_lease_get(s, holder, sizeof(holder), &ttl) == RM_ERR_OK)
-        printf("lease: %s\n", holder[0] ? holder : "free");
+        rm_report_lease(holder, ttl);
     if (rc == 0) {
-        print_record(s, "last rebuild", "rebuild:last:opensearch");
-        print_record(s, "last verify", "verify:last:opensearch");
+        print_record(s, "last_rebuild", "last rebuild", "rebuild:last:opensearch");
+        print_record(s, "last_verify", "last verify", "verify:last:opensearch");
     }
     free(docs);
     free(state);

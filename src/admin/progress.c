@@ -58,8 +58,10 @@ static void print(rm_progress_t *p, uint64_t done, bool final) {
                 final ? "\n" : "");
         fflush(stderr);
     } else {
-        rm_info("%s: %llu/%llu (%.1f%%), %.0f/s, %s %.0fs", name, (unsigned long long)done,
-                (unsigned long long)p->total, pct, rate, final ? "took" : "ETA", final ? t : eta);
+        rm_log_fields(RM_LOG_INFO, NULL, final ? "phase done" : "progress", RM_LOG_S("phase", name),
+                      RM_LOG_I("done", done), RM_LOG_I("total", p->total), RM_LOG_D("percent", pct),
+                      RM_LOG_D("per_second", rate),
+                      RM_LOG_D(final ? "took_s" : "eta_s", final ? t : eta));
     }
 }
 

@@ -22,6 +22,7 @@
  */
 #include "admin_internal.h"
 #include "progress.h"
+#include "report.h"
 #include "readmodel/clock.h"
 #include "readmodel/admin.h"
 #include "readmodel/date.h"
@@ -678,8 +679,10 @@ static rm_err_t redis_rebuild(const rm_config_t *cfg, rm_replay_t *r, int trunca
                 other);
         rc = RM_ERR_LEASE_HELD;
     } else {
-        rm_info("lease taken as %s; live serve processes pause writes until it is released",
-                holder);
+        rm_log_ctx_t ctx = {"redis", -1, -1};
+        rm_log_fields(RM_LOG_INFO, &ctx,
+                      "lease taken; live serve processes pause writes until it is released",
+                      RM_LOG_S("holder", holder), RM_LOG_I("ttl_ms", cfg->lease_ttl_ms));
         if (rm_renewer_start(&rn) == RM_ERR_OK) {
             rc = rebuild_locked(cfg, s, r, &rn, truncated) ? RM_ERR_OK : RM_ERR_IO;
             bool held = rm_renewer_stop(&rn); /* a lost lease is not ours to release */
@@ -697,7 +700,7 @@ static rm_err_t redis_rebuild(const rm_config_t *cfg, rm_replay_t *r, int trunca
 
 static void print_examples(const diff_t *d, int kind, const char *title) {
     for (int i = 0; i < d->nexamples[kind]; i++)
-        printf("  %s: %s\n", title, d->examples[kind][i]);
+        rm_report_example(title, d->examples[kind][i]);
 }
 
 /* Compares every replayed practitioner's state and days with Redis, chunk
@@ -768,15 +771,19 @@ static int compare_checkpoints(rm_redis_sink_t *s, const rm_config_t *cfg, const
         int64_t cp;
         if (rm_redis_sink_checkpoint_get(s, cfg->topic, p, &cp) != RM_ERR_OK)
             return -1;
+        char line[256];
         if (cp < r->high[p]) {
             d->checkpoint_wrong++;
-            printf("  checkpoint of partition %d: %lld, log end %lld\n", p, (long long)cp,
-                   (long long)r->high[p]);
+            snprintf(line, sizeof(line), "  checkpoint of partition %d: %lld, log end %lld", p,
+                     (long long)cp, (long long)r->high[p]);
+            rm_report_checkpoint(p, cp, r->high[p], cp < 0 ? "missing" : "behind", line);
         } else if (cp > ends[p]) {
             d->checkpoint_wrong++;
-            printf("  checkpoint of partition %d: %lld is above the log's end %lld: the log was "
-                   "reset; run `readmodel rebuild`\n",
-                   p, (long long)cp, (long long)ends[p]);
+            snprintf(line, sizeof(line),
+                     "  checkpoint of partition %d: %lld is above the log's end %lld: the log "
+                     "was reset; run `readmodel rebuild`",
+                     p, (long long)cp, (long long)ends[p]);
+            rm_report_checkpoint(p, cp, ends[p], "above_log_end", line);
         }
     }
     return 0;
@@ -786,15 +793,26 @@ static int compare_checkpoints(rm_redis_sink_t *s, const rm_config_t *cfg, const
 static uint64_t verify_report(rm_redis_sink_t *s, const diff_t *d, int truncated) {
     uint64_t drift = d->missing + d->wrong + d->extra + d->state_missing + d->state_wrong +
                      d->state_extra + d->checkpoint_wrong;
-    printf("verify: %s. keys: %llu missing, %llu wrong, %llu extra, %llu correct; states: %llu "
-           "missing, %llu wrong, %llu extra; checkpoints: %llu wrong; %llu practitioner(s) "
-           "skipped (moved on during verify)%s\n",
-           drift ? "DRIFT FOUND" : "identical", (unsigned long long)d->missing,
-           (unsigned long long)d->wrong, (unsigned long long)d->extra,
-           (unsigned long long)d->unchanged, (unsigned long long)d->state_missing,
-           (unsigned long long)d->state_wrong, (unsigned long long)d->state_extra,
-           (unsigned long long)d->checkpoint_wrong, (unsigned long long)d->skipped,
-           truncated ? "; compared against truncated history" : "");
+    rm_report_set(
+        "counts",
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "drift", (json_int_t)drift,
+                  "keys_missing", (json_int_t)d->missing, "keys_wrong", (json_int_t)d->wrong,
+                  "keys_extra", (json_int_t)d->extra, "keys_correct", (json_int_t)d->unchanged,
+                  "states_missing", (json_int_t)d->state_missing, "states_wrong",
+                  (json_int_t)d->state_wrong, "states_extra", (json_int_t)d->state_extra,
+                  "checkpoints_wrong", (json_int_t)d->checkpoint_wrong, "practitioners_replayed",
+                  (json_int_t)d->replayed, "practitioners_skipped", (json_int_t)d->skipped));
+    rm_report_set("truncated_history", json_boolean(truncated));
+    if (!rm_report_json())
+        printf("verify: %s. keys: %llu missing, %llu wrong, %llu extra, %llu correct; states: %llu "
+               "missing, %llu wrong, %llu extra; checkpoints: %llu wrong; %llu practitioner(s) "
+               "skipped (moved on during verify)%s\n",
+               drift ? "DRIFT FOUND" : "identical", (unsigned long long)d->missing,
+               (unsigned long long)d->wrong, (unsigned long long)d->extra,
+               (unsigned long long)d->unchanged, (unsigned long long)d->state_missing,
+               (unsigned long long)d->state_wrong, (unsigned long long)d->state_extra,
+               (unsigned long long)d->checkpoint_wrong, (unsigned long long)d->skipped,
+               truncated ? "; compared against truncated history" : "");
     char fin[32], total[32], c1[32], c2[32], c3[32], c4[32], c5[32];
     snprintf(fin, sizeof(fin), "%lld", (long long)time(NULL));
     snprintf(total, sizeof(total), "%llu", (unsigned long long)drift);
@@ -840,14 +858,18 @@ static rm_err_t redis_verify(const rm_config_t *cfg, rm_replay_t *r, int truncat
     } else {
         uint64_t drift = verify_report(s, &d, truncated);
         rc = drift ? RM_ERR_DRIFT : RM_ERR_OK;
+        char note[256];
         if (!drift && d.replayed > 0 && d.skipped == d.replayed) {
-            printf("verify could not compare: every practitioner moved on during verify (a live "
-                   "serve applied newer events); run it again when the log is quieter\n");
+            rm_report_note("verify could not compare: every practitioner moved on during verify "
+                           "(a live serve applied newer events); run it again when the log is "
+                           "quieter");
             rc = RM_ERR_IO;
         } else if (!drift && d.skipped * 2 > d.replayed) {
-            printf("note: %llu of %llu practitioners were skipped (moved on during verify); "
-                   "the comparison covers the rest only\n",
-                   (unsigned long long)d.skipped, (unsigned long long)d.replayed);
+            snprintf(note, sizeof(note),
+                     "note: %llu of %llu practitioners were skipped (moved on during verify); "
+                     "the comparison covers the rest only",
+                     (unsigned long long)d.skipped, (unsigned long long)d.replayed);
+            rm_report_note(note);
         }
     }
     rm_redis_sink_free(s);
@@ -859,8 +881,11 @@ static rm_err_t redis_status(const rm_config_t *cfg, rm_replay_t *r) {
     if (!s)
         return RM_ERR_IO;
     rm_err_t rc = RM_ERR_OK;
-    printf("target redis, topic %s, prefix %s\n", cfg->topic, cfg->redis_prefix);
-    printf("%-10s %12s %12s %12s %10s\n", "partition", "earliest", "end", "checkpoint", "lag");
+    rm_report_set("prefix", json_string(cfg->redis_prefix));
+    if (!rm_report_json()) {
+        printf("target redis, topic %s, prefix %s\n", cfg->topic, cfg->redis_prefix);
+        printf("%-10s %12s %12s %12s %10s\n", "partition", "earliest", "end", "checkpoint", "lag");
+    }
     for (int p = 0; p < r->partitions; p++) {
         int64_t cp = -1;
         if (rm_redis_sink_checkpoint_get(s, cfg->topic, p, &cp) != RM_ERR_OK) {
@@ -868,17 +893,17 @@ static rm_err_t redis_status(const rm_config_t *cfg, rm_replay_t *r) {
             rc = RM_ERR_IO;
             break;
         }
-        rm_admin_print_partition(r, p, cp);
+        rm_report_partition(r, p, cp);
     }
     char holder[256], record[1024];
     long long ttl;
     if (rc == 0 && rm_redis_lease_get(s, holder, sizeof(holder), &ttl) == RM_ERR_OK)
-        printf("lease: %s\n", holder[0] ? holder : "free");
+        rm_report_lease(holder, ttl);
     if (rc == 0 &&
         rm_redis_record_get(s, "rebuild:last:redis", record, sizeof(record)) == RM_ERR_OK)
-        printf("last rebuild:%s%s", record[0] ? "\n" : " none\n", record);
+        rm_report_record("last_rebuild", "last rebuild", rm_report_record_parse(record));
     if (rc == 0 && rm_redis_record_get(s, "verify:last:redis", record, sizeof(record)) == RM_ERR_OK)
-        printf("last verify:%s%s", record[0] ? "\n" : " none\n", record);
+        rm_report_record("last_verify", "last verify", rm_report_record_parse(record));
     rm_redis_sink_free(s);
     return rc;
 }

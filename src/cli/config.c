@@ -16,6 +16,7 @@
  * echoed with control characters escaped, secrets never.
  */
 #include "options.h"
+#include "readmodel/cpus.h"
 #include "readmodel/date.h"
 #include "readmodel/kafka.h"
 #include "readmodel/log.h"
@@ -374,7 +375,8 @@ static const rm_opt_t options[] = {
      .help = "key prefix: at most 64 bytes, no spaces or braces"},
     {"workers", "N", NULL, NOSTAT, RM_OPT_INT, OFF(workers), .min = 1, .max = 256,
      .flags = RM_OPT_PRINT,
-     .help = "consumer threads, each owning its partitions (default: number of cores)"},
+     .help = "consumer threads, each owning its partitions (default: the CPUs this process may "
+             "use: its affinity mask, capped by the cgroup CPU limit rounded up)"},
     {"dlq-topic", "NAME", NULL, SERVE, RM_OPT_STRING, OFF(dlq_topic), .unset = "(none)",
      .flags = RM_OPT_PRINT,
      .help = "produce invalid events there, unchanged, with headers reason, source_topic, "
@@ -486,6 +488,11 @@ static const rm_opt_t options[] = {
      .help = "partitions of the default topic and of a topic without :N"},
     {"brokers-count", "N", NULL, DEVK, RM_OPT_INT, OFF(brokers_count), .min = 1, .max = 16,
      .def = "1", .help = "brokers in the cluster"},
+    /* ---- operator (issue 16): machine-readable output ---- */
+    {"output", "text|json", NULL, REBUILD | VERIFY | STATUS, RM_OPT_CHOICE, OFF(output_format),
+     .def = "text", .choices = "text|json", .flags = RM_OPT_OWN_DEFAULT,
+     .help = "json: print one JSON object on stdout at the end instead of text (rebuild: only "
+             "with --dry-run; fields in docs/output-json.md)"},
     {"log-format", "text|json", NULL, ALL4, RM_OPT_CUSTOM, .def = "text", .choices = "text|json",
      .set = set_log_format, .flags = RM_OPT_OWN_DEFAULT, .help = "log lines as text or JSON"},
     {"log-level", "L", NULL, ALL4, RM_OPT_CUSTOM, .def = "info", .choices = "debug|info|warn|error",
@@ -507,8 +514,7 @@ const rm_opt_t *rm_config_options(size_t *n) {
 /* Every field's default (whatever the command, as one designated initializer
  * would), but a RM_OPT_OWN_DEFAULT row's only for its commands. */
 static int apply_defaults(rm_command_t cmd, rm_config_t *cfg, char *err, size_t errlen) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    cfg->workers = cores > 0 ? (int)cores : 1;
+    cfg->workers = rm_cpus_available(); /* affinity and cgroup quota, not the node's cores */
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const rm_opt_t *o = &options[i];
         bool applies = (o->cmds & RM_ON(cmd)) || !(o->flags & RM_OPT_OWN_DEFAULT);

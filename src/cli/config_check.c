@@ -229,6 +229,11 @@ static int validate_command(rm_command_t cmd, rm_config_t *cfg, char *err, size_
                  "--from-beginning: required (a rebuild always replays the whole retained log)");
         return -1;
     }
+    if (cmd == RM_CMD_REBUILD && cfg->output_format && strcmp(cfg->output_format, "json") == 0 &&
+        !cfg->dry_run) {
+        snprintf(err, errlen, "--output json: rebuild takes it only with --dry-run");
+        return -1;
+    }
     if (cfg->flush && !cfg->yes) {
         snprintf(err, errlen,
                  "--flush: deletes the model before replaying, so readers see it "

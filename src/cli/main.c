@@ -4,6 +4,7 @@
  * codes (0 ok, 1 runtime failure, 2 bad usage or configuration).
  */
 #include "commands.h"
+#include "readmodel/config.h"
 #include "readmodel/metrics.h"
 #include "readmodel/stop.h"
 
@@ -14,23 +15,6 @@
 #ifndef RM_VERSION
 #define RM_VERSION "dev"
 #endif
-
-static const char usage[] =
-    "Usage: readmodel COMMAND [options]\n"
-    "\n"
-    "Keeps the booking platform's derived read models in step with the booking log.\n"
-    "\n"
-    "Commands:\n"
-    "  serve       consume the log and maintain the Redis availability bitmaps and, with\n"
-    "              --opensearch, the OpenSearch practitioner index\n"
-    "  rebuild     repair a read model from the whole log while readers keep reading\n"
-    "  verify      replay the log and compare with the live model (exit 1 on drift)\n"
-    "  status      offsets, checkpoints, lag, rebuild lease and last rebuild\n"
-    "  dev-kafka   run a local Kafka (librdkafka mock cluster) and print its bootstrap servers\n"
-    "  gen         generate a deterministic, realistic booking log into Kafka or a file\n"
-    "  version     print the version\n"
-    "\n"
-    "Run 'readmodel COMMAND --help' for a command's options.\n";
 
 int rm_exit_code(rm_err_t e) {
     return e == RM_ERR_OK ? 0 : e == RM_ERR_INVAL ? 2 : 1;
@@ -51,13 +35,23 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
 
     if (argc < 2) {
-        fputs(usage, stderr);
+        fputs(rm_usage_main(), stderr);
         return 2;
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
-        fputs(usage, stdout);
+        fputs(rm_usage_main(), stdout);
         return 0;
+    }
+    /* Hidden: the build generates the man page and the completion with
+     * these (CMakeLists.txt), from the same table as --help. */
+    if (strcmp(cmd, "help-man") == 0) {
+        rm_usage_man(stdout);
+        return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+    }
+    if (strcmp(cmd, "help-completion") == 0) {
+        rm_usage_bash_completion(stdout);
+        return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("readmodel %s\n", RM_VERSION);

@@ -14,6 +14,7 @@
 
 #include "readmodel/config.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -91,6 +92,13 @@ int rm_cli_nomem(char *err, size_t errlen);
 /* Replaces *dst (freed) with a copy of v. 0, or -1 when out of memory
  * (*dst unchanged). */
 int rm_cli_set_str(char **dst, const char *v);
+
+/* The prose of cmd's --help before (tail false) or after its option lines. */
+const char *rm_usage_prose(rm_command_t cmd, bool tail);
+/* One line saying what cmd does. */
+const char *rm_command_summary(rm_command_t cmd);
+/* The i-th command in the order `readmodel --help` lists them. */
+rm_command_t rm_command_listed(size_t i);
 
 /* The checks after parsing (config_check.c). 0, or -1 with one line in err. */
 int rm_config_validate(rm_command_t cmd, rm_config_t *cfg, char *err, size_t errlen);

@@ -25,7 +25,8 @@ static const struct {
          "one being down or slow never delays the other.\n"
          "\n" OPTIONS_HEAD,
          "\n"
-         "The topic must exist (a missing one is exit 2, not created).\n"
+         "The topic must exist (a missing one is exit 2, not created). What is read and\n"
+         "written (events, keys, bit order, documents): docs/contract.md.\n"
          "Exit codes: 0 stopped cleanly (SIGTERM/SIGINT or --until-caught-up), 1 runtime "
          "failure,\n"
          "2 bad configuration.\n"},
@@ -95,6 +96,37 @@ static const struct {
          ""},
 };
 
+/* One line per command, for `readmodel --help`, the man page and the
+ * completion; "version" is not a command of the table but is listed. */
+static const char *const summaries[RM_N_COMMANDS] = {
+    [RM_CMD_SERVE] = "consume the log and maintain the Redis availability bitmaps and, with "
+                     "--opensearch, the OpenSearch practitioner index",
+    [RM_CMD_REBUILD] = "repair a read model from the whole log while readers keep reading",
+    [RM_CMD_VERIFY] = "replay the log and compare with the live model (exit 1 on drift)",
+    [RM_CMD_STATUS] = "offsets, checkpoints, lag, rebuild lease and last rebuild",
+    [RM_CMD_DEV_KAFKA] = "run a local Kafka (librdkafka mock cluster) and print its bootstrap "
+                         "servers",
+    [RM_CMD_GEN] = "generate a deterministic, realistic booking log into Kafka or a file",
+};
+
+/* The order of `readmodel --help`. */
+static const rm_command_t listed[RM_N_COMMANDS] = {RM_CMD_SERVE,  RM_CMD_REBUILD,   RM_CMD_VERIFY,
+                                                   RM_CMD_STATUS, RM_CMD_DEV_KAFKA, RM_CMD_GEN};
+
+const char *rm_usage_prose(rm_command_t cmd, bool tail) {
+    if ((unsigned)cmd >= RM_N_COMMANDS)
+        return "";
+    return tail ? usage_prose[cmd].tail : usage_prose[cmd].head;
+}
+
+const char *rm_command_summary(rm_command_t cmd) {
+    return (unsigned)cmd < RM_N_COMMANDS ? summaries[cmd] : "";
+}
+
+rm_command_t rm_command_listed(size_t i) {
+    return listed[i % RM_N_COMMANDS];
+}
+
 /* ---- --help --------------------------------------------------------------- */
 
 typedef struct {
@@ -114,21 +146,21 @@ static void sb_add(sbuf_t *b, const char *fmt, ...) {
 
 enum { HELP_COLUMN = 30, HELP_WIDTH = 96 };
 
-/* `left`, then `text` word-wrapped in a column from HELP_COLUMN. */
-static void sb_wrapped(sbuf_t *b, const char *left, const char *text) {
+/* `left`, then `text` word-wrapped in a column from `column`. */
+static void sb_wrapped_at(sbuf_t *b, const char *left, const char *text, size_t column) {
     size_t col = strlen(left);
     sb_add(b, "%s", left);
-    if (col + 2 > HELP_COLUMN)
-        sb_add(b, "\n%*s", HELP_COLUMN, "");
+    if (col + 2 > column)
+        sb_add(b, "\n%*s", (int)column, "");
     else
-        sb_add(b, "%*s", (int)(HELP_COLUMN - col), "");
-    col = HELP_COLUMN;
+        sb_add(b, "%*s", (int)(column - col), "");
+    col = column;
     for (const char *p = text; *p;) {
         size_t w = strcspn(p, " ");
-        if (col > HELP_COLUMN && col + 1 + w > HELP_WIDTH) {
-            sb_add(b, "\n%*s", HELP_COLUMN, "");
-            col = HELP_COLUMN;
-        } else if (col > HELP_COLUMN) {
+        if (col > column && col + 1 + w > HELP_WIDTH) {
+            sb_add(b, "\n%*s", (int)column, "");
+            col = column;
+        } else if (col > column) {
             sb_add(b, " ");
             col++;
         }
@@ -138,6 +170,10 @@ static void sb_wrapped(sbuf_t *b, const char *left, const char *text) {
             ;
     }
     sb_add(b, "\n");
+}
+
+static void sb_wrapped(sbuf_t *b, const char *left, const char *text) {
+    sb_wrapped_at(b, left, text, HELP_COLUMN);
 }
 
 /* One option's lines: "  --name ARG   help (env VAR; default D)". */
@@ -158,6 +194,30 @@ static void usage_option(sbuf_t *b, const rm_opt_t *o) {
                  *extra ? "; " : "", o->def);
     snprintf(text, sizeof(text), "%s%s%s%s", o->help, *extra ? " (" : "", extra, *extra ? ")" : "");
     sb_wrapped(b, left, text);
+}
+
+const char *rm_usage_main(void) {
+    static char text[4096];
+    sbuf_t b = {text, 0, sizeof(text)};
+    if (text[0])
+        return text;
+    sb_add(&b, "Usage: readmodel COMMAND [options]\n\n"
+               "Keeps the booking platform's derived read models in step with the booking log.\n\n"
+               "Commands:\n");
+    for (size_t i = 0; i < RM_N_COMMANDS; i++) {
+        char left[32];
+        snprintf(left, sizeof(left), "  %s", rm_command_name(listed[i]));
+        sb_wrapped_at(&b, left, summaries[listed[i]], 14);
+    }
+    sb_wrapped_at(&b, "  version", "print the version", 14);
+    sb_add(&b,
+           "\nRun 'readmodel COMMAND --help' for a command's options; `man readmodel` when\n"
+           "installed.\n"
+           "The contract (events read, keys and documents written, bit order of the bitmaps):\n"
+           "docs/contract.md in the source tree, /usr/share/doc/readmodel/contract.md from the\n"
+           "Debian package; examples of reading the model: examples/\n"
+           "(/usr/share/doc/readmodel/examples).\n");
+    return text;
 }
 
 const char *rm_usage(rm_command_t cmd) {

@@ -5,6 +5,11 @@
  * never interleave. A message too long for the line is cut on a character
  * (and escape) boundary and marked: " [truncated]" after it in text,
  * "truncated":true in JSON, whose line stays valid JSON (and UTF-8).
+ *
+ * Facts go in fields, not in the message (rm_log_fields): in JSON each is a
+ * member of its own ("partition":3, "reason":"wrong_type"), in text a
+ * key=value after the message (quoted when the value has spaces), so a log
+ * pipeline filters on them without parsing prose.
  */
 #include "readmodel/log.h"
 
@@ -104,15 +109,54 @@ static void utf8_trim(char *s, size_t len) {
         s[i - 1] = '\0';
 }
 
+/* Whether a text value must be quoted to stay one key=value token. */
+static bool needs_quotes(const char *s) {
+    if (!*s)
+        return true;
+    for (; *s; s++)
+        if (*s == ' ' || *s == '"' || *s == '=' || (unsigned char)*s < 0x20)
+            return true;
+    return false;
+}
+
+/* Appends one field (",\"key\":value" or " key=value") whole, or not at all
+ * when the line has no room; a long string value is cut on a character. */
+static void put_field(line_t *c, const rm_log_field_t *f) {
+    char tmp[560], num[48];
+    line_t t = {tmp, 0, sizeof(tmp) - 2}; /* room for the closing quote */
+    if (f->kind == RM_LOG_FIELD_STR && !f->s)
+        return;
+    put(&t, json_lines ? ",\"" : " ", json_lines ? 2 : 1);
+    put_text(&t, f->key, json_lines);
+    put(&t, json_lines ? "\":" : "=", json_lines ? 2 : 1);
+    if (f->kind == RM_LOG_FIELD_STR) {
+        bool quote = json_lines || needs_quotes(f->s);
+        if (quote)
+            put(&t, "\"", 1);
+        put_text(&t, f->s, quote);
+        t.cap = sizeof(tmp);
+        if (quote)
+            put(&t, "\"", 1);
+    } else if (f->kind == RM_LOG_FIELD_INT) {
+        put(&t, num, (size_t)snprintf(num, sizeof(num), "%lld", f->i));
+    } else if (f->d != f->d || f->d - f->d != 0) { /* NaN or infinite: not a JSON number */
+        put(&t, "null", 4);
+    } else {
+        put(&t, num, (size_t)snprintf(num, sizeof(num), "%.6g", f->d));
+    }
+    put(c, tmp, t.len);
+}
+
 #define TRUNCATED_TEXT " [truncated]"
 #define TRUNCATED_JSON ",\"truncated\":true"
 
-static void vlog(rm_log_level_t level, const rm_log_ctx_t *ctx, const char *fmt, va_list ap)
-    __attribute__((format(printf, 3, 0)));
-static void vlog(rm_log_level_t level, const rm_log_ctx_t *ctx, const char *fmt, va_list ap) {
+static void vlog(rm_log_level_t level, const rm_log_ctx_t *ctx, const rm_log_field_t *fields,
+                 size_t nfields, const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+static void vlog(rm_log_level_t level, const rm_log_ctx_t *ctx, const rm_log_field_t *fields,
+                 size_t nfields, const char *fmt, va_list ap) {
     if (level < min_level)
         return;
-    char msg[2048], line[4800], ts[40], context[200];
+    char msg[2048], line[6400], ts[40], context[1800];
     int mlen = vsnprintf(msg, sizeof(msg), fmt, ap);
     bool truncated = mlen < 0 || (size_t)mlen >= sizeof(msg);
     if (mlen < 0)
@@ -126,13 +170,13 @@ static void vlog(rm_log_level_t level, const rm_log_ctx_t *ctx, const char *fmt,
     size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", now.tv_nsec / 1000000);
     /* The context: the target is cut to leave room for the rest. */
-    line_t c = {context, 0, sizeof(context) - 64};
+    line_t c = {context, 0, 200 - 64};
     char num[48];
     if (ctx && ctx->target) {
         put(&c, json_lines ? ",\"target\":\"" : " target=", json_lines ? 11 : 8);
         put_text(&c, ctx->target, json_lines);
     }
-    c.cap = sizeof(context);
+    c.cap = 200;
     if (ctx && ctx->target && json_lines)
         put(&c, "\"", 1);
     if (ctx && ctx->partition >= 0)
@@ -143,6 +187,9 @@ static void vlog(rm_log_level_t level, const rm_log_ctx_t *ctx, const char *fmt,
         put(&c, num,
             (size_t)snprintf(num, sizeof(num), json_lines ? ",\"offset\":%lld" : " offset=%lld",
                              ctx->offset));
+    c.cap = sizeof(context);
+    for (size_t i = 0; i < nfields; i++)
+        put_field(&c, &fields[i]);
     /* The message gets what the head, the context, the mark and the end
      * leave of the line. */
     size_t tail =
@@ -172,15 +219,31 @@ static void vlog(rm_log_level_t level, const rm_log_ctx_t *ctx, const char *fmt,
 void rm_log(rm_log_level_t level, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vlog(level, NULL, fmt, ap);
+    vlog(level, NULL, NULL, 0, fmt, ap);
     va_end(ap);
 }
 
 void rm_logc(rm_log_level_t level, const rm_log_ctx_t *ctx, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vlog(level, ctx, fmt, ap);
+    vlog(level, ctx, NULL, 0, fmt, ap);
     va_end(ap);
+}
+
+/* vlog takes a format; a fields line's message is one "%s". */
+static void log_msg(rm_log_level_t level, const rm_log_ctx_t *ctx, const rm_log_field_t *fields,
+                    size_t n, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void log_msg(rm_log_level_t level, const rm_log_ctx_t *ctx, const rm_log_field_t *fields,
+                    size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, ctx, fields, n, fmt, ap);
+    va_end(ap);
+}
+
+void rm_log_fields_n(rm_log_level_t level, const rm_log_ctx_t *ctx, const char *msg,
+                     const rm_log_field_t *fields, size_t n) {
+    log_msg(level, ctx, fields, n, "%s", msg);
 }
 
 bool rm_ratelimit_allow(rm_ratelimit_t *rl, uint64_t *suppressed) {

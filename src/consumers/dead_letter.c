@@ -76,10 +76,13 @@ static void mark_cut(rd_kafka_headers_t *h, size_t size) {
 static void log_cut(const char *topic, int32_t partition, int64_t offset, size_t size,
                     size_t kept) {
     rm_log_ctx_t ctx = {"dlq", (int)partition, (long long)offset};
-    rm_logc(RM_LOG_WARN, &ctx,
-            "dead letter of %zu bytes does not fit %s: sent %s (headers truncated=true, "
-            "original_size=%zu)",
-            size, topic, kept ? "its first bytes" : "its headers only", size);
+    rm_log_fields(RM_LOG_WARN, &ctx,
+                  kept ? "dead letter too large for its topic: sent its first bytes "
+                         "(header truncated=true)"
+                       : "dead letter too large for its topic: sent its headers only "
+                         "(header truncated=true)",
+                  RM_LOG_S("dlq_topic", topic), RM_LOG_I("original_size", size),
+                  RM_LOG_I("kept_bytes", kept));
 }
 
 /* Produces value[0..len) with headers h (taken on success). */

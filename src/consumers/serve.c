@@ -25,29 +25,33 @@ static uint64_t total_events(rm_stats_t *st) {
     return n;
 }
 
-static void log_summary(rm_stats_t *st, const char *what) {
-    char invalid[1024] = "";
-    size_t o = 0;
+/* The pipeline's counts as fields of one line, invalid events also by
+ * reason (invalid_<reason>, the non-zero ones). */
+static void log_summary(rm_stats_t *st, const char *target) {
+    enum { FIXED = 10 };
+    rm_log_field_t f[FIXED + RM_REASON__COUNT] = {
+        RM_LOG_I("applied", atomic_load(&st->events[RM_RESULT_APPLIED])),
+        RM_LOG_I("invalid", atomic_load(&st->events[RM_RESULT_INVALID])),
+        RM_LOG_I("ignored", atomic_load(&st->events[RM_RESULT_IGNORED])),
+        RM_LOG_I("duplicate", atomic_load(&st->events[RM_RESULT_DUPLICATE])),
+        RM_LOG_I("tombstone", atomic_load(&st->events[RM_RESULT_TOMBSTONE])),
+        RM_LOG_I("anomalies", atomic_load(&st->anomalies)),
+        RM_LOG_I("dead_lettered", atomic_load(&st->dead_lettered)),
+        RM_LOG_I("practitioners_written", atomic_load(&st->practitioners_written)),
+        RM_LOG_I("flushes", atomic_load(&st->flushes)),
+        RM_LOG_I("sink_errors", atomic_load(&st->sink_errors)),
+    };
+    char keys[RM_REASON__COUNT][64];
+    size_t n = FIXED;
     for (int r = 0; r < RM_REASON__COUNT; r++) {
-        uint64_t n = atomic_load(&st->invalid[r]);
-        if (n && o < sizeof(invalid))
-            o += (size_t)snprintf(invalid + o, sizeof(invalid) - o, " %s=%llu",
-                                  rm_reason_name((rm_reason_t)r), (unsigned long long)n);
+        uint64_t count = atomic_load(&st->invalid[r]);
+        if (!count)
+            continue;
+        snprintf(keys[r], sizeof(keys[r]), "invalid_%s", rm_reason_name((rm_reason_t)r));
+        f[n++] = RM_LOG_I(keys[r], count);
     }
-    rm_info("%s: events applied=%llu invalid=%llu ignored=%llu duplicate=%llu tombstone=%llu "
-            "anomalies=%llu dead_lettered=%llu practitioners_written=%llu flushes=%llu "
-            "sink_errors=%llu%s%s",
-            what, (unsigned long long)atomic_load(&st->events[RM_RESULT_APPLIED]),
-            (unsigned long long)atomic_load(&st->events[RM_RESULT_INVALID]),
-            (unsigned long long)atomic_load(&st->events[RM_RESULT_IGNORED]),
-            (unsigned long long)atomic_load(&st->events[RM_RESULT_DUPLICATE]),
-            (unsigned long long)atomic_load(&st->events[RM_RESULT_TOMBSTONE]),
-            (unsigned long long)atomic_load(&st->anomalies),
-            (unsigned long long)atomic_load(&st->dead_lettered),
-            (unsigned long long)atomic_load(&st->practitioners_written),
-            (unsigned long long)atomic_load(&st->flushes),
-            (unsigned long long)atomic_load(&st->sink_errors), o ? "; invalid by reason:" : "",
-            invalid);
+    rm_log_ctx_t ctx = {target, -1, -1};
+    rm_log_fields_n(RM_LOG_INFO, &ctx, "stopped: events and writes since start", f, n);
 }
 
 /* The topic as serve starts: its partition count and, for
@@ -341,9 +345,10 @@ static void serve_loop(serve_t *sv) {
         time_t now = time(NULL);
         if (now - last >= 10) {
             uint64_t n = total_events(sv->stats[0]);
-            rm_info("progress: %llu events (%.0f/s), %d partition(s) at end of log",
-                    (unsigned long long)n, (double)(n - last_n) / (double)(now - last),
-                    atomic_load(&sv->pls[0].sh.eof_partitions));
+            rm_log_fields(
+                RM_LOG_INFO, NULL, "progress", RM_LOG_I("events", n),
+                RM_LOG_D("events_per_second", (double)(n - last_n) / (double)(now - last)),
+                RM_LOG_I("partitions_at_end", atomic_load(&sv->pls[0].sh.eof_partitions)));
             last = now;
             last_n = n;
         }
@@ -364,13 +369,9 @@ rm_err_t rm_serve_run(const rm_config_t *cfg, rm_stats_t *stats) {
     for (size_t i = 0; i < sv.n; i++)
         if (sv.pls[i].sh.cfg)
             failed |= pipeline_stop(&sv.pls[i]);
-    char what[64];
-    for (size_t i = 0; i < sv.n; i++) {
-        if (!sv.stats[i] || !sv.pls[i].sh.cfg)
-            continue;
-        snprintf(what, sizeof(what), "stopped (%s)", sv.pls[i].sh.ops->name);
-        log_summary(sv.stats[i], what);
-    }
+    for (size_t i = 0; i < sv.n; i++)
+        if (sv.stats[i] && sv.pls[i].sh.cfg)
+            log_summary(sv.stats[i], sv.pls[i].sh.ops->name);
     rm_http_stop(sv.http);
     if (rc == 0 && failed)
         rc = 1;

@@ -112,8 +112,9 @@ static void sink_failed(rm_worker_t *w, rm_sink_error_t kind, const char *what, 
                 w->sh->cfg->until_caught_up ? "stopping" : "retrying until it is fixed");
         return;
     }
-    rm_logc(RM_LOG_WARN, &ctx, "worker %d: %s failed: %s; retrying in %d ms", w->id, what,
-            sink_error(w), backoff_ms);
+    rm_log_fields(RM_LOG_WARN, &ctx, "sink operation failed; retrying", RM_LOG_I("worker", w->id),
+                  RM_LOG_S("operation", what), RM_LOG_S("error", sink_error(w)),
+                  RM_LOG_I("retry_ms", backoff_ms));
 }
 
 static part_t *part_get(rm_worker_t *w, int32_t partition) {
@@ -240,11 +241,12 @@ static void log_invalid(rm_worker_t *w, const rd_kafka_message_t *m, const rm_re
     if (!rm_ratelimit_allow(&w->invalid_log, &suppressed))
         return;
     rm_log_ctx_t ctx = {target_name(w), (int)m->partition, (long long)m->offset};
-    rm_logc(RM_LOG_WARN, &ctx, "invalid event: %s%s%s%s", rm_reason_name(why->reason),
-            why->field[0] ? " (" : "", why->field, why->field[0] ? ")" : "");
+    rm_log_fields(RM_LOG_WARN, &ctx, "invalid event",
+                  RM_LOG_S("reason", rm_reason_name(why->reason)),
+                  RM_LOG_S("field", why->field[0] ? why->field : NULL));
     if (suppressed)
-        rm_warn("%llu more invalid events were not logged (rate limit)",
-                (unsigned long long)suppressed);
+        rm_log_fields(RM_LOG_WARN, &ctx, "more invalid events were not logged (rate limit)",
+                      RM_LOG_I("count", suppressed));
 }
 
 /* ---- project ---- */
@@ -317,11 +319,12 @@ static void apply_message(rm_worker_t *w, rd_kafka_message_t *m) {
 
 /* Resumes a partition from the checkpoint stored in the sink. */
 static void part_reset(rm_worker_t *w, part_t *p, int64_t stored) {
+    rm_log_ctx_t ctx = {target_name(w), (int)p->partition, (long long)stored};
     if (!w->paused)
-        rm_warn("worker %d: the sink's state of partition %d is not what this worker wrote "
-                "(checkpoint %lld, stored %lld): dropping its cache and resuming from the stored "
-                "checkpoint",
-                w->id, (int)p->partition, (long long)p->stored_cp, (long long)stored);
+        rm_log_fields(RM_LOG_WARN, &ctx,
+                      "the sink's state of the partition is not what this worker wrote: dropping "
+                      "its cache and resuming from the stored checkpoint (offset)",
+                      RM_LOG_I("worker", w->id), RM_LOG_I("expected_checkpoint", p->stored_cp));
     atomic_fetch_add_explicit(&w->sh->stats->resets, 1, memory_order_relaxed);
     rm_pract_map_free(&p->cache);
     set_eof(w, p, false);
@@ -334,14 +337,13 @@ static void part_reset(rm_worker_t *w, part_t *p, int64_t stored) {
     rd_kafka_topic_partition_list_add(l, w->sh->cfg->topic, p->partition)->offset =
         stored >= 0 ? stored : RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_error_t *err = rd_kafka_seek_partitions(w->rk, l, 5000);
-    if (err) {
-        rm_error("worker %d: seek partition %d: %s", w->id, (int)p->partition,
-                 rd_kafka_error_string(err));
+    if (err || l->elems[0].err)
+        rm_log_fields(RM_LOG_ERROR, &ctx, "seek to the stored checkpoint failed",
+                      RM_LOG_I("worker", w->id),
+                      RM_LOG_S("error", err ? rd_kafka_error_string(err)
+                                            : rd_kafka_err2str(l->elems[0].err)));
+    if (err)
         rd_kafka_error_destroy(err);
-    } else if (l->elems[0].err) {
-        rm_error("worker %d: seek partition %d: %s", w->id, (int)p->partition,
-                 rd_kafka_err2str(l->elems[0].err));
-    }
     rd_kafka_topic_partition_list_destroy(l);
 }
 
@@ -609,8 +611,9 @@ static void resync_all(rm_worker_t *w) {
  * membership stays alive, until the lease is released; then resume every
  * partition from the checkpoint the rebuild wrote. */
 static void pause_for_rebuild(rm_worker_t *w, const char *holder) {
-    rm_warn("worker %d: paused: a rebuild holds the %s lease (%s); writes wait for it", w->id,
-            target_name(w), holder);
+    rm_log_ctx_t ctx = {target_name(w), -1, -1};
+    rm_log_fields(RM_LOG_WARN, &ctx, "paused: a rebuild holds the lease; writes wait for it",
+                  RM_LOG_I("worker", w->id), RM_LOG_S("holder", holder));
     w->paused = true;
     atomic_fetch_add(&w->sh->stats->paused, 1);
     drop_all(w);
@@ -629,7 +632,8 @@ static void pause_for_rebuild(rm_worker_t *w, const char *holder) {
     pause_assignment(w, false);
     w->paused = false;
     atomic_fetch_sub(&w->sh->stats->paused, 1);
-    rm_info("worker %d: resumed from the checkpoints written by the rebuild", w->id);
+    rm_log_fields(RM_LOG_INFO, &ctx, "resumed from the checkpoints written by the rebuild",
+                  RM_LOG_I("worker", w->id));
 }
 
 /* Decode, project, flush and checkpoint the pending batch. On a sink that
@@ -791,12 +795,11 @@ static void on_assign(rm_worker_t *w, rd_kafka_topic_partition_list_t *l) {
             atomic_store(&o->applied_ts_ms, 0);
             atomic_store(&o->owner, w->id + 1);
         }
-        if (cp >= 0)
-            rm_info("worker %d: assigned %s [%d], resuming from checkpoint %lld", w->id, tp->topic,
-                    (int)tp->partition, (long long)cp);
-        else
-            rm_info("worker %d: assigned %s [%d], resuming from the beginning (no checkpoint)",
-                    w->id, tp->topic, (int)tp->partition);
+        rm_log_ctx_t ctx = {target_name(w), (int)tp->partition, cp >= 0 ? (long long)cp : -1};
+        rm_log_fields(RM_LOG_INFO, &ctx,
+                      cp >= 0 ? "assigned: resuming from the checkpoint"
+                              : "assigned: resuming from the beginning (no checkpoint)",
+                      RM_LOG_I("worker", w->id), RM_LOG_S("topic", tp->topic));
     }
 }
 
@@ -810,8 +813,9 @@ static void on_revoke(rm_worker_t *w, rd_kafka_topic_partition_list_t *l, bool l
         part_t *p = part_get(w, l->elems[i].partition);
         if (p) {
             part_drop(w, p);
-            rm_info("worker %d: revoked %s [%d]", w->id, l->elems[i].topic,
-                    (int)l->elems[i].partition);
+            rm_log_ctx_t ctx = {target_name(w), (int)l->elems[i].partition, -1};
+            rm_log_fields(RM_LOG_INFO, &ctx, "revoked", RM_LOG_I("worker", w->id),
+                          RM_LOG_S("topic", l->elems[i].topic));
         }
     }
 }

@@ -772,9 +772,13 @@ static rm_err_t bulk_pass(rm_os_sink_t *s, const char *index, bool state, bool r
                 const char *type = json_string_value(json_object_get(err, "type"));
                 const char *reason = json_string_value(json_object_get(err, "reason"));
                 rm_log_ctx_t ctx = {"opensearch", items[todo[k]].partition, items[todo[k]].fence};
-                rm_logc(RM_LOG_ERROR, &ctx, "%s %.*s rejected: HTTP %ld %s: %s",
-                        state ? "state of" : "document", (int)items[todo[k]].pid_len,
-                        items[todo[k]].pid, code, type ? type : "?", reason ? reason : "");
+                char pid[128]; /* ids are at most 64 bytes (events.md) */
+                snprintf(pid, sizeof(pid), "%.*s", (int)items[todo[k]].pid_len, items[todo[k]].pid);
+                rm_log_fields(RM_LOG_ERROR, &ctx,
+                              state ? "practitioner state rejected for good"
+                                    : "document rejected for good",
+                              RM_LOG_S("practitioner", pid), RM_LOG_I("http_status", code),
+                              RM_LOG_S("error_type", type), RM_LOG_S("reason", reason));
             }
         }
         json_decref(r);

@@ -439,3 +439,66 @@ double e2e_slow_flushes(int port, const char *target) {
     free(m);
     return v;
 }
+
+/* Starts `readmodel CMD` with e's connection flags (--workers only for the
+ * commands that take it) and stdout on fd out. */
+static pid_t command_to(e2e_t *e, const char *cmd, const char *const *extra, int out) {
+    const char *bin = getenv("READMODEL_BIN");
+    const char *level = getenv("RM_TEST_LOG_LEVEL");
+    const char *argv[48] = {bin ? bin : "./readmodel",
+                            cmd,
+                            "--brokers",
+                            rm_mock_kafka_bootstraps(e->kafka),
+                            "--topic",
+                            e->topic,
+                            "--redis",
+                            e->redis.url,
+                            "--log-level",
+                            level && *level ? level : "warn"};
+    int n = 10;
+    if (strcmp(cmd, "status") != 0) {
+        argv[n++] = "--workers";
+        argv[n++] = "2";
+    }
+    for (int i = 0; extra && extra[i] && n < 47; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out, STDOUT_FILENO);
+        execv(argv[0], (char *const *)argv);
+        perror("execv readmodel");
+        _exit(127);
+    }
+    if (pid > 0 && nchildren < 256)
+        children[nchildren++] = pid;
+    return pid;
+}
+
+char *e2e_capture(e2e_t *e, const char *cmd, const char *const *extra, int *exit_code) {
+    int fds[2];
+    if (pipe(fds) != 0)
+        return NULL;
+    pid_t pid = command_to(e, cmd, extra, fds[1]);
+    close(fds[1]);
+    size_t len = 0, cap = 65536;
+    char *out = malloc(cap);
+    ssize_t n;
+    while (out && (n = read(fds[0], out + len, cap - len - 1)) > 0) {
+        len += (size_t)n;
+        if (cap - len < 4096) {
+            char *bigger = realloc(out, cap *= 2);
+            if (!bigger)
+                free(out);
+            out = bigger;
+        }
+    }
+    close(fds[0]);
+    int rc = pid > 0 ? e2e_wait(pid) : -1;
+    if (exit_code)
+        *exit_code = rc;
+    if (out)
+        out[len] = '\0';
+    return out;
+}

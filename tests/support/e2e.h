@@ -82,4 +82,9 @@ bool e2e_wait_metric(int port, const char *prefix, double at_least, int timeout_
  * count minus the le="1" bucket) for target ("redis", "opensearch"). */
 double e2e_slow_flushes(int port, const char *target);
 
+/* Runs `readmodel CMD` like e2e_run, capturing its stdout (its stderr
+ * still goes to the test's). Returns what it printed (caller frees; NULL when
+ * it could not be started) and stores its exit code in *exit_code. */
+char *e2e_capture(e2e_t *e, const char *cmd, const char *const *extra, int *exit_code);
+
 #endif

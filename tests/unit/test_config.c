@@ -67,6 +67,7 @@ static const sample_t samples[] = {
     {"lease-ttl", 0, "4000", NULL},
     {"keep-previous", 0, NULL, NULL},
     {"previous-grace", 0, "5", NULL},
+    {"output", RM_ON(RM_CMD_REBUILD) | RM_ON(RM_CMD_VERIFY) | RM_ON(RM_CMD_STATUS), "json", "text"},
     {"output", 0, "/tmp/gen.txt", NULL},
     {"practitioners", 0, "12", NULL},
     {"days", 0, "3", NULL},
@@ -228,7 +229,9 @@ static void test_every_option_parses_from_its_flag(void **state) {
             /* ...with it, it does ("all" needs a URL, --flush needs --yes). */
             const char *more = strcmp(t[i].name, "target") == 0  ? "--opensearch=http://os"
                                : strcmp(t[i].name, "flush") == 0 ? "--yes"
-                                                                 : NULL;
+                               : strcmp(t[i].name, "output") == 0 && c == RM_CMD_REBUILD
+                                   ? "--dry-run"
+                                   : NULL;
             r = s->value ? parse((rm_command_t)c, NULL, &cfg, err, sizeof(err), flag, s->value,
                                  more, NULL)
                          : parse((rm_command_t)c, NULL, &cfg, err, sizeof(err), flag, more, NULL);
@@ -506,6 +509,71 @@ static char *squeezed(const char *text) {
     return s;
 }
 
+/* What fn wrote (malloc'd). */
+static char *written(void (*fn)(FILE *)) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    fn(f);
+    assert_int_equal(fclose(f), 0);
+    return buf;
+}
+
+/* s as roff writes it: '-' as "\\-". */
+static void roffed(const char *s, char *out, size_t cap) {
+    size_t k = 0;
+    for (; *s && k + 3 < cap; s++) {
+        if (*s == '-')
+            out[k++] = '\\';
+        out[k++] = *s;
+    }
+    out[k] = '\0';
+}
+
+/* readmodel(1) and the bash completion come from the same table: each
+ * command's section of the man page has each of its options, and its
+ * completion line offers exactly its flags. */
+static void test_man_page_and_completion_list_every_option(void **state) {
+    (void)state;
+    size_t n;
+    const rm_opt_t *t = table(&n);
+    char *man = written(rm_usage_man), *comp = written(rm_usage_bash_completion);
+    assert_non_null(strstr(man, ".TH READMODEL 1 "));
+    for (int c = 0; c < RM_N_COMMANDS; c++) {
+        char head[96], line[160], name[64];
+        roffed(rm_command_name(c), name, sizeof(name));
+        snprintf(head, sizeof(head), ".SS \"readmodel %s\"\n", name);
+        const char *sec = strstr(man, head);
+        assert_non_null(sec);
+        const char *end = strstr(sec + 1, ".SS ");
+        snprintf(head, sizeof(head), "\n    %s) opts=\"", rm_command_name(c));
+        const char *cl = strstr(comp, head);
+        assert_non_null(cl);
+        cl += strlen(head);
+        size_t cl_len = strcspn(cl, "\"");
+        for (size_t i = 0; i < n; i++) {
+            if (!(t[i].cmds & RM_ON(c)) || !t[i].name || t[i].kind == RM_OPT_HELP)
+                continue;
+            char roff[96];
+            roffed(t[i].name, roff, sizeof(roff));
+            snprintf(line, sizeof(line), ".TP\n\\fB\\-\\-%s\\fR", roff);
+            const char *at = strstr(sec, line);
+            if (!at || (end && at > end))
+                fail_msg("readmodel(1), %s: no --%s", rm_command_name(c), t[i].name);
+            snprintf(line, sizeof(line), "--%s", t[i].name);
+            bool offered = false;
+            for (const char *w = cl; w < cl + cl_len; w += strcspn(w, " \"") + 1)
+                offered = offered || (strncmp(w, line, strlen(line)) == 0 &&
+                                      (w[strlen(line)] == ' ' || w[strlen(line)] == '"'));
+            if (!offered)
+                fail_msg("completion of %s lacks --%s", rm_command_name(c), t[i].name);
+        }
+    }
+    free(man);
+    free(comp);
+}
+
 static void test_help_lists_every_option_of_the_command(void **state) {
     (void)state;
     size_t n;
@@ -618,6 +686,7 @@ int main(void) {
         cmocka_unit_test_setup(test_redis_prefix_is_at_most_64_bytes, setup),
         cmocka_unit_test_setup(test_check_config_masks_secrets, setup),
         cmocka_unit_test_setup(test_help_lists_every_option_of_the_command, setup),
+        cmocka_unit_test_setup(test_man_page_and_completion_list_every_option, setup),
         cmocka_unit_test_setup(test_errors_name_the_command_and_are_one_line, setup),
         cmocka_unit_test_setup(test_defaults_and_help, setup),
     };

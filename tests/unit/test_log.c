@@ -144,10 +144,68 @@ static void test_json_truncated(void **state) {
     rm_log_set_json(false);
 }
 
+/* A line with structured fields: every kind, a NULL string (left out), a
+ * value that needs quoting in text and escaping in JSON, NaN. `arg` is a
+ * long value's length ("0": a short one). */
+static void log_fields(const char *arg) {
+    rm_log_ctx_t ctx = {.target = "redis", .partition = 3, .offset = 42};
+    size_t n = (size_t)atol(arg);
+    char *big = repeat("\xc3\xa9", n ? n : 1);
+    rm_log_fields(RM_LOG_WARN, &ctx, "invalid event", RM_LOG_S("reason", "wrong_type"),
+                  RM_LOG_S("field", "slot_count"), RM_LOG_I("count", -7), RM_LOG_D("rate", 1.5),
+                  RM_LOG_S("absent", NULL), RM_LOG_S("quote", "a \"b\"=c\n"),
+                  RM_LOG_D("nan", 0.0 / 0.0), RM_LOG_S("big", n ? big : "x"));
+    free(big);
+}
+
+static void test_fields_json(void **state) {
+    (void)state;
+    rm_log_set_json(true);
+    size_t len;
+    char *out = capture(log_fields, "0", &len);
+    json_t *o = parse_line(out, len);
+    assert_string_equal(json_string_value(json_object_get(o, "msg")), "invalid event");
+    assert_string_equal(json_string_value(json_object_get(o, "target")), "redis");
+    assert_int_equal(json_integer_value(json_object_get(o, "partition")), 3);
+    assert_int_equal(json_integer_value(json_object_get(o, "offset")), 42);
+    assert_string_equal(json_string_value(json_object_get(o, "reason")), "wrong_type");
+    assert_string_equal(json_string_value(json_object_get(o, "field")), "slot_count");
+    assert_int_equal(json_integer_value(json_object_get(o, "count")), -7);
+    assert_true(json_real_value(json_object_get(o, "rate")) == 1.5);
+    assert_null(json_object_get(o, "absent"));
+    assert_string_equal(json_string_value(json_object_get(o, "quote")), "a \"b\"=c\n");
+    assert_true(json_is_null(json_object_get(o, "nan")));
+    json_decref(o);
+    free(out);
+    /* a string value too long is cut on a character; the line stays JSON */
+    out = capture(log_fields, "3000", &len);
+    o = parse_line(out, len);
+    const char *big = json_string_value(json_object_get(o, "big"));
+    assert_non_null(big);
+    assert_true(strlen(big) > 400 && strlen(big) < 600 && strlen(big) % 2 == 0);
+    assert_int_equal(json_integer_value(json_object_get(o, "count")), -7);
+    json_decref(o);
+    free(out);
+    rm_log_set_json(false);
+}
+
+static void test_fields_text(void **state) {
+    (void)state;
+    rm_log_set_json(false);
+    size_t len;
+    char *out = capture(log_fields, "0", &len);
+    assert_one_line(out, len);
+    assert_non_null(strstr(out, " warn  invalid event target=redis partition=3 offset=42 "
+                                "reason=wrong_type field=slot_count count=-7 rate=1.5 "
+                                "quote=\"a \\\"b\\\"=c\\u000a\" nan=null big=x\n"));
+    assert_null(strstr(out, "absent"));
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_text_lines),
-        cmocka_unit_test(test_json_lines),
+        cmocka_unit_test(test_fields_json),    cmocka_unit_test(test_fields_text),
+        cmocka_unit_test(test_text_lines),     cmocka_unit_test(test_json_lines),
         cmocka_unit_test(test_json_truncated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
