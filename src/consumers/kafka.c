@@ -54,6 +54,21 @@ rd_kafka_t *rm_kafka_new(rd_kafka_type_t type, const rm_kafka_prop_t *defaults, 
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
+    /* Every consumer reads committed records only: read_uncommitted would
+     * apply the events of aborted transactions, and end offsets (the last
+     * stable offset) would disagree with what is applied. */
+    char iso[32] = "";
+    size_t isolen = sizeof(iso);
+    if (type == RD_KAFKA_CONSUMER &&
+        (rd_kafka_conf_get(conf, "isolation.level", iso, &isolen) != RD_KAFKA_CONF_OK ||
+         strcmp(iso, "read_committed") != 0)) {
+        snprintf(err, errlen,
+                 "--kafka isolation.level=%s: readmodel consumes with read_committed only "
+                 "(events of aborted transactions must never be applied)",
+                 iso);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     rd_kafka_conf_set_log_cb(conf, rm_kafka_log_cb);
     if (setup)
         setup(conf, arg);

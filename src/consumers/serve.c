@@ -62,8 +62,9 @@ static int topic_at_start(const rm_config_t *cfg, int *partitions, int64_t **end
                           rd_kafka_t **client) {
     char err[512];
     const rm_kafka_prop_t defaults[] = {{"bootstrap.servers", cfg->brokers},
-                                        {"group.id", "readmodel-topic-check"}};
-    rd_kafka_t *rk = rm_kafka_new(RD_KAFKA_CONSUMER, defaults, 2, cfg->kafka, cfg->n_kafka, NULL,
+                                        {"group.id", "readmodel-topic-check"},
+                                        {"isolation.level", "read_committed"}};
+    rd_kafka_t *rk = rm_kafka_new(RD_KAFKA_CONSUMER, defaults, 3, cfg->kafka, cfg->n_kafka, NULL,
                                   NULL, err, sizeof(err));
     if (!rk) {
         rm_error("%s", err);

@@ -253,8 +253,16 @@ static void apply_message(rm_worker_t *w, rd_kafka_message_t *m) {
     if (m->err) {
         part_t *p = part_get(w, m->partition);
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (p && (p->next_offset < 0 || m->offset >= p->next_offset))
+            /* The event carries the consumer's position: past the commit
+             * and abort markers and aborted records that no message
+             * reaches (read_committed), so the checkpoint, the lag and
+             * --until-caught-up reach the end offset. Every message before
+             * it is in this batch or an earlier one. */
+            if (p && (p->next_offset < 0 || m->offset >= p->next_offset)) {
                 set_eof(w, p, true);
+                if (m->offset >= 0)
+                    p->next_offset = m->offset;
+            }
         } else {
             rm_warn("worker %d: consumer: %s", w->id, rd_kafka_message_errstr(m));
         }
@@ -884,6 +892,7 @@ rm_err_t rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
         {"enable.auto.offset.store", "false"},
         {"enable.partition.eof", "true"},
         {"auto.offset.reset", "earliest"},
+        {"isolation.level", "read_committed"},
         /* The assignment stays librdkafka's default (range, eager):
          * cooperative-sticky would move only the partitions that must move,
          * but Debian's librdkafka 2.0.2 aborts in its assignor when a

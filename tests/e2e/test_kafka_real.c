@@ -1,0 +1,235 @@
+/*
+ * The log shapes real producers write, on one real Apache Kafka broker
+ * (KRaft, started once for the whole program by tests/support/kafka_real.c):
+ * a transactional producer with committed and aborted transactions
+ * interleaved and the topic ending on a commit marker. Each case ends with
+ * zero difference from the reference projection.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "e2e.h"
+#include "kafka_real.h"
+#include "readmodel/gen.h"
+
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static kafka_real_t *broker;
+
+static void redis_flushall(e2e_t *e) {
+    redisContext *c = rm_test_redis_connect(&e->redis);
+    assert_non_null(c);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    redisFree(c);
+}
+
+/* The sum of the partitions' end offsets (high watermarks). */
+static long long end_offsets(e2e_t *e) {
+    long long sum = 0;
+    for (int p = 0; p < e->partitions; p++) {
+        int64_t lo, hi;
+        assert_int_equal(
+            rd_kafka_query_watermark_offsets(e->producer, e->topic, p, &lo, &hi, 10000), 0);
+        sum += hi;
+    }
+    return sum;
+}
+
+/* ---- a transactional producer ---- */
+
+static rd_kafka_t *txn_producer(const char *id) {
+    const char *props[] = {"transactional.id", id, "linger.ms", "5", NULL};
+    rd_kafka_t *rk = kafka_real_producer(broker, props);
+    assert_non_null(rk);
+    rd_kafka_error_t *err = rd_kafka_init_transactions(rk, 30000);
+    if (err)
+        fprintf(stderr, "init_transactions: %s\n", rd_kafka_error_string(err));
+    assert_null(err);
+    return rk;
+}
+
+static void txn_check(rd_kafka_error_t *err, const char *what) {
+    if (err)
+        fprintf(stderr, "%s: %s\n", what, rd_kafka_error_string(err));
+    assert_null(err);
+}
+
+/* Produces up to n generated events through rk (in its open transaction);
+ * applied to the reference only when `committed` (the caller commits).
+ * The number produced. */
+static long txn_produce(e2e_t *e, rd_kafka_t *rk, rm_gen_t *g, long n, bool committed) {
+    rm_gen_msg_t m;
+    long i = 0;
+    for (; i < n && rm_gen_next(g, &m); i++) {
+        rd_kafka_resp_err_t err;
+        while ((err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(e->topic),
+                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                        RD_KAFKA_V_KEY(m.key, m.key_len),
+                                        RD_KAFKA_V_VALUE((void *)m.value, m.value_len),
+                                        RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(rk, 10);
+        assert_int_equal(err, 0);
+        if (committed) {
+            ref_apply(e->ref, m.key, m.key_len, m.value, m.value_len);
+            e->produced++;
+        }
+    }
+    return i;
+}
+
+/* Two transactional producers on one topic, transactions overlapping in the
+ * log: A's committed, B's aborted (its events follow A's in the generated
+ * order, so applying them would change the model), then the other way
+ * round; every partition ends on A's last commit marker. */
+static void produce_transactions(e2e_t *e, rm_gen_t *g, long *aborted) {
+    rd_kafka_t *a = txn_producer("rm-test-txn-a"), *b = txn_producer("rm-test-txn-b");
+    *aborted = 0;
+    for (int round = 0; round < 10; round++) {
+        bool b_commits = round % 3 == 2;
+        txn_check(rd_kafka_begin_transaction(a), "begin a");
+        txn_check(rd_kafka_begin_transaction(b), "begin b");
+        /* Flushed in turn, so the log holds the events in the order the
+         * reference applies them, while both transactions stay open. */
+        txn_produce(e, a, g, 150, true);
+        assert_int_equal(rd_kafka_flush(a, 30000), 0);
+        long nb = txn_produce(e, b, g, 100, b_commits);
+        assert_int_equal(rd_kafka_flush(b, 30000), 0);
+        txn_produce(e, a, g, 150, true);
+        assert_int_equal(rd_kafka_flush(a, 30000), 0);
+        if (b_commits) {
+            txn_check(rd_kafka_commit_transaction(b, 30000), "commit b");
+        } else {
+            txn_check(rd_kafka_abort_transaction(b, 30000), "abort b");
+            *aborted += nb;
+        }
+        txn_check(rd_kafka_commit_transaction(a, 30000), "commit a");
+    }
+    /* The last transaction: every remaining event, committed last. */
+    txn_check(rd_kafka_begin_transaction(a), "begin a");
+    txn_produce(e, a, g, 1000000, true);
+    txn_check(rd_kafka_commit_transaction(a, 30000), "commit a");
+    rd_kafka_destroy(a);
+    rd_kafka_destroy(b);
+}
+
+static bool ready(int port) {
+    char *body = e2e_http_get(port, "/readyz");
+    free(body);
+    return body != NULL;
+}
+
+/* serve (without --until-caught-up) reaches the end by its own measures:
+ * lag 0 on every partition, /readyz 200, checkpoints at the high
+ * watermarks. */
+static void serve_reaches_end(e2e_t *e) {
+    pid_t pid = e2e_serve(e, NULL);
+    int port = e2e_metrics_port(pid, 30);
+    assert_true(port > 0);
+    long long ends = end_offsets(e);
+    const char *cp = "readmodel_checkpoint_offset{target=\"redis\"";
+    assert_true(e2e_wait_metric(port, cp, (double)ends, 120));
+    assert_true(e2e_wait_caught_up(e, 60));
+    const char *lag = "readmodel_consumer_lag_messages{target=\"redis\"";
+    bool zero = false;
+    for (int i = 0; i < 600 && !zero; i++) {
+        char *m = e2e_http_get(port, "/metrics");
+        zero = m && strstr(m, lag) && e2e_metric_sum(m, lag) == 0 &&
+               e2e_metric_sum(m, "readmodel_partition_end_offset{target=\"redis\"") == (double)ends;
+        free(m);
+        if (!zero)
+            e2e_sleep_ms(100);
+    }
+    if (!zero)
+        fprintf(stderr, "lag never reached 0: %g\n", e2e_metric(port, lag));
+    assert_true(zero);
+    assert_true(ready(port));
+    kill(pid, SIGTERM);
+    assert_int_equal(e2e_wait_timeout(pid, 60), 0);
+}
+
+static void test_transactional_topic(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start_real(&e, broker, "txn.events", 3, 1), 0);
+    rm_gen_t *g = e2e_generator(17, 80, 7);
+    long aborted;
+    produce_transactions(&e, g, &aborted);
+    rm_gen_free(g);
+    long long ends = end_offsets(&e);
+    fprintf(stderr, "transactional topic: %llu committed, %ld aborted, end offsets sum %lld\n",
+            e.produced, aborted, ends);
+    /* Markers and aborted records occupy offsets: the offsets have gaps. */
+    assert_true(aborted > 0);
+    assert_true(ends > (long long)e.produced + aborted);
+
+    const char *rebuild[] = {"--target", "redis", "--from-beginning", NULL};
+    const char *verify[] = {"--target", "redis", NULL};
+    assert_int_equal(e2e_wait_timeout(e2e_command(&e, "rebuild", rebuild), 120), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    assert_true(e2e_wait_caught_up(&e, 5)); /* the rebuild's checkpoints: the end offsets */
+    assert_int_equal(e2e_wait_timeout(e2e_command(&e, "verify", verify), 120), 0);
+
+    redis_flushall(&e);
+    const char *until[] = {"--until-caught-up", NULL};
+    assert_int_equal(e2e_wait_timeout(e2e_serve(&e, until), 120), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    assert_true(e2e_wait_caught_up(&e, 5));
+
+    redis_flushall(&e);
+    serve_reaches_end(&e);
+    assert_int_equal(e2e_compare(&e), 0);
+    assert_int_equal(e2e_wait_timeout(e2e_command(&e, "verify", verify), 120), 0);
+    e2e_stop(&e);
+}
+
+/* Consuming read_uncommitted would apply aborted events: refused (exit 2). */
+static void test_read_uncommitted_refused(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start_real(&e, broker, "iso.events", 1, 1), 0);
+    const char *iso[] = {"--kafka", "isolation.level=read_uncommitted", NULL};
+    const char *rebuild[] = {
+        "--target", "redis", "--from-beginning", "--kafka", "isolation.level=read_uncommitted",
+        NULL};
+    assert_int_equal(e2e_wait_timeout(e2e_serve(&e, iso), 60), 2);
+    assert_int_not_equal(e2e_wait_timeout(e2e_command(&e, "rebuild", rebuild), 60), 0);
+    e2e_stop(&e);
+}
+
+static int broker_up(void **state) {
+    (void)state;
+    broker = kafka_real_start(1, 120);
+    if (!broker) {
+        fprintf(stderr, "no Apache Kafka broker: bash scripts/setup.sh --real\n");
+        return -1;
+    }
+    kafka_real_report(broker);
+    return 0;
+}
+
+static int broker_down(void **state) {
+    (void)state;
+    if (broker)
+        kafka_real_report(broker);
+    kafka_real_stop(broker);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_read_uncommitted_refused),
+        cmocka_unit_test(test_transactional_topic),
+    };
+    return cmocka_run_group_tests(tests, broker_up, broker_down);
+}
