@@ -2,8 +2,10 @@
  * The log shapes real producers write, on one real Apache Kafka broker
  * (KRaft, started once for the whole program by tests/support/kafka_real.c):
  * a transactional producer with committed and aborted transactions
- * interleaved and the topic ending on a commit marker. Each case ends with
- * zero difference from the reference projection.
+ * interleaved and the topic ending on a commit marker; serve, rebuild,
+ * verify and status for both targets (Redis, and OpenSearch through the
+ * in-process test server). Each case ends with zero difference from the
+ * reference projection.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,8 +15,11 @@
 
 #include "e2e.h"
 #include "kafka_real.h"
+#include "os_server.h"
 #include "readmodel/gen.h"
 
+#include <fcntl.h>
+#include <jansson.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stdio.h>
@@ -156,6 +161,135 @@ static void serve_reaches_end(e2e_t *e) {
     assert_int_equal(e2e_wait_timeout(pid, 60), 0);
 }
 
+/* ---- serve, rebuild, verify and status for both targets ---- */
+
+typedef struct {
+    os_server_t *srv;
+    int missing, wrong, seen;
+} doc_cmp_t;
+
+static void compare_doc(const char *pid, json_t *want, void *arg) {
+    doc_cmp_t *c = arg;
+    c->seen++;
+    json_t *got = os_server_get(c->srv, "practitioners", pid);
+    if (!got) {
+        if (c->missing++ < 3)
+            fprintf(stderr, "missing document %s\n", pid);
+        return;
+    }
+    if (!json_equal(got, want) && c->wrong++ < 3)
+        fprintf(stderr, "document %s differs\n", pid);
+    json_decref(got);
+}
+
+/* Differences between the index (through its alias) and the reference. */
+static int compare_index(e2e_t *e, os_server_t *srv) {
+    doc_cmp_t c = {srv, 0, 0, 0};
+    ref_each_doc(e->ref, compare_doc, &c);
+    json_t *ids = os_server_ids(srv, "practitioners");
+    int extra = (int)json_array_size(ids) - (c.seen - c.missing);
+    json_decref(ids);
+    fprintf(stderr, "compared %d documents: %d missing, %d wrong, %d extra\n", c.seen, c.missing,
+            c.wrong, extra);
+    return c.missing + c.wrong + (extra > 0 ? extra : 0);
+}
+
+static const char *os_url(os_server_t *srv) {
+    static char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", os_server_port(srv));
+    return url;
+}
+
+/* Runs `readmodel status --target all` (status takes no --workers or
+ * --group, so not through e2e_command) with its standard output in out
+ * (cap bytes); its exit code. */
+static int run_status(e2e_t *e, os_server_t *srv, char *out, size_t cap) {
+    char path[] = "/tmp/rm-out-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *bin = getenv("READMODEL_BIN");
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd, 1);
+        execl(bin ? bin : "./readmodel", "readmodel", "status", "--target", "all", "--brokers",
+              e2e_bootstraps(e), "--topic", e->topic, "--redis", e->redis.url, "--opensearch",
+              os_url(srv), (char *)NULL);
+        _exit(127);
+    }
+    int rc = e2e_wait_timeout(pid, 120);
+    ssize_t n = pread(fd, out, cap - 1, 0);
+    out[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(path);
+    fputs(out, stderr);
+    return rc;
+}
+
+/* status's partition lines (partition, earliest, end, checkpoint, lag):
+ * the number of partitions applied to their end. */
+static int status_at_end(const char *out) {
+    int at_end = 0;
+    for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        int p;
+        long long lo, hi, cp, lag;
+        if (sscanf(l, "%d %lld %lld %lld %lld", &p, &lo, &hi, &cp, &lag) == 5 && cp == hi &&
+            lag == 0)
+            at_end++;
+    }
+    return at_end;
+}
+
+static void test_both_targets(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start_real(&e, broker, "both.events", 4, 1), 0);
+    os_server_t *srv = os_server_start(0);
+    assert_non_null(srv);
+    rm_gen_t *g = e2e_generator(41, 300, 10);
+    e2e_produce_generated(&e, g, 20000);
+    const char *os[] = {"--opensearch", os_url(srv), NULL};
+    const char *until[] = {"--opensearch", os_url(srv), "--until-caught-up", NULL};
+    assert_int_equal(e2e_wait_timeout(e2e_serve(&e, until), 180), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    assert_int_equal(compare_index(&e, srv), 0);
+
+    /* Live: serve applies what arrives while it runs. */
+    pid_t serve = e2e_serve(&e, os);
+    e2e_produce_generated(&e, g, 5000);
+    assert_true(e2e_wait_caught_up(&e, 120));
+    bool same = false;
+    for (int i = 0; i < 240 && !same; i++) {
+        same = compare_index(&e, srv) == 0;
+        if (!same)
+            e2e_sleep_ms(500);
+    }
+    assert_true(same);
+    assert_int_equal(e2e_compare(&e), 0);
+    kill(serve, SIGTERM);
+    assert_int_equal(e2e_wait_timeout(serve, 60), 0);
+
+    char out[16384];
+    assert_int_equal(run_status(&e, srv, out, sizeof(out)), 0);
+    assert_int_equal(status_at_end(out), 2 * e.partitions); /* Redis and OpenSearch */
+
+    const char *rb_redis[] = {"--target", "redis", "--from-beginning", NULL};
+    const char *rb_os[] = {"--target",     "opensearch", "--from-beginning",
+                           "--opensearch", os_url(srv),  NULL};
+    const char *vf_redis[] = {"--target", "redis", NULL};
+    const char *vf_os[] = {"--target", "opensearch", "--opensearch", os_url(srv), NULL};
+    assert_int_equal(e2e_wait_timeout(e2e_command(&e, "rebuild", rb_redis), 180), 0);
+    assert_int_equal(e2e_wait_timeout(e2e_command(&e, "rebuild", rb_os), 180), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    assert_int_equal(compare_index(&e, srv), 0);
+    assert_int_equal(e2e_wait_timeout(e2e_command(&e, "verify", vf_redis), 180), 0);
+    assert_int_equal(e2e_wait_timeout(e2e_command(&e, "verify", vf_os), 180), 0);
+    assert_int_equal(run_status(&e, srv, out, sizeof(out)), 0);
+    assert_int_equal(status_at_end(out), 2 * e.partitions);
+    rm_gen_free(g);
+    os_server_stop(srv);
+    e2e_stop(&e);
+}
+
 static void test_transactional_topic(void **state) {
     (void)state;
     e2e_t e;
@@ -230,6 +364,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_uncommitted_refused),
         cmocka_unit_test(test_transactional_topic),
+        cmocka_unit_test(test_both_targets),
     };
     return cmocka_run_group_tests(tests, broker_up, broker_down);
 }
