@@ -325,6 +325,245 @@ static void test_transactional_topic(void **state) {
     e2e_stop(&e);
 }
 
+/* ---- shapes of the log: retention, retries, codecs, new partitions,
+ * compaction ---- */
+
+/* A reference built from what the topic holds now (read_committed, every
+ * partition from its earliest offset to its end), for logs whose history
+ * is partly gone (retention, compaction). *records: how many it read. */
+static ref_model_t *ref_from_topic(e2e_t *e, long *records) {
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", e2e_bootstraps(e), err, sizeof(err));
+    rd_kafka_conf_set(conf, "group.id", "rm-test-reference", err, sizeof(err));
+    rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof(err));
+    rd_kafka_conf_set(conf, "isolation.level", "read_committed", err, sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    assert_non_null(rk);
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(e->partitions);
+    for (int p = 0; p < e->partitions; p++)
+        rd_kafka_topic_partition_list_add(l, e->topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    assert_int_equal(rd_kafka_assign(rk, l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    ref_model_t *ref = ref_new();
+    int eof = 0;
+    *records = 0;
+    time_t deadline = time(NULL) + 120;
+    while (eof < e->partitions && time(NULL) < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
+        if (!m)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            eof++;
+        } else if (!m->err) {
+            ref_apply(ref, m->key, m->key_len, m->payload, m->len);
+            (*records)++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    assert_int_equal(eof, e->partitions);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return ref;
+}
+
+static void use_reference(e2e_t *e, ref_model_t *ref) {
+    ref_free(e->ref);
+    e->ref = ref;
+}
+
+/* Records deleted from the start of a partition (what retention does):
+ * rebuild refuses with exit 3, --allow-truncated-history builds the model
+ * of what is left. */
+static void test_retention_truncates(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start_real(&e, broker, "retention.events", 2, 1), 0);
+    rm_gen_t *g = e2e_generator(23, 80, 7);
+    e2e_produce_generated(&e, g, 6000);
+    rm_gen_free(g);
+    assert_int_equal(kafka_real_delete_records(broker, e.topic, 0, 700), 0);
+    const char *rebuild[] = {"--target", "redis", "--from-beginning", NULL};
+    const char *allow[] = {"--target", "redis", "--from-beginning", "--allow-truncated-history",
+                           NULL};
+    assert_int_equal(e2e_wait_timeout(e2e_command(&e, "rebuild", rebuild), 120), 3);
+    assert_int_equal(e2e_count_keys(&e), 0); /* nothing written */
+    assert_int_equal(e2e_wait_timeout(e2e_command(&e, "rebuild", allow), 120), 0);
+    long records;
+    use_reference(&e, ref_from_topic(&e, &records));
+    assert_int_equal(records, (long)e.produced - 700);
+    assert_int_equal(e2e_compare(&e), 0);
+    e2e_stop(&e);
+}
+
+/* An idempotent producer whose broker is killed -9 with requests in flight
+ * and comes back: it retries, the broker drops the duplicates, and the
+ * model is the reference. */
+static void test_idempotent_retries(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start_real(&e, broker, "idempotent.events", 3, 1), 0);
+    rm_gen_t *g = e2e_generator(29, 120, 7);
+    e2e_produce_generated(&e, g, 3000);
+    rm_gen_msg_t m;
+    char key[80];
+    for (int i = 0; i < 3000 && rm_gen_next(g, &m); i++) { /* queued, not flushed */
+        snprintf(key, sizeof(key), "%.*s", (int)m.key_len, m.key);
+        e2e_produce(&e, key, m.value, m.value_len);
+    }
+    rd_kafka_poll(e.producer, 5); /* some requests on the wire */
+    assert_int_equal(kafka_real_kill(broker, 0, SIGKILL), 0);
+    e2e_sleep_ms(1000);
+    assert_int_equal(kafka_real_restart(broker, 0), 0);
+    e2e_produce_generated(&e, g, 3000);
+    rm_gen_free(g);
+    assert_int_equal(end_offsets(&e), (long long)e.produced); /* nothing twice */
+    const char *until[] = {"--until-caught-up", NULL};
+    assert_int_equal(e2e_wait_timeout(e2e_serve(&e, until), 180), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    e2e_stop(&e);
+}
+
+/* Each codec in one topic, every message with headers. */
+static void test_codecs_and_headers(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start_real(&e, broker, "codecs.events", 3, 1), 0);
+    rm_gen_t *g = e2e_generator(31, 100, 7);
+    const char *codecs[] = {"gzip", "snappy", "lz4", "zstd", "none"};
+    rm_gen_msg_t m;
+    for (int round = 0; round < 2; round++)
+        for (size_t c = 0; c < sizeof(codecs) / sizeof(codecs[0]); c++) {
+            const char *props[] = {"compression.codec",  codecs[c], "linger.ms", "20",
+                                   "enable.idempotence", "true",    NULL};
+            rd_kafka_t *rk = kafka_real_producer(broker, props);
+            assert_non_null(rk);
+            for (int i = 0; i < 800 && rm_gen_next(g, &m); i++) {
+                rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+                rd_kafka_header_add(h, "traceparent", -1, "00-4bf92f3577b34da6-00f067aa0ba902b7-01",
+                                    -1);
+                rd_kafka_header_add(h, "codec", -1, codecs[c], -1);
+                rd_kafka_header_add(h, "empty", -1, NULL, 0);
+                rd_kafka_resp_err_t err;
+                while ((err = rd_kafka_producev(
+                            rk, RD_KAFKA_V_TOPIC(e.topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_KEY(m.key, m.key_len),
+                            RD_KAFKA_V_VALUE((void *)m.value, m.value_len), RD_KAFKA_V_HEADERS(h),
+                            RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                    rd_kafka_poll(rk, 10);
+                assert_int_equal(err, 0);
+                ref_apply(e.ref, m.key, m.key_len, m.value, m.value_len);
+                e.produced++;
+            }
+            assert_int_equal(rd_kafka_flush(rk, 30000), 0);
+            rd_kafka_destroy(rk);
+        }
+    rm_gen_free(g);
+    const char *until[] = {"--until-caught-up", NULL};
+    assert_int_equal(e2e_wait_timeout(e2e_serve(&e, until), 180), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    redis_flushall(&e);
+    const char *rebuild[] = {"--target", "redis", "--from-beginning", NULL};
+    assert_int_equal(e2e_wait_timeout(e2e_command(&e, "rebuild", rebuild), 120), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    e2e_stop(&e);
+}
+
+/* Partitions added while serve runs are consumed (after librdkafka's next
+ * metadata refresh: topic.metadata.refresh.interval.ms, 5 min by default,
+ * 1 s here). */
+static void test_partitions_added(void **state) {
+    (void)state;
+    e2e_t e;
+    assert_int_equal(e2e_start_real(&e, broker, "grow.events", 2, 1), 0);
+    rm_gen_t *g = e2e_generator(37, 150, 7);
+    e2e_produce_generated(&e, g, 3000);
+    const char *refresh[] = {"--kafka", "topic.metadata.refresh.interval.ms=1000", NULL};
+    pid_t serve = e2e_serve(&e, refresh);
+    assert_true(e2e_wait_caught_up(&e, 120));
+    assert_int_equal(kafka_real_add_partitions(broker, e.topic, 5), 0);
+    e.partitions = 5;
+    /* The producer sees the new partitions at its own metadata refresh. */
+    rd_kafka_destroy(e.producer);
+    const char *props[] = {"enable.idempotence", "true", "linger.ms", "5", NULL};
+    e.producer = kafka_real_producer(broker, props);
+    e2e_produce_generated(&e, g, 4000);
+    rm_gen_free(g);
+    int used = 0;
+    for (int p = 2; p < 5; p++) {
+        int64_t lo, hi;
+        assert_int_equal(rd_kafka_query_watermark_offsets(e.producer, e.topic, p, &lo, &hi, 10000),
+                         0);
+        used += hi > 0;
+    }
+    assert_true(used > 0);
+    assert_true(e2e_wait_caught_up(&e, 120));
+    assert_int_equal(e2e_compare(&e), 0);
+    kill(serve, SIGTERM);
+    assert_int_equal(e2e_wait_timeout(serve, 60), 0);
+    e2e_stop(&e);
+}
+
+/* A compacted topic: compaction removes every record but the last of each
+ * key (here each practitioner's), leaving gaps that are not truncation.
+ * rebuild and serve build the model of the records that remain (README,
+ * "Apache Kafka"): not the model of the full history, which is why the
+ * booking topic must not be compacted. */
+static void test_compacted_topic(void **state) {
+    (void)state;
+    e2e_t e;
+    e2e_begin(&e, "compact.events", 2);
+    e.bootstraps = kafka_real_bootstraps(broker);
+    snprintf(e.group, sizeof(e.group), "rm-test-compact-%d", (int)getpid());
+    const char *cfg[] = {"cleanup.policy",
+                         "compact",
+                         "segment.ms",
+                         "100",
+                         "min.cleanable.dirty.ratio",
+                         "0.01",
+                         "min.compaction.lag.ms",
+                         "0",
+                         "delete.retention.ms",
+                         "100",
+                         NULL};
+    assert_int_equal(rm_test_redis_start(&e.redis), 0);
+    assert_int_equal(kafka_real_create_topic(broker, e.topic, 2, 1, cfg), 0);
+    const char *props[] = {"enable.idempotence", "true", "linger.ms", "5", NULL};
+    e.producer = kafka_real_producer(broker, props);
+    e.ref = ref_new();
+    rm_gen_t *g = e2e_generator(43, 40, 7);
+    for (int i = 0; i < 10; i++) { /* many segments (each rolls after 100 ms) */
+        e2e_produce_generated(&e, g, 300);
+        e2e_sleep_ms(150);
+    }
+    rm_gen_free(g);
+    long records = -1, before = -2;
+    int stable = 0;
+    ref_model_t *ref = NULL;
+    for (int i = 0; i < 120 && stable < 3; i++) {
+        e2e_sleep_ms(500);
+        e2e_produce(&e, "p-roll", NULL, 0); /* a tombstone rolls the active segment */
+        e2e_flush(&e);
+        if (ref)
+            ref_free(ref);
+        ref = ref_from_topic(&e, &records);
+        stable = records == before && records < (long)e.produced ? stable + 1 : 0;
+        before = records;
+    }
+    fprintf(stderr, "compacted: %ld of %llu records left\n", records, e.produced);
+    assert_true(stable >= 3);
+    use_reference(&e, ref);
+    const char *rebuild[] = {"--target", "redis", "--from-beginning", NULL};
+    assert_int_equal(e2e_wait_timeout(e2e_command(&e, "rebuild", rebuild), 120), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    redis_flushall(&e);
+    const char *until[] = {"--until-caught-up", NULL};
+    assert_int_equal(e2e_wait_timeout(e2e_serve(&e, until), 120), 0);
+    assert_int_equal(e2e_compare(&e), 0);
+    e2e_stop(&e);
+}
+
 /* Consuming read_uncommitted would apply aborted events: refused (exit 2). */
 static void test_read_uncommitted_refused(void **state) {
     (void)state;
@@ -365,6 +604,11 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_read_uncommitted_refused),
         cmocka_unit_test(test_transactional_topic),
         cmocka_unit_test(test_both_targets),
+        cmocka_unit_test(test_retention_truncates),
+        cmocka_unit_test(test_codecs_and_headers),
+        cmocka_unit_test(test_partitions_added),
+        cmocka_unit_test(test_compacted_topic),
+        cmocka_unit_test(test_idempotent_retries),
     };
     return cmocka_run_group_tests(tests, broker_up, broker_down);
 }
