@@ -131,6 +131,30 @@ static rd_kafka_t *new_consumer(const rm_config_t *cfg, const char *suffix) {
     return rk;
 }
 
+/* The earliest and end offsets of every partition (low may be NULL). A
+ * leader that dies makes an attempt time out (10 s); the next attempt, with
+ * a new client, asks the new leader that the controller elected meanwhile
+ * (6 attempts: a minute in all). */
+#define OFFSET_ATTEMPTS   6
+#define OFFSET_ATTEMPT_MS 10000
+static rm_err_t log_offsets(const rm_config_t *cfg, int n, int64_t *low, int64_t *high) {
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__FAIL;
+    for (int attempt = 1; attempt <= OFFSET_ATTEMPTS && err && rm_running(); attempt++) {
+        rd_kafka_t *rk = new_consumer(cfg, "replay");
+        if (!rk)
+            return RM_ERR_IO;
+        err = rm_kafka_offsets(rk, cfg->topic, n, low, high, OFFSET_ATTEMPT_MS);
+        rd_kafka_destroy(rk);
+        if (err && attempt < OFFSET_ATTEMPTS)
+            rm_warn("topic %s: offsets: %s (attempt %d of %d; a partition leader may have "
+                    "failed): asking again",
+                    cfg->topic, rd_kafka_err2str(err), attempt, OFFSET_ATTEMPTS);
+    }
+    if (err)
+        rm_error("topic %s: offsets: %s", cfg->topic, rd_kafka_err2str(err));
+    return err ? RM_ERR_IO : RM_ERR_OK;
+}
+
 rm_err_t rm_replay_plan(const rm_config_t *cfg, rm_replay_t *r) {
     memset(r, 0, sizeof(*r));
     pthread_mutex_init(&r->mu, NULL);
@@ -141,47 +165,27 @@ rm_err_t rm_replay_plan(const rm_config_t *cfg, rm_replay_t *r) {
         return RM_ERR_IO;
     char why[256];
     int n = rm_kafka_topic_partitions(rk, cfg->topic, 10000, why, sizeof(why));
-    rm_err_t rc = RM_ERR_IO;
+    rd_kafka_destroy(rk);
     if (n <= 0) {
         rm_error("%s%s%s", why, n < 0 ? " from " : "", n < 0 ? cfg->brokers : "");
-    } else {
-        r->partitions = n;
-        r->low = calloc((size_t)r->partitions, sizeof(int64_t));
-        r->high = calloc((size_t)r->partitions, sizeof(int64_t));
-        r->maps = calloc((size_t)r->partitions, sizeof(pract_map_t));
-        r->finished = calloc((size_t)r->partitions, sizeof(int));
-        r->prcount = calloc((size_t)r->partitions, sizeof(size_t));
-        rc = r->low && r->high && r->maps && r->finished && r->prcount ? RM_ERR_OK : RM_ERR_NOMEM;
-        for (int p = 0; rc == RM_ERR_OK && p < r->partitions; p++) {
-            rd_kafka_resp_err_t err =
-                rd_kafka_query_watermark_offsets(rk, cfg->topic, p, &r->low[p], &r->high[p], 10000);
-            if (err) {
-                rm_error("partition %d: offsets: %s", p, rd_kafka_err2str(err));
-                rc = RM_ERR_IO;
-            }
-            r->total += (uint64_t)(r->high[p] - r->low[p]);
-        }
+        return RM_ERR_IO;
     }
-    rd_kafka_destroy(rk);
+    r->partitions = n;
+    r->low = calloc((size_t)r->partitions, sizeof(int64_t));
+    r->high = calloc((size_t)r->partitions, sizeof(int64_t));
+    r->maps = calloc((size_t)r->partitions, sizeof(pract_map_t));
+    r->finished = calloc((size_t)r->partitions, sizeof(int));
+    r->prcount = calloc((size_t)r->partitions, sizeof(size_t));
+    if (!r->low || !r->high || !r->maps || !r->finished || !r->prcount)
+        return RM_ERR_NOMEM;
+    rm_err_t rc = log_offsets(cfg, n, r->low, r->high);
+    for (int p = 0; rc == RM_ERR_OK && p < r->partitions; p++)
+        r->total += (uint64_t)(r->high[p] - r->low[p]);
     return rc;
 }
 
 rm_err_t rm_replay_ends(const rm_config_t *cfg, const rm_replay_t *r, int64_t *ends) {
-    rd_kafka_t *rk = new_consumer(cfg, "replay");
-    if (!rk)
-        return RM_ERR_IO;
-    rm_err_t rc = RM_ERR_OK;
-    for (int p = 0; rc == RM_ERR_OK && p < r->partitions; p++) {
-        int64_t lo;
-        rd_kafka_resp_err_t err =
-            rd_kafka_query_watermark_offsets(rk, cfg->topic, p, &lo, &ends[p], 10000);
-        if (err) {
-            rm_error("partition %d: offsets: %s", p, rd_kafka_err2str(err));
-            rc = RM_ERR_IO;
-        }
-    }
-    rd_kafka_destroy(rk);
-    return rc;
+    return log_offsets(cfg, r->partitions, NULL, ends);
 }
 
 int rm_replay_truncated(const rm_replay_t *r) {
@@ -346,11 +350,15 @@ static int reader_open(reader_t *rd, int w) {
  * moved above the planned start: history was deleted under the replay. */
 static int check_start_moved(reader_t *rd, int32_t p) {
     rm_replay_t *r = rd->t->r;
-    int64_t lo = -1, hi = -1;
     if (!rd->late_start[p])
         return 0;
+    int64_t *lows = calloc((size_t)r->partitions, sizeof(int64_t));
+    if (!lows)
+        return -1;
     rd_kafka_resp_err_t err =
-        rd_kafka_query_watermark_offsets(rd->rk, rd->t->cfg->topic, p, &lo, &hi, 10000);
+        rm_kafka_offsets(rd->rk, rd->t->cfg->topic, r->partitions, lows, NULL, 20000);
+    int64_t lo = lows[p];
+    free(lows);
     if (err) {
         rm_error("replay: partition %d: earliest offset: %s", (int)p, rd_kafka_err2str(err));
         return -1;

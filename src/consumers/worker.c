@@ -268,6 +268,8 @@ static void apply_message(rm_worker_t *w, rd_kafka_message_t *m) {
         }
         return;
     }
+    if (atomic_load_explicit(&w->sh->stats->kafka_down_since_ms, memory_order_relaxed))
+        atomic_store(&w->sh->stats->kafka_down_since_ms, 0);
     part_t *p = part_get(w, m->partition);
     if (!p || (p->next_offset >= 0 && m->offset < p->next_offset))
         return; /* not ours any more, or before a seek point */
@@ -857,7 +859,20 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+/* librdkafka's errors (it logs them itself only without this callback).
+ * Every broker down is also what /readyz reports after a grace period;
+ * called from rd_kafka_consumer_poll on the worker's thread. */
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    (void)rk;
+    rm_worker_t *w = opaque;
+    rm_warn("worker %d: kafka: %s: %s", w->id, rd_kafka_err2name(err), reason);
+    long long zero = 0;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        atomic_compare_exchange_strong(&w->sh->stats->kafka_down_since_ms, &zero, rm_mono_ms());
+}
+
 static void consumer_setup(rd_kafka_conf_t *conf, void *arg) {
+    rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, arg);
 }

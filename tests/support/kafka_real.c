@@ -405,6 +405,10 @@ const char *kafka_real_bootstraps(const kafka_real_t *k) {
     return k->bootstraps;
 }
 
+const char *kafka_real_dir(const kafka_real_t *k) {
+    return k->dir;
+}
+
 const char *kafka_real_version(const kafka_real_t *k) {
     return k->version;
 }
@@ -431,6 +435,18 @@ long kafka_real_rss_kib(const kafka_real_t *k) {
 void kafka_real_report(const kafka_real_t *k) {
     fprintf(stderr, "kafka %s: %d broker(s) ready in %.1f s, RSS %ld MiB\n", k->version, k->n,
             k->start_s, kafka_real_rss_kib(k) / 1024);
+}
+
+int kafka_real_wait_up(kafka_real_t *k, int timeout_s) {
+    double t0 = now_s();
+    while (brokers_up(k->bootstraps) < k->n) {
+        if (now_s() - t0 > timeout_s) {
+            fprintf(stderr, "kafka_real: not every broker up after %d s\n", timeout_s);
+            return -1;
+        }
+        sleep_ms(200);
+    }
+    return 0;
 }
 
 int kafka_real_leader(kafka_real_t *k, const char *topic, int partition) {

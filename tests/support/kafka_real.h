@@ -32,6 +32,8 @@ kafka_real_t *kafka_real_start(int n, int timeout_s);
 void kafka_real_stop(kafka_real_t *k);
 /* "127.0.0.1:P1,127.0.0.1:P2,..." (owned by k). */
 const char *kafka_real_bootstraps(const kafka_real_t *k);
+/* The directory holding broker i's data under data{i+1}/ (owned by k). */
+const char *kafka_real_dir(const kafka_real_t *k);
 /* The Kafka version the brokers run (e.g. "4.4.0"; owned by k). */
 const char *kafka_real_version(const kafka_real_t *k);
 /* Seconds from the first format to ready, and the brokers' summed resident
@@ -45,6 +47,9 @@ void kafka_real_report(const kafka_real_t *k);
  * for it (SIGKILL: a crash); start it again on the same ports and data. */
 int kafka_real_kill(kafka_real_t *k, int i, int sig);
 int kafka_real_restart(kafka_real_t *k, int i);
+/* Waits until every broker is in the cluster's metadata again (after
+ * kafka_real_restart); 0, or -1 after timeout_s. */
+int kafka_real_wait_up(kafka_real_t *k, int timeout_s);
 /* The broker index (0-based) leading topic/partition, or -1. */
 int kafka_real_leader(kafka_real_t *k, const char *topic, int partition);
 
