@@ -44,10 +44,10 @@ int rm_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms,
 
 /* The earliest (*low) and end (*high; under read_committed the last stable
  * offset) offsets of partitions 0..n-1 of topic, asked of each partition's
- * leader with one ListOffsets request per leader and kind, within
- * timeout_ms in all. Unlike rd_kafka_query_watermark_offsets in librdkafka
- * 2.0, which was seen waiting without end for a leader killed -9, it
- * returns RD_KAFKA_RESP_ERR__TIMED_OUT then: a caller retries with a new
+ * leader with one ListOffsets request per leader and kind, each kind
+ * within timeout_ms (a new client first connects and asks for metadata). Unlike
+ * rd_kafka_query_watermark_offsets in librdkafka 2.0, which was seen waiting without end for a
+ * leader killed -9, it returns RD_KAFKA_RESP_ERR__TIMED_OUT then: a caller retries with a new
  * client, whose metadata names the new leader. low or high may be NULL.
  * Returns the first error (the arrays are then partly filled). */
 rd_kafka_resp_err_t rm_kafka_offsets(rd_kafka_t *rk, const char *topic, int n, int64_t *low,

@@ -127,11 +127,10 @@ static rd_kafka_resp_err_t offsets_of(rd_kafka_t *rk, const char *topic, int n, 
 
 rd_kafka_resp_err_t rm_kafka_offsets(rd_kafka_t *rk, const char *topic, int n, int64_t *low,
                                      int64_t *high, int timeout_ms) {
-    int half = timeout_ms / 2 > 0 ? timeout_ms / 2 : 1;
     rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (low)
-        e = offsets_of(rk, topic, n, RD_KAFKA_OFFSET_BEGINNING, low, half);
+        e = offsets_of(rk, topic, n, RD_KAFKA_OFFSET_BEGINNING, low, timeout_ms);
     if (high && e == RD_KAFKA_RESP_ERR_NO_ERROR)
-        e = offsets_of(rk, topic, n, RD_KAFKA_OFFSET_END, high, half);
+        e = offsets_of(rk, topic, n, RD_KAFKA_OFFSET_END, high, timeout_ms);
     return e;
 }

@@ -132,11 +132,13 @@ static rd_kafka_t *new_consumer(const rm_config_t *cfg, const char *suffix) {
 }
 
 /* The earliest and end offsets of every partition (low may be NULL). A
- * leader that dies makes an attempt time out (10 s); the next attempt, with
- * a new client, asks the new leader that the controller elected meanwhile
- * (6 attempts: a minute in all). */
-#define OFFSET_ATTEMPTS   6
-#define OFFSET_ATTEMPT_MS 10000
+ * leader that dies makes an attempt time out (15 s: a new client connects,
+ * asks for metadata and then for the offsets, three round trips that a slow
+ * network or broker stretches); the next attempt, with a new client, asks
+ * the new leader that the controller elected meanwhile (4 attempts: a
+ * minute in all). */
+#define OFFSET_ATTEMPTS   4
+#define OFFSET_ATTEMPT_MS 15000
 static rm_err_t log_offsets(const rm_config_t *cfg, int n, int64_t *low, int64_t *high) {
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__FAIL;
     for (int attempt = 1; attempt <= OFFSET_ATTEMPTS && err && rm_running(); attempt++) {

@@ -17,12 +17,16 @@
 #include "kafka_real.h"
 #include "readmodel/gen.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,19 +43,30 @@ static bool running(pid_t pid) {
     return waitpid(pid, NULL, WNOHANG) == 0;
 }
 
-/* The HTTP status of port's path: 200, 503, or -1 when it does not answer. */
+/* The HTTP status of port's path: 200, 503, or -1 when it does not answer
+ * (a plain socket: no curl on a fresh machine). */
 static int http_status(int port, const char *path) {
-    char cmd[160];
-    snprintf(cmd, sizeof(cmd), "curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d%s",
-             port, path);
-    FILE *f = popen(cmd, "r");
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {5, 0};
     int code = -1;
-    if (f) {
-        if (fscanf(f, "%d", &code) != 1)
-            code = -1;
-        pclose(f);
+    char buf[256];
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+        int n = snprintf(buf, sizeof(buf),
+                         "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+        ssize_t got;
+        if (write(fd, buf, (size_t)n) == n && (got = read(fd, buf, sizeof(buf) - 1)) > 0) {
+            buf[got] = '\0';
+            if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1)
+                code = -1;
+        }
     }
-    return code == 0 ? -1 : code;
+    if (fd >= 0)
+        close(fd);
+    return code;
 }
 
 static bool wait_status(int port, const char *path, int want, int timeout_s) {
