@@ -42,6 +42,17 @@ rd_kafka_t *rm_kafka_new(rd_kafka_type_t type, const rm_kafka_prop_t *defaults, 
 int rm_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
                               size_t errlen);
 
+/* The earliest (*low) and end (*high; under read_committed the last stable
+ * offset) offsets of partitions 0..n-1 of topic, asked of each partition's
+ * leader with one ListOffsets request per leader and kind, each kind
+ * within timeout_ms (a new client first connects and asks for metadata). Unlike
+ * rd_kafka_query_watermark_offsets in librdkafka 2.0, which was seen waiting without end for a
+ * leader killed -9, it returns RD_KAFKA_RESP_ERR__TIMED_OUT then: a caller retries with a new
+ * client, whose metadata names the new leader. low or high may be NULL.
+ * Returns the first error (the arrays are then partly filled). */
+rd_kafka_resp_err_t rm_kafka_offsets(rd_kafka_t *rk, const char *topic, int n, int64_t *low,
+                                     int64_t *high, int timeout_ms);
+
 /* librdkafka's log callback that writes through rm_log. */
 void rm_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
 

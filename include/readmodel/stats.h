@@ -99,6 +99,9 @@ typedef struct rm_stats {
     atomic_int paused;             /* workers paused by a rebuild lease */
     atomic_llong unowned_since_ms; /* monotonic ms since the pipeline owned no partition
                                       (set by serve's refresher); 0 while it owns one */
+    atomic_llong kafka_down_since_ms; /* monotonic ms since a worker's consumer reported every
+                                         broker down; 0 once a broker answers again (a message
+                                         arrives, or serve's refresher gets metadata) */
     atomic_uint_least64_t flush_seconds_bucket[RM_FLUSH_SECONDS_BUCKETS + 1]; /* +Inf last */
     atomic_uint_least64_t flush_seconds_sum_us;
     atomic_uint_least64_t flush_size_bucket[RM_FLUSH_SIZE_BUCKETS + 1];
@@ -121,6 +124,11 @@ typedef struct rm_stats {
 /* How long a pipeline may own no partition before /readyz says so: longer
  * than a rebalance takes (a join waits up to the session timeout, 10 s). */
 #define RM_UNOWNED_GRACE_MS 30000
+
+/* How long no broker may answer before /readyz says so: longer than a
+ * reconnect to a restarted broker takes, shorter than a session timeout
+ * (only after which the partitions would count as unowned). */
+#define RM_KAFKA_DOWN_GRACE_MS 5000
 
 /* Where a partition's checkpoint stands against the log: 1 above its end
  * offset (the log was reset), -1 below its earliest offset (retention

@@ -54,6 +54,21 @@ rd_kafka_t *rm_kafka_new(rd_kafka_type_t type, const rm_kafka_prop_t *defaults, 
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
+    /* Every consumer reads committed records only: read_uncommitted would
+     * apply the events of aborted transactions, and end offsets (the last
+     * stable offset) would disagree with what is applied. */
+    char iso[32] = "";
+    size_t isolen = sizeof(iso);
+    if (type == RD_KAFKA_CONSUMER &&
+        (rd_kafka_conf_get(conf, "isolation.level", iso, &isolen) != RD_KAFKA_CONF_OK ||
+         strcmp(iso, "read_committed") != 0)) {
+        snprintf(err, errlen,
+                 "--kafka isolation.level=%s: readmodel consumes with read_committed only "
+                 "(events of aborted transactions must never be applied)",
+                 iso);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     rd_kafka_conf_set_log_cb(conf, rm_kafka_log_cb);
     if (setup)
         setup(conf, arg);
@@ -87,4 +102,35 @@ int rm_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms,
         snprintf(err, errlen, "topic %s does not exist (check --topic; it is not created here)",
                  topic);
     return n;
+}
+
+/* One kind of offset (RD_KAFKA_OFFSET_BEGINNING or _END as the timestamp
+ * asked for) of every partition, into out. */
+static rd_kafka_resp_err_t offsets_of(rd_kafka_t *rk, const char *topic, int n, int64_t kind,
+                                      int64_t *out, int timeout_ms) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    if (!l)
+        return RD_KAFKA_RESP_ERR__FAIL;
+    for (int p = 0; p < n; p++)
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = kind;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, l, timeout_ms);
+    for (int i = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && i < l->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &l->elems[i];
+        if (tp->err)
+            e = tp->err;
+        else if (tp->partition >= 0 && tp->partition < n)
+            out[tp->partition] = tp->offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return e;
+}
+
+rd_kafka_resp_err_t rm_kafka_offsets(rd_kafka_t *rk, const char *topic, int n, int64_t *low,
+                                     int64_t *high, int timeout_ms) {
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (low)
+        e = offsets_of(rk, topic, n, RD_KAFKA_OFFSET_BEGINNING, low, timeout_ms);
+    if (high && e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        e = offsets_of(rk, topic, n, RD_KAFKA_OFFSET_END, high, timeout_ms);
+    return e;
 }

@@ -105,6 +105,7 @@ static rd_kafka_t *new_consumer(const rm_config_t *cfg, const char *suffix) {
                                         {"enable.auto.offset.store", "false"},
                                         {"enable.partition.eof", "true"},
                                         {"auto.offset.reset", "error"},
+                                        {"isolation.level", "read_committed"},
                                         /* librdkafka 2.0 stops fetching a partition while the
                                          * consumer queue that every partition forwards to holds
                                          * this many messages or kilobytes, and decides again only
@@ -130,6 +131,32 @@ static rd_kafka_t *new_consumer(const rm_config_t *cfg, const char *suffix) {
     return rk;
 }
 
+/* The earliest and end offsets of every partition (low may be NULL). A
+ * leader that dies makes an attempt time out (15 s: a new client connects,
+ * asks for metadata and then for the offsets, three round trips that a slow
+ * network or broker stretches); the next attempt, with a new client, asks
+ * the new leader that the controller elected meanwhile (4 attempts: a
+ * minute in all). */
+#define OFFSET_ATTEMPTS   4
+#define OFFSET_ATTEMPT_MS 15000
+static rm_err_t log_offsets(const rm_config_t *cfg, int n, int64_t *low, int64_t *high) {
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__FAIL;
+    for (int attempt = 1; attempt <= OFFSET_ATTEMPTS && err && rm_running(); attempt++) {
+        rd_kafka_t *rk = new_consumer(cfg, "replay");
+        if (!rk)
+            return RM_ERR_IO;
+        err = rm_kafka_offsets(rk, cfg->topic, n, low, high, OFFSET_ATTEMPT_MS);
+        rd_kafka_destroy(rk);
+        if (err && attempt < OFFSET_ATTEMPTS)
+            rm_warn("topic %s: offsets: %s (attempt %d of %d; a partition leader may have "
+                    "failed): asking again",
+                    cfg->topic, rd_kafka_err2str(err), attempt, OFFSET_ATTEMPTS);
+    }
+    if (err)
+        rm_error("topic %s: offsets: %s", cfg->topic, rd_kafka_err2str(err));
+    return err ? RM_ERR_IO : RM_ERR_OK;
+}
+
 rm_err_t rm_replay_plan(const rm_config_t *cfg, rm_replay_t *r) {
     memset(r, 0, sizeof(*r));
     pthread_mutex_init(&r->mu, NULL);
@@ -140,47 +167,27 @@ rm_err_t rm_replay_plan(const rm_config_t *cfg, rm_replay_t *r) {
         return RM_ERR_IO;
     char why[256];
     int n = rm_kafka_topic_partitions(rk, cfg->topic, 10000, why, sizeof(why));
-    rm_err_t rc = RM_ERR_IO;
+    rd_kafka_destroy(rk);
     if (n <= 0) {
         rm_error("%s%s%s", why, n < 0 ? " from " : "", n < 0 ? cfg->brokers : "");
-    } else {
-        r->partitions = n;
-        r->low = calloc((size_t)r->partitions, sizeof(int64_t));
-        r->high = calloc((size_t)r->partitions, sizeof(int64_t));
-        r->maps = calloc((size_t)r->partitions, sizeof(pract_map_t));
-        r->finished = calloc((size_t)r->partitions, sizeof(int));
-        r->prcount = calloc((size_t)r->partitions, sizeof(size_t));
-        rc = r->low && r->high && r->maps && r->finished && r->prcount ? RM_ERR_OK : RM_ERR_NOMEM;
-        for (int p = 0; rc == RM_ERR_OK && p < r->partitions; p++) {
-            rd_kafka_resp_err_t err =
-                rd_kafka_query_watermark_offsets(rk, cfg->topic, p, &r->low[p], &r->high[p], 10000);
-            if (err) {
-                rm_error("partition %d: offsets: %s", p, rd_kafka_err2str(err));
-                rc = RM_ERR_IO;
-            }
-            r->total += (uint64_t)(r->high[p] - r->low[p]);
-        }
+        return RM_ERR_IO;
     }
-    rd_kafka_destroy(rk);
+    r->partitions = n;
+    r->low = calloc((size_t)r->partitions, sizeof(int64_t));
+    r->high = calloc((size_t)r->partitions, sizeof(int64_t));
+    r->maps = calloc((size_t)r->partitions, sizeof(pract_map_t));
+    r->finished = calloc((size_t)r->partitions, sizeof(int));
+    r->prcount = calloc((size_t)r->partitions, sizeof(size_t));
+    if (!r->low || !r->high || !r->maps || !r->finished || !r->prcount)
+        return RM_ERR_NOMEM;
+    rm_err_t rc = log_offsets(cfg, n, r->low, r->high);
+    for (int p = 0; rc == RM_ERR_OK && p < r->partitions; p++)
+        r->total += (uint64_t)(r->high[p] - r->low[p]);
     return rc;
 }
 
 rm_err_t rm_replay_ends(const rm_config_t *cfg, const rm_replay_t *r, int64_t *ends) {
-    rd_kafka_t *rk = new_consumer(cfg, "replay");
-    if (!rk)
-        return RM_ERR_IO;
-    rm_err_t rc = RM_ERR_OK;
-    for (int p = 0; rc == RM_ERR_OK && p < r->partitions; p++) {
-        int64_t lo;
-        rd_kafka_resp_err_t err =
-            rd_kafka_query_watermark_offsets(rk, cfg->topic, p, &lo, &ends[p], 10000);
-        if (err) {
-            rm_error("partition %d: offsets: %s", p, rd_kafka_err2str(err));
-            rc = RM_ERR_IO;
-        }
-    }
-    rd_kafka_destroy(rk);
-    return rc;
+    return log_offsets(cfg, r->partitions, NULL, ends);
 }
 
 int rm_replay_truncated(const rm_replay_t *r) {
@@ -314,9 +321,10 @@ typedef struct {
     replay_thread_t *t;
     rd_kafka_t *rk;
     rm_decoder_t *dec;
-    bool *reading; /* per partition: assigned and not read to its end */
-    int64_t *next; /* per partition: the next offset expected */
-    int remaining; /* partitions assigned and not read to their end */
+    bool *reading;    /* per partition: assigned and not read to its end */
+    int64_t *next;    /* per partition: above the last offset applied */
+    bool *late_start; /* per partition: its first record came after the planned start */
+    int remaining;    /* partitions assigned and not read to their end */
     local_counts_t counts;
     uint64_t mine; /* events this thread applied */
 } reader_t;
@@ -338,10 +346,44 @@ static int reader_open(reader_t *rd, int w) {
     return 0;
 }
 
+/* A partition whose first record came after its planned start offset
+ * (markers, aborted records or compaction there, or records deleted after
+ * the plan): asks its earliest offset again. 0, or -1 (logged) when it
+ * moved above the planned start: history was deleted under the replay. */
+static int check_start_moved(reader_t *rd, int32_t p) {
+    rm_replay_t *r = rd->t->r;
+    if (!rd->late_start[p])
+        return 0;
+    int64_t *lows = calloc((size_t)r->partitions, sizeof(int64_t));
+    if (!lows)
+        return -1;
+    rd_kafka_resp_err_t err =
+        rm_kafka_offsets(rd->rk, rd->t->cfg->topic, r->partitions, lows, NULL, 20000);
+    int64_t lo = lows[p];
+    free(lows);
+    if (err) {
+        rm_error("replay: partition %d: earliest offset: %s", (int)p, rd_kafka_err2str(err));
+        return -1;
+    }
+    if (lo > r->low[p]) {
+        rm_error("replay: partition %d: its earliest offset moved from %lld to %lld during the "
+                 "replay: history was truncated (retention or deleted records) under it",
+                 (int)p, (long long)r->low[p], (long long)lo);
+        return -1;
+    }
+    return 0;
+}
+
 /* Partition p was read to its end: hand it over, take the next one into
  * its window slot. 0, or -1 when the next could not be assigned. */
 static int reader_ended(reader_t *rd, int32_t p) {
     rm_replay_t *r = rd->t->r;
+    if (rd->next[p] == r->low[p] && r->high[p] > r->low[p])
+        rd->late_start[p] = true; /* no record at all: only markers or aborted ones */
+    if (check_start_moved(rd, p) < 0)
+        return -1;
+    if (r->high[p] > rd->next[p]) /* the markers and aborted records at its end */
+        rd->counts.done += (uint64_t)(r->high[p] - rd->next[p]);
     rd->reading[p] = false;
     rd->remaining--;
     stop_fetching(rd->rk, rd->t->cfg->topic, p);
@@ -354,8 +396,23 @@ static int reader_ended(reader_t *rd, int32_t p) {
 }
 
 /* Applies one message. Sets *ended when its partition is read to the end.
- * 0, or -1 when the replay must stop (consumer error, offset gap, out of
- * memory; logged). */
+ * 0, or -1 when the replay must stop (consumer error, out of memory;
+ * logged).
+ *
+ * Offsets of a partition are not contiguous in general: under
+ * read_committed (the only isolation level readmodel consumes with) the
+ * commit and abort markers of transactions and the records of aborted
+ * transactions take offsets that are never delivered, and compaction
+ * removes records. So a gap between consecutive offsets is not lost
+ * history: lost history is records deleted from the start of the
+ * partition (retention, DeleteRecords), which the plan sees as an earliest
+ * offset above 0, and which during the replay makes the fetch fail with an
+ * out-of-range offset (auto.offset.reset is "error") or, when it happened
+ * between the plan and the first fetch, shows at the partition's end as an
+ * earliest offset above the planned one (check_start_moved). The end is
+ * the consumer's position reaching the planned end offset: the partition
+ * EOF event carries it, also when the last offsets are markers that no
+ * message ever reaches. */
 static int reader_consume(reader_t *rd, const rd_kafka_message_t *m, bool *ended) {
     rm_replay_t *r = rd->t->r;
     int32_t p = m->partition;
@@ -369,22 +426,19 @@ static int reader_consume(reader_t *rd, const rd_kafka_message_t *m, bool *ended
         rm_error("replay: partition %d: %s", (int)p, rd_kafka_message_errstr(m));
         return -1;
     }
-    if (!ours)
-        return 0;
-    if (m->offset != rd->next[p]) {
-        /* Kafka never skips offsets of a non-compacted topic except
-         * when retention removed them under us. */
-        rm_error("replay: partition %d jumped from offset %lld to %lld: history was "
-                 "truncated during the replay",
-                 (int)p, (long long)rd->next[p], (long long)m->offset);
-        return -1;
-    }
+    if (!ours || m->offset < rd->next[p])
+        return 0; /* not ours, or before the planned start */
     if (m->offset < r->high[p]) {
         if (apply(r, &rd->counts, rd->dec, m) < 0)
             return -1;
         rd->mine++;
-        if (++rd->counts.done >= FLUSH_EVERY)
+        /* done counts offsets, gaps included, so that it reaches the
+         * plan's total (end minus earliest offsets) at the end. */
+        rd->counts.done += (uint64_t)(m->offset + 1 - rd->next[p]);
+        if (rd->counts.done >= FLUSH_EVERY)
             counts_flush(r, &rd->counts);
+        if (rd->next[p] == r->low[p] && m->offset > r->low[p])
+            rd->late_start[p] = true;
         rd->next[p] = m->offset + 1;
     }
     *ended = m->offset + 1 >= r->high[p];
@@ -435,8 +489,9 @@ static void *replay_main(void *arg) {
                    .rk = new_consumer(t->cfg, "replay"),
                    .dec = rm_decoder_new(),
                    .reading = calloc((size_t)r->partitions, sizeof(bool)),
-                   .next = calloc((size_t)r->partitions, sizeof(int64_t))};
-    bool ok = rd.rk && rd.dec && rd.reading && rd.next;
+                   .next = calloc((size_t)r->partitions, sizeof(int64_t)),
+                   .late_start = calloc((size_t)r->partitions, sizeof(bool))};
+    bool ok = rd.rk && rd.dec && rd.reading && rd.next && rd.late_start;
     for (int w = 0; ok && w < WINDOW; w++)
         ok = reader_open(&rd, w) == 0;
     if (ok)
@@ -450,6 +505,7 @@ static void *replay_main(void *arg) {
              rm_mono_s() - t0, (unsigned long long)rd.mine);
     free(rd.reading);
     free(rd.next);
+    free(rd.late_start);
     rm_decoder_free(rd.dec);
     if (rd.rk && !atomic_load(&t->rk)) { /* never shown to the waker */
         rd_kafka_consumer_close(rd.rk);

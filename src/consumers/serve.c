@@ -66,8 +66,9 @@ static int topic_at_start(const rm_config_t *cfg, int *partitions, int64_t **end
                           rd_kafka_t **client) {
     char err[512];
     const rm_kafka_prop_t defaults[] = {{"bootstrap.servers", cfg->brokers},
-                                        {"group.id", "readmodel-topic-check"}};
-    rd_kafka_t *rk = rm_kafka_new(RD_KAFKA_CONSUMER, defaults, 2, cfg->kafka, cfg->n_kafka, NULL,
+                                        {"group.id", "readmodel-topic-check"},
+                                        {"isolation.level", "read_committed"}};
+    rd_kafka_t *rk = rm_kafka_new(RD_KAFKA_CONSUMER, defaults, 3, cfg->kafka, cfg->n_kafka, NULL,
                                   NULL, err, sizeof(err));
     if (!rk) {
         rm_error("%s", err);
@@ -130,6 +131,24 @@ static void read_records(rm_stats_t *st, rm_sink_t *health) {
     }
 }
 
+/* While the workers' consumers report every broker down: asks for the
+ * cluster's metadata (1 s at most), and clears the state when a broker
+ * answers, so that /readyz follows Kafka coming back also when no message
+ * arrives (an idle topic). */
+static void kafka_answers(pipeline_t *pl) {
+    rm_stats_t *st = pl->sh.stats;
+    if (!atomic_load(&st->kafka_down_since_ms) || pl->started < 1 || !pl->workers[0].rk)
+        return;
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(pl->workers[0].rk, 0, NULL, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->broker_cnt > 0) {
+        rm_info("Kafka answers again (%d broker(s))", md->broker_cnt);
+        atomic_store(&st->kafka_down_since_ms, 0);
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+}
+
 /* Refreshes what /metrics shows that no worker reports by itself: partition
  * end and earliest offsets (librdkafka's cached watermarks, updated by every
  * fetch response, so lag grows while a worker is stuck on its sink), the
@@ -150,6 +169,7 @@ static void pipeline_refresh(pipeline_t *pl, const char *topic) {
             atomic_store(&st->parts[p].earliest, lo);
         }
     }
+    kafka_answers(pl);
     long long none = 0;
     if (owned > 0)
         atomic_store(&st->unowned_since_ms, 0);

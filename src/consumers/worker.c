@@ -255,13 +255,23 @@ static void apply_message(rm_worker_t *w, rd_kafka_message_t *m) {
     if (m->err) {
         part_t *p = part_get(w, m->partition);
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (p && (p->next_offset < 0 || m->offset >= p->next_offset))
+            /* The event carries the consumer's position: past the commit
+             * and abort markers and aborted records that no message
+             * reaches (read_committed), so the checkpoint, the lag and
+             * --until-caught-up reach the end offset. Every message before
+             * it is in this batch or an earlier one. */
+            if (p && (p->next_offset < 0 || m->offset >= p->next_offset)) {
                 set_eof(w, p, true);
+                if (m->offset >= 0)
+                    p->next_offset = m->offset;
+            }
         } else {
             rm_warn("worker %d: consumer: %s", w->id, rd_kafka_message_errstr(m));
         }
         return;
     }
+    if (atomic_load_explicit(&w->sh->stats->kafka_down_since_ms, memory_order_relaxed))
+        atomic_store(&w->sh->stats->kafka_down_since_ms, 0);
     part_t *p = part_get(w, m->partition);
     if (!p || (p->next_offset >= 0 && m->offset < p->next_offset))
         return; /* not ours any more, or before a seek point */
@@ -853,7 +863,20 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+/* librdkafka's errors (it logs them itself only without this callback).
+ * Every broker down is also what /readyz reports after a grace period;
+ * called from rd_kafka_consumer_poll on the worker's thread. */
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    (void)rk;
+    rm_worker_t *w = opaque;
+    rm_warn("worker %d: kafka: %s: %s", w->id, rd_kafka_err2name(err), reason);
+    long long zero = 0;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        atomic_compare_exchange_strong(&w->sh->stats->kafka_down_since_ms, &zero, rm_mono_ms());
+}
+
 static void consumer_setup(rd_kafka_conf_t *conf, void *arg) {
+    rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, arg);
 }
@@ -888,6 +911,7 @@ rm_err_t rm_worker_init(rm_worker_t *w, int id, rm_serve_shared_t *sh) {
         {"enable.auto.offset.store", "false"},
         {"enable.partition.eof", "true"},
         {"auto.offset.reset", "earliest"},
+        {"isolation.level", "read_committed"},
         /* The assignment stays librdkafka's default (range, eager):
          * cooperative-sticky would move only the partitions that must move,
          * but Debian's librdkafka 2.0.2 aborts in its assignor when a

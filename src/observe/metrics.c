@@ -469,7 +469,13 @@ bool rm_metrics_ready(rm_stats_t *st, char *why, size_t cap) {
                      p);
             return false;
         }
-    long long since = atomic_load(&st->unowned_since_ms), now = rm_mono_ms();
+    long long down = atomic_load(&st->kafka_down_since_ms), now = rm_mono_ms();
+    if (down > 0 && now - down > RM_KAFKA_DOWN_GRACE_MS) {
+        snprintf(why, cap, "Kafka unreachable: no broker has answered for %lld s",
+                 (now - down) / 1000);
+        return false;
+    }
+    long long since = atomic_load(&st->unowned_since_ms);
     if (since > 0 && now - since > RM_UNOWNED_GRACE_MS) {
         snprintf(why, cap,
                  "no partition assigned for %lld s (more consumers than partitions, or the group "

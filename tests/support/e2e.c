@@ -106,11 +106,14 @@ pid_t e2e_command(e2e_t *e, const char *cmd, const char *const *extra) {
         bin = "./readmodel";
     /* RM_TEST_LOG_LEVEL=debug shows what the commands a test runs did. */
     const char *level = getenv("RM_TEST_LOG_LEVEL");
-    const char *argv[48] = {
-        bin,         cmd,      "--brokers",   rm_mock_kafka_bootstraps(e->kafka),
-        "--topic",   e->topic, "--redis",     e->redis.url,
-        "--workers", "2",      "--log-level", level && *level ? level : "warn"};
+    const char *argv[48] = {bin,         cmd,      "--brokers",   e2e_bootstraps(e),
+                            "--topic",   e->topic, "--redis",     e->redis.url,
+                            "--workers", "2",      "--log-level", level && *level ? level : "warn"};
     int n = 12;
+    if (e->group[0]) {
+        argv[n++] = "--group";
+        argv[n++] = e->group;
+    }
     if (strcmp(cmd, "serve") == 0) {
         /* Port 0: each serve gets a free port, so tests can run several. */
         const char *metrics = getenv("RM_TEST_METRICS_ADDR");
@@ -448,7 +451,7 @@ static pid_t command_to(e2e_t *e, const char *cmd, const char *const *extra, int
     const char *argv[48] = {bin ? bin : "./readmodel",
                             cmd,
                             "--brokers",
-                            rm_mock_kafka_bootstraps(e->kafka),
+                            e2e_bootstraps(e),
                             "--topic",
                             e->topic,
                             "--redis",
@@ -456,6 +459,10 @@ static pid_t command_to(e2e_t *e, const char *cmd, const char *const *extra, int
                             "--log-level",
                             level && *level ? level : "warn"};
     int n = 10;
+    if (strcmp(cmd, "status") != 0 && e->group[0]) {
+        argv[n++] = "--group";
+        argv[n++] = e->group;
+    }
     if (strcmp(cmd, "status") != 0) {
         argv[n++] = "--workers";
         argv[n++] = "2";
@@ -501,4 +508,20 @@ char *e2e_capture(e2e_t *e, const char *cmd, const char *const *extra, int *exit
     if (out)
         out[len] = '\0';
     return out;
+}
+
+/* ---- on a real broker (the rest is in e2e_real.c) ---- */
+
+const char *e2e_bootstraps(const e2e_t *e) {
+    return e->bootstraps ? e->bootstraps : rm_mock_kafka_bootstraps(e->kafka);
+}
+
+void e2e_begin(e2e_t *e, const char *topic, int partitions) {
+    static int registered;
+    if (!registered++)
+        atexit(kill_children);
+    memset(e, 0, sizeof(*e));
+    signal(SIGPIPE, SIG_IGN);
+    e->topic = topic;
+    e->partitions = partitions;
 }

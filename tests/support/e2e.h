@@ -23,6 +23,11 @@ typedef struct {
     const char *topic;
     int partitions;
     unsigned long long produced;
+    /* A real broker's bootstrap list (e2e_start_real; NULL: the mock). */
+    const char *bootstraps;
+    /* --group of every command (e2e_start_real: one per e2e_t, so test
+     * cases sharing one broker never share a consumer group). */
+    char group[64];
 } e2e_t;
 
 int e2e_start(e2e_t *e, const char *topic, int partitions);
@@ -86,5 +91,19 @@ double e2e_slow_flushes(int port, const char *target);
  * still goes to the test's). Returns what it printed (caller frees; NULL when
  * it could not be started) and stores its exit code in *exit_code. */
 char *e2e_capture(e2e_t *e, const char *cmd, const char *const *extra, int *exit_code);
+
+/* ---- the same harness on a real broker (tests/support/kafka_real.h) ----
+ * e2e_real.c (link it with kafka_real.c). Starts Redis and the producer like e2e_start, but against
+ * the broker whose bootstrap list is given (owned by the caller, not stopped by e2e_stop): creates
+ * topic (partitions, replication factor rf; 0: every broker) and, once per broker, booking.dlq.
+ * Every command of e then gets
+ * --brokers bootstraps and a --group of its own. 0, or -1. */
+struct kafka_real;
+int e2e_start_real(e2e_t *e, struct kafka_real *k, const char *topic, int partitions, int rf);
+/* The bootstrap list commands of e use (real broker or mock). */
+const char *e2e_bootstraps(const e2e_t *e);
+/* What e2e_start does before it starts servers: clears e, sets the topic,
+ * makes sure every child is killed at exit. */
+void e2e_begin(e2e_t *e, const char *topic, int partitions);
 
 #endif

@@ -222,8 +222,27 @@ static void test_ready_needs_partitions_after_grace(void **state) {
     free(st);
 }
 
+/* No broker answering: ready through a short blip, not ready after
+ * RM_KAFKA_DOWN_GRACE_MS, ready again once a broker answers. */
+static void test_ready_needs_kafka(void **state) {
+    (void)state;
+    rm_stats_t *st = calloc(1, sizeof(*st));
+    atomic_store(&st->sink_ping_ok, 1);
+    atomic_store(&st->sink_write_ok, 1);
+    char why[256];
+    atomic_store(&st->kafka_down_since_ms, rm_mono_ms() - 1000);
+    assert_true(rm_metrics_ready(st, why, sizeof(why)));
+    atomic_store(&st->kafka_down_since_ms, rm_mono_ms() - RM_KAFKA_DOWN_GRACE_MS - 3000);
+    assert_false(rm_metrics_ready(st, why, sizeof(why)));
+    assert_non_null(strstr(why, "Kafka unreachable"));
+    atomic_store(&st->kafka_down_since_ms, 0);
+    assert_true(rm_metrics_ready(st, why, sizeof(why)));
+    free(st);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ready_needs_kafka),
         cmocka_unit_test(test_serve_shows_pipeline_not_job_progress),
         cmocka_unit_test(test_job_shows_progress_not_pipeline),
         cmocka_unit_test(test_two_pipelines),
