@@ -21,6 +21,11 @@ PACKAGES=(
   yamllint
   debootstrap dpkg-dev file groff-base
 )
+# Only with --real (scripts/setup.d/): Java 17 and Maven for the Kafka broker
+# and the OpenSearch node from Maven Central, curl and unzip to fetch the Go
+# toolchain for helm when the machine has none new enough. Machines of the
+# CI's kind have them already; a minimal bookworm gets them from Debian.
+REAL_PACKAGES=(openjdk-17-jdk-headless maven curl unzip)
 # Only for the fuzz run (scripts/fuzz.sh): clang 14 and its libFuzzer
 # runtime (Debian bookworm ships libFuzzer in libclang-rt-14-dev).
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
@@ -33,7 +38,10 @@ for arg in "$@"; do
       fuzz=1
       PACKAGES+=("${FUZZ_PACKAGES[@]}")
       ;;
-    --real) real=1 ;;
+    --real)
+      real=1
+      PACKAGES+=("${REAL_PACKAGES[@]}")
+      ;;
     *) echo "setup: unknown argument $arg (--fuzz, --real)" >&2; exit 2 ;;
   esac
 done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The real Helm 3 CLI and the manifest checker of the chart test
-# (tests/helm/), both built with the machine's Go (/usr/local/go, Go 1.26)
+# (tests/helm/), both built with the machine's Go (/usr/local/go, Go 1.26;
+# on a machine without a Go new enough, one fetched from the module proxy)
 # from the Go module proxy. Idempotent: what is built is cached under
 # ~/.cache/readmodel/ (keyed by version, or by the checker's sources), the
 # modules in the Go module cache; a second run builds nothing.
@@ -17,9 +18,38 @@ HELM_VERSION=v3.22.0
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${READMODEL_CACHE:-$HOME/.cache/readmodel}
-go=/usr/local/go/bin/go
-[ -x "$go" ] || go=$(command -v go) || { echo "40-helm: no Go (expected /usr/local/go/bin/go)" >&2; exit 1; }
 mkdir -p "$cache"
+# The machine's Go (/usr/local/go, or go on PATH) when it is 1.24 or newer
+# (helm's go.mod); otherwise Go $GO_FALLBACK, fetched once from the Go module
+# proxy as the module golang.org/toolchain (what GOTOOLCHAIN does, for a
+# machine whose Go is too old to do it: Debian bookworm's is 1.19).
+GO_FALLBACK=1.26.8
+go_ok() {
+  local v
+  v=$("$1" env GOVERSION 2>/dev/null) || return 1
+  v=${v#go}
+  [ "${v%%.*}" -gt 1 ] || { v=${v#1.}; [ "${v%%.*}" -ge 24 ]; }
+}
+go=/usr/local/go/bin/go
+if ! go_ok "$go"; then
+  go=$(command -v go || true)
+  if [ -z "$go" ] || ! go_ok "$go"; then
+    goroot=$cache/go-$GO_FALLBACK
+    if [ ! -x "$goroot/bin/go" ]; then
+      proxy=${GOPROXY:-https://proxy.golang.org}
+      proxy=${proxy%%,*}
+      mod="golang.org/toolchain@v0.0.1-go$GO_FALLBACK.linux-amd64"
+      echo "40-helm: fetching Go $GO_FALLBACK from $proxy" >&2
+      rm -rf "$goroot.tmp" && mkdir -p "$goroot.tmp"
+      curl -fsSL -o "$goroot.tmp/go.zip" "$proxy/golang.org/toolchain/@v/v0.0.1-go$GO_FALLBACK.linux-amd64.zip"
+      unzip -q "$goroot.tmp/go.zip" -d "$goroot.tmp"
+      mv "$goroot.tmp/$mod" "$goroot"
+      rm -rf "$goroot.tmp"
+    fi
+    go=$goroot/bin/go
+    go_ok "$go" || { echo "40-helm: no usable Go (1.24 or newer) in $goroot" >&2; exit 1; }
+  fi
+fi
 # Reproducible, module-mode builds whatever the caller's environment says.
 export GO111MODULE=on GOFLAGS=-mod=readonly CGO_ENABLED=0
 
