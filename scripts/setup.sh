@@ -19,6 +19,7 @@ PACKAGES=(
   libcmocka-dev libmicrohttpd-dev
   redis-server redis-tools kcat python3 prometheus openssl universal-ctags ca-certificates
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev yamllint
+  libssl-dev
 )
 # Only for the fuzz run (scripts/fuzz.sh): clang 14 and its libFuzzer
 # runtime (Debian bookworm ships libFuzzer in libclang-rt-14-dev).

@@ -429,7 +429,9 @@ static void *fake_main(void *arg) {
     char name[32];
     for (size_t next = 0; in && fake_read(in, name, sizeof(name)) == 0;) {
         const char *rep = "$40\r\n0123456789012345678901234567890123456789\r\n";
-        if (strcmp(name, "SCRIPT") != 0 && !(rep = f->replies[next++]))
+        if (strcmp(name, "CLUSTER") == 0) /* the mode probe: one server */
+            rep = "-ERR This instance has cluster support disabled\r\n";
+        else if (strcmp(name, "SCRIPT") != 0 && !(rep = f->replies[next++]))
             break;
         if (write(fd, rep, strlen(rep)) != (ssize_t)strlen(rep))
             break;
