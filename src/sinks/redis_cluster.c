@@ -244,8 +244,10 @@ static bool read_map(rm_rclient_t *cl, const redisReply *r, const char *asked) {
     return true;
 }
 
-/* Asks conn c for the slot map: sets cl->cluster. */
-static rm_err_t detect(rm_rclient_t *cl, rm_rconn_t *c, const char *host) {
+/* Asks conn c for the slot map: sets cl->cluster. An error reply means one
+ * server on the first connection (first); when refreshing a cluster's map
+ * it is a failure (a node still loading, say): the next node is asked. */
+static rm_err_t detect(rm_rclient_t *cl, rm_rconn_t *c, const char *host, bool first) {
     const char *argv[] = {"CLUSTER", "SLOTS"};
     size_t lens[] = {7, 5};
     redisReply *r;
@@ -253,6 +255,11 @@ static rm_err_t detect(rm_rclient_t *cl, rm_rconn_t *c, const char *host) {
     if (e) {
         snprintf(cl->err, sizeof(cl->err), "%s", rm_rconn_error(c));
         return e;
+    }
+    if (r->type == REDIS_REPLY_ERROR && !first) {
+        snprintf(cl->err, sizeof(cl->err), "redis CLUSTER SLOTS: %.200s", r->str);
+        freeReplyObject(r);
+        return RM_ERR_IO;
     }
     if (r->type == REDIS_REPLY_ERROR) {
         cl->cluster = false; /* disabled, or not permitted: one server */
@@ -272,6 +279,7 @@ static rm_err_t detect(rm_rclient_t *cl, rm_rconn_t *c, const char *host) {
 static rm_err_t connect_seed(rm_rclient_t *cl) {
     rm_err_t e;
     const rm_redis_url_t *u = cl->url;
+    bool was_cluster = cl->cluster; /* then an error reply is a failure, not a mode */
     rm_rconn_t *c = rm_rconn_open(u, NULL, 0, cl->tls, 0, &e, cl->err, sizeof(cl->err));
     const char *host = u->host;
     for (size_t i = 0; !c && e == RM_ERR_IO && cl->cluster && i < cl->nnodes; i++) {
@@ -280,8 +288,7 @@ static rm_err_t connect_seed(rm_rclient_t *cl) {
     }
     if (!c)
         return e;
-    bool was_cluster = cl->cluster;
-    if ((e = detect(cl, c, host ? host : "localhost"))) {
+    if ((e = detect(cl, c, host ? host : "localhost", !was_cluster))) {
         rm_rconn_close(c);
         return e;
     }
@@ -292,7 +299,6 @@ static rm_err_t connect_seed(rm_rclient_t *cl) {
                         "redis: a cluster has only database 0 (remove /N from --redis)");
         return RM_ERR_OK;
     }
-    (void)was_cluster;
     for (size_t i = 0; i < cl->nnodes; i++)
         free(cl->nodes[i].host), free(cl->nodes[i].q);
     cl->nnodes = 0;
@@ -316,7 +322,7 @@ static rm_err_t refresh_map(rm_rclient_t *cl) {
     rm_err_t e = RM_ERR_IO;
     for (size_t i = 0; i < cl->nnodes; i++) {
         if ((e = open_node(cl, (int)i)) == RM_ERR_OK &&
-            (e = detect(cl, cl->nodes[i].c, cl->nodes[i].host)) == RM_ERR_OK)
+            (e = detect(cl, cl->nodes[i].c, cl->nodes[i].host, false)) == RM_ERR_OK)
             return RM_ERR_OK;
         close_node(&cl->nodes[i]);
     }
