@@ -65,7 +65,7 @@ const char *rm_rclient_error(const rm_rclient_t *cl);
 /* Appends one command routed by key[0..klen) (key NULL: any master). */
 rm_err_t rm_rclient_append(rm_rclient_t *cl, const char *key, size_t klen, int argc,
                            const char **argv, const size_t *lens);
-/* Appends a formatted unit of nreplies replies (at most 8) routed by key;
+/* Appends a formatted unit of nreplies replies (any number) routed by key;
  * takes cmd (malloc'd) in every case. */
 rm_err_t rm_rclient_append_owned(rm_rclient_t *cl, const char *key, size_t klen, char *cmd,
                                  size_t len, int nreplies);

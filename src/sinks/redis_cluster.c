@@ -26,7 +26,7 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_UNIT      8
+#define MAX_INLINE    6 /* replies kept in the entry; more are allocated */
 #define MAX_REDIRECTS 16
 #define MAX_RETRIES   20
 #define NO_NODE       0xFFFF
@@ -37,7 +37,8 @@ typedef struct {
     size_t len;
     int slot; /* -1: any master */
     int nreplies, got, delivered;
-    redisReply *replies[MAX_UNIT];
+    redisReply *inl[MAX_INLINE];
+    redisReply **heap; /* when nreplies > MAX_INLINE */
     int node;
     bool asking; /* an ASKING reply comes first */
     int redirects, retries;
@@ -165,12 +166,19 @@ static rm_err_t open_node(rm_rclient_t *cl, int k) {
     return nd->c ? RM_ERR_OK : e;
 }
 
+/* The entry's replies (entries move when the array grows: never keep a
+ * pointer into one). */
+static redisReply **replies_of(entry_t *x) {
+    return x->heap ? x->heap : x->inl;
+}
+
 static void free_entries(rm_rclient_t *cl) {
     for (size_t i = cl->cur; i < cl->nents; i++) {
         entry_t *x = &cl->ents[i];
         free(x->cmd);
         for (int r = x->delivered; r < x->got; r++)
-            freeReplyObject(x->replies[r]);
+            freeReplyObject(replies_of(x)[r]);
+        free(x->heap);
     }
     cl->nents = cl->cur = 0;
 }
@@ -397,15 +405,21 @@ static rm_err_t send_entry(rm_rclient_t *cl, size_t idx, int k) {
 
 rm_err_t rm_rclient_append_owned(rm_rclient_t *cl, const char *key, size_t klen, char *cmd,
                                  size_t len, int nreplies) {
-    if (!cl->connected || nreplies < 1 || nreplies > MAX_UNIT) {
+    if (!cl->connected || nreplies < 1) {
         free(cmd);
         return fail(cl, RM_ERR_IO, "redis: not connected");
+    }
+    redisReply **heap = NULL;
+    if (nreplies > MAX_INLINE && !(heap = calloc((size_t)nreplies, sizeof(*heap)))) {
+        free(cmd);
+        return fail(cl, RM_ERR_NOMEM, "redis: out of memory");
     }
     if (cl->nents == cl->capents) {
         size_t cap = cl->capents ? cl->capents * 2 : 256;
         entry_t *n = realloc(cl->ents, cap * sizeof(*n));
         if (!n) {
             free(cmd);
+            free(heap);
             return fail(cl, RM_ERR_NOMEM, "redis: out of memory");
         }
         cl->ents = n;
@@ -416,6 +430,7 @@ rm_err_t rm_rclient_append_owned(rm_rclient_t *cl, const char *key, size_t klen,
     memset(x, 0, sizeof(*x));
     x->cmd = cmd;
     x->len = len;
+    x->heap = heap;
     x->nreplies = nreplies;
     x->slot = key ? (int)rm_redis_slot(key, klen) : -1;
     rm_err_t e = send_entry(cl, idx, route(cl, x->slot));
@@ -434,9 +449,9 @@ rm_err_t rm_rclient_append(rm_rclient_t *cl, const char *key, size_t klen, int a
 typedef enum { REDIR_NONE, REDIR_MOVED, REDIR_ASK, REDIR_RETRY } redir_t;
 
 /* The redirect among an entry's replies, with its slot and target. */
-static redir_t redirect_of(const entry_t *x, int *slot, char *host, size_t cap, int *port) {
+static redir_t redirect_of(entry_t *x, int *slot, char *host, size_t cap, int *port) {
     for (int i = 0; i < x->nreplies; i++) {
-        const redisReply *r = x->replies[i];
+        const redisReply *r = replies_of(x)[i];
         if (r->type != REDIS_REPLY_ERROR)
             continue;
         if (strncmp(r->str, "TRYAGAIN", 8) == 0 || strncmp(r->str, "CLUSTERDOWN", 11) == 0)
@@ -473,7 +488,7 @@ static rm_err_t settle(rm_rclient_t *cl, size_t idx) {
         return RM_ERR_OK;
     }
     for (int i = 0; i < x->got; i++)
-        freeReplyObject(x->replies[i]);
+        freeReplyObject(replies_of(x)[i]);
     x->got = 0;
     int k;
     if (d == REDIR_RETRY) {
@@ -516,7 +531,7 @@ static rm_err_t read_one(rm_rclient_t *cl, int k) {
         freeReplyObject(r);
         return RM_ERR_OK;
     }
-    x->replies[x->got++] = r;
+    replies_of(x)[x->got++] = r;
     if (x->got < x->nreplies)
         return RM_ERR_OK;
     nd->qhead++;
@@ -534,11 +549,13 @@ rm_err_t rm_rclient_reply(rm_rclient_t *cl, redisReply **out) {
             return io_error(cl, e);
     }
     entry_t *x = &cl->ents[cl->cur];
-    *out = x->replies[x->delivered];
-    x->replies[x->delivered++] = NULL;
+    *out = replies_of(x)[x->delivered];
+    replies_of(x)[x->delivered++] = NULL;
     if (x->delivered == x->nreplies) {
         free(x->cmd);
+        free(x->heap);
         x->cmd = NULL;
+        x->heap = NULL;
         if (++cl->cur == cl->nents)
             cl->cur = cl->nents = 0;
     }
