@@ -9,6 +9,7 @@ RUN apt-get update \
       build-essential cmake pkg-config \
       librdkafka-dev libhiredis-dev libcurl4-openssl-dev libjansson-dev libroaring-dev \
       libmicrohttpd-dev \
+      libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -39,6 +40,7 @@ LABEL org.opencontainers.image.title="readmodel" \
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       librdkafka1 libhiredis0.14 libcurl4 libmicrohttpd12 libroaring0 libjansson4 ca-certificates \
+      libssl3 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/bin/readmodel /usr/local/bin/readmodel
 # Numeric user so Kubernetes can verify runAsNonRoot; nothing is written

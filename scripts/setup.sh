@@ -20,6 +20,7 @@ PACKAGES=(
   redis-server redis-tools kcat python3 prometheus openssl universal-ctags ca-certificates
   yamllint
   debootstrap dpkg-dev file groff-base
+  libssl-dev
 )
 # Only with --real (scripts/setup.d/): Java 17 and Maven for the Kafka broker
 # and the OpenSearch node from Maven Central, curl and unzip to fetch the Go

@@ -24,7 +24,10 @@ typedef struct {
     char *group;
     char *redis_url;
     char *redis_prefix; /* at most RM_REDIS_PREFIX_MAX bytes */
-    char *dlq_topic;    /* NULL: invalid events are only counted and logged */
+    /* TLS to Redis (rediss://): CA bundle (NULL: the system's), client
+     * certificate and key, the name to verify (NULL: the host). */
+    char *redis_ca_file, *redis_cert_file, *redis_key_file, *redis_tls_server_name;
+    char *dlq_topic; /* NULL: invalid events are only counted and logged */
     int workers;
     char **kafka; /* "key=value" librdkafka properties, applied last */
     size_t n_kafka;

@@ -33,6 +33,7 @@
 #define READMODEL_REDIS_SINK_H
 
 #include "readmodel/availability.h"
+#include "readmodel/config.h"
 #include "readmodel/error.h"
 #include "readmodel/redis_url.h"
 #include "readmodel/sink_item.h"
@@ -45,6 +46,9 @@ typedef struct rm_redis_sink rm_redis_sink_t;
 /* Creates a sink; copies url and prefix (every string, or no sink: never a
  * sink without its credentials). Does not connect. NULL on ENOMEM. */
 rm_redis_sink_t *rm_redis_sink_new(const rm_redis_url_t *url, const char *prefix);
+/* A sink for cfg's --redis URL, prefix and TLS options (redis_ops.c). NULL
+ * with the reason in err (a bad URL, ENOMEM). Does not connect. */
+rm_redis_sink_t *rm_redis_sink_open(const rm_config_t *cfg, char *err, size_t errlen);
 /* Closes the connection and frees; NULL is a no-op. */
 void rm_redis_sink_free(rm_redis_sink_t *s);
 
@@ -119,7 +123,11 @@ rm_err_t rm_redis_record_set(rm_redis_sink_t *s, const char *name, const char *c
 /* Writes "field=value" lines of the record to out (empty when absent).
  * RM_ERR_REPLY (out empty) on a reply of the wrong type. */
 rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *name, char *out, size_t cap);
-/* PING (connecting first when needed): RM_ERR_OK when the server answers. */
+/* Writes the mode (single server or cluster, TLS) and one line per master
+ * with its number of keys (DBSIZE) to out. */
+rm_err_t rm_redis_topology(rm_redis_sink_t *s, char *out, size_t cap);
+/* PING of every master (connecting first when needed): RM_ERR_OK when all
+ * answer; in a cluster the error names the node that did not. */
 rm_err_t rm_redis_sink_ping(rm_redis_sink_t *s);
 
 /* Key formatting, exposed for tools and tests. Returns the length of the

@@ -185,15 +185,13 @@ static char *model_key(const pract_t *p, bool state, uint16_t day) {
 }
 
 static rm_redis_sink_t *open_sink(const rm_config_t *cfg) {
-    rm_redis_url_t url;
     char err[256];
-    if (rm_redis_url_parse(cfg->redis_url, &url, err, sizeof(err)) < 0) {
-        rm_error("--redis: %s", err);
+    rm_redis_sink_t *s = rm_redis_sink_open(cfg, err, sizeof(err));
+    if (!s) {
+        rm_error("%s", err);
         return NULL;
     }
-    rm_redis_sink_t *s = rm_redis_sink_new(&url, cfg->redis_prefix);
-    rm_redis_url_free(&url);
-    if (s && rm_redis_sink_connect(s) != RM_ERR_OK) {
+    if (rm_redis_sink_connect(s) != RM_ERR_OK) {
         rm_error("%s", rm_redis_sink_last_error(s));
         rm_redis_sink_free(s);
         return NULL;
@@ -882,8 +880,14 @@ static rm_err_t redis_status(const rm_config_t *cfg, rm_replay_t *r) {
         return RM_ERR_IO;
     rm_err_t rc = RM_ERR_OK;
     rm_report_set("prefix", json_string(cfg->redis_prefix));
+    char topo[2048];
+    bool have_topo = rm_redis_topology(s, topo, sizeof(topo)) == RM_ERR_OK;
+    if (have_topo)
+        rm_report_set("redis_topology", json_string(topo));
     if (!rm_report_json()) {
         printf("target redis, topic %s, prefix %s\n", cfg->topic, cfg->redis_prefix);
+        if (have_topo)
+            fputs(topo, stdout);
         printf("%-10s %12s %12s %12s %10s\n", "partition", "earliest", "end", "checkpoint", "lag");
     }
     for (int p = 0; p < r->partitions; p++) {

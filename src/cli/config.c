@@ -295,11 +295,17 @@ static void print_group(const rm_opt_t *o, const rm_config_t *cfg, FILE *out) {
 static void print_redis(const rm_opt_t *o, const rm_config_t *cfg, FILE *out) {
     rm_redis_url_t u;
     char err[200], redacted[512] = "(invalid)";
+    int tls = 0;
     if (cfg->redis_url && rm_redis_url_parse(cfg->redis_url, &u, err, sizeof(err)) == 0) {
         rm_redis_url_redacted(&u, redacted, sizeof(redacted));
+        tls = u.tls;
         rm_redis_url_free(&u);
     }
     fprintf(out, "%s=%s\n", o->name, redacted);
+    fprintf(out,
+            "redis-mode=single server or cluster, asked of the server when connecting "
+            "(CLUSTER SLOTS); TLS %s\n",
+            tls ? "on, server certificate and name verified" : "off");
 }
 
 /* A librdkafka property whose value is a secret. */
@@ -369,10 +375,23 @@ static const rm_opt_t options[] = {
              "NAME-opensearch"},
     {"redis", "URL", "READMODEL_REDIS_URL", ALL4, RM_OPT_STRING, OFF(redis_url),
      .def = "redis://127.0.0.1:6379", .print = print_redis, .flags = RM_OPT_PRINT,
-     .help = "redis://[[user]:password@]host[:port][/db] or unix:///path.sock"},
+     .help = "redis[s]://[[user]:password@]host[:port][/db] or unix:///path.sock; one server "
+             "or any node of a Redis Cluster (found out from the server)"},
     {"redis-prefix", "P", "READMODEL_REDIS_PREFIX", ALL4, RM_OPT_STRING, OFF(redis_prefix),
      .max = RM_REDIS_PREFIX_MAX, .def = "rm:", .flags = RM_OPT_PRINT,
      .help = "key prefix: at most 64 bytes, no spaces or braces"},
+    /* Redis over TLS (rediss://), issue 19. */
+    {"redis-ca-file", "F", "READMODEL_REDIS_CA_FILE", ALL4, RM_OPT_FILE, OFF(redis_ca_file),
+     .unset = "(system CAs)", .flags = RM_OPT_PRINT,
+     .help = "PEM CA bundle to verify the Redis server's certificate (rediss:// only)"},
+    {"redis-cert-file", "F", "READMODEL_REDIS_CERT_FILE", ALL4, RM_OPT_FILE, OFF(redis_cert_file),
+     .unset = "(none)", .flags = RM_OPT_PRINT,
+     .help = "client certificate (PEM) for Redis, with --redis-key-file"},
+    {"redis-key-file", "F", "READMODEL_REDIS_KEY_FILE", ALL4, RM_OPT_FILE, OFF(redis_key_file),
+     .help = "the Redis client certificate's private key (PEM)"},
+    {"redis-tls-server-name", "NAME", "READMODEL_REDIS_TLS_SERVER_NAME", ALL4, RM_OPT_STRING,
+     OFF(redis_tls_server_name), .unset = "(the host connected to)", .flags = RM_OPT_PRINT,
+     .help = "name the Redis server certificate must carry (default: the host of each node)"},
     {"workers", "N", NULL, NOSTAT, RM_OPT_INT, OFF(workers), .min = 1, .max = 256,
      .flags = RM_OPT_PRINT,
      .help = "consumer threads, each owning its partitions (default: the CPUs this process may "

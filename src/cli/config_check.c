@@ -33,6 +33,8 @@ static bool topic_name_ok(const char *t) {
     return true;
 }
 
+static int check_redis_tls(const rm_config_t *cfg, char *err, size_t errlen);
+
 /* Brokers, topics, the Redis URL and prefix, and every librdkafka property
  * (librdkafka's own check, so a typo is a startup error and --check-config
  * catches it). */
@@ -60,6 +62,8 @@ static int validate_connections(const rm_config_t *cfg, char *err, size_t errlen
         return -1;
     }
     rm_redis_url_free(&u);
+    if (check_redis_tls(cfg, err, errlen))
+        return -1;
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     int kafka_bad = kc ? rm_kafka_conf_set_all(kc, cfg->kafka, cfg->n_kafka, err, errlen) : 0;
     if (kc)
@@ -138,6 +142,25 @@ static int pem_file(const char *flag, const char *path, const char *marker, char
                  strstr(marker, "KEY") ? "private key" : "certificate");
         return -1;
     }
+    return 0;
+}
+
+/* --redis-ca-file and friends: PEM files. Used (and checked) only with a
+ * rediss:// URL, like the OpenSearch ones only with --opensearch. */
+static int check_redis_tls(const rm_config_t *cfg, char *err, size_t errlen) {
+    static const char cert[] = "-----BEGIN CERTIFICATE-----";
+    if (strncmp(cfg->redis_url, "rediss://", 9) != 0)
+        return 0;
+    if (cfg->redis_ca_file && pem_file("--redis-ca-file", cfg->redis_ca_file, cert, err, errlen))
+        return -1;
+    if (!cfg->redis_cert_file != !cfg->redis_key_file) {
+        snprintf(err, errlen, "--redis-cert-file and --redis-key-file go together");
+        return -1;
+    }
+    if (cfg->redis_cert_file &&
+        (pem_file("--redis-cert-file", cfg->redis_cert_file, cert, err, errlen) ||
+         pem_file("--redis-key-file", cfg->redis_key_file, "PRIVATE KEY-----", err, errlen)))
+        return -1;
     return 0;
 }
 

@@ -43,7 +43,7 @@ rm_err_t rm_redis_lease_acquire(rm_redis_sink_t *s, const char *holder, int ttl_
     const char *argv[] = {"SET", key, holder, "NX", "PX", ttl};
     size_t lens[] = {3, strlen(key), strlen(holder), 2, 2, strlen(ttl)};
     redisReply *r;
-    if ((e = rm_redis_command(s, &r, 6, argv, lens)))
+    if ((e = rm_redis_command(s, &r, 1, 6, argv, lens)))
         return e;
     *got = r->type == REDIS_REPLY_STATUS;
     freeReplyObject(r);
@@ -66,7 +66,7 @@ static rm_err_t lease_script(rm_redis_sink_t *s, const char *src, const char *ho
     const char *argv[] = {"EVAL", src, "1", key, holder, ttl};
     size_t lens[] = {4, strlen(src), 1, strlen(key), strlen(holder), strlen(ttl)};
     redisReply *r;
-    if ((e = rm_redis_command(s, &r, 6, argv, lens)))
+    if ((e = rm_redis_command(s, &r, 3, 6, argv, lens)))
         return e;
     *result = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
     freeReplyObject(r);
@@ -94,15 +94,16 @@ rm_err_t rm_redis_lease_get(rm_redis_sink_t *s, char *holder, size_t cap, long l
         return e;
     const char *a1[] = {"GET", key}, *a2[] = {"PTTL", key};
     size_t l[] = {3, strlen(key)}, l2[] = {4, strlen(key)};
-    if (redisAppendCommandArgv(s->c, 2, a1, l) != REDIS_OK ||
-        redisAppendCommandArgv(s->c, 2, a2, l2) != REDIS_OK)
-        return rm_redis_io_error(s);
+    size_t kl = strlen(key);
+    if ((e = rm_rclient_append(s->cl, key, kl, 2, a1, l)) ||
+        (e = rm_rclient_append(s->cl, key, kl, 2, a2, l2)))
+        return rm_redis_io_error(s, e);
     redisReply *r1, *r2;
-    if (redisGetReply(s->c, (void **)&r1) != REDIS_OK)
-        return rm_redis_io_error(s);
-    if (redisGetReply(s->c, (void **)&r2) != REDIS_OK) {
+    if ((e = rm_rclient_reply(s->cl, &r1)))
+        return rm_redis_io_error(s, e);
+    if ((e = rm_rclient_reply(s->cl, &r2))) {
         freeReplyObject(r1);
-        return rm_redis_io_error(s);
+        return rm_redis_io_error(s, e);
     }
     snprintf(holder, cap, "%.*s", r1->type == REDIS_REPLY_STRING ? (int)r1->len : 0,
              r1->type == REDIS_REPLY_STRING ? r1->str : "");
@@ -112,21 +113,23 @@ rm_err_t rm_redis_lease_get(rm_redis_sink_t *s, char *holder, size_t cap, long l
     return RM_ERR_OK;
 }
 
-rm_err_t rm_redis_scan(rm_redis_sink_t *s, const char *pattern,
-                       void (*fn)(const char *key, size_t len, void *arg), void *arg) {
-    rm_err_t e = rm_redis_sink_connect(s);
-    if (e)
-        return e;
-    char match[512], cursor[32] = "0";
-    if ((e = prefixed_key(s, "SCAN pattern", pattern, match, sizeof(match))))
-        return e;
+/* SCAN of master i (of a cluster: its own keys) to the end. */
+static rm_err_t scan_master(rm_redis_sink_t *s, size_t m, const char *match,
+                            void (*fn)(const char *key, size_t len, void *arg), void *arg) {
+    char cursor[32] = "0";
     size_t plen = strlen(s->prefix);
+    rm_err_t e;
     do {
         const char *argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
         size_t lens[] = {4, strlen(cursor), 5, strlen(match), 5, 4};
         redisReply *r;
-        if ((e = rm_redis_command(s, &r, 6, argv, lens)))
+        if ((e = rm_rclient_master_command(s->cl, m, &r, 6, argv, lens)))
+            return rm_redis_io_error(s, e);
+        if (r->type == REDIS_REPLY_ERROR) {
+            e = rm_redis_reply_error(s, r, "SCAN");
+            freeReplyObject(r);
             return e;
+        }
         /* [cursor, [key...]], every one a string */
         bool ok = r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
                   r->element[0]->type == REDIS_REPLY_STRING &&
@@ -145,6 +148,23 @@ rm_err_t rm_redis_scan(rm_redis_sink_t *s, const char *pattern,
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0);
     return RM_ERR_OK;
+}
+
+/* Every master in turn: in a cluster each holds only its slots' keys. A
+ * key that migrates during the scan (a reshard) may be seen twice or, moving
+ * from a master not yet scanned to one already scanned, not at all. */
+rm_err_t rm_redis_scan(rm_redis_sink_t *s, const char *pattern,
+                       void (*fn)(const char *key, size_t len, void *arg), void *arg) {
+    rm_err_t e = rm_redis_sink_connect(s);
+    if (e)
+        return e;
+    char match[512];
+    if ((e = prefixed_key(s, "SCAN pattern", pattern, match, sizeof(match))))
+        return e;
+    size_t n = rm_rclient_masters(s->cl);
+    for (size_t m = 0; m < n && e == RM_ERR_OK; m++)
+        e = scan_master(s, m, match, fn, arg);
+    return e;
 }
 
 /* Appends `cmd <prefix>key [extra...]` for each key, then reads each reply
@@ -173,13 +193,14 @@ pipeline_keys(rm_redis_sink_t *s, const char *cmd, const char *const *extra, int
                 argv[2 + k] = extra[k];
                 lens[2 + k] = strlen(extra[k]);
             }
-            if (redisAppendCommandArgv(s->c, 2 + nextra, argv, lens) != REDIS_OK)
-                return rm_redis_io_error(s);
+            if ((e = rm_rclient_append(s->cl, key, (size_t)kl, 2 + nextra, argv, lens)))
+                return rm_redis_io_error(s, e);
         }
         for (size_t i = 0; i < m; i++) {
             redisReply *r;
-            if (redisGetReply(s->c, (void **)&r) != REDIS_OK)
-                return rm_redis_io_error(s);
+            rm_err_t ce = rm_rclient_reply(s->cl, &r);
+            if (ce)
+                return rm_redis_io_error(s, ce);
             rm_err_t fe = r->type == REDIS_REPLY_ERROR ? rm_redis_reply_error(s, r, cmd)
                                                        : fn(s, off + i, r, arg);
             if (fe && !e)
@@ -305,7 +326,7 @@ rm_err_t rm_redis_checkpoint_set(rm_redis_sink_t *s, const char *topic, int32_t 
     const char *argv[] = {"SET", key, v};
     size_t lens[] = {3, (size_t)kl, strlen(v)};
     redisReply *r;
-    if ((e = rm_redis_command(s, &r, 3, argv, lens)))
+    if ((e = rm_redis_command(s, &r, 1, 3, argv, lens)))
         return e;
     freeReplyObject(r);
     return RM_ERR_OK;
@@ -333,7 +354,7 @@ rm_err_t rm_redis_record_set(rm_redis_sink_t *s, const char *name, const char *c
         argv[3 + 2 * i] = values[i], lens[3 + 2 * i] = strlen(values[i]);
     }
     redisReply *r;
-    e = rm_redis_command(s, &r, (int)(2 + 2 * n), argv, lens);
+    e = rm_redis_command(s, &r, 1, (int)(2 + 2 * n), argv, lens);
     if (!e)
         freeReplyObject(r);
     free(argv);
@@ -351,7 +372,7 @@ rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *name, char *out, si
     const char *argv[] = {"HGETALL", key};
     size_t lens[] = {7, strlen(key)};
     redisReply *r;
-    if ((e = rm_redis_command(s, &r, 2, argv, lens)))
+    if ((e = rm_redis_command(s, &r, 1, 2, argv, lens)))
         return e;
     size_t o = 0;
     out[0] = '\0';
@@ -369,15 +390,46 @@ rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *name, char *out, si
     return RM_ERR_OK;
 }
 
+rm_err_t rm_redis_topology(rm_redis_sink_t *s, char *out, size_t cap) {
+    rm_err_t e = rm_redis_sink_connect(s);
+    if (e)
+        return e;
+    size_t n = rm_rclient_masters(s->cl), o = 0;
+    bool cluster = rm_rclient_is_cluster(s->cl);
+    o += (size_t)snprintf(out, cap, "redis: %s%s, %zu master(s)\n",
+                          cluster ? "cluster" : "single server", s->url.tls ? " over TLS" : "", n);
+    const char *argv[] = {"DBSIZE"};
+    size_t lens[] = {6};
+    for (size_t m = 0; m < n && o < cap; m++) {
+        redisReply *r;
+        if ((e = rm_rclient_master_command(s->cl, m, &r, 1, argv, lens)))
+            return rm_redis_io_error(s, e);
+        o += (size_t)snprintf(out + o, cap - o, "  %s: %lld keys\n",
+                              rm_rclient_master_name(s->cl, m),
+                              r->type == REDIS_REPLY_INTEGER ? r->integer : -1);
+        freeReplyObject(r);
+    }
+    return RM_ERR_OK;
+}
+
+/* Every master: in a cluster, the error names the node that failed. */
 rm_err_t rm_redis_sink_ping(rm_redis_sink_t *s) {
     rm_err_t e = rm_redis_sink_connect(s);
     if (e)
         return e;
     const char *argv[] = {"PING"};
     size_t lens[] = {4};
-    redisReply *r;
-    if ((e = rm_redis_command(s, &r, 1, argv, lens)))
-        return e;
-    freeReplyObject(r);
+    size_t n = rm_rclient_masters(s->cl);
+    for (size_t m = 0; m < n; m++) {
+        redisReply *r;
+        if ((e = rm_rclient_master_command(s->cl, m, &r, 1, argv, lens)))
+            return rm_redis_io_error(s, e);
+        if (r->type == REDIS_REPLY_ERROR) {
+            e = rm_redis_reply_error(s, r, "PING");
+            freeReplyObject(r);
+            return e;
+        }
+        freeReplyObject(r);
+    }
     return RM_ERR_OK;
 }

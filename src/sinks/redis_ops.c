@@ -14,18 +14,25 @@ static bool configured(const rm_config_t *cfg) {
     return cfg->redis_url != NULL;
 }
 
-static void *open_redis(const rm_config_t *cfg, char *err, size_t errlen) {
+rm_redis_sink_t *rm_redis_sink_open(const rm_config_t *cfg, char *err, size_t errlen) {
     rm_redis_url_t url;
     char why[256];
     if (rm_redis_url_parse(cfg->redis_url, &url, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "--redis: %s", why);
         return NULL;
     }
-    rm_redis_sink_t *s = rm_redis_sink_new(&url, cfg->redis_prefix);
+    rm_redis_sink_t *s = NULL;
+    if (rm_redis_url_set_tls(&url, cfg->redis_ca_file, cfg->redis_cert_file, cfg->redis_key_file,
+                             cfg->redis_tls_server_name) == 0)
+        s = rm_redis_sink_new(&url, cfg->redis_prefix);
     rm_redis_url_free(&url);
     if (!s)
         snprintf(err, errlen, "redis sink: out of memory");
     return s;
+}
+
+static void *open_redis(const rm_config_t *cfg, char *err, size_t errlen) {
+    return rm_redis_sink_open(cfg, err, errlen);
 }
 
 static void free_redis(void *s) {

@@ -1,9 +1,11 @@
 /*
- * Redis sink: hiredis, pipelined (append every command, then read every
- * reply: one write and one read per batch), one Lua script per practitioner
- * (a rebuild's forced write: one MULTI/EXEC) so its keys, state and fence
- * change together. After an I/O error the
- * redisContext is never reused: it is freed and the next call reconnects.
+ * Redis sink: pipelined through the client of redis_cluster.c (append every
+ * command, then read every reply: one write and one read per batch and
+ * node), one Lua script per practitioner (a rebuild's forced write: one
+ * MULTI/EXEC) so its keys, state and fence change together: all of a
+ * practitioner's keys share the hash tag {pid}, so in a cluster they are in
+ * one slot, on one master. After an I/O error the connections are never
+ * reused: they are dropped and the next call reconnects.
  */
 #include "redis_internal.h"
 #include "readmodel/date.h"
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #define PIPELINE_PRACTITIONERS 256
+#define WAIT_REPLICA_MS        2000
 
 /* The state of a practitioner is the hash KEYS[1] = "<prefix>state:{pid}":
  * p and f (the fence: partition and offset of its last applied event), h
@@ -107,10 +110,8 @@ rm_err_t rm_redis_key_error(rm_redis_sink_t *s, const char *what, size_t cap, bo
     snprintf(s->err, sizeof(s->err),
              "redis: %s key too long (over %zu bytes, of which the prefix is %zu)", what, cap - 1,
              strlen(s->prefix));
-    if (queued && s->c) { /* commands appended but not sent: never send them */
-        redisFree(s->c);
-        s->c = NULL;
-    }
+    if (queued) /* commands appended but not sent: never send them */
+        rm_rclient_reset(s->cl);
     return RM_ERR_INVAL;
 }
 
@@ -118,16 +119,15 @@ rm_redis_sink_t *rm_redis_sink_new(const rm_redis_url_t *url, const char *prefix
     rm_redis_sink_t *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    s->url = *url;
-    s->url.host = url->host ? strdup(url->host) : NULL;
-    s->url.socket_path = url->socket_path ? strdup(url->socket_path) : NULL;
-    s->url.user = url->user ? strdup(url->user) : NULL;
-    s->url.password = url->password ? strdup(url->password) : NULL;
-    s->prefix = strdup(prefix);
     /* Every copy or none: a lost user or password would connect without
      * authentication. */
-    if (!s->prefix || (url->host && !s->url.host) || (url->socket_path && !s->url.socket_path) ||
-        (url->user && !s->url.user) || (url->password && !s->url.password)) {
+    if (rm_redis_url_copy(&s->url, url) < 0) {
+        free(s);
+        return NULL;
+    }
+    s->prefix = strdup(prefix);
+    s->cl = rm_rclient_new(&s->url); /* borrows s->url */
+    if (!s->prefix || !s->cl) {
         rm_redis_sink_free(s);
         return NULL;
     }
@@ -137,8 +137,7 @@ rm_redis_sink_t *rm_redis_sink_new(const rm_redis_url_t *url, const char *prefix
 void rm_redis_sink_free(rm_redis_sink_t *s) {
     if (!s)
         return;
-    if (s->c)
-        redisFree(s->c);
+    rm_rclient_free(s->cl);
     rm_redis_url_free(&s->url);
     free(s->prefix);
     free(s);
@@ -148,13 +147,11 @@ const char *rm_redis_sink_last_error(const rm_redis_sink_t *s) {
     return s->err;
 }
 
-rm_err_t rm_redis_io_error(rm_redis_sink_t *s) {
-    if (s->c) {
-        snprintf(s->err, sizeof(s->err), "redis: %s", s->c->errstr[0] ? s->c->errstr : "I/O error");
-        redisFree(s->c);
-        s->c = NULL;
-    }
-    return RM_ERR_IO;
+rm_err_t rm_redis_io_error(rm_redis_sink_t *s, rm_err_t e) {
+    const char *why = rm_rclient_error(s->cl);
+    snprintf(s->err, sizeof(s->err), "%s", why[0] ? why : "redis: I/O error");
+    rm_rclient_reset(s->cl);
+    return e;
 }
 
 /* Whether an error reply says the server refuses this client as configured
@@ -179,11 +176,13 @@ rm_err_t rm_redis_reply_error(rm_redis_sink_t *s, const redisReply *r, const cha
 }
 
 /* Runs one command; on success *out is the reply (caller frees). */
-rm_err_t rm_redis_command(rm_redis_sink_t *s, redisReply **out, int argc, const char **argv,
-                          const size_t *lens) {
-    redisReply *r = redisCommandArgv(s->c, argc, argv, lens);
-    if (!r)
-        return rm_redis_io_error(s);
+rm_err_t rm_redis_command(rm_redis_sink_t *s, redisReply **out, int key_arg, int argc,
+                          const char **argv, const size_t *lens) {
+    redisReply *r;
+    rm_err_t ce = rm_rclient_command(s->cl, &r, key_arg ? argv[key_arg] : NULL,
+                                     key_arg ? lens[key_arg] : 0, argc, argv, lens);
+    if (ce)
+        return rm_redis_io_error(s, ce);
     if (r->type == REDIS_REPLY_ERROR) {
         rm_err_t e = rm_redis_reply_error(s, r, argv[0]);
         freeReplyObject(r);
@@ -193,63 +192,46 @@ rm_err_t rm_redis_command(rm_redis_sink_t *s, redisReply **out, int argc, const 
     return RM_ERR_OK;
 }
 
-static rm_err_t load_script(rm_redis_sink_t *s, const char *src, char sha[48]) {
+/* SCRIPT LOAD on every master (a script is not replicated: a promoted
+ * replica answers NOSCRIPT, and the caller loads it again). */
+rm_err_t rm_redis_load_script(rm_redis_sink_t *s, const char *src, char sha[48]) {
     const char *argv[] = {"SCRIPT", "LOAD", src};
     size_t lens[] = {6, 4, strlen(src)};
-    redisReply *r;
-    rm_err_t e = rm_redis_command(s, &r, 3, argv, lens);
-    if (e)
-        return e;
-    if (r->type != REDIS_REPLY_STRING || r->len >= 48) {
+    size_t n = rm_rclient_masters(s->cl);
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r;
+        rm_err_t e = rm_rclient_master_command(s->cl, i, &r, 3, argv, lens);
+        if (e)
+            return rm_redis_io_error(s, e);
+        if (r->type != REDIS_REPLY_STRING || r->len >= 48) {
+            e = rm_redis_reply_error(s, r, "SCRIPT LOAD");
+            freeReplyObject(r);
+            return e;
+        }
+        memcpy(sha, r->str, r->len + 1);
         freeReplyObject(r);
-        return rm_redis_reply_error(s, NULL, "SCRIPT LOAD");
     }
-    memcpy(sha, r->str, r->len + 1);
-    freeReplyObject(r);
-    return RM_ERR_OK;
+    return n ? RM_ERR_OK : rm_redis_io_error(s, RM_ERR_IO);
 }
 
+static rm_err_t load_script(rm_redis_sink_t *s, const char *src, char sha[48]) {
+    return rm_redis_load_script(s, src, sha);
+}
+
+/* Connects (TLS, AUTH and SELECT in redis_conn.c; the mode and slot map
+ * in redis_cluster.c) and, on every new connection or map, loads the
+ * scripts on every master. */
 rm_err_t rm_redis_sink_connect(rm_redis_sink_t *s) {
-    if (s->c)
-        return RM_ERR_OK;
-    struct timeval tv = {2, 0};
-    s->c = s->url.socket_path ? redisConnectUnixWithTimeout(s->url.socket_path, tv)
-                              : redisConnectWithTimeout(s->url.host, s->url.port, tv);
-    if (!s->c) {
-        snprintf(s->err, sizeof(s->err), "redis: cannot allocate a connection");
-        return RM_ERR_NOMEM;
+    bool fresh;
+    rm_err_t e = rm_rclient_connect(s->cl, &fresh);
+    if (e)
+        return rm_redis_io_error(s, e);
+    if (fresh && ((e = load_script(s, flush_lua, s->flush_sha)) ||
+                  (e = load_script(s, cas_lua, s->cas_sha)))) {
+        rm_rclient_reset(s->cl);
+        return e;
     }
-    if (s->c->err)
-        return rm_redis_io_error(s);
-    struct timeval cmd_tv = {10, 0};
-    redisSetTimeout(s->c, cmd_tv);
-    redisReply *r;
-    rm_err_t e;
-    if (s->url.password) {
-        const char *argv[] = {"AUTH", s->url.user ? s->url.user : s->url.password, s->url.password};
-        size_t lens[] = {4, strlen(argv[1]), strlen(s->url.password)};
-        if ((e = rm_redis_command(s, &r, s->url.user ? 3 : 2, argv, lens)))
-            goto fail;
-        freeReplyObject(r);
-    }
-    if (s->url.db) {
-        char db[16];
-        snprintf(db, sizeof(db), "%d", s->url.db);
-        const char *argv[] = {"SELECT", db};
-        size_t lens[] = {6, strlen(db)};
-        if ((e = rm_redis_command(s, &r, 2, argv, lens)))
-            goto fail;
-        freeReplyObject(r);
-    }
-    if ((e = load_script(s, flush_lua, s->flush_sha)) || (e = load_script(s, cas_lua, s->cas_sha)))
-        goto fail;
     return RM_ERR_OK;
-fail:
-    if (s->c) {
-        redisFree(s->c);
-        s->c = NULL;
-    }
-    return e;
 }
 
 static int64_t parse_i64(const char *str, size_t len, bool *ok) {
@@ -344,14 +326,14 @@ rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n)
             return rm_redis_key_error(s, "state", sizeof(key), i > 0);
         const char *argv[] = {"HGETALL", key};
         size_t lens[] = {7, (size_t)kl};
-        if (redisAppendCommandArgv(s->c, 2, argv, lens) != REDIS_OK)
-            return rm_redis_io_error(s);
+        if ((e = rm_rclient_append(s->cl, key, (size_t)kl, 2, argv, lens)))
+            return rm_redis_io_error(s, e);
     }
     rm_err_t result = RM_ERR_OK;
     for (size_t i = 0; i < n; i++) {
         redisReply *r;
-        if (redisGetReply(s->c, (void **)&r) != REDIS_OK)
-            return rm_redis_io_error(s);
+        if ((e = rm_rclient_reply(s->cl, &r)))
+            return rm_redis_io_error(s, e);
         rm_sink_item_t *it = &items[i];
         it->partition = -1;
         it->fence = -1;
@@ -503,8 +485,8 @@ static size_t resp_state_hset(resp_t *b, const char *skey, size_t skl, const cha
  * spends about a third less CPU per key than on the script's Lua tables.
  * The commands are written as RESP directly (one pass over the days, which
  * arrive in ascending order). Sets *replies to the number of replies it
- * will produce. RM_ERR_NOMEM (or a hiredis error in s->c), RM_ERR_INVAL
- * when a key does not fit. */
+ * will produce. RM_ERR_NOMEM, RM_ERR_IO (the client's), RM_ERR_INVAL when
+ * a key does not fit. */
 static rm_err_t append_forced(rm_redis_sink_t *s, const rm_sink_item_t *it, char **state,
                               int *replies) {
     uint64_t ndays = roaring_bitmap_get_cardinality(it->st->dirty);
@@ -571,10 +553,11 @@ static rm_err_t append_forced(rm_redis_sink_t *s, const rm_sink_item_t *it, char
     resp_bulk(&b, skey, (size_t)skl);
     size_t nhset = resp_state_hset(&b, skey, (size_t)skl, part, fence, head, sd, nsd, names);
     resp_command(&b, 1, exec);
-    if (b.nomem || redisAppendFormattedCommand(s->c, b.p, b.len) != REDIS_OK)
+    if (b.nomem)
         goto done;
     *replies = 3 + (ns > 0) + (nd > 0) + (int)nhset; /* MULTI, MSET, DEL, DEL, HSETs, EXEC */
-    rc = RM_ERR_OK;
+    rc = rm_rclient_append_owned(s->cl, skey, (size_t)skl, b.p, b.len, *replies);
+    b.p = NULL; /* now owned by the client */
 done:
     free(b.p);
     free(del);
@@ -658,7 +641,7 @@ static rm_err_t append_flush(rm_redis_sink_t *s, const rm_sink_item_t *it, char 
         argv[a] = (const char *)v;
         lens[a++] = nfree ? RM_DAY_BYTES : 0;
     }
-    rc = redisAppendCommandArgv(s->c, (int)a, argv, lens) == REDIS_OK ? RM_ERR_OK : RM_ERR_NOMEM;
+    rc = rm_rclient_append(s->cl, argv[3], lens[3], (int)a, argv, lens);
 done:
     free(argv);
     free(lens);
@@ -683,36 +666,40 @@ static rm_err_t flush_items(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n,
     int replies[PIPELINE_PRACTITIONERS] = {0}; /* 0: not appended */
     bool noscript[PIPELINE_PRACTITIONERS] = {false};
     size_t nnoscript = 0;
-    rm_err_t e = RM_ERR_OK;
+    rm_err_t e = RM_ERR_OK, ce;
     size_t appended = 0;
+    bool broken = false; /* the connections were dropped: nothing to read */
     for (; appended < n; appended++) {
         if (only && !only[appended])
             continue;
         if ((e = append_flush(s, &items[appended], &states[appended], &replies[appended])) !=
             RM_ERR_OK) {
-            if (s->c && s->c->err)
-                e = rm_redis_io_error(s);
+            if (e == RM_ERR_IO || e == RM_ERR_CONFIG) {
+                e = rm_redis_io_error(s, e);
+                broken = true;
+            }
             break;
         }
     }
-    for (size_t i = 0; i < appended && s->c; i++) {
+    for (size_t i = 0; i < appended && !broken; i++) {
         if (!replies[i])
             continue;
         redisReply *r;
         /* A transaction: +OK and +QUEUED, then EXEC's array of results. */
-        for (int q = 1; q < replies[i] && s->c; q++) {
-            if (redisGetReply(s->c, (void **)&r) != REDIS_OK) {
-                e = rm_redis_io_error(s);
+        for (int q = 1; q < replies[i] && !broken; q++) {
+            if ((ce = rm_rclient_reply(s->cl, &r))) {
+                e = rm_redis_io_error(s, ce);
+                broken = true;
                 break;
             }
             if (r->type == REDIS_REPLY_ERROR && e == RM_ERR_OK)
                 e = rm_redis_reply_error(s, r, "MULTI");
             freeReplyObject(r);
         }
-        if (!s->c)
+        if (broken)
             break;
-        if (redisGetReply(s->c, (void **)&r) != REDIS_OK) {
-            e = rm_redis_io_error(s);
+        if ((ce = rm_rclient_reply(s->cl, &r))) {
+            e = rm_redis_io_error(s, ce);
             break;
         }
         if (replies[i] > 1 && r->type == REDIS_REPLY_ARRAY) {
@@ -749,6 +736,23 @@ static rm_err_t flush_chunk(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n)
     return flush_items(s, items, n, NULL);
 }
 
+/* In a cluster, the checkpoint that follows a flush is on another master
+ * than most of the states it covers, so a failover that loses a master's
+ * last writes must not lose states whose checkpoint survived elsewhere:
+ * every master written to waits (WAIT 1) until a replica has the writes
+ * before the flush counts as done. A master without a replica, or one that
+ * lags past the timeout, is logged; the fences still detect a loss. */
+static rm_err_t wait_replicas(rm_redis_sink_t *s) {
+    int lagging = 0;
+    rm_err_t e = rm_rclient_wait_replicas(s->cl, WAIT_REPLICA_MS, &lagging);
+    if (e)
+        return rm_redis_io_error(s, e);
+    if (lagging && s->lagging++ % 1000 == 0)
+        rm_warn("redis: %d master(s) did not replicate a flush within %d ms (seen %lu times)",
+                lagging, WAIT_REPLICA_MS, s->lagging);
+    return RM_ERR_OK;
+}
+
 rm_err_t rm_redis_sink_flush(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n) {
     rm_err_t e = rm_redis_sink_connect(s);
     for (size_t i = 0; i < n; i++)
@@ -757,6 +761,8 @@ rm_err_t rm_redis_sink_flush(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n
         size_t m = n - off < PIPELINE_PRACTITIONERS ? n - off : PIPELINE_PRACTITIONERS;
         e = flush_chunk(s, items + off, m);
     }
+    if (e == RM_ERR_OK)
+        e = wait_replicas(s);
     if (e != RM_ERR_OK)
         for (size_t i = 0; i < n; i++)
             items[i].written = false;
@@ -775,7 +781,7 @@ rm_err_t rm_redis_sink_checkpoint_get(rm_redis_sink_t *s, const char *topic, int
     const char *argv[] = {"GET", key};
     size_t lens[] = {3, (size_t)kl};
     redisReply *r;
-    if ((e = rm_redis_command(s, &r, 2, argv, lens)))
+    if ((e = rm_redis_command(s, &r, 1, 2, argv, lens)))
         return e;
     *next = -1;
     if (r->type == REDIS_REPLY_STRING) {
@@ -799,9 +805,10 @@ static rm_err_t evalsha(rm_redis_sink_t *s, redisReply **out, int argc, const ch
     for (int attempt = 0;; attempt++) {
         argv[1] = sha;
         lens[1] = strlen(sha);
-        redisReply *r = redisCommandArgv(s->c, argc, argv, lens);
-        if (!r)
-            return rm_redis_io_error(s);
+        redisReply *r;
+        rm_err_t ce = rm_rclient_command(s->cl, &r, argv[3], lens[3], argc, argv, lens);
+        if (ce)
+            return rm_redis_io_error(s, ce);
         rm_err_t e = RM_ERR_OK;
         if (attempt == 0 && is_noscript(r)) {
             freeReplyObject(r);

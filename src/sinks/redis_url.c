@@ -47,12 +47,9 @@ int rm_redis_url_parse(const char *url, rm_redis_url_t *out, char *err, size_t e
     out->port = 6379;
     if (strncmp(url, "unix://", 7) == 0)
         return parse_unix(url, out, err, errlen);
-    if (strncmp(url, "rediss://", 9) == 0) {
-        snprintf(err, errlen, "rediss:// (TLS) is not supported by this build's hiredis 0.14");
-        return -1;
-    }
-    if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errlen, "must start with redis:// or unix://");
+    out->tls = strncmp(url, "rediss://", 9) == 0;
+    if (!out->tls && strncmp(url, "redis://", 8) != 0) {
+        snprintf(err, errlen, "must start with redis://, rediss:// or unix://");
         return -1;
     }
     CURLU *u = curl_url();
@@ -64,7 +61,7 @@ int rm_redis_url_parse(const char *url, rm_redis_url_t *out, char *err, size_t e
     char *host = NULL, *port = NULL, *user = NULL, *pass = NULL, *path = NULL, *query = NULL;
     if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
         snprintf(err, errlen,
-                 "not a valid URL (expected redis://[[user]:password@]host[:port][/db])");
+                 "not a valid URL (expected redis[s]://[[user]:password@]host[:port][/db])");
         goto done;
     }
     curl_url_get(u, CURLUPART_HOST, &host, 0);
@@ -87,7 +84,7 @@ int rm_redis_url_parse(const char *url, rm_redis_url_t *out, char *err, size_t e
     }
     if (path && strcmp(path, "/") != 0 && strcmp(path, "") != 0 &&
         parse_int(path + 1, 0, 1 << 20, &out->db) < 0) {
-        snprintf(err, errlen, "database must be a number (redis://host:port/N)");
+        snprintf(err, errlen, "database must be a number (redis[s]://host:port/N)");
         goto done;
     }
     size_t hl = strlen(host);
@@ -111,7 +108,50 @@ done:
     return rc;
 }
 
+int rm_redis_url_set_tls(rm_redis_url_t *u, const char *ca_file, const char *cert_file,
+                         const char *key_file, const char *server_name) {
+    char *ca = dup_or_null(ca_file), *cert = dup_or_null(cert_file), *key = dup_or_null(key_file),
+         *name = dup_or_null(server_name);
+    if ((ca_file && !ca) || (cert_file && !cert) || (key_file && !key) || (server_name && !name)) {
+        free(ca);
+        free(cert);
+        free(key);
+        free(name);
+        return -1;
+    }
+    free(u->tls_ca_file);
+    free(u->tls_cert_file);
+    free(u->tls_key_file);
+    free(u->tls_server_name);
+    u->tls_ca_file = ca;
+    u->tls_cert_file = cert;
+    u->tls_key_file = key;
+    u->tls_server_name = name;
+    return 0;
+}
+
+int rm_redis_url_copy(rm_redis_url_t *dst, const rm_redis_url_t *src) {
+    *dst = *src;
+    dst->host = dup_or_null(src->host);
+    dst->socket_path = dup_or_null(src->socket_path);
+    dst->user = dup_or_null(src->user);
+    dst->password = dup_or_null(src->password);
+    dst->tls_ca_file = dst->tls_cert_file = dst->tls_key_file = dst->tls_server_name = NULL;
+    if ((src->host && !dst->host) || (src->socket_path && !dst->socket_path) ||
+        (src->user && !dst->user) || (src->password && !dst->password) ||
+        rm_redis_url_set_tls(dst, src->tls_ca_file, src->tls_cert_file, src->tls_key_file,
+                             src->tls_server_name) < 0) {
+        rm_redis_url_free(dst);
+        return -1;
+    }
+    return 0;
+}
+
 void rm_redis_url_free(rm_redis_url_t *u) {
+    free(u->tls_ca_file);
+    free(u->tls_cert_file);
+    free(u->tls_key_file);
+    free(u->tls_server_name);
     free(u->host);
     free(u->socket_path);
     free(u->user);
@@ -133,6 +173,6 @@ void rm_redis_url_redacted(const rm_redis_url_t *u, char *out, size_t cap) {
     else if (u->user)
         snprintf(auth, sizeof(auth), "%s@", u->user);
     int v6 = u->host && strchr(u->host, ':') != NULL;
-    snprintf(out, cap, "redis://%s%s%s%s:%d/%d", auth, v6 ? "[" : "", u->host ? u->host : "",
-             v6 ? "]" : "", u->port, u->db);
+    snprintf(out, cap, "%s://%s%s%s%s:%d/%d", u->tls ? "rediss" : "redis", auth, v6 ? "[" : "",
+             u->host ? u->host : "", v6 ? "]" : "", u->port, u->db);
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "readmodel/redis_cluster.h"
 #include "readmodel/redis_sink.h"
 #include "test_redis.h"
 
@@ -437,7 +438,9 @@ static void *fake_main(void *arg) {
     char name[32];
     for (size_t next = 0; in && fake_read(in, name, sizeof(name)) == 0;) {
         const char *rep = "$40\r\n0123456789012345678901234567890123456789\r\n";
-        if (strcmp(name, "SCRIPT") != 0 && !(rep = f->replies[next++]))
+        if (strcmp(name, "CLUSTER") == 0) /* the mode probe: one server */
+            rep = "-ERR This instance has cluster support disabled\r\n";
+        else if (strcmp(name, "SCRIPT") != 0 && !(rep = f->replies[next++]))
             break;
         if (write(fd, rep, strlen(rep)) != (ssize_t)strlen(rep))
             break;
@@ -808,8 +811,57 @@ static void test_old_state_format_migrates(void **state) {
     rm_redis_sink_free(s);
 }
 
+/* The client (redis_cluster.c) on one server: a MULTI ... EXEC unit of
+ * more replies than an entry keeps inline, between single commands, each
+ * reply back in the order appended. */
+static void test_client_unit_of_many_replies(void **state) {
+    (void)state;
+    rm_redis_url_t u;
+    char err[128];
+    assert_int_equal(rm_redis_url_parse(srv.url, &u, err, sizeof(err)), 0);
+    rm_rclient_t *cl = rm_rclient_new(&u);
+    assert_non_null(cl);
+    assert_int_equal(rm_rclient_connect(cl, NULL), RM_ERR_OK);
+    assert_false(rm_rclient_is_cluster(cl));
+    assert_int_equal(rm_rclient_masters(cl), 1);
+    char unit[1024];
+    int o = snprintf(unit, sizeof(unit), "*1\r\n$5\r\nMULTI\r\n");
+    for (int i = 0; i < 10; i++)
+        o += snprintf(unit + o, sizeof(unit) - (size_t)o,
+                      "*3\r\n$3\r\nSET\r\n$9\r\nu:{t}:k%02d\r\n$1\r\n%d\r\n", i, i % 10);
+    o += snprintf(unit + o, sizeof(unit) - (size_t)o, "*1\r\n$4\r\nEXEC\r\n");
+    const char *ping[] = {"PING"};
+    size_t plen[] = {4};
+    assert_int_equal(rm_rclient_append(cl, NULL, 0, 1, ping, plen), RM_ERR_OK);
+    assert_int_equal(rm_rclient_append_owned(cl, "u:{t}", 5, strdup(unit), (size_t)o, 12),
+                     RM_ERR_OK);
+    const char *get[] = {"GET", "u:{t}:k07"};
+    size_t glen[] = {3, 9};
+    assert_int_equal(rm_rclient_append(cl, get[1], glen[1], 2, get, glen), RM_ERR_OK);
+    redisReply *r;
+    assert_int_equal(rm_rclient_reply(cl, &r), RM_ERR_OK);
+    assert_string_equal(r->str, "PONG");
+    freeReplyObject(r);
+    for (int i = 0; i < 11; i++) { /* +OK, then +QUEUED x 10 */
+        assert_int_equal(rm_rclient_reply(cl, &r), RM_ERR_OK);
+        assert_int_equal(r->type, REDIS_REPLY_STATUS);
+        freeReplyObject(r);
+    }
+    assert_int_equal(rm_rclient_reply(cl, &r), RM_ERR_OK); /* EXEC */
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 10);
+    freeReplyObject(r);
+    assert_int_equal(rm_rclient_reply(cl, &r), RM_ERR_OK);
+    assert_string_equal(r->str, "7");
+    freeReplyObject(r);
+    assert_int_equal(rm_rclient_reply(cl, &r), RM_ERR_IO); /* nothing pending */
+    rm_rclient_free(cl);
+    rm_redis_url_free(&u);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_client_unit_of_many_replies),
         cmocka_unit_test(test_flush_writes_keys_and_state),
         cmocka_unit_test(test_key_formats),
         cmocka_unit_test(test_new_fails_when_a_copy_fails),

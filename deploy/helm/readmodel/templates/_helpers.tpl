@@ -124,6 +124,11 @@ env:
 volumeMounts:
   - name: tmp
     mountPath: /tmp
+  {{- if .Values.redis.tls.secretName }}
+  - name: redis-tls
+    mountPath: /etc/readmodel/redis-tls
+    readOnly: true
+  {{- end }}
   {{- with .Values.extraVolumeMounts }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -133,6 +138,11 @@ volumeMounts:
 volumes:
   - name: tmp
     emptyDir: {}
+  {{- with .Values.redis.tls.secretName }}
+  - name: redis-tls
+    secret:
+      secretName: {{ . | quote }}
+  {{- end }}
   {{- with .Values.extraVolumes }}
   {{- toYaml . | nindent 2 }}
   {{- end }}

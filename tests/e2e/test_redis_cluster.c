@@ -1,0 +1,312 @@
+/*
+ * readmodel against a real Redis Cluster (label `real`): 3 masters with one
+ * replica each on loopback ports, started once for the program. The cases
+ * run in order on one log and one cluster, each adding events, and each
+ * ends with the union of every master's keys equal to the reference
+ * projection:
+ *  - serve, then rebuild and verify, on the cluster;
+ *  - 2,000 slots resharded while serve writes (MOVED, ASK, TRYAGAIN);
+ *  - a rebuild during a reshard;
+ *  - one slot's migration held half done for 3 s while serve writes (ASK);
+ *  - a master killed -9 while serve writes: its replica is promoted, serve
+ *    follows the new topology, the model converges.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "e2e.h"
+#include "readmodel/gen.h"
+#include "redis_cluster_real.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TOPIC      "booking.events"
+#define PARTITIONS 4
+
+static rc_cluster_t cluster;
+static e2e_t env;
+static rm_gen_t *gen;
+
+static const char *const rebuild_args[] = {"--target", "redis", "--from-beginning", NULL};
+static const char *const verify_args[] = {"--target", "redis", NULL};
+
+/* Every partition's checkpoint (on whichever master owns it) is at the end
+ * of the log. */
+static bool caught_up(int timeout_s) {
+    time_t deadline = time(NULL) + timeout_s;
+    while (time(NULL) < deadline) {
+        bool done = true;
+        for (int p = 0; p < PARTITIONS && done; p++) {
+            int64_t lo, hi;
+            char key[128];
+            snprintf(key, sizeof(key), "rm:checkpoint:%s:%d", TOPIC, p);
+            if (rd_kafka_query_watermark_offsets(env.producer, TOPIC, p, &lo, &hi, 5000)) {
+                done = false;
+                break;
+            }
+            redisReply *r = rc_get(&cluster, key);
+            done = hi == 0 || (r && atoll(r->str) == hi);
+            freeReplyObject(r);
+        }
+        if (done)
+            return true;
+        e2e_sleep_ms(250);
+    }
+    fprintf(stderr, "serve did not catch up in %d s\n", timeout_s);
+    return false;
+}
+
+/* Produces in small steps while pid runs (at most max_s), then the rest of
+ * `after`. Returns pid's exit code. */
+static int produce_while(pid_t pid, long step, int max_s) {
+    time_t deadline = time(NULL) + max_s;
+    int status = 0;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (time(NULL) >= deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            fprintf(stderr, "process %d still running after %d s: killed\n", (int)pid, max_s);
+            return -2;
+        }
+        e2e_produce_generated(&env, gen, step);
+        e2e_flush(&env);
+        e2e_sleep_ms(100);
+    }
+}
+
+/* `readmodel status` (which takes no --workers, so not e2e_command). */
+static int status(void) {
+    const char *bin = getenv("READMODEL_BIN");
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(bin ? bin : "./readmodel", "readmodel", "status", "--brokers",
+              rm_mock_kafka_bootstraps(env.kafka), "--topic", TOPIC, "--redis", cluster.url,
+              "--target", "redis", (char *)NULL);
+        _exit(127);
+    }
+    return e2e_wait_timeout(pid, 120);
+}
+
+/* Starts readmodel CMD with its stderr in a temporary file (*fd, at 0). */
+static pid_t start_logged(const char *cmd, const char *const *extra, int *fd) {
+    char path[] = "/tmp/rm-cluster-log-XXXXXX";
+    *fd = mkstemp(path);
+    assert_true(*fd >= 0);
+    unlink(path);
+    int saved = dup(2);
+    dup2(*fd, 2);
+    pid_t pid = e2e_command(&env, cmd, extra);
+    dup2(saved, 2);
+    close(saved);
+    return pid;
+}
+
+/* The redirections a reshard causes never reach the log: the client
+ * follows them (a broken MOVED or ASK path shows up here as flush errors
+ * that the batch retry would otherwise hide). */
+static void assert_no_redirect_errors(int fd) {
+    off_t len = lseek(fd, 0, SEEK_END);
+    char *log = calloc(1, (size_t)len + 1);
+    assert_int_equal(pread(fd, log, (size_t)len, 0), len);
+    close(fd);
+    const char *bad[] = {"MOVED", "ASK ", "TRYAGAIN", "CLUSTERDOWN", "error"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (strstr(log, bad[i])) {
+            fprintf(stderr, "the log mentions %s:\n%s", bad[i], log);
+            fail();
+        }
+    free(log);
+}
+
+static int setup(void **state) {
+    (void)state;
+    if (rc_start(&cluster, 3, 1, false) != 0)
+        return -1;
+    fprintf(stderr, "cluster of %d nodes started in %.1f s, %.0f MiB RSS\n", cluster.n,
+            cluster.start_s, rc_rss_mib(&cluster));
+    if (e2e_start(&env, TOPIC, PARTITIONS) != 0)
+        return -1;
+    snprintf(env.redis.url, sizeof(env.redis.url), "%.200s", cluster.url);
+    gen = e2e_generator(19, 400, 14);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    fprintf(stderr, "cluster RSS at the end: %.0f MiB\n", rc_rss_mib(&cluster));
+    rm_gen_free(gen);
+    e2e_stop(&env);
+    rc_stop(&cluster);
+    return 0;
+}
+
+static void test_serve_rebuild_verify(void **state) {
+    (void)state;
+    e2e_produce_generated(&env, gen, 6000);
+    e2e_flush(&env);
+    const char *until[] = {"--until-caught-up", NULL};
+    assert_int_equal(e2e_wait_timeout(e2e_serve(&env, until), 300), 0);
+    assert_int_equal(rc_compare(&cluster, env.ref), 0);
+    int masters[RC_MAX_NODES];
+    assert_int_equal(rc_masters(&cluster, masters, RC_MAX_NODES), 3);
+    /* A key deleted and a foreign key on some master: verify finds them,
+     * rebuild repairs every master. */
+    redisContext *c = rc_connect(&cluster, masters[2]);
+    redisReply *keys = redisCommand(c, "SCAN 0 MATCH rm:avail:* COUNT 1000");
+    assert_true(keys && keys->type == REDIS_REPLY_ARRAY && keys->element[1]->elements > 0);
+    freeReplyObject(redisCommand(c, "DEL %s", keys->element[1]->element[0]->str));
+    freeReplyObject(keys);
+    redisFree(c);
+    assert_int_equal(e2e_wait_timeout(e2e_command(&env, "verify", verify_args), 300), 1);
+    assert_int_equal(e2e_wait_timeout(e2e_command(&env, "rebuild", rebuild_args), 300), 0);
+    assert_int_equal(rc_compare(&cluster, env.ref), 0);
+    assert_int_equal(e2e_wait_timeout(e2e_command(&env, "verify", verify_args), 300), 0);
+    assert_int_equal(status(), 0);
+}
+
+static void test_reshard_while_serving(void **state) {
+    (void)state;
+    int fd;
+    pid_t serve = start_logged("serve", NULL, &fd);
+    e2e_produce_generated(&env, gen, 2000);
+    int masters[RC_MAX_NODES];
+    assert_int_equal(rc_masters(&cluster, masters, RC_MAX_NODES), 3);
+    pid_t reshard = rc_reshard(&cluster, masters[0], masters[1], 2000);
+    assert_int_equal(produce_while(reshard, 300, 600), 0);
+    assert_true(rc_wait_ok(&cluster, 60));
+    e2e_produce_generated(&env, gen, 1000);
+    e2e_flush(&env);
+    assert_true(caught_up(300));
+    kill(serve, SIGTERM);
+    assert_int_equal(e2e_wait_timeout(serve, 60), 0);
+    assert_no_redirect_errors(fd);
+    assert_int_equal(rc_compare(&cluster, env.ref), 0);
+}
+
+static void test_rebuild_during_reshard(void **state) {
+    (void)state;
+    e2e_produce_generated(&env, gen, 2000);
+    e2e_flush(&env);
+    int masters[RC_MAX_NODES];
+    assert_int_equal(rc_masters(&cluster, masters, RC_MAX_NODES), 3);
+    pid_t reshard = rc_reshard(&cluster, masters[1], masters[2], 2000);
+    e2e_sleep_ms(300); /* the migration under way */
+    int fd;
+    pid_t rebuild = start_logged("rebuild", rebuild_args, &fd);
+    assert_int_equal(e2e_wait_timeout(rebuild, 600), 0);
+    assert_no_redirect_errors(fd);
+    assert_int_equal(e2e_wait_timeout(reshard, 600), 0);
+    assert_true(rc_wait_ok(&cluster, 60));
+    assert_int_equal(rc_compare(&cluster, env.ref), 0);
+    assert_int_equal(e2e_wait_timeout(e2e_command(&env, "verify", verify_args), 300), 0);
+}
+
+/* One slot migrated by hand and left half done while serve writes: its
+ * practitioners' keys are on the target, the source answers ASK, and the
+ * client must send ASKING then the command to the target (a reshard by
+ * redis-cli moves each slot too quickly to be caught in that state). */
+static void test_ask_during_a_slot_migration(void **state) {
+    (void)state;
+    int fd, masters[RC_MAX_NODES];
+    pid_t serve = start_logged("serve", NULL, &fd);
+    assert_int_equal(rc_masters(&cluster, masters, RC_MAX_NODES), 3);
+    int a = masters[0], b = masters[1];
+    char ida[64], idb[64];
+    rc_node_id(&cluster, a, ida, sizeof(ida));
+    rc_node_id(&cluster, b, idb, sizeof(idb));
+    redisContext *ca = rc_connect(&cluster, a), *cb = rc_connect(&cluster, b);
+    redisReply *r = redisCommand(ca, "SCAN 0 MATCH rm:state:* COUNT 1000");
+    assert_true(r && r->type == REDIS_REPLY_ARRAY && r->element[1]->elements > 0);
+    redisReply *k = redisCommand(ca, "CLUSTER KEYSLOT %s", r->element[1]->element[0]->str);
+    long long slot = k->integer;
+    freeReplyObject(k);
+    freeReplyObject(r);
+    freeReplyObject(redisCommand(cb, "CLUSTER SETSLOT %lld IMPORTING %s", slot, ida));
+    freeReplyObject(redisCommand(ca, "CLUSTER SETSLOT %lld MIGRATING %s", slot, idb));
+    r = redisCommand(ca, "CLUSTER GETKEYSINSLOT %lld 10000", slot);
+    assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements > 0);
+    fprintf(stderr, "slot %lld: %zu keys moved from :%d to :%d, migration left open\n", slot,
+            r->elements, cluster.port[a], cluster.port[b]);
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *m =
+            redisCommand(ca, "MIGRATE 127.0.0.1 %d %s 0 5000", cluster.port[b], r->element[i]->str);
+        assert_true(m && m->type == REDIS_REPLY_STATUS);
+        freeReplyObject(m);
+    }
+    freeReplyObject(r);
+    /* Reads of the moved keys are answered ASK; a script whose keys are
+     * partly missing on the target answers TRYAGAIN until the migration
+     * ends (Redis's rule for multi-key commands), which the client retries
+     * for up to about 15 s: the migration ends after 3 s of writes. */
+    e2e_produce_generated(&env, gen, 3000);
+    e2e_flush(&env);
+    e2e_sleep_ms(3000);
+    for (int i = 0; i < cluster.n; i++) {
+        redisContext *c = cluster.pid[i] > 0 ? rc_connect(&cluster, i) : NULL;
+        if (c) {
+            freeReplyObject(redisCommand(c, "CLUSTER SETSLOT %lld NODE %s", slot, idb));
+            redisFree(c);
+        }
+    }
+    redisFree(ca);
+    redisFree(cb);
+    assert_true(rc_wait_ok(&cluster, 60));
+    assert_true(caught_up(300));
+    kill(serve, SIGTERM);
+    assert_int_equal(e2e_wait_timeout(serve, 60), 0);
+    assert_no_redirect_errors(fd);
+    assert_int_equal(rc_compare(&cluster, env.ref), 0);
+}
+
+static void test_master_killed_while_serving(void **state) {
+    (void)state;
+    pid_t serve = e2e_serve(&env, NULL);
+    e2e_produce_generated(&env, gen, 2000);
+    e2e_flush(&env);
+    /* Every worker has connected and read the slot map (a client that has
+     * never connected knows only the --redis node, which may be the one
+     * killed), then the kill lands while events keep coming. */
+    assert_true(caught_up(300));
+    e2e_produce_generated(&env, gen, 1000);
+    int masters[RC_MAX_NODES];
+    assert_int_equal(rc_masters(&cluster, masters, RC_MAX_NODES), 3);
+    fprintf(stderr, "killing master 127.0.0.1:%d\n", cluster.port[masters[0]]);
+    rc_kill(&cluster, masters[0]);
+    for (int i = 0; i < 10; i++) {
+        e2e_produce_generated(&env, gen, 200);
+        e2e_sleep_ms(200);
+    }
+    assert_true(rc_wait_ok(&cluster, 120)); /* the replica took over */
+    assert_int_equal(rc_masters(&cluster, masters, RC_MAX_NODES), 3);
+    e2e_produce_generated(&env, gen, -1);
+    e2e_flush(&env);
+    assert_true(caught_up(300));
+    assert_int_equal(waitpid(serve, NULL, WNOHANG), 0); /* still running: no crash */
+    kill(serve, SIGTERM);
+    assert_int_equal(e2e_wait_timeout(serve, 60), 0);
+    assert_int_equal(rc_compare(&cluster, env.ref), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_serve_rebuild_verify),
+        cmocka_unit_test(test_reshard_while_serving),
+        cmocka_unit_test(test_rebuild_during_reshard),
+        cmocka_unit_test(test_ask_during_a_slot_migration),
+        cmocka_unit_test(test_master_killed_while_serving),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,145 @@
+/*
+ * readmodel to Redis over TLS (label `real`): Debian's redis-server with
+ * --tls-port and --tls-auth-clients yes, certificates made with openssl in
+ * the test, an ACL user. One server and one 3-master cluster over TLS
+ * (--tls-cluster yes), each started once for the program:
+ *  - serve with the CA, a client certificate and the ACL user writes the
+ *    model (checked through the server's plain port);
+ *  - a server certificate from another CA fails with an error that says it
+ *    is not trusted;
+ *  - a wrong password fails with an error that says so, without printing
+ *    the password;
+ *  - serve writes the model into the cluster over TLS.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "e2e.h"
+#include "readmodel/gen.h"
+#include "redis_cluster_real.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TOPIC "booking.events"
+
+static rc_cluster_t single, cluster;
+static e2e_t env;
+static char url[256];
+
+/* Runs `readmodel serve --until-caught-up` against url_ with the TLS files
+ * given (NULL: left out); its stderr goes to *out (caller frees). Returns
+ * the exit code. */
+static int serve_tls(const char *url_, const char *ca, const char *cert, const char *key,
+                     char **out) {
+    snprintf(env.redis.url, sizeof(env.redis.url), "%.200s", url_);
+    const char *extra[12] = {"--until-caught-up"};
+    int n = 1;
+    if (ca)
+        extra[n++] = "--redis-ca-file", extra[n++] = ca;
+    if (cert)
+        extra[n++] = "--redis-cert-file", extra[n++] = cert;
+    if (key)
+        extra[n++] = "--redis-key-file", extra[n++] = key;
+    extra[n] = NULL;
+    char path[] = "/tmp/rm-tls-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    int saved = dup(2);
+    dup2(fd, 2);
+    pid_t pid = e2e_serve(&env, extra);
+    dup2(saved, 2);
+    close(saved);
+    int rc = e2e_wait_timeout(pid, 120);
+    off_t len = lseek(fd, 0, SEEK_END);
+    *out = calloc(1, (size_t)len + 1);
+    assert_int_equal(pread(fd, *out, (size_t)len, 0), len);
+    close(fd);
+    unlink(path);
+    fprintf(stderr, "serve exited %d; its log:\n%s", rc, *out);
+    return rc;
+}
+
+static int setup(void **state) {
+    (void)state;
+    if (rc_start(&single, 1, 0, true) != 0 || rc_start(&cluster, 3, 1, true) != 0)
+        return -1;
+    fprintf(stderr,
+            "TLS server started in %.1f s, TLS cluster of %d nodes in %.1f s; %.0f MiB RSS in "
+            "all\n",
+            single.start_s, cluster.n, cluster.start_s, rc_rss_mib(&single) + rc_rss_mib(&cluster));
+    if (e2e_start(&env, TOPIC, 3) != 0)
+        return -1;
+    rm_gen_t *g = e2e_generator(23, 200, 7);
+    e2e_produce_generated(&env, g, -1);
+    e2e_flush(&env);
+    rm_gen_free(g);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    e2e_stop(&env);
+    rc_stop(&cluster);
+    rc_stop(&single);
+    return 0;
+}
+
+static void test_untrusted_server_certificate(void **state) {
+    (void)state;
+    char other[256], *log;
+    snprintf(other, sizeof(other), "%s/other.pem", single.dir);
+    assert_int_equal(serve_tls(single.url, other, single.client_cert, single.client_key, &log), 1);
+    assert_non_null(strstr(log, "not trusted"));
+    free(log);
+}
+
+static void test_wrong_password(void **state) {
+    (void)state;
+    snprintf(url, sizeof(url), "rediss://app:Wr0ng-Pa55@127.0.0.1:%d", single.tls_port[0]);
+    char *log;
+    assert_int_equal(serve_tls(url, single.ca, single.client_cert, single.client_key, &log), 1);
+    assert_non_null(strstr(log, "WRONGPASS"));
+    assert_null(strstr(log, "Wr0ng-Pa55"));
+    free(log);
+}
+
+static void test_serve_with_ca_client_cert_and_acl_user(void **state) {
+    (void)state;
+    char *log;
+    assert_int_equal(serve_tls(single.url, single.ca, single.client_cert, single.client_key, &log),
+                     0);
+    assert_null(strstr(log, "app-secret"));
+    free(log);
+    assert_int_equal(rc_compare(&single, env.ref), 0);
+    /* Without a client certificate the server refuses the connection. */
+    assert_int_equal(serve_tls(single.url, single.ca, NULL, NULL, &log), 1);
+    assert_non_null(strstr(log, "client certificate"));
+    free(log);
+}
+
+static void test_cluster_over_tls(void **state) {
+    (void)state;
+    char *log;
+    assert_int_equal(
+        serve_tls(cluster.url, cluster.ca, cluster.client_cert, cluster.client_key, &log), 0);
+    free(log);
+    assert_int_equal(rc_compare(&cluster, env.ref), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_untrusted_server_certificate),
+        cmocka_unit_test(test_wrong_password),
+        cmocka_unit_test(test_serve_with_ca_client_cert_and_acl_user),
+        cmocka_unit_test(test_cluster_over_tls),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
