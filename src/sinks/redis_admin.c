@@ -42,7 +42,7 @@ rm_err_t rm_redis_lease_acquire(rm_redis_sink_t *s, const char *holder, int ttl_
     snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
     const char *argv[] = {"SET", key, holder, "NX", "PX", ttl};
     size_t lens[] = {3, strlen(key), strlen(holder), 2, 2, strlen(ttl)};
-    redisReply *r;
+    redisReply *r = NULL;
     if ((e = rm_redis_command(s, &r, 1, 6, argv, lens)))
         return e;
     *got = r->type == REDIS_REPLY_STATUS;
@@ -65,7 +65,7 @@ static rm_err_t lease_script(rm_redis_sink_t *s, const char *src, const char *ho
     snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
     const char *argv[] = {"EVAL", src, "1", key, holder, ttl};
     size_t lens[] = {4, strlen(src), 1, strlen(key), strlen(holder), strlen(ttl)};
-    redisReply *r;
+    redisReply *r = NULL;
     if ((e = rm_redis_command(s, &r, 3, 6, argv, lens)))
         return e;
     *result = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
@@ -122,7 +122,7 @@ static rm_err_t scan_master(rm_redis_sink_t *s, size_t m, const char *match,
     do {
         const char *argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
         size_t lens[] = {4, strlen(cursor), 5, strlen(match), 5, 4};
-        redisReply *r;
+        redisReply *r = NULL;
         if ((e = rm_rclient_master_command(s->cl, m, &r, 6, argv, lens)))
             return rm_redis_io_error(s, e);
         if (r->type == REDIS_REPLY_ERROR) {
@@ -197,7 +197,7 @@ pipeline_keys(rm_redis_sink_t *s, const char *cmd, const char *const *extra, int
                 return rm_redis_io_error(s, e);
         }
         for (size_t i = 0; i < m; i++) {
-            redisReply *r;
+            redisReply *r = NULL;
             rm_err_t ce = rm_rclient_reply(s->cl, &r);
             if (ce)
                 return rm_redis_io_error(s, ce);
@@ -325,7 +325,7 @@ rm_err_t rm_redis_checkpoint_set(rm_redis_sink_t *s, const char *topic, int32_t 
     snprintf(v, sizeof(v), "%lld", (long long)next);
     const char *argv[] = {"SET", key, v};
     size_t lens[] = {3, (size_t)kl, strlen(v)};
-    redisReply *r;
+    redisReply *r = NULL;
     if ((e = rm_redis_command(s, &r, 1, 3, argv, lens)))
         return e;
     freeReplyObject(r);
@@ -353,7 +353,7 @@ rm_err_t rm_redis_record_set(rm_redis_sink_t *s, const char *name, const char *c
         argv[2 + 2 * i] = fields[i], lens[2 + 2 * i] = strlen(fields[i]);
         argv[3 + 2 * i] = values[i], lens[3 + 2 * i] = strlen(values[i]);
     }
-    redisReply *r;
+    redisReply *r = NULL;
     e = rm_redis_command(s, &r, 1, (int)(2 + 2 * n), argv, lens);
     if (!e)
         freeReplyObject(r);
@@ -371,7 +371,7 @@ rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *name, char *out, si
         return e;
     const char *argv[] = {"HGETALL", key};
     size_t lens[] = {7, strlen(key)};
-    redisReply *r;
+    redisReply *r = NULL;
     if ((e = rm_redis_command(s, &r, 1, 2, argv, lens)))
         return e;
     size_t o = 0;
@@ -401,7 +401,7 @@ rm_err_t rm_redis_topology(rm_redis_sink_t *s, char *out, size_t cap) {
     const char *argv[] = {"DBSIZE"};
     size_t lens[] = {6};
     for (size_t m = 0; m < n && o < cap; m++) {
-        redisReply *r;
+        redisReply *r = NULL;
         if ((e = rm_rclient_master_command(s->cl, m, &r, 1, argv, lens)))
             return rm_redis_io_error(s, e);
         o += (size_t)snprintf(out + o, cap - o, "  %s: %lld keys\n",
@@ -421,7 +421,7 @@ rm_err_t rm_redis_sink_ping(rm_redis_sink_t *s) {
     size_t lens[] = {4};
     size_t n = rm_rclient_masters(s->cl);
     for (size_t m = 0; m < n; m++) {
-        redisReply *r;
+        redisReply *r = NULL;
         if ((e = rm_rclient_master_command(s->cl, m, &r, 1, argv, lens)))
             return rm_redis_io_error(s, e);
         if (r->type == REDIS_REPLY_ERROR) {

@@ -258,7 +258,7 @@ static bool read_map(rm_rclient_t *cl, const redisReply *r, const char *asked) {
 static rm_err_t detect(rm_rclient_t *cl, rm_rconn_t *c, const char *host, bool first) {
     const char *argv[] = {"CLUSTER", "SLOTS"};
     size_t lens[] = {7, 5};
-    redisReply *r;
+    redisReply *r = NULL;
     rm_err_t e = rm_rconn_command(c, &r, 2, argv, lens);
     if (e) {
         snprintf(cl->err, sizeof(cl->err), "%s", rm_rconn_error(c));
@@ -519,7 +519,7 @@ static rm_err_t read_one(rm_rclient_t *cl, int k) {
     if (!nd->qlen || !nd->c)
         return fail(cl, RM_ERR_IO, "redis: no reply pending");
     size_t idx = nd->q[nd->qhead];
-    redisReply *r;
+    redisReply *r = NULL;
     rm_err_t e = rm_rconn_read(nd->c, &r);
     if (e) {
         node_error(cl, nd);
@@ -602,7 +602,7 @@ rm_err_t rm_rclient_wait_replicas(rm_rclient_t *cl, int timeout_ms, int *lagging
         if (!nd->wrote || !nd->c || nd->replicas < 1)
             continue;
         nd->wrote = false;
-        redisReply *r;
+        redisReply *r = NULL;
         rm_err_t e = rm_rconn_command(nd->c, &r, 3, argv, lens);
         if (e) {
             node_error(cl, nd);

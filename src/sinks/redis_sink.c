@@ -178,7 +178,7 @@ rm_err_t rm_redis_reply_error(rm_redis_sink_t *s, const redisReply *r, const cha
 /* Runs one command; on success *out is the reply (caller frees). */
 rm_err_t rm_redis_command(rm_redis_sink_t *s, redisReply **out, int key_arg, int argc,
                           const char **argv, const size_t *lens) {
-    redisReply *r;
+    redisReply *r = NULL;
     rm_err_t ce = rm_rclient_command(s->cl, &r, key_arg ? argv[key_arg] : NULL,
                                      key_arg ? lens[key_arg] : 0, argc, argv, lens);
     if (ce)
@@ -199,7 +199,7 @@ rm_err_t rm_redis_load_script(rm_redis_sink_t *s, const char *src, char sha[48])
     size_t lens[] = {6, 4, strlen(src)};
     size_t n = rm_rclient_masters(s->cl);
     for (size_t i = 0; i < n; i++) {
-        redisReply *r;
+        redisReply *r = NULL;
         rm_err_t e = rm_rclient_master_command(s->cl, i, &r, 3, argv, lens);
         if (e)
             return rm_redis_io_error(s, e);
@@ -331,7 +331,7 @@ rm_err_t rm_redis_sink_load(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n)
     }
     rm_err_t result = RM_ERR_OK;
     for (size_t i = 0; i < n; i++) {
-        redisReply *r;
+        redisReply *r = NULL;
         if ((e = rm_rclient_reply(s->cl, &r)))
             return rm_redis_io_error(s, e);
         rm_sink_item_t *it = &items[i];
@@ -684,7 +684,7 @@ static rm_err_t flush_items(rm_redis_sink_t *s, rm_sink_item_t *items, size_t n,
     for (size_t i = 0; i < appended && !broken; i++) {
         if (!replies[i])
             continue;
-        redisReply *r;
+        redisReply *r = NULL;
         /* A transaction: +OK and +QUEUED, then EXEC's array of results. */
         for (int q = 1; q < replies[i] && !broken; q++) {
             if ((ce = rm_rclient_reply(s->cl, &r))) {
@@ -780,7 +780,7 @@ rm_err_t rm_redis_sink_checkpoint_get(rm_redis_sink_t *s, const char *topic, int
         return rm_redis_key_error(s, "checkpoint", sizeof(key), false);
     const char *argv[] = {"GET", key};
     size_t lens[] = {3, (size_t)kl};
-    redisReply *r;
+    redisReply *r = NULL;
     if ((e = rm_redis_command(s, &r, 1, 2, argv, lens)))
         return e;
     *next = -1;
@@ -805,7 +805,7 @@ static rm_err_t evalsha(rm_redis_sink_t *s, redisReply **out, int argc, const ch
     for (int attempt = 0;; attempt++) {
         argv[1] = sha;
         lens[1] = strlen(sha);
-        redisReply *r;
+        redisReply *r = NULL;
         rm_err_t ce = rm_rclient_command(s->cl, &r, argv[3], lens[3], argc, argv, lens);
         if (ce)
             return rm_redis_io_error(s, ce);
