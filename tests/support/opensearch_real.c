@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,13 +245,41 @@ static int spawn(os_real_t *n) {
     return st == 200 ? 0 : -1;
 }
 
+/* Whether some mount point of this process's mount table is dir or one of
+ * its parents. OpenSearch asks Java for the file store of its data path,
+ * which fails ("Mount point not found") when none is: inside a chroot whose
+ * root is not itself a mount point (a minimal build root such as
+ * ../shared/tools/fresh-machine.sh makes). */
+static bool mount_covers(const char *dir) {
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    if (!f)
+        return true; /* cannot tell: assume a normal machine */
+    char line[4096], mp[1024];
+    bool covered = false;
+    while (!covered && fgets(line, sizeof(line), f)) {
+        /* id parent major:minor root mount-point ... */
+        if (sscanf(line, "%*s %*s %*s %*s %1023s", mp) != 1)
+            continue;
+        size_t l = strlen(mp);
+        covered =
+            strcmp(mp, "/") == 0 || (strncmp(dir, mp, l) == 0 && (dir[l] == '/' || dir[l] == '\0'));
+    }
+    fclose(f);
+    return covered;
+}
+
 os_real_t *os_real_start(void) {
     guard_once();
     os_real_t *n = calloc(1, sizeof(*n));
     if (!n)
         return NULL;
     n->stdin_fd = -1;
-    snprintf(n->home, sizeof(n->home), "/tmp/rm-opensearch-XXXXXX");
+    /* /tmp, or in a chroot without a mount at / the first of /dev/shm and
+     * /dev that is a mount point (see mount_covers). */
+    const char *base = "/tmp";
+    if (!mount_covers("/tmp"))
+        base = mount_covers("/dev/shm") ? "/dev/shm" : "/dev";
+    snprintf(n->home, sizeof(n->home), "%s/rm-opensearch-XXXXXX", base);
     if (find_cache(n) != 0 || !mkdtemp(n->home)) {
         free(n);
         return NULL;
