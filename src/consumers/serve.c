@@ -131,19 +131,28 @@ static void read_records(rm_stats_t *st, rm_sink_t *health) {
     }
 }
 
-/* While the workers' consumers report every broker down: asks for the
- * cluster's metadata (1 s at most), and clears the state when a broker
- * answers, so that /readyz follows Kafka coming back also when no message
- * arrives (an idle topic). */
+/* Whether Kafka answers, for /readyz: a metadata request (the locally
+ * known topics, 1 s at most) on every refresh. The workers' consumers also
+ * report every broker down (error_cb), but librdkafka 2.0.2 counts only the
+ * brokers it has tried to reach again, so with its sparse connections that
+ * report can come late or not at all (seen on a fresh machine: no report
+ * 25 s after every broker was killed); the probe bounds the time. A
+ * failure marks Kafka down (once), an answer clears it; /readyz turns 503
+ * only after RM_KAFKA_DOWN_GRACE_MS of it. */
 static void kafka_answers(pipeline_t *pl) {
     rm_stats_t *st = pl->sh.stats;
-    if (!atomic_load(&st->kafka_down_since_ms) || pl->started < 1 || !pl->workers[0].rk)
+    if (pl->started < 1 || !pl->workers[0].rk)
         return;
     const struct rd_kafka_metadata *md = NULL;
-    if (rd_kafka_metadata(pl->workers[0].rk, 0, NULL, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        md->broker_cnt > 0) {
+    bool up =
+        rd_kafka_metadata(pl->workers[0].rk, 0, NULL, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->broker_cnt > 0;
+    if (up && atomic_load(&st->kafka_down_since_ms)) {
         rm_info("Kafka answers again (%d broker(s))", md->broker_cnt);
         atomic_store(&st->kafka_down_since_ms, 0);
+    } else if (!up) {
+        long long zero = 0;
+        atomic_compare_exchange_strong(&st->kafka_down_since_ms, &zero, rm_mono_ms());
     }
     if (md)
         rd_kafka_metadata_destroy(md);
