@@ -69,7 +69,20 @@ topologySpreadConstraints:
 verify: {enabled: true}
 EOF2
 
-for v in default production numbers polish; do
+# Redis over TLS with a client certificate from a mounted Secret: the
+# files the pod would see under /etc/readmodel/redis-tls, real PEM files
+# made here, stand under $work/mnt for readmodel --check-config.
+cat >"$work/redistls.yaml" <<'EOF2'
+redis:
+  url: rediss://clustercfg.redis.example:6379
+  tls: {secretName: redis-tls, caKey: ca.crt, certKey: tls.crt, keyKey: tls.key, serverName: redis.example}
+EOF2
+mkdir -p "$work/mnt/etc/readmodel/redis-tls"
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=redis-test -days 2 \
+  -keyout "$work/mnt/etc/readmodel/redis-tls/tls.key" -out "$work/mnt/etc/readmodel/redis-tls/tls.crt" 2>/dev/null
+cp "$work/mnt/etc/readmodel/redis-tls/tls.crt" "$work/mnt/etc/readmodel/redis-tls/ca.crt"
+
+for v in default production numbers polish redistls; do
   echo "== values: $v"
   expect=""
   case $v in
@@ -79,6 +92,7 @@ for v in default production numbers polish; do
       expect="replicas=3 minAvailable=2"
       ;;
     numbers) files=("$work/brokers.yaml" "$work/numbers.yaml") ;;
+    redistls) files=("$work/brokers.yaml" "$work/redistls.yaml") ;;
     polish)
       files=("$work/brokers.yaml" "$work/polish.yaml")
       expect="priorityClassName=readmodel-critical podAnnotation=example.com/team"
@@ -92,7 +106,8 @@ for v in default production numbers polish; do
   vargs=(-values "$chart/values.yaml")
   for f in "${files[@]}"; do vargs+=(-values "$f"); done
   "$kubecheck" check "${vargs[@]}" -secrets "$src/tests/helm/test-secret.yaml" \
-    -secrets "$src/tests/helm/test-kafka-ca.yaml" -readme "$src/README.md" -expect "$expect" "$work/rendered-$v.yaml"
+    -secrets "$src/tests/helm/test-kafka-ca.yaml" -secrets "$src/tests/helm/test-redis-tls.yaml" \
+    -mount-root "$work/mnt" -readme "$src/README.md" -expect "$expect" "$work/rendered-$v.yaml"
   # trailing spaces off: helm's nindent indents blank lines (of the embedded rules)
   yamllint -s -c "$src/tests/helm/yamllint-rendered.yaml" "$work/rendered-$v.yaml"
 done

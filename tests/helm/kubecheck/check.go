@@ -30,6 +30,9 @@ type checker struct {
 	secretName     string
 	readmodel      string
 	runbookBase    string                            // prometheusRule.runbookBaseUrl
+	mountRoot      string                            // stands in for / under /etc/readmodel/ ("": none)
+	redisTLS       bool                              // redis.tls.secretName is set
+	redisTLSKeys   [2]string                         // redis.tls.caKey, certKey
 	readmeAnchors  map[string]bool                   // nil: not checked
 	pods           map[string]corev1.PodTemplateSpec // every pod template, by where
 }
@@ -270,6 +273,19 @@ func (c *checker) checkConfig(where string, args, env, secretValues []string) {
 		c.problem("READMODEL_BIN is not set: cannot run --check-config")
 		return
 	}
+	if c.mountRoot != "" { // the files the pod mounts, where the test put them
+		at := func(v string) string {
+			return strings.ReplaceAll(v, "/etc/readmodel/", c.mountRoot+"/etc/readmodel/")
+		}
+		args = append([]string{}, args...)
+		for i := range args {
+			args[i] = at(args[i])
+		}
+		env = append([]string{}, env...)
+		for i := range env {
+			env[i] = at(env[i])
+		}
+	}
 	cmd := exec.Command(c.readmodel, append(append([]string{}, args...), "--check-config")...)
 	cmd.Env = env
 	out, err := cmd.CombinedOutput()
@@ -286,6 +302,19 @@ func (c *checker) checkConfig(where string, args, env, secretValues []string) {
 	// configured, and with the Secret's credentials when keys are given.
 	if c.opensearchURL != "" && !strings.Contains(string(out), "opensearch="+c.opensearchURL+" ") {
 		c.problem("%s: opensearch.url is set but readmodel does not see it:\n%s", where, out)
+	}
+	// With redis.tls.secretName set, the files of the mounted Secret that
+	// the values name reach readmodel (which found them readable PEM files).
+	if c.redisTLS {
+		dir := c.mountRoot + "/etc/readmodel/redis-tls/"
+		for _, f := range [][2]string{{"redis-ca-file=", c.redisTLSKeys[0]}, {"redis-cert-file=", c.redisTLSKeys[1]}} {
+			if f[1] != "" && !strings.Contains(string(out), f[0]+dir+f[1]+"\n") {
+				c.problem("%s: redis.tls names %s but readmodel does not get %s%s%s:\n%s", where, f[1], f[0], dir, f[1], out)
+			}
+		}
+		if !strings.Contains(string(out), "TLS on") {
+			c.problem("%s: redis.tls is set but readmodel does not use TLS:\n%s", where, out)
+		}
 	}
 	if c.opensearchAuth && !strings.Contains(string(out), "opensearch-auth=basic user") {
 		c.problem("%s: OpenSearch credentials from the Secret do not reach readmodel", where)

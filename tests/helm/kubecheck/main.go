@@ -65,7 +65,7 @@ func main() {
 		return
 	}
 	if len(os.Args) < 2 || os.Args[1] != "check" {
-		fmt.Fprintln(os.Stderr, "usage: kubecheck check [-values F]... [-secrets F]... [-readme F] [-expect S] MANIFESTS... | kubecheck kubectl ARGS... | kubecheck values-doc CHART_DIR")
+		fmt.Fprintln(os.Stderr, "usage: kubecheck check [-values F]... [-secrets F]... [-readme F] [-expect S] [-mount-root D] MANIFESTS... | kubecheck kubectl ARGS... | kubecheck values-doc CHART_DIR")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet("check", flag.ExitOnError)
@@ -74,6 +74,7 @@ func main() {
 	fs.Var(&secretFiles, "secrets", "file of Secret manifests the operator creates (repeat)")
 	readme := fs.String("readme", "", "README whose headings the alerts' runbook_url anchors must name")
 	expect := fs.String("expect", "", `what the values promise, e.g. "replicas=3 minAvailable=2"`)
+	mountRoot := fs.String("mount-root", "", "directory standing in for / under /etc/readmodel/ when --check-config runs: where the test put the files the pod mounts (TLS files from Secrets)")
 	_ = fs.Parse(os.Args[2:])
 
 	c := &checker{secrets: map[string]map[string]string{}, readmodel: os.Getenv("READMODEL_BIN")}
@@ -85,6 +86,9 @@ func main() {
 	c.opensearchURL = str(values, "opensearch", "url")
 	c.opensearchAuth = str(values, "secrets", "opensearchUsernameKey") != ""
 	c.runbookBase = str(values, "prometheusRule", "runbookBaseUrl")
+	c.mountRoot = *mountRoot
+	c.redisTLS = str(values, "redis", "tls", "secretName") != ""
+	c.redisTLSKeys = [2]string{str(values, "redis", "tls", "caKey"), str(values, "redis", "tls", "certKey")}
 	if *readme != "" {
 		a, err := readmeAnchors(*readme)
 		if err != nil {
