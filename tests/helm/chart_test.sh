@@ -55,6 +55,8 @@ EOF2
 cat >"$work/polish.yaml" <<'EOF2'
 serviceAccount:
   annotations: {eks.amazonaws.com/role-arn: "arn:aws:iam::123456789012:role/readmodel"}
+extraEnv:
+  - {name: TZ, value: UTC}
 extraEnvFrom:
   - secretRef: {name: readmodel-credentials}
     prefix: EXTRA_
@@ -96,7 +98,7 @@ for v in default production numbers polish redistls; do
     polish)
       files=("$work/brokers.yaml" "$work/polish.yaml")
       expect="priorityClassName=readmodel-critical podAnnotation=example.com/team"
-      expect+=" saAnnotation=eks.amazonaws.com/role-arn spread=2 envFrom=2"
+      expect+=" saAnnotation=eks.amazonaws.com/role-arn spread=2 envFrom=2 env=TZ"
       ;;
   esac
   fargs=()

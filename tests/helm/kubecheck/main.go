@@ -373,6 +373,16 @@ func (c *checker) checkExpect(m manifests, replicas int32, expect string) {
 			if n := len(m.deployments[0].Spec.Template.Spec.TopologySpreadConstraints); n != want {
 				c.problem("the Deployment has %d topologySpreadConstraints, %d expected", n, want)
 			}
+		case "env": // an extraEnv variable every container has
+			for where, pod := range c.pods {
+				found := false
+				for _, e := range pod.Spec.Containers[0].Env {
+					found = found || e.Name == v
+				}
+				if !found {
+					c.problem("%s: no environment variable %s (extraEnv)", where, v)
+				}
+			}
 		case "envFrom":
 			for where, pod := range c.pods {
 				if n := len(pod.Spec.Containers[0].EnvFrom); n != want {
