@@ -271,6 +271,80 @@ static void test_ask_during_a_slot_migration(void **state) {
     assert_int_equal(rc_compare(&cluster, env.ref), 0);
 }
 
+#define NODE_UP "readmodel_sink_node_up{target=\"redis\",node=\""
+
+/* The value of node's readmodel_sink_node_up in text, -1 when absent;
+ * *series counts every node's series. */
+static double node_up(const char *text, const char *node, int *series) {
+    char prefix[128];
+    snprintf(prefix, sizeof(prefix), NODE_UP "%s\"} ", node);
+    double v = -1;
+    *series = 0;
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        *series += strncmp(l, NODE_UP, strlen(NODE_UP)) == 0;
+        if (strncmp(l, prefix, strlen(prefix)) == 0)
+            v = atof(l + strlen(prefix));
+    }
+    return v;
+}
+
+/* Polls /metrics until the series of every master in masters[0..n) is 1
+ * and there are no others, at most timeout_s. */
+static bool wait_nodes_up(int port, const int *masters, int n, int timeout_s) {
+    time_t deadline = time(NULL) + timeout_s;
+    char *m = NULL;
+    for (;;) {
+        free(m);
+        m = e2e_http_get(port, "/metrics");
+        int up = 0, series = 0;
+        for (int i = 0; m && i < n; i++) {
+            char node[32];
+            snprintf(node, sizeof(node), "127.0.0.1:%d", cluster.port[masters[i]]);
+            up += node_up(m, node, &series) == 1;
+        }
+        if (up == n && series == n)
+            break;
+        if (time(NULL) >= deadline) {
+            fprintf(stderr, "node series not all up:\n%s\n",
+                    m && strstr(m, NODE_UP) ? strstr(m, NODE_UP) : "(none)");
+            free(m);
+            return false;
+        }
+        e2e_sleep_ms(250);
+    }
+    free(m);
+    return true;
+}
+
+/* After the kill: polls until the killed node's series is 0 or gone.
+ * Every 503 of /readyz for an unreachable sink meanwhile names it. */
+static void wait_node_down(int port, const char *node) {
+    time_t deadline = time(NULL) + 60;
+    bool zero = false, named = false;
+    for (;;) {
+        int status, series;
+        char *ready = e2e_http_get_status(port, "/readyz", &status);
+        if (status == 503 && ready && strstr(ready, "sink unreachable")) {
+            if (!strstr(ready, node))
+                fail_msg("/readyz does not name %s: %s", node, ready);
+            named = true;
+        }
+        free(ready);
+        char *m = e2e_http_get(port, "/metrics");
+        double v = m ? node_up(m, node, &series) : 1;
+        free(m);
+        zero |= v == 0;
+        if (v != 1 && (named || v < 0))
+            break;
+        if (time(NULL) >= deadline)
+            fail_msg("%s still up on /metrics 60 s after the kill (or /readyz never named it)",
+                     node);
+        e2e_sleep_ms(100);
+    }
+    fprintf(stderr, "killed node on /metrics: %s; /readyz 503 naming it: %s\n",
+            zero ? "0" : "gone at once", named ? "seen" : "not seen");
+}
+
 static void test_master_killed_while_serving(void **state) {
     (void)state;
     pid_t serve = e2e_serve(&env, NULL);
@@ -283,24 +357,41 @@ static void test_master_killed_while_serving(void **state) {
     e2e_produce_generated(&env, gen, 1000);
     int masters[RC_MAX_NODES];
     assert_int_equal(rc_masters(&cluster, masters, RC_MAX_NODES), 3);
-    fprintf(stderr, "killing master 127.0.0.1:%d\n", cluster.port[masters[0]]);
+    /* one series per master, each 1 */
+    int port = e2e_metrics_port(serve, 30);
+    assert_true(port > 0);
+    assert_true(wait_nodes_up(port, masters, 3, 30));
+    char killed[32];
+    snprintf(killed, sizeof(killed), "127.0.0.1:%d", cluster.port[masters[0]]);
+    fprintf(stderr, "killing master %s\n", killed);
     rc_kill(&cluster, masters[0]);
     for (int i = 0; i < 10; i++) {
         e2e_produce_generated(&env, gen, 200);
         e2e_sleep_ms(200);
     }
+    /* its series goes to 0 while it still owns slots (/readyz 503 naming
+     * it), and is gone once the map no longer lists it */
+    wait_node_down(port, killed);
     assert_true(rc_wait_ok(&cluster, 120)); /* the replica took over */
     assert_int_equal(rc_masters(&cluster, masters, RC_MAX_NODES), 3);
     e2e_produce_generated(&env, gen, -1);
     e2e_flush(&env);
     assert_true(caught_up(300));
+    /* the promoted replica in its place, and ready again */
+    assert_true(wait_nodes_up(port, masters, 3, 60));
+    int status = -1;
+    for (time_t end = time(NULL) + 60; status != 200 && time(NULL) < end; e2e_sleep_ms(250))
+        free(e2e_http_get_status(port, "/readyz", &status));
+    assert_int_equal(status, 200);
     assert_int_equal(waitpid(serve, NULL, WNOHANG), 0); /* still running: no crash */
     kill(serve, SIGTERM);
     assert_int_equal(e2e_wait_timeout(serve, 60), 0);
     assert_int_equal(rc_compare(&cluster, env.ref), 0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serve_rebuild_verify),
         cmocka_unit_test(test_reshard_while_serving),
