@@ -16,7 +16,8 @@
 char *rm_metrics_render(rm_stats_t *st, const char *topic, const char *target);
 
 /* Readiness of serve: the first pipeline's sink answers (serve's health
- * connection) and its last write succeeded; a Job is always ready.
+ * connection; the why of a 503 names the nodes that did not answer) and
+ * its last write succeeded; a Job is always ready.
  * Liveness: every worker of every pipeline turned its loop within the last
  * 30 s (monotonic clock). Both fill why (cap bytes) with a one-line reason. */
 bool rm_metrics_ready(rm_stats_t *st, char *why, size_t cap);

@@ -88,6 +88,11 @@ const char *rm_rclient_master_name(const rm_rclient_t *cl, size_t i);
  * pending. */
 rm_err_t rm_rclient_master_command(rm_rclient_t *cl, size_t i, redisReply **out, int argc,
                                    const char **argv, const size_t *lens);
+/* The same, but a failure drops only master i's connection and marks the
+ * map stale (the next rm_rclient_connect reads it again), so the other
+ * masters can still be asked: for health checks of every master. */
+rm_err_t rm_rclient_master_try(rm_rclient_t *cl, size_t i, redisReply **out, int argc,
+                               const char **argv, const size_t *lens);
 /* In a cluster: WAIT until every master written to since the last call
  * has its writes on one replica (when the slot map lists one), at most
  * timeout_ms per master; *lagging counts the masters that timed out. A

@@ -37,6 +37,7 @@
 #include "readmodel/error.h"
 #include "readmodel/redis_url.h"
 #include "readmodel/sink_item.h"
+#include "readmodel/stats.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -129,6 +130,10 @@ rm_err_t rm_redis_topology(rm_redis_sink_t *s, char *out, size_t cap);
 /* PING of every master (connecting first when needed): RM_ERR_OK when all
  * answer; in a cluster the error names the node that did not. */
 rm_err_t rm_redis_sink_ping(rm_redis_sink_t *s);
+/* Every master as the last ping found it (all down when it could not
+ * connect at all), at most cap into out; returns how many (0 before the
+ * first ping that connected). Same thread as the handle; cannot fail. */
+int rm_redis_sink_nodes(rm_redis_sink_t *s, rm_sink_node_t *out, int cap);
 
 /* Key formatting, exposed for tools and tests. Returns the length of the
  * key written to out (NUL-terminated), or -1 when it does not fit in cap

@@ -26,6 +26,7 @@
 #include "readmodel/config.h"
 #include "readmodel/error.h"
 #include "readmodel/sink_item.h"
+#include "readmodel/stats.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -77,6 +78,11 @@ typedef struct rm_sink_ops {
     bool (*take_moved)(void *s);
     /* The records of the last rebuild and verify. */
     rm_err_t (*last_runs)(void *s, rm_sink_runs_t *out);
+    /* The store's nodes as the last ping found them (Redis: every master of
+     * the slot map, or the one server), at most cap into out (the
+     * caller's); returns how many, 0 before the first ping reached any.
+     * Cannot fail. NULL: the store reports no nodes (OpenSearch). */
+    int (*nodes)(void *s, rm_sink_node_t *out, int cap);
 } rm_sink_ops_t;
 
 /* A handle and its operations. */

@@ -62,6 +62,26 @@ typedef enum {
         RM_SINK_ERROR__COUNT
 } rm_sink_error_t;
 
+/* One node of a sink that has several (a Redis Cluster's masters), as its
+ * last health check found it: the `node` label of readmodel_sink_node_up. */
+#define RM_SINK_NODES_MAX 16
+#define RM_SINK_NODE_NAME 64
+typedef struct {
+    char name[RM_SINK_NODE_NAME]; /* "host:port" (or a socket path), NUL-terminated */
+    bool up;                      /* answered the last PING */
+} rm_sink_node_t;
+
+/* The nodes of a pipeline's sink. Written by serve's refresher
+ * (rm_stats_set_nodes), read by the HTTP thread (rm_stats_get_nodes): both
+ * copy the whole block under `lock`, a spin lock that is free at 0, so a
+ * zeroed block (calloc) is ready and a reader never sees a half-written
+ * name. Touch it only through those two functions. */
+typedef struct {
+    atomic_int lock;
+    int n;
+    rm_sink_node_t node[RM_SINK_NODES_MAX];
+} rm_sink_nodes_t;
+
 #define RM_FLUSH_SECONDS_BUCKETS 9
 #define RM_FLUSH_SIZE_BUCKETS    6
 
@@ -115,6 +135,7 @@ typedef struct rm_stats {
     atomic_llong verify_finished_s; /* 0: no record */
     atomic_llong verify_drift;
     long long records_read_ms; /* serve's refresher only (monotonic) */
+    rm_sink_nodes_t nodes;     /* the sink's nodes at the last PING; see its type */
     rm_partition_obs_t parts[RM_MAX_PARTITIONS];
     const char *target;    /* label value ("redis"); NULL: the caller's */
     struct rm_stats *next; /* the next pipeline's block (not owned), NULL: last */
@@ -137,6 +158,14 @@ int rm_partition_out_of_range(rm_partition_obs_t *o);
 
 /* Records a flush of n practitioners that took `seconds` in the histograms. */
 void rm_stats_observe_flush(rm_stats_t *st, double seconds, size_t n);
+
+/* Replaces the pipeline's node list by nodes[0..n) (n above
+ * RM_SINK_NODES_MAX: the first ones; names cut to fit). Thread-safe against
+ * rm_stats_get_nodes; one writer at a time. No errors. */
+void rm_stats_set_nodes(rm_stats_t *st, const rm_sink_node_t *nodes, int n);
+/* Copies the node list into out (at most cap; out is the caller's) and
+ * returns how many; 0 when the sink has reported none. Thread-safe. */
+int rm_stats_get_nodes(rm_stats_t *st, rm_sink_node_t *out, int cap);
 
 /* Phases of a rebuild or verify, the `phase` label of readmodel_rebuild_phase. */
 #define RM_REBUILD_PHASE_MAP(X)                                                                    \

@@ -7,6 +7,9 @@
  */
 #include "readmodel/stats.h"
 
+#include <sched.h>
+#include <string.h>
+
 static const char *const result_names[] = {
 #define RM_RESULT_NAME(n, s) s,
     RM_RESULT_MAP(RM_RESULT_NAME)
@@ -83,4 +86,41 @@ int rm_partition_out_of_range(rm_partition_obs_t *o) {
     if (cp >= 0 && lo >= 0 && cp < lo)
         return -1;
     return 0;
+}
+
+/* The node block's spin lock: held only for a copy of about 1 KiB. */
+static void nodes_lock(rm_sink_nodes_t *b) {
+    int free_ = 0;
+    while (!atomic_compare_exchange_weak_explicit(&b->lock, &free_, 1, memory_order_acquire,
+                                                  memory_order_relaxed)) {
+        free_ = 0;
+        sched_yield();
+    }
+}
+
+static void nodes_unlock(rm_sink_nodes_t *b) {
+    atomic_store_explicit(&b->lock, 0, memory_order_release);
+}
+
+void rm_stats_set_nodes(rm_stats_t *st, const rm_sink_node_t *nodes, int n) {
+    rm_sink_nodes_t *b = &st->nodes;
+    if (n > RM_SINK_NODES_MAX)
+        n = RM_SINK_NODES_MAX;
+    nodes_lock(b);
+    b->n = n < 0 ? 0 : n;
+    for (int i = 0; i < b->n; i++) {
+        b->node[i] = nodes[i];
+        b->node[i].name[RM_SINK_NODE_NAME - 1] = '\0';
+    }
+    nodes_unlock(b);
+}
+
+int rm_stats_get_nodes(rm_stats_t *st, rm_sink_node_t *out, int cap) {
+    rm_sink_nodes_t *b = &st->nodes;
+    nodes_lock(b);
+    int n = b->n < cap ? b->n : cap;
+    if (n > 0)
+        memcpy(out, b->node, (size_t)n * sizeof(*out));
+    nodes_unlock(b);
+    return n < 0 ? 0 : n;
 }

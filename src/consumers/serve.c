@@ -200,6 +200,11 @@ static void pipeline_refresh(pipeline_t *pl, const char *topic) {
         rm_warn("%s does not answer: %s", pl->health.ops->title,
                 pl->health.ops->last_error(pl->health.impl));
     atomic_store(&st->sink_ping_ok, up);
+    if (pl->health.ops->nodes) {
+        rm_sink_node_t nodes[RM_SINK_NODES_MAX];
+        rm_stats_set_nodes(st, nodes,
+                           pl->health.ops->nodes(pl->health.impl, nodes, RM_SINK_NODES_MAX));
+    }
 }
 
 /* 0, 1 (out of memory) or 2 (a client refused the configuration). The

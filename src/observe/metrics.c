@@ -68,6 +68,9 @@ void rm_metrics_process_started(void) {
     X(SINK_ERRORS, SERVE, "readmodel_sink_errors_total", "counter", "Sink errors, by kind.")       \
     X(SINK_UP, SERVE, "readmodel_sink_up", "gauge",                                                \
       "1 when the sink answers and the last write succeeded.")                                     \
+    X(SINK_NODE_UP, SERVE, "readmodel_sink_node_up", "gauge",                                      \
+      "1 when this node of the sink (each master of a Redis Cluster, or the one Redis server) "    \
+      "answered the last health check (PING, once a second), 0 when it did not.")                  \
     X(PAUSED, SERVE, "readmodel_target_paused", "gauge",                                           \
       "1 while a rebuild holds the target's lease and writes are paused.")                         \
     X(RESETS, SERVE, "readmodel_partition_resets_total", "counter",                                \
@@ -241,6 +244,30 @@ static void render_counter(out_t *o, int m, rm_stats_t *st, const char *name, co
     }
 }
 
+/* A label value in the exposition format: backslash, double quote and
+ * newline escaped. */
+static void emit_label(out_t *o, const char *v) {
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            emit(o, "\\%c", *v);
+        else if (*v == '\n')
+            emit(o, "\\n");
+        else
+            emit(o, "%c", *v);
+    }
+}
+
+/* One series per node of the sink, as serve's refresher last found it. */
+static void render_nodes(out_t *o, rm_stats_t *st, const char *name, const char *target) {
+    rm_sink_node_t nodes[RM_SINK_NODES_MAX];
+    int n = rm_stats_get_nodes(st, nodes, RM_SINK_NODES_MAX);
+    for (int i = 0; i < n; i++) {
+        emit(o, "%s{target=\"%s\",node=\"", name, target);
+        emit_label(o, nodes[i].name);
+        emit(o, "\"} %d\n", nodes[i].up);
+    }
+}
+
 /* Per-partition series and the assigned count. */
 static void render_partitions(out_t *o, int m, rm_stats_t *st, const char *name, const char *topic,
                               const char *target, long long now) {
@@ -396,6 +423,9 @@ static void render_metric(out_t *o, int m, rm_stats_t *st, const char *topic, co
         histogram(o, name, target, st->flush_size_bucket, RM_FLUSH_SIZE_BUCKETS,
                   rm_flush_size_bounds, (double)atomic_load(&st->flush_size_sum));
         break;
+    case M_SINK_NODE_UP:
+        render_nodes(o, st, name, target);
+        break;
     case M_REBUILD_FINISHED:
     case M_REBUILD_SUCCESS:
     case M_REBUILD_DURATION:
@@ -454,7 +484,13 @@ bool rm_metrics_ready(rm_stats_t *st, char *why, size_t cap) {
         return false;
     }
     if (!atomic_load(&st->sink_ping_ok)) {
-        snprintf(why, cap, "sink unreachable");
+        rm_sink_node_t nodes[RM_SINK_NODES_MAX];
+        int n = rm_stats_get_nodes(st, nodes, RM_SINK_NODES_MAX), down = 0;
+        size_t o = (size_t)snprintf(why, cap, "sink unreachable");
+        for (int i = 0; i < n; i++)
+            if (!nodes[i].up && o < cap)
+                o += (size_t)snprintf(why + o, cap - o, "%s%s",
+                                      down++ ? ", " : ": node down: ", nodes[i].name);
         return false;
     }
     if (!atomic_load(&st->sink_write_ok)) {

@@ -134,4 +134,5 @@ const rm_sink_ops_t rm_os_sink_ops = {
     .lease_get = lease_get,
     .take_moved = take_moved,
     .last_runs = last_runs,
+    .nodes = NULL,
 };

@@ -412,24 +412,54 @@ rm_err_t rm_redis_topology(rm_redis_sink_t *s, char *out, size_t cap) {
     return RM_ERR_OK;
 }
 
-/* Every master: in a cluster, the error names the node that failed. */
+/* PINGs master m into s->nodes[]; the first failure's reason, naming the
+ * node, goes to s->err and *first; *lost tells that a connection failed. */
+static void ping_master(rm_redis_sink_t *s, size_t m, rm_err_t *first, bool *lost) {
+    static const char *argv[] = {"PING"};
+    static const size_t lens[] = {4};
+    const char *name = rm_rclient_master_name(s->cl, m);
+    rm_sink_node_t *nd = &s->nodes[s->nnodes++];
+    snprintf(nd->name, sizeof(nd->name), "%s", name);
+    redisReply *r = NULL;
+    rm_err_t e = rm_rclient_master_try(s->cl, m, &r, 1, argv, lens);
+    char why[sizeof(s->err)];
+    if (e) {
+        *lost = true;
+        snprintf(why, sizeof(why), "%s", rm_rclient_error(s->cl));
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        e = rm_redis_reply_error(s, r, "PING");
+        snprintf(why, sizeof(why), "%s", s->err);
+    }
+    freeReplyObject(r);
+    nd->up = e == RM_ERR_OK;
+    if (e && *first == RM_ERR_OK) {
+        *first = e;
+        snprintf(s->err, sizeof(s->err), strstr(why, name) ? "%.250s" : "%.180s (%.64s)", why,
+                 name);
+    }
+}
+
+/* Every master, each one's answer kept for nodes(): the error names the
+ * first node that failed. */
 rm_err_t rm_redis_sink_ping(rm_redis_sink_t *s) {
     rm_err_t e = rm_redis_sink_connect(s);
-    if (e)
+    if (e) { /* nothing answered: every node known is down */
+        for (int i = 0; i < s->nnodes; i++)
+            s->nodes[i].up = false;
         return e;
-    const char *argv[] = {"PING"};
-    size_t lens[] = {4};
-    size_t n = rm_rclient_masters(s->cl);
-    for (size_t m = 0; m < n; m++) {
-        redisReply *r = NULL;
-        if ((e = rm_rclient_master_command(s->cl, m, &r, 1, argv, lens)))
-            return rm_redis_io_error(s, e);
-        if (r->type == REDIS_REPLY_ERROR) {
-            e = rm_redis_reply_error(s, r, "PING");
-            freeReplyObject(r);
-            return e;
-        }
-        freeReplyObject(r);
     }
-    return RM_ERR_OK;
+    size_t n = rm_rclient_masters(s->cl);
+    bool lost = false;
+    s->nnodes = 0;
+    for (size_t m = 0; m < n && s->nnodes < RM_SINK_NODES_MAX; m++)
+        ping_master(s, m, &e, &lost);
+    if (lost)
+        rm_rclient_reset(s->cl); /* as after any I/O error: reconnect next time */
+    return e;
+}
+
+int rm_redis_sink_nodes(rm_redis_sink_t *s, rm_sink_node_t *out, int cap) {
+    int n = s->nnodes < cap ? s->nnodes : cap;
+    memcpy(out, s->nodes, (size_t)(n > 0 ? n : 0) * sizeof(*out));
+    return n > 0 ? n : 0;
 }

@@ -589,6 +589,21 @@ rm_err_t rm_rclient_master_command(rm_rclient_t *cl, size_t i, redisReply **out,
     return e ? io_error(cl, e) : RM_ERR_OK;
 }
 
+rm_err_t rm_rclient_master_try(rm_rclient_t *cl, size_t i, redisReply **out, int argc,
+                               const char **argv, const size_t *lens) {
+    if (i >= cl->nmasters || !cl->connected)
+        return fail(cl, RM_ERR_IO, "redis: no such master");
+    int k = (int)cl->masters[i];
+    rm_err_t e = open_node(cl, k);
+    if (e == RM_ERR_OK && (e = rm_rconn_command(cl->nodes[k].c, out, argc, argv, lens)))
+        node_error(cl, &cl->nodes[k]);
+    if (e) {
+        close_node(&cl->nodes[k]);
+        cl->stale = cl->cluster;
+    }
+    return e;
+}
+
 rm_err_t rm_rclient_wait_replicas(rm_rclient_t *cl, int timeout_ms, int *lagging) {
     *lagging = 0;
     if (!cl->cluster)

@@ -4,6 +4,7 @@
 
 #include "readmodel/redis_cluster.h"
 #include "readmodel/redis_sink.h"
+#include "readmodel/stats.h"
 
 #include <hiredis/hiredis.h>
 
@@ -13,7 +14,9 @@ struct rm_redis_sink {
     rm_rclient_t *cl; /* one server or a cluster (redis_cluster.c) */
     char flush_sha[48];
     char cas_sha[48];
-    unsigned long lagging; /* flushes a master did not replicate in time */
+    unsigned long lagging;                   /* flushes a master did not replicate in time */
+    rm_sink_node_t nodes[RM_SINK_NODES_MAX]; /* every master at the last ping */
+    int nnodes;
     char err[256];
 };
 

@@ -47,6 +47,10 @@ static rm_err_t ping(void *s) {
     return rm_redis_sink_ping(s);
 }
 
+static int nodes(void *s, rm_sink_node_t *out, int cap) {
+    return rm_redis_sink_nodes(s, out, cap);
+}
+
 static rm_err_t load(void *s, rm_sink_item_t *items, size_t n) {
     return rm_redis_sink_load(s, items, n);
 }
@@ -118,4 +122,5 @@ const rm_sink_ops_t rm_redis_sink_ops = {
     .lease_get = lease_get,
     .take_moved = NULL,
     .last_runs = last_runs,
+    .nodes = nodes,
 };

@@ -351,7 +351,8 @@ int e2e_metrics_port(pid_t pid, int timeout_s) {
     }
 }
 
-char *e2e_http_get(int port, const char *path) {
+char *e2e_http_get_status(int port, const char *path, int *status) {
+    *status = -1;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return NULL;
@@ -386,12 +387,23 @@ char *e2e_http_get(int port, const char *path) {
         return NULL;
     buf[used] = '\0';
     char *body = strstr(buf, "\r\n\r\n");
-    if (strncmp(buf, "HTTP/1.", 7) != 0 || strncmp(buf + 8, " 200", 4) != 0 || !body) {
+    if (strncmp(buf, "HTTP/1.", 7) != 0 || !body) {
         free(buf);
         return NULL;
     }
+    *status = atoi(buf + 8);
     memmove(buf, body + 4, strlen(body + 4) + 1);
     return buf;
+}
+
+char *e2e_http_get(int port, const char *path) {
+    int status;
+    char *body = e2e_http_get_status(port, path, &status);
+    if (body && status != 200) {
+        free(body);
+        body = NULL;
+    }
+    return body;
 }
 
 double e2e_metric_sum(const char *text, const char *prefix) {

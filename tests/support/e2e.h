@@ -75,6 +75,9 @@ int e2e_wait_timeout(pid_t pid, int timeout_s);
 int e2e_metrics_port(pid_t pid, int timeout_s);
 /* GET http://127.0.0.1:port/path: the body of a 200 (caller frees), or NULL. */
 char *e2e_http_get(int port, const char *path);
+/* The same for any status: the body (caller frees) with the status in
+ * *status, or NULL (and -1) when nothing answered. */
+char *e2e_http_get_status(int port, const char *path, int *status);
 /* Sum of the samples whose line starts with prefix (e.g.
  * readmodel_sink_errors_total{target="redis",kind="flush"}). */
 double e2e_metric_sum(const char *text, const char *prefix);

@@ -151,6 +151,38 @@ static void test_two_pipelines(void **state) {
     free(os);
 }
 
+/* One readmodel_sink_node_up series per node the refresher reported, the
+ * name escaped as a label value; /readyz names the nodes that are down. */
+static void test_sink_node_up_per_node(void **state) {
+    (void)state;
+    rm_stats_t *st = calloc(1, sizeof(*st));
+    atomic_store(&st->sink_write_ok, 1);
+    char *m = rm_metrics_render(st, "booking.events", "redis");
+    assert_non_null(strstr(m, "# TYPE readmodel_sink_node_up gauge\n"));
+    assert_null(strstr(m, "readmodel_sink_node_up{")); /* no ping yet: no series */
+    free(m);
+    rm_sink_node_t nodes[3] = {
+        {"127.0.0.1:7001", true}, {"[::1]:7002", false}, {"/run/a \"b\"\\c\nd.sock", true}};
+    rm_stats_set_nodes(st, nodes, 3);
+    m = rm_metrics_render(st, "booking.events", "redis");
+    assert_non_null(
+        strstr(m, "readmodel_sink_node_up{target=\"redis\",node=\"127.0.0.1:7001\"} 1\n"));
+    assert_non_null(strstr(m, "readmodel_sink_node_up{target=\"redis\",node=\"[::1]:7002\"} 0\n"));
+    assert_non_null(strstr(
+        m, "readmodel_sink_node_up{target=\"redis\",node=\"/run/a \\\"b\\\"\\\\c\\nd.sock\"} 1\n"));
+    assert_promtool_accepts(m);
+    free(m);
+    char why[256];
+    assert_false(rm_metrics_ready(st, why, sizeof(why)));
+    assert_string_equal(why, "sink unreachable: node down: [::1]:7002");
+    /* fewer nodes after a failover: the old series is gone */
+    rm_stats_set_nodes(st, nodes, 1);
+    m = rm_metrics_render(st, "booking.events", "redis");
+    assert_null(strstr(m, "[::1]:7002"));
+    free(m);
+    free(st);
+}
+
 static void test_dashboard_queries_name_real_metrics(void **state) {
     (void)state;
     char names[16384] = "";
@@ -246,6 +278,7 @@ int main(void) {
         cmocka_unit_test(test_serve_shows_pipeline_not_job_progress),
         cmocka_unit_test(test_job_shows_progress_not_pipeline),
         cmocka_unit_test(test_two_pipelines),
+        cmocka_unit_test(test_sink_node_up_per_node),
         cmocka_unit_test(test_ready_needs_partitions_after_grace),
         cmocka_unit_test(test_dashboard_queries_name_real_metrics),
     };
