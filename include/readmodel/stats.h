@@ -119,9 +119,10 @@ typedef struct rm_stats {
     atomic_int paused;             /* workers paused by a rebuild lease */
     atomic_llong unowned_since_ms; /* monotonic ms since the pipeline owned no partition
                                       (set by serve's refresher); 0 while it owns one */
-    atomic_llong kafka_down_since_ms; /* monotonic ms since a worker's consumer reported every
-                                         broker down; 0 once a broker answers again (a message
-                                         arrives, or serve's refresher gets metadata) */
+    atomic_llong kafka_down_since_ms; /* monotonic ms since serve's refresher got no metadata
+                                         answer (or a worker's consumer reported every broker
+                                         down); 0 once a broker answers again (a message
+                                         arrives, or the refresher gets metadata) */
     atomic_uint_least64_t flush_seconds_bucket[RM_FLUSH_SECONDS_BUCKETS + 1]; /* +Inf last */
     atomic_uint_least64_t flush_seconds_sum_us;
     atomic_uint_least64_t flush_size_bucket[RM_FLUSH_SIZE_BUCKETS + 1];
