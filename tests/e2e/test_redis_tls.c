@@ -13,7 +13,9 @@
  *  - a server certificate naming only redis.test (not 127.0.0.1): the
  *    connection to 127.0.0.1 fails with an error that says the name does
  *    not match, and with --redis-tls-server-name redis.test serve writes
- *    the model (the certificate swapped with CONFIG SET, same server).
+ *    the model (the certificate swapped with CONFIG SET, same server);
+ *  - --check-config shows the mode of the server and of the cluster; a
+ *    wrong password or an untrusted certificate fails it (exit 2).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -141,6 +143,57 @@ static void test_cluster_over_tls(void **state) {
     assert_int_equal(rc_compare(&cluster, env.ref), 0);
 }
 
+/* `readmodel serve --check-config` against url_ with the TLS files (as
+ * serve_tls): what it printed (caller frees), its exit code in *rc. */
+static char *check_config(const char *url_, const char *ca, const char *cert, const char *key,
+                          int *rc) {
+    snprintf(env.redis.url, sizeof(env.redis.url), "%.200s", url_);
+    const char *extra[] = {"--check-config",
+                           "--redis-ca-file",
+                           ca,
+                           "--redis-cert-file",
+                           cert,
+                           "--redis-key-file",
+                           key,
+                           NULL};
+    char *out = e2e_capture(&env, "serve", extra, rc);
+    assert_non_null(out);
+    fprintf(stderr, "--check-config exited %d:\n%s", *rc, out);
+    return out;
+}
+
+/* --check-config over TLS shows the mode the server reports; a refused
+ * password or an untrusted certificate is a configuration error (exit 2)
+ * that says so, and the password is printed nowhere. */
+static void test_check_config_shows_the_mode(void **state) {
+    (void)state;
+    int rc;
+    char line[96], other[256];
+    char *out = check_config(single.url, single.ca, single.client_cert, single.client_key, &rc);
+    snprintf(line, sizeof(line), "\nredis-mode=single server 127.0.0.1:%d\n", single.tls_port[0]);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, line));
+    assert_non_null(strstr(out, "\nredis-transport=TLS on"));
+    assert_null(strstr(out, "app-secret"));
+    free(out);
+    out = check_config(cluster.url, cluster.ca, cluster.client_cert, cluster.client_key, &rc);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\nredis-mode=cluster of 3 master(s)\n"));
+    free(out);
+    snprintf(url, sizeof(url), "rediss://app:Wr0ng-Pa55@127.0.0.1:%d", single.tls_port[0]);
+    out = check_config(url, single.ca, single.client_cert, single.client_key, &rc);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "redis-mode=unknown (the server refuses this configuration: "));
+    assert_non_null(strstr(out, "WRONGPASS"));
+    assert_null(strstr(out, "Wr0ng-Pa55"));
+    free(out);
+    snprintf(other, sizeof(other), "%s/other.pem", single.dir);
+    out = check_config(single.url, other, single.client_cert, single.client_key, &rc);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "not trusted"));
+    free(out);
+}
+
 /* CONFIG SET of the single server's TLS certificate and key (the server
  * reloads them for new connections). */
 static void set_server_cert(const char *cert, const char *key) {
@@ -196,6 +249,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_serve_with_ca_client_cert_and_acl_user),
         cmocka_unit_test(test_cluster_over_tls),
         cmocka_unit_test(test_tls_server_name),
+        cmocka_unit_test(test_check_config_shows_the_mode),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
