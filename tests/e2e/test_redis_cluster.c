@@ -338,24 +338,31 @@ static bool wait_nodes_up(int port, const int *masters, int n, int timeout_s) {
     }
 }
 
-/* Polls until the killed node's series is 0 and /readyz answers 503
- * naming it as down; false after timeout_s. */
-static bool wait_node_down(int port, const char *node, int timeout_s) {
+/* Polls until masters[0]'s series (the killed one) is 0 while the other
+ * masters' are 1, and /readyz answers 503 naming masters[0] as down and
+ * no other; false after timeout_s. */
+static bool wait_node_down(int port, const int *masters, int timeout_s) {
     time_t deadline = time(NULL) + timeout_s;
+    char node[3][32];
+    for (int i = 0; i < 3; i++)
+        snprintf(node[i], sizeof(node[i]), "127.0.0.1:%d", cluster.port[masters[i]]);
     bool zero = false, named = false;
     while (!(zero && named)) {
         int status = 0, series = 0;
         char *ready = e2e_http_get_status(port, "/readyz", &status);
         char *m = e2e_http_get(port, "/metrics");
-        zero |= m && node_up(m, node, &series) == 0;
-        named |= status == 503 && ready && strstr(ready, "node down") && strstr(ready, node);
-        if (!(zero && named) && time(NULL) >= deadline) {
+        zero |= m && node_up(m, node[0], &series) == 0 && node_up(m, node[1], &series) == 1 &&
+                node_up(m, node[2], &series) == 1;
+        named |= status == 503 && ready && strstr(ready, "node down") && strstr(ready, node[0]) &&
+                 !strstr(ready, node[1]) && !strstr(ready, node[2]);
+        bool late = !(zero && named) && time(NULL) >= deadline;
+        if (late) {
             print_nodes(m);
             fprintf(stderr, "/readyz %d: %s\n", status, ready ? ready : "(no answer)");
         }
         free(ready);
         free(m);
-        if (!(zero && named) && time(NULL) >= deadline)
+        if (late)
             return false;
         e2e_sleep_ms(100);
     }
@@ -391,8 +398,8 @@ static bool wait_promoted(int i, int timeout_s) {
 
 /* A master killed -9 while serve writes. Its replica is held back from the
  * failover (cluster-replica-no-failover) until serve has shown the master
- * down (its readmodel_sink_node_up 0, /readyz 503 naming it), so that
- * window does not depend on the cluster's timing; then the replica takes
+ * down (its readmodel_sink_node_up 0 and the others' 1, /readyz 503 naming
+ * it alone), so that window does not depend on the cluster's timing; then the replica takes
  * over, serve follows the new map (the promoted replica's series 1, the
  * dead master's gone, /readyz 200) and the model converges. */
 static void test_master_killed_while_serving(void **state) {
@@ -424,7 +431,7 @@ static void test_master_killed_while_serving(void **state) {
         e2e_produce_generated(&env, gen, 200);
         e2e_sleep_ms(200);
     }
-    assert_true(wait_node_down(port, killed, 60));
+    assert_true(wait_node_down(port, masters, 60));
     /* the replica's data age no longer matters, then it may take over */
     config_set(replica, "cluster-replica-validity-factor", "0");
     config_set(replica, "cluster-replica-no-failover", "no");
