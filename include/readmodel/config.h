@@ -99,6 +99,19 @@ rm_config_result_t rm_config_parse(rm_command_t cmd, int argc, char **argv, rm_c
 void rm_config_free(rm_config_t *cfg);
 /* Writes the effective configuration, secrets masked, one setting a line. */
 void rm_config_print(const rm_config_t *cfg, FILE *out);
+/* --check-config's Redis check, after the static checks passed: asks the
+ * configured Redis once (at most about 2 s, in a child process) and writes
+ * its mode to out: "redis-mode=single server HOST:PORT", or
+ * "redis-mode=cluster of N master(s)" and a "redis-master=..." line per
+ * master, or "redis-mode=unknown (not reached: REASON)". Returns 0 then
+ * (an unreachable server does not fail a static check), or -1 with one
+ * line in err when the server refuses the configuration (credentials,
+ * ACL, TLS certificate or name, database on a cluster): a configuration
+ * error. No password is written. Does nothing (0) for a command that does
+ * not use Redis (--target opensearch, gen, dev-kafka). Forks: call it from
+ * the main thread before other threads start. */
+int rm_config_check_redis(rm_command_t cmd, const rm_config_t *cfg, FILE *out, char *err,
+                          size_t errlen);
 /* --help text of each command: prose around the option lines of the table.
  * A static string, built on the first call (not thread-safe then). */
 const char *rm_usage(rm_command_t cmd);

@@ -99,4 +99,13 @@ rm_err_t rm_rclient_master_try(rm_rclient_t *cl, size_t i, redisReply **out, int
  * no-op for one server. */
 rm_err_t rm_rclient_wait_replicas(rm_rclient_t *cl, int timeout_ms, int *lagging);
 
+/* Connects (as rm_rclient_connect) and writes the mode to out, as lines of
+ * `--check-config`: "redis-mode=single server HOST:PORT", or
+ * "redis-mode=cluster of N master(s)" then one "redis-master=HOST:PORT
+ * (answers)" or "(does not answer: REASON)" line per master of the slot
+ * map, each PINGed once. Returns the connect's error (out then empty), or
+ * RM_ERR_CONFIG when a master refuses the credentials or its certificate;
+ * a master that is down is a line, not an error. No secret is written. */
+rm_err_t rm_rclient_describe(rm_rclient_t *cl, char *out, size_t cap);
+
 #endif

@@ -127,8 +127,9 @@ rm_err_t rm_redis_record_get(rm_redis_sink_t *s, const char *name, char *out, si
 /* Writes the mode (single server or cluster, TLS) and one line per master
  * with its number of keys (DBSIZE) to out. */
 rm_err_t rm_redis_topology(rm_redis_sink_t *s, char *out, size_t cap);
-/* PING of every master (connecting first when needed): RM_ERR_OK when all
- * answer; in a cluster the error names the node that did not. */
+/* PING of every master (connecting first when needed, without loading the
+ * scripts, so one master down does not hide the others' answers): RM_ERR_OK
+ * when all answer; in a cluster the error names the node that did not. */
 rm_err_t rm_redis_sink_ping(rm_redis_sink_t *s);
 /* Every master as the last ping found it (all down when it could not
  * connect at all), at most cap into out; returns how many (0 before the

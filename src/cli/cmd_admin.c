@@ -48,7 +48,9 @@ static int run(rm_command_t cmd, int argc, char **argv) {
     default:
         if (cfg.check_config) {
             rm_config_print(&cfg, stdout);
-            rc = 0;
+            rc = rm_config_check_redis(cmd, &cfg, stdout, err, sizeof(err)) ? EXIT_USAGE : 0;
+            if (rc)
+                fprintf(stderr, "readmodel %s: %s\n", argv[0], err);
         } else {
             rc = exit_of(cmd, cmd == RM_CMD_REBUILD  ? rm_rebuild_main(&cfg)
                               : cmd == RM_CMD_VERIFY ? rm_verify_main(&cfg)

@@ -23,8 +23,11 @@ int rm_cmd_serve(int argc, char **argv) {
     }
     if (cfg.check_config) {
         rm_config_print(&cfg, stdout);
+        int rc = rm_config_check_redis(RM_CMD_SERVE, &cfg, stdout, err, sizeof(err)) ? 2 : 0;
+        if (rc)
+            fprintf(stderr, "readmodel serve: %s\n", err);
         rm_config_free(&cfg);
-        return 0;
+        return rc;
     }
     rm_err_t e = rm_serve_run(&cfg, NULL);
     rm_config_free(&cfg);

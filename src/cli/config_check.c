@@ -4,18 +4,29 @@
  * OpenSearch URL, index prefix, PEM files and credentials, and the rules of
  * each command. Every error is one line naming the setting; secrets are
  * never echoed.
+ *
+ * --check-config's Redis probe (rm_config_check_redis) runs in a child
+ * process killed after PROBE_MS, so nothing it does (name resolution, a
+ * connect, a TLS handshake, a server that accepts and never answers) can
+ * hold the check up longer.
  */
 #include "options.h"
 #include "readmodel/kafka.h"
+#include "readmodel/redis_cluster.h"
 #include "readmodel/redis_url.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- validation after parsing -------------------------------------------- */
@@ -287,4 +298,123 @@ int rm_config_validate(rm_command_t cmd, rm_config_t *cfg, char *err, size_t err
     if (validate_connections(cfg, err, errlen) || validate_opensearch(cfg, err, errlen))
         return -1;
     return validate_command(cmd, cfg, err, errlen);
+}
+
+/* ---- --check-config: the Redis mode ---------------------------------------- */
+
+#define PROBE_MS 2000
+
+enum { PROBE_REACHED = 0, PROBE_UNREACHED = 1, PROBE_REFUSED = 2 };
+
+/* The child: asks the server, writes the mode lines (or the reason) to fd
+ * and ends with a PROBE_ status. Never returns. */
+static void probe_child(const rm_config_t *cfg, int fd) {
+    char text[4096] = "redis: out of memory";
+    int status = PROBE_UNREACHED;
+    rm_redis_url_t u;
+    if (rm_redis_url_parse(cfg->redis_url, &u, text, sizeof(text)) == 0) {
+        rm_rclient_t *cl = NULL;
+        rm_err_t e = RM_ERR_NOMEM;
+        if (rm_redis_url_set_tls(&u, cfg->redis_ca_file, cfg->redis_cert_file, cfg->redis_key_file,
+                                 cfg->redis_tls_server_name) == 0 &&
+            (cl = rm_rclient_new(&u)))
+            e = rm_rclient_describe(cl, text, sizeof(text));
+        if (e && cl)
+            snprintf(text, sizeof(text), "%s", rm_rclient_error(cl));
+        status = e == RM_ERR_OK ? PROBE_REACHED : e == RM_ERR_CONFIG ? PROBE_REFUSED : status;
+        rm_rclient_free(cl);
+        rm_redis_url_free(&u);
+    }
+    for (size_t o = 0, n = strlen(text); o < n;) {
+        ssize_t w = write(fd, text + o, n - o);
+        if (w <= 0)
+            break;
+        o += (size_t)w;
+    }
+    _exit(status);
+}
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads fd into buf until EOF or PROBE_MS from the start; false on
+ * timeout. */
+static bool read_until_deadline(int fd, char *buf, size_t cap) {
+    size_t len = 0;
+    long long deadline = now_ms() + PROBE_MS;
+    for (;;) {
+        long long left = deadline - now_ms();
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int n = left > 0 ? poll(&p, 1, (int)left) : 0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        ssize_t r = read(fd, buf + len, cap - 1 - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || (len += (size_t)r) == cap - 1)
+            break;
+        buf[len] = '\0';
+    }
+    buf[len] = '\0';
+    return true;
+}
+
+/* Runs probe_child with a deadline: the PROBE_ status, the text in buf. */
+static int probe(const rm_config_t *cfg, char *buf, size_t cap) {
+    int fds[2];
+    buf[0] = '\0';
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        snprintf(buf, cap, "cannot start the check: %s", strerror(errno));
+        return PROBE_UNREACHED;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        probe_child(cfg, fds[1]);
+    }
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        snprintf(buf, cap, "cannot start the check: %s", strerror(errno));
+        return PROBE_UNREACHED;
+    }
+    bool done = read_until_deadline(fds[0], buf, cap);
+    close(fds[0]);
+    if (!done)
+        kill(pid, SIGKILL);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (!done || !WIFEXITED(st)) {
+        snprintf(buf, cap, "no answer within %d s", PROBE_MS / 1000);
+        return PROBE_UNREACHED;
+    }
+    return WEXITSTATUS(st) <= PROBE_REFUSED ? WEXITSTATUS(st) : PROBE_UNREACHED;
+}
+
+int rm_config_check_redis(rm_command_t cmd, const rm_config_t *cfg, FILE *out, char *err,
+                          size_t errlen) {
+    if (cmd == RM_CMD_GEN || cmd == RM_CMD_DEV_KAFKA ||
+        (cmd != RM_CMD_SERVE && cfg->target && strcmp(cfg->target, "opensearch") == 0))
+        return 0; /* no Redis in this command */
+    char text[4096];
+    fflush(out); /* the child must not inherit unwritten lines */
+    int st = probe(cfg, text, sizeof(text));
+    text[strcspn(text, st == PROBE_REACHED ? "" : "\r\n")] = '\0';
+    if (st == PROBE_REACHED) {
+        fputs(text, out);
+        return 0;
+    }
+    fprintf(out, "redis-mode=unknown (%s: %s)\n",
+            st == PROBE_REFUSED ? "the server refuses this configuration" : "not reached", text);
+    if (st == PROBE_REFUSED) {
+        snprintf(err, errlen, "--redis: %s", text);
+        return -1;
+    }
+    return 0;
 }

@@ -440,13 +440,17 @@ static void ping_master(rm_redis_sink_t *s, size_t m, rm_err_t *first, bool *los
 }
 
 /* Every master, each one's answer kept for nodes(): the error names the
- * first node that failed. */
+ * first node that failed. It connects the client alone, not as
+ * rm_redis_sink_connect does: that loads the scripts on every master, so
+ * one dead master failed the whole connect and every node was reported
+ * down. A PING needs no script (a write on this handle later that finds
+ * none loads it: NOSCRIPT). */
 rm_err_t rm_redis_sink_ping(rm_redis_sink_t *s) {
-    rm_err_t e = rm_redis_sink_connect(s);
-    if (e) { /* nothing answered: every node known is down */
+    rm_err_t e = rm_rclient_connect(s->cl, NULL);
+    if (e) { /* no node answered with a map: every node known is down */
         for (int i = 0; i < s->nnodes; i++)
             s->nodes[i].up = false;
-        return e;
+        return rm_redis_io_error(s, e);
     }
     size_t n = rm_rclient_masters(s->cl);
     bool lost = false;

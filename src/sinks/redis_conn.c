@@ -9,7 +9,8 @@
  * the system's CAs) and its name against the host connected to (an IP
  * address is matched against the certificate's IP SANs), or against
  * --redis-tls-server-name when set; a failed verification is
- * RM_ERR_CONFIG with OpenSSL's reason, since no retry changes it.
+ * RM_ERR_CONFIG with OpenSSL's reason, since no retry changes it (a name
+ * that does not match says so and names both).
  */
 #include "readmodel/redis_conn.h"
 
@@ -201,6 +202,15 @@ static rm_err_t tls_handshake(rm_rconn_t *c, const rm_rconn_tls_t *t, const char
     if (SSL_connect(c->ssl) == 1)
         return RM_ERR_OK;
     long v = SSL_get_verify_result(c->ssl);
+    if (v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+        ERR_clear_error();
+        bool other = strcmp(name, host) != 0;
+        snprintf(c->err, sizeof(c->err),
+                 "redis TLS: the name %s does not match the server certificate%s%s (%s; set "
+                 "--redis-tls-server-name to a name the certificate holds)",
+                 name, other ? " of " : "", other ? host : "", X509_verify_cert_error_string(v));
+        return RM_ERR_CONFIG;
+    }
     if (v != X509_V_OK) {
         ERR_clear_error();
         snprintf(c->err, sizeof(c->err),

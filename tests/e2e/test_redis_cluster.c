@@ -175,6 +175,22 @@ static void test_serve_rebuild_verify(void **state) {
     assert_int_equal(rc_compare(&cluster, env.ref), 0);
     assert_int_equal(e2e_wait_timeout(e2e_command(&env, "verify", verify_args), 300), 0);
     assert_int_equal(status(), 0);
+    /* --check-config asks the node of --redis and shows the cluster and
+     * each master */
+    const char *check[] = {"--check-config", NULL};
+    int rc;
+    char *out = e2e_capture(&env, "serve", check, &rc);
+    assert_int_equal(rc, 0);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "\nredis-mode=cluster of 3 master(s)\n"));
+    for (int i = 0; i < 3; i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "\nredis-master=127.0.0.1:%d (answers)\n",
+                 cluster.port[masters[i]]);
+        if (!strstr(out, line))
+            fail_msg("--check-config lacks %s in:\n%s", line + 1, out);
+    }
+    free(out);
 }
 
 static void test_reshard_while_serving(void **state) {
@@ -271,6 +287,121 @@ static void test_ask_during_a_slot_migration(void **state) {
     assert_int_equal(rc_compare(&cluster, env.ref), 0);
 }
 
+#define NODE_UP "readmodel_sink_node_up{target=\"redis\",node=\""
+
+/* The value of node's readmodel_sink_node_up in the exposition text, -1
+ * when it has no series; *series counts every node's series. */
+static double node_up(const char *text, const char *node, int *series) {
+    char prefix[128];
+    snprintf(prefix, sizeof(prefix), NODE_UP "%s\"} ", node);
+    double v = -1;
+    *series = 0;
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        *series += strncmp(l, NODE_UP, strlen(NODE_UP)) == 0;
+        if (strncmp(l, prefix, strlen(prefix)) == 0)
+            v = atof(l + strlen(prefix));
+    }
+    return v;
+}
+
+/* The node series of /metrics, for a failure message. */
+static void print_nodes(const char *m) {
+    const char *at = m ? strstr(m, NODE_UP) : NULL;
+    fprintf(stderr, "node series on /metrics:\n%.600s\n", at ? at : "(none)");
+}
+
+/* Polls until /metrics has exactly one series per node in masters[0..n),
+ * each 1, and /readyz answers 200; false after timeout_s. */
+static bool wait_nodes_up(int port, const int *masters, int n, int timeout_s) {
+    time_t deadline = time(NULL) + timeout_s;
+    for (;;) {
+        char *m = e2e_http_get(port, "/metrics");
+        int up = 0, series = 0, status = 0;
+        for (int i = 0; m && i < n; i++) {
+            char node[32];
+            snprintf(node, sizeof(node), "127.0.0.1:%d", cluster.port[masters[i]]);
+            up += node_up(m, node, &series) == 1;
+        }
+        free(e2e_http_get_status(port, "/readyz", &status));
+        if (up == n && series == n && status == 200) {
+            free(m);
+            return true;
+        }
+        if (time(NULL) >= deadline) {
+            print_nodes(m);
+            fprintf(stderr, "/readyz: %d\n", status);
+            free(m);
+            return false;
+        }
+        free(m);
+        e2e_sleep_ms(250);
+    }
+}
+
+/* Polls until masters[0]'s series (the killed one) is 0 while the other
+ * masters' are 1, and /readyz answers 503 naming masters[0] as down and
+ * no other; false after timeout_s. */
+static bool wait_node_down(int port, const int *masters, int timeout_s) {
+    time_t deadline = time(NULL) + timeout_s;
+    char node[3][32];
+    for (int i = 0; i < 3; i++)
+        snprintf(node[i], sizeof(node[i]), "127.0.0.1:%d", cluster.port[masters[i]]);
+    bool zero = false, named = false;
+    while (!(zero && named)) {
+        int status = 0, series = 0;
+        char *ready = e2e_http_get_status(port, "/readyz", &status);
+        char *m = e2e_http_get(port, "/metrics");
+        zero |= m && node_up(m, node[0], &series) == 0 && node_up(m, node[1], &series) == 1 &&
+                node_up(m, node[2], &series) == 1;
+        named |= status == 503 && ready && strstr(ready, "node down") && strstr(ready, node[0]) &&
+                 !strstr(ready, node[1]) && !strstr(ready, node[2]);
+        bool late = !(zero && named) && time(NULL) >= deadline;
+        if (late) {
+            print_nodes(m);
+            fprintf(stderr, "/readyz %d: %s\n", status, ready ? ready : "(no answer)");
+        }
+        free(ready);
+        free(m);
+        if (late)
+            return false;
+        e2e_sleep_ms(100);
+    }
+    return true;
+}
+
+/* CONFIG SET name value on node i. */
+static void config_set(int i, const char *name, const char *value) {
+    redisContext *c = rc_connect(&cluster, i);
+    assert_non_null(c);
+    redisReply *r = redisCommand(c, "CONFIG SET %s %s", name, value);
+    assert_true(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* Polls until node i is one of 3 masters owning slots; false after
+ * timeout_s. */
+static bool wait_promoted(int i, int timeout_s) {
+    time_t deadline = time(NULL) + timeout_s;
+    for (;;) {
+        int masters[RC_MAX_NODES], n = rc_masters(&cluster, masters, RC_MAX_NODES);
+        for (int k = 0; n == 3 && k < n; k++)
+            if (masters[k] == i)
+                return true;
+        if (time(NULL) >= deadline) {
+            fprintf(stderr, "127.0.0.1:%d was not promoted in %d s\n", cluster.port[i], timeout_s);
+            return false;
+        }
+        e2e_sleep_ms(200);
+    }
+}
+
+/* A master killed -9 while serve writes. Its replica is held back from the
+ * failover (cluster-replica-no-failover) until serve has shown the master
+ * down (its readmodel_sink_node_up 0 and the others' 1, /readyz 503 naming
+ * it alone), so that window does not depend on the cluster's timing; then the replica takes
+ * over, serve follows the new map (the promoted replica's series 1, the
+ * dead master's gone, /readyz 200) and the model converges. */
 static void test_master_killed_while_serving(void **state) {
     (void)state;
     pid_t serve = e2e_serve(&env, NULL);
@@ -280,17 +411,37 @@ static void test_master_killed_while_serving(void **state) {
      * never connected knows only the --redis node, which may be the one
      * killed), then the kill lands while events keep coming. */
     assert_true(caught_up(300));
-    e2e_produce_generated(&env, gen, 1000);
     int masters[RC_MAX_NODES];
     assert_int_equal(rc_masters(&cluster, masters, RC_MAX_NODES), 3);
-    fprintf(stderr, "killing master 127.0.0.1:%d\n", cluster.port[masters[0]]);
+    int port = e2e_metrics_port(serve, 30);
+    assert_true(port > 0);
+    assert_true(wait_nodes_up(port, masters, 3, 60));
+    /* a replica that never synced would refuse to fail over for good */
+    assert_true(rc_wait_replicas(&cluster, 60));
+    int replica = rc_replica_of(&cluster, masters[0]);
+    assert_true(replica >= 0);
+    config_set(replica, "cluster-replica-no-failover", "yes");
+    e2e_produce_generated(&env, gen, 1000);
+    char killed[32];
+    snprintf(killed, sizeof(killed), "127.0.0.1:%d", cluster.port[masters[0]]);
+    fprintf(stderr, "killing master %s (replica 127.0.0.1:%d held back)\n", killed,
+            cluster.port[replica]);
     rc_kill(&cluster, masters[0]);
     for (int i = 0; i < 10; i++) {
         e2e_produce_generated(&env, gen, 200);
         e2e_sleep_ms(200);
     }
-    assert_true(rc_wait_ok(&cluster, 120)); /* the replica took over */
+    assert_true(wait_node_down(port, masters, 60));
+    /* the replica's data age no longer matters, then it may take over */
+    config_set(replica, "cluster-replica-validity-factor", "0");
+    config_set(replica, "cluster-replica-no-failover", "no");
+    /* Not rc_wait_ok alone: right after the kill the other nodes have not
+     * yet noticed it (cluster-node-timeout) and still report
+     * cluster_state:ok with the dead master in the map. */
+    assert_true(wait_promoted(replica, 120));
+    assert_true(rc_wait_ok(&cluster, 120));
     assert_int_equal(rc_masters(&cluster, masters, RC_MAX_NODES), 3);
+    assert_true(wait_nodes_up(port, masters, 3, 60)); /* the killed one gone */
     e2e_produce_generated(&env, gen, -1);
     e2e_flush(&env);
     assert_true(caught_up(300));
@@ -300,7 +451,9 @@ static void test_master_killed_while_serving(void **state) {
     assert_int_equal(rc_compare(&cluster, env.ref), 0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serve_rebuild_verify),
         cmocka_unit_test(test_reshard_while_serving),

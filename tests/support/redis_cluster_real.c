@@ -118,6 +118,8 @@ static pid_t spawn_node(rc_cluster_t *c, int i, bool cluster) {
     if (pid != 0)
         return pid;
     setpgid(0, 0);
+    /* --repl-diskless-sync-delay 0: a replica's first sync starts at once,
+     * not after the default 5 s wait for more replicas. */
     const char *argv[64] = {"redis-server",
                             "--port",
                             port,
@@ -138,8 +140,10 @@ static pid_t spawn_node(rc_cluster_t *c, int i, bool cluster) {
                             "--logfile",
                             log,
                             "--daemonize",
-                            "no"};
-    int n = 21;
+                            "no",
+                            "--repl-diskless-sync-delay",
+                            "0"};
+    int n = 23;
     if (c->tls) {
         const char *t[] = {"--tls-port", tport, "--tls-cert-file", c->cert, "--tls-key-file",
                            c->key, "--tls-ca-cert-file", c->ca, "--tls-auth-clients", "yes",
@@ -232,7 +236,7 @@ int rc_start(rc_cluster_t *c, int masters, int replicas, bool tls) {
         fprintf(stderr, "redis-cli --cluster create failed: see %s/create.log\n", c->dir);
         return -1;
     }
-    if (!rc_wait_ok(c, 60))
+    if (!rc_wait_ok(c, 60) || !rc_wait_replicas(c, 60))
         return -1;
 done:
     if (tls)
@@ -336,6 +340,50 @@ bool rc_wait_ok(const rc_cluster_t *c, int timeout_s) {
     }
     fprintf(stderr, "the cluster did not reach cluster_state:ok in %d s\n", timeout_s);
     return false;
+}
+
+/* Node i's INFO replication says it is a replica whose link to its master
+ * is down (not yet synced). */
+static bool replica_unsynced(const rc_cluster_t *c, int i) {
+    redisContext *ctx = rc_connect(c, i);
+    redisReply *r = ctx ? redisCommand(ctx, "INFO replication") : NULL;
+    bool bad = !r || r->type != REDIS_REPLY_STRING ||
+               (strstr(r->str, "role:slave") && !strstr(r->str, "master_link_status:up"));
+    freeReplyObject(r);
+    if (ctx)
+        redisFree(ctx);
+    return bad;
+}
+
+bool rc_wait_replicas(const rc_cluster_t *c, int timeout_s) {
+    double deadline = now_s() + timeout_s;
+    while (now_s() < deadline) {
+        bool ok = true;
+        for (int i = 0; i < c->n && ok; i++)
+            ok = c->pid[i] <= 0 || !replica_unsynced(c, i);
+        if (ok)
+            return true;
+        sleep_ms(100);
+    }
+    fprintf(stderr, "a replica did not finish its sync with its master in %d s\n", timeout_s);
+    return false;
+}
+
+int rc_replica_of(const rc_cluster_t *c, int master) {
+    char want[32];
+    snprintf(want, sizeof(want), "master_port:%d\r\n", c->port[master]);
+    for (int i = 0; i < c->n; i++) {
+        redisContext *ctx = c->pid[i] > 0 && i != master ? rc_connect(c, i) : NULL;
+        redisReply *r = ctx ? redisCommand(ctx, "INFO replication") : NULL;
+        bool mine = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "role:slave") &&
+                    strstr(r->str, want);
+        freeReplyObject(r);
+        if (ctx)
+            redisFree(ctx);
+        if (mine)
+            return i;
+    }
+    return -1;
 }
 
 pid_t rc_reshard(const rc_cluster_t *c, int from, int to, int nslots) {

@@ -54,6 +54,15 @@ void rc_kill(rc_cluster_t *c, int i);
 /* Polls until every live node reports cluster_state:ok and the masters
  * cover all slots; false after timeout_s. */
 bool rc_wait_ok(const rc_cluster_t *c, int timeout_s);
+/* Polls until every live replica has finished its sync with its master
+ * (INFO replication: master_link_status:up); false after timeout_s. A
+ * replica that never synced refuses to fail over ("Disconnected from
+ * master for longer than allowed", cluster-replica-validity-factor), so a
+ * master killed before that leaves its slots without a master for good.
+ * rc_start waits for this. */
+bool rc_wait_replicas(const rc_cluster_t *c, int timeout_s);
+/* The index of a live replica of node `master`, or -1. */
+int rc_replica_of(const rc_cluster_t *c, int master);
 /* Starts `redis-cli --cluster reshard` moving nslots from node `from` to
  * node `to`; returns its pid (wait with e2e_wait). */
 pid_t rc_reshard(const rc_cluster_t *c, int from, int to, int nslots);

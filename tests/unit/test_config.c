@@ -19,6 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
 
 /* A valid value of each option (keyed by flag, or by variable when the
  * option has no flag; cmds 0: any command), and a second one for the
@@ -499,6 +503,69 @@ static void test_check_config_masks_secrets(void **state) {
     clean_env();
 }
 
+/* rm_config_check_redis's output for cfg; *rc its result. */
+static char *check_redis_of(rm_command_t cmd, const rm_config_t *cfg, int *rc, char *err,
+                            size_t errlen) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    *rc = rm_config_check_redis(cmd, cfg, f, err, errlen);
+    fclose(f);
+    return buf;
+}
+
+/* --check-config asks the configured Redis for its mode: without a server
+ * it says why it was not reached and the check still passes (the chart
+ * test runs it with no server), never printing the password; a server
+ * that accepts and never answers costs about 2 s; a command without Redis
+ * asks nothing. (A server's mode, a refused password and TLS failures:
+ * test_redis_cluster, test_redis_tls.) */
+static void test_check_config_redis_mode_without_server(void **state) {
+    (void)state;
+    rm_config_t cfg;
+    char err[512] = "", url[128];
+    int rc;
+    assert_int_equal(parse(RM_CMD_SERVE, NULL, &cfg, err, sizeof(err), "--redis",
+                           "redis://u:redis-secret-7@127.0.0.1:1/0", "--check-config", NULL),
+                     RM_CONFIG_OK);
+    char *out = check_redis_of(RM_CMD_SERVE, &cfg, &rc, err, sizeof(err));
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "redis-mode=unknown (not reached: redis: cannot connect to "
+                                "127.0.0.1:1: Connection refused)\n"));
+    assert_null(strstr(out, "secret"));
+    free(out);
+    rm_config_free(&cfg);
+    /* a listening socket nobody accepts on: the connect succeeds, no reply */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof(a);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", ntohs(a.sin_port));
+    assert_int_equal(parse(RM_CMD_VERIFY, NULL, &cfg, err, sizeof(err), "--redis", url, NULL),
+                     RM_CONFIG_OK);
+    time_t t0 = time(NULL);
+    out = check_redis_of(RM_CMD_VERIFY, &cfg, &rc, err, sizeof(err));
+    close(fd);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "redis-mode=unknown (not reached: no answer within 2 s)\n"));
+    assert_true(time(NULL) - t0 <= 5);
+    free(out);
+    rm_config_free(&cfg);
+    /* --target opensearch: Redis is not used, not asked */
+    assert_int_equal(parse(RM_CMD_VERIFY, NULL, &cfg, err, sizeof(err), "--target", "opensearch",
+                           "--opensearch", "http://os:9200", "--redis", "redis://127.0.0.1:1",
+                           NULL),
+                     RM_CONFIG_OK);
+    out = check_redis_of(RM_CMD_VERIFY, &cfg, &rc, err, sizeof(err));
+    assert_int_equal(rc, 0);
+    assert_string_equal(out, "");
+    free(out);
+    rm_config_free(&cfg);
+}
+
 /* text with every run of white space as one space. */
 static char *squeezed(const char *text) {
     char *s = malloc(strlen(text) + 1), *o = s;
@@ -693,6 +760,7 @@ int main(void) {
         cmocka_unit_test_setup(test_man_page_and_completion_list_every_option, setup),
         cmocka_unit_test_setup(test_errors_name_the_command_and_are_one_line, setup),
         cmocka_unit_test_setup(test_defaults_and_help, setup),
+        cmocka_unit_test_setup(test_check_config_redis_mode_without_server, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
