@@ -866,6 +866,21 @@ static void test_head_failure_converges(void **state) {
     assert_int_equal(load_fresh(f, "cc", &back, RM_ERR_OK), 11);
     assert_same_state(&ref, &back);
     rm_avail_free(&back);
+    /* A slot newer than its head (a writer with a higher fence wrote it and
+     * never committed) is not taken for the head's value: corrupt. */
+    for (int slot = 0; slot < 2; slot++) {
+        char path[128];
+        snprintf(
+            path, sizeof(path),
+            "/practitioners-state/_doc/p:cc:2026-11-23:%d?version=99&version_type=external_gte",
+            slot);
+        long code = raw(f, "PUT", path, "application/json",
+                        "{\"v\":\"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}", out,
+                        sizeof(out));
+        assert_true(code == 200 || code == 201);
+    }
+    load_fresh(f, "cc", &back, RM_ERR_CORRUPT);
+    rm_avail_free(&back);
     rm_avail_free(&old);
     rm_avail_free(&ref);
     rm_profile_free(&prof);
