@@ -788,7 +788,7 @@ static reply_t bulk(os_server_t *s, struct MHD_Connection *c, const char *path_i
     size_t line = 0;
     const char *p = u->body, *end = u->body + u->len;
     while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *nl = memchr(p, '\n', (size_t)(end - p)), *action_start = p;
         line++;
         if (nl == p) { /* blank lines are skipped */
             p++;
@@ -840,6 +840,9 @@ static reply_t bulk(os_server_t *s, struct MHD_Connection *c, const char *path_i
         const char *iname = json_string_value(json_object_get(meta, "_index"));
         if (!iname)
             iname = path_index;
+        char bytes_kind[300]; /* the bytes of this action and its source, per index name */
+        snprintf(bytes_kind, sizeof(bytes_kind), "bulk_bytes:%s", iname ? iname : "");
+        count_add(s, bytes_kind, (size_t)(p - action_start));
         const char *id = json_string_value(json_object_get(meta, "_id"));
         json_t *item;
         char why[512];

@@ -49,7 +49,9 @@ void os_fault_delay_ms(os_server_t *s, int ms);          /* every response delay
  * through an index or alias name (realtime, as GET _doc), a new reference or
  * NULL; the ids of all documents (new array); the concrete indices; requests
  * served so far by endpoint kind ("bulk", "search", ...), or with kind
- * "bulk_bytes" the bytes of all _bulk bodies received. */
+ * "bulk_bytes" the bytes of all _bulk bodies received, with kind
+ * "bulk_bytes:NAME" those of the actions (and sources) whose _index was NAME
+ * as written (an alias or an index). */
 json_t *os_server_get(os_server_t *s, const char *index, const char *id);
 json_t *os_server_ids(os_server_t *s, const char *index);
 json_t *os_server_indices(os_server_t *s);
