@@ -501,7 +501,16 @@ static rm_err_t ensure_for_writer(rm_os_sink_t *s) {
 
 /* ---- flush ---- */
 
-typedef enum { ST_PENDING, ST_DONE, ST_RETRY, ST_STALE, ST_REJECTED, ST_MISSING } item_state_t;
+/* ST_CREATED: a head written where none existed (see write_states). */
+typedef enum {
+    ST_PENDING,
+    ST_DONE,
+    ST_CREATED,
+    ST_RETRY,
+    ST_STALE,
+    ST_REJECTED,
+    ST_MISSING
+} item_state_t;
 
 typedef struct {
     char *buf;
@@ -612,7 +621,8 @@ static item_state_t item_outcome(rm_os_sink_t *s, kind_t kind, bool require_alia
     if (code >= 200 && code < 300) {
         if (kind != K_DOCS && require_alias) /* live writes through the alias */
             saw_state_index(s, item);
-        return ST_DONE;
+        const char *result = json_string_value(json_object_get(item, "result"));
+        return kind == K_HEADS && result && !strcmp(result, "created") ? ST_CREATED : ST_DONE;
     }
     if (code == 409)
         return ST_STALE;
@@ -738,13 +748,39 @@ static rm_err_t bulk_items(rm_os_sink_t *s, const char *index, kind_t kind, bool
     return e;
 }
 
-/* The states of the items marked ST_PENDING (see opensearch_state.h): the
- * slot documents of their changed days (every stored day for a rebuild's
- * fresh generation, a forced write, or a state read in the old form), then,
- * for the items whose slots were all written, their heads: the commit point.
- * A written head's slots become the committed ones in memory. When the
+/* The slot documents, then the heads, of the items marked ST_PENDING
+ * (the others are left as they are): slots first, then, for the items
+ * whose slots were all written, their heads: the commit point. When the
  * slots' answers show a rebuild moved the alias (s->moved), no head is
  * written: the caller reports every item stale. */
+static rm_err_t slots_then_heads(rm_os_sink_t *s, const char *index, bool require_alias,
+                                 rm_sink_item_t *items, rm_os_plan_t *plans, size_t n,
+                                 item_state_t *states, int attempts) {
+    bool *active = malloc((n ? n : 1) * sizeof(*active));
+    if (!active)
+        return RM_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        active[i] = states[i] == ST_PENDING;
+    rm_err_t e = bulk_items(s, index, K_SLOTS, require_alias, items, plans, n, states, attempts);
+    if (!e && !(require_alias && s->moved)) {
+        for (size_t i = 0; i < n; i++)
+            if (active[i] && states[i] == ST_DONE)
+                states[i] = ST_PENDING;
+        e = bulk_items(s, index, K_HEADS, require_alias, items, plans, n, states, attempts);
+    }
+    free(active);
+    return e;
+}
+
+/* The states of the items marked ST_PENDING (see opensearch_state.h): the
+ * slot documents of their changed days (every stored day for a rebuild's
+ * fresh generation, a forced write, or a state read in the old form), then
+ * their heads. A head written where none existed while the write left some
+ * stored day out names slots the index may not hold: the index was dropped
+ * and re-created (by another writer) since this writer read or wrote the
+ * state. Such an item is written again whole, at the same version, so its
+ * head names only slots this flush wrote. A written head's slots become the
+ * committed ones in memory. */
 static rm_err_t write_states(rm_os_sink_t *s, const char *index, bool require_alias,
                              rm_sink_item_t *items, rm_os_plan_t *plans, size_t n,
                              item_state_t *states, int attempts) {
@@ -753,16 +789,30 @@ static rm_err_t write_states(rm_os_sink_t *s, const char *index, bool require_al
         if (states[i] == ST_PENDING && rm_os_plan(items[i].st, whole, &plans[i]))
             return RM_ERR_NOMEM;
     }
-    rm_err_t e = bulk_items(s, index, K_SLOTS, require_alias, items, plans, n, states, attempts);
-    if (e || (require_alias && s->moved))
+    rm_err_t e = slots_then_heads(s, index, require_alias, items, plans, n, states, attempts);
+    if (e || (require_alias && s->moved)) /* nothing of it is committed in memory */
         return e;
-    for (size_t i = 0; i < n; i++)
-        if (states[i] == ST_DONE)
-            states[i] = ST_PENDING;
-    e = bulk_items(s, index, K_HEADS, require_alias, items, plans, n, states, attempts);
-    for (size_t i = 0; !e && i < n; i++)
+    bool again = false;
+    for (size_t i = 0; i < n; i++) {
+        if (states[i] != ST_CREATED)
+            continue;
+        states[i] = ST_DONE;
+        if (roaring_bitmap_equals(plans[i].written, plans[i].stored))
+            continue;
+        rm_os_plan_free(&plans[i]);
+        if (rm_os_plan(items[i].st, true, &plans[i]))
+            return RM_ERR_NOMEM;
+        states[i] = ST_PENDING;
+        again = true;
+    }
+    if (again)
+        e = slots_then_heads(s, index, require_alias, items, plans, n, states, attempts);
+    for (size_t i = 0; !e && i < n; i++) {
+        if (states[i] == ST_CREATED)
+            states[i] = ST_DONE;
         if (states[i] == ST_DONE)
             rm_os_plan_commit(items[i].st, &plans[i]);
+    }
     return e;
 }
 

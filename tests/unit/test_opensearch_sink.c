@@ -886,6 +886,38 @@ static void test_head_failure_converges(void **state) {
     rm_profile_free(&prof);
 }
 
+/* The model dropped and re-created by another writer between two flushes
+ * of this one: its next flush finds no head where it wrote one, and writes
+ * the practitioner whole instead of a head that names slots the new index
+ * does not hold. */
+static void test_recreated_index_written_whole(void **state) {
+    fx_t *f = *state;
+    assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
+    rm_avail_t st;
+    rm_profile_t prof = {0};
+    rm_avail_init(&st);
+    for (int d = 0; d < 3; d++)
+        apply(&st, RM_EV_SLOTS_PUBLISHED, "", (uint16_t)(D0 + d), 0, 50);
+    rm_sink_item_t it = {
+        .pid = "rc", .pid_len = 2, .st = &st, .profile = &prof, .partition = 0, .fence = 10};
+    assert_int_equal(rm_os_sink_flush(f->s, &it, 1, 3), RM_ERR_OK);
+    rm_avail_clear_dirty(&st);
+    drop_model(f, true);
+    rm_os_config_t cfg = {.url = f->url, .timeout_ms = 5000};
+    rm_os_sink_t *other = rm_os_sink_new(&cfg);
+    assert_int_equal(rm_os_sink_ensure(other, NULL, 0), RM_ERR_OK);
+    rm_os_sink_free(other);
+    apply(&st, RM_EV_BOOKING_CREATED, "b1", D0 + 1, 0, 2);
+    it.fence = 11;
+    assert_int_equal(rm_os_sink_flush(f->s, &it, 1, 3), RM_ERR_OK);
+    assert_true(it.written);
+    rm_avail_t back;
+    assert_int_equal(load_fresh(f, "rc", &back, RM_ERR_OK), 11);
+    assert_same_state(&st, &back);
+    rm_avail_free(&back);
+    rm_avail_free(&st);
+}
+
 /* A state stored by an earlier release (the whole state in field `avail`
  * of p:<pid>) loads, is marked for a whole rewrite, and the next write
  * stores it per day: a head without `avail` and one slot document a day. */
@@ -1018,6 +1050,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_write_cost_bounded_by_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_failure_converges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_state_format_migrates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recreated_index_written_whole, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
