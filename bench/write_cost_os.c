@@ -63,7 +63,8 @@ static int flush(rm_os_sink_t *s, rm_sink_item_t *it, long *bytes, long *state, 
     *bytes = os_server_requests(srv, "bulk_bytes") - before;
     *state = os_server_requests(srv, STATE_BYTES) - sbefore;
     rm_avail_clear_dirty(it->st);
-    it->fence++;
+    it->expect_partition = it->partition;
+    it->expect_fence = it->fence++;
     return 0;
 }
 
@@ -117,7 +118,9 @@ static int run_case(rm_os_sink_t *s, const char *label, const char *name, int cr
                          .st = &st,
                          .profile = &prof,
                          .partition = 0,
-                         .fence = 1};
+                         .fence = 1,
+                         .expect_partition = -1,
+                         .expect_fence = -1};
     long first, first_state;
     double secs;
     sums_t sum = {0};

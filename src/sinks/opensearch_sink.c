@@ -775,12 +775,13 @@ static rm_err_t slots_then_heads(rm_os_sink_t *s, const char *index, bool requir
 /* The states of the items marked ST_PENDING (see opensearch_state.h): the
  * slot documents of their changed days (every stored day for a rebuild's
  * fresh generation, a forced write, or a state read in the old form), then
- * their heads. A head written where none existed while the write left some
- * stored day out names slots the index may not hold: the index was dropped
- * and re-created (by another writer) since this writer read or wrote the
- * state. Such an item is written again whole, at the same version, so its
- * head names only slots this flush wrote. A written head's slots become the
- * committed ones in memory. */
+ * their heads. A live head written where none existed although this writer
+ * read or wrote one before (expect_fence), or although the write left some
+ * stored day out, may name slots the index does not hold: the index was
+ * dropped and re-created (by another writer) since, perhaps between this
+ * flush's slot and head requests. Such an item is written again whole, at
+ * the same version, so its head names only slots the new index holds. A
+ * written head's slots become the committed ones in memory. */
 static rm_err_t write_states(rm_os_sink_t *s, const char *index, bool require_alias,
                              rm_sink_item_t *items, rm_os_plan_t *plans, size_t n,
                              item_state_t *states, int attempts) {
@@ -797,7 +798,8 @@ static rm_err_t write_states(rm_os_sink_t *s, const char *index, bool require_al
         if (states[i] != ST_CREATED)
             continue;
         states[i] = ST_DONE;
-        if (roaring_bitmap_equals(plans[i].written, plans[i].stored))
+        if (!require_alias ||
+            (items[i].expect_fence < 0 && roaring_bitmap_equals(plans[i].written, plans[i].stored)))
             continue;
         rm_os_plan_free(&plans[i]);
         if (rm_os_plan(items[i].st, true, &plans[i]))

@@ -69,7 +69,9 @@ static void batch_init(batch_t *b, int n, int64_t fence) {
                                        .st = &b->st[i],
                                        .profile = &b->prof[i],
                                        .partition = 0,
-                                       .fence = fence + i};
+                                       .fence = fence + i,
+                                       .expect_partition = -1,
+                                       .expect_fence = -1};
     }
 }
 
@@ -750,7 +752,8 @@ static long flush_measured(fx_t *f, rm_sink_item_t *it) {
     assert_int_equal(rm_os_sink_flush(f->s, it, 1, 3), RM_ERR_OK);
     assert_true(it->written);
     rm_avail_clear_dirty(it->st);
-    it->fence++;
+    it->expect_partition = it->partition;
+    it->expect_fence = it->fence++;
     return os_server_requests(f->srv, "bulk_bytes") - before;
 }
 
@@ -775,8 +778,14 @@ static void test_write_cost_bounded_by_change(void **state) {
         snprintf(id, sizeof(id), "b-%06d", b);
         apply(&st, RM_EV_BOOKING_CREATED, id, last, (uint16_t)(b % PER_DAY * 6), 6);
     }
-    rm_sink_item_t it = {
-        .pid = "big", .pid_len = 3, .st = &st, .profile = &prof, .partition = 0, .fence = 1};
+    rm_sink_item_t it = {.pid = "big",
+                         .pid_len = 3,
+                         .st = &st,
+                         .profile = &prof,
+                         .partition = 0,
+                         .fence = 1,
+                         .expect_partition = -1,
+                         .expect_fence = -1};
     long first = flush_measured(f, &it);
     apply(&st, RM_EV_BOOKING_CANCELLED, "b-000003", 0, 0, 0);
     long one = flush_measured(f, &it);
@@ -815,10 +824,18 @@ static void test_head_failure_converges(void **state) {
         apply(&st, RM_EV_SLOTS_PUBLISHED, "", (uint16_t)(D0 + d), 0, 100);
         apply(&ref, RM_EV_SLOTS_PUBLISHED, "", (uint16_t)(D0 + d), 0, 100);
     }
-    rm_sink_item_t it = {
-        .pid = "cc", .pid_len = 2, .st = &st, .profile = &prof, .partition = 0, .fence = 10};
+    rm_sink_item_t it = {.pid = "cc",
+                         .pid_len = 2,
+                         .st = &st,
+                         .profile = &prof,
+                         .partition = 0,
+                         .fence = 10,
+                         .expect_partition = -1,
+                         .expect_fence = -1};
     assert_int_equal(rm_os_sink_flush(f->s, &it, 1, 3), RM_ERR_OK);
     rm_avail_clear_dirty(&st);
+    it.expect_partition = 0;
+    it.expect_fence = 10;
     /* Event at 11 changes days 0 and 1; its head write is refused. */
     apply(&st, RM_EV_BOOKING_CREATED, "b1", D0, 0, 4);
     apply(&st, RM_EV_SLOTS_PUBLISHED, "", D0 + 1, 100, 10);
@@ -858,8 +875,14 @@ static void test_head_failure_converges(void **state) {
     rm_avail_init(&old);
     for (int d = 0; d < 4; d++)
         apply(&old, RM_EV_SLOTS_PUBLISHED, "", (uint16_t)(D0 + d), 0, 7);
-    rm_sink_item_t z = {
-        .pid = "cc", .pid_len = 2, .st = &old, .profile = &prof, .partition = 0, .fence = 5};
+    rm_sink_item_t z = {.pid = "cc",
+                        .pid_len = 2,
+                        .st = &old,
+                        .profile = &prof,
+                        .partition = 0,
+                        .fence = 5,
+                        .expect_partition = -1,
+                        .expect_fence = -1};
     assert_int_equal(rm_os_sink_flush(f->s, &z, 1, 3), RM_ERR_OK);
     assert_true(z.stale);
     assert_false(z.written);
@@ -898,10 +921,18 @@ static void test_recreated_index_written_whole(void **state) {
     rm_avail_init(&st);
     for (int d = 0; d < 3; d++)
         apply(&st, RM_EV_SLOTS_PUBLISHED, "", (uint16_t)(D0 + d), 0, 50);
-    rm_sink_item_t it = {
-        .pid = "rc", .pid_len = 2, .st = &st, .profile = &prof, .partition = 0, .fence = 10};
+    rm_sink_item_t it = {.pid = "rc",
+                         .pid_len = 2,
+                         .st = &st,
+                         .profile = &prof,
+                         .partition = 0,
+                         .fence = 10,
+                         .expect_partition = -1,
+                         .expect_fence = -1};
     assert_int_equal(rm_os_sink_flush(f->s, &it, 1, 3), RM_ERR_OK);
     rm_avail_clear_dirty(&st);
+    it.expect_partition = 0;
+    it.expect_fence = 10;
     drop_model(f, true);
     rm_os_config_t cfg = {.url = f->url, .timeout_ms = 5000};
     rm_os_sink_t *other = rm_os_sink_new(&cfg);
