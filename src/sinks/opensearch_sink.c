@@ -807,9 +807,11 @@ static rm_err_t write_states(rm_os_sink_t *s, const char *index, bool require_al
         states[i] = ST_PENDING;
         again = true;
     }
-    if (again)
-        e = slots_then_heads(s, index, require_alias, items, plans, n, states, attempts);
-    for (size_t i = 0; !e && i < n; i++) {
+    if (again &&
+        ((e = slots_then_heads(s, index, require_alias, items, plans, n, states, attempts)) ||
+         (require_alias && s->moved)))
+        return e;
+    for (size_t i = 0; i < n; i++) {
         if (states[i] == ST_CREATED)
             states[i] = ST_DONE;
         if (states[i] == ST_DONE)
