@@ -13,10 +13,11 @@
  * operations on one array entry.
  *
  * Stored form: either the whole state in one blob (rm_avail_encode, kept by
- * the OpenSearch sink and the tests' fake sink), or per day
- * (rm_avail_encode_days: a small head plus one value per day holding that
- * day's published slots and bookings, kept by the Redis sink in one hash
- * field per day), so a write carries only the days an event changed.
+ * the tests' fake sink and read from stores written by earlier releases), or
+ * per day (rm_avail_encode_days: a small head plus one value per day holding
+ * that day's published slots and bookings, kept by the Redis sink in one
+ * hash field per day and by the OpenSearch sink in one document per day and
+ * slot), so a write carries only the days an event changed.
  *
  * Thread-safety: none inside; an rm_avail_t belongs to one thread at a time
  * (the worker or replay thread that owns its partition). Pure functions of
@@ -77,14 +78,18 @@ typedef struct {
                          * per step instead of a 128-byte entry; owned */
     uint32_t ndays, days_cap;
     rm_booking_table_t bookings;
-    roaring_bitmap_t *dirty;  /* day numbers whose Redis value may have changed */
-    roaring_bitmap_t *sdirty; /* day numbers whose stored state (published slots or
-                               * bookings) changed: the days a per-day write carries */
-    bool rewrite;             /* the stored copy is not in per-day form (it was
-                               * decoded from rm_avail_encode bytes): the next
-                               * per-day write must replace it whole */
-    bool no_dirty_marks;      /* set by a replay, which marks every day at the end
-                               * (rm_avail_mark_all_dirty): apply skips the marks */
+    roaring_bitmap_t *dirty;    /* day numbers whose Redis value may have changed */
+    roaring_bitmap_t *sdirty;   /* day numbers whose stored state (published slots or
+                                 * bookings) changed: the days a per-day write carries */
+    bool rewrite;               /* the stored copy is not in per-day form (it was
+                                 * decoded from rm_avail_encode bytes): the next
+                                 * per-day write must replace it whole */
+    bool no_dirty_marks;        /* set by a replay, which marks every day at the end
+                                 * (rm_avail_mark_all_dirty): apply skips the marks */
+    roaring_bitmap_t *os_slot1; /* kept by the OpenSearch sink (opensearch_state.c):
+                                 * the stored days whose committed value is in slot
+                                 * document 1 (else 0); NULL: none. Owned, freed by
+                                 * rm_avail_free; nothing else reads or writes it */
 } rm_avail_t;
 
 typedef enum {

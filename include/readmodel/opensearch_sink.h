@@ -5,8 +5,11 @@
  *   <prefix>practitioners            alias readers query
  *   <prefix>practitioners-<gen>      concrete index of one generation
  *   <prefix>practitioners-state      alias of the pipeline's own state
- *   <prefix>practitioners-state-<gen>  per practitioner: partition, fence,
- *                                    availability state and profile;
+ *   <prefix>practitioners-state-<gen>  per practitioner: a head (partition,
+ *                                    fence, profile, stored days) and two
+ *                                    slot documents per stored day, the
+ *                                    head naming the committed one
+ *                                    (src/sinks/opensearch_state.h);
  *                                    per partition: the checkpoint
  *   <prefix>readmodel-meta           rebuild lease and last-run records
  * A rebuild builds generation N+1 of both indices and moves both aliases in
@@ -16,8 +19,9 @@
  * with version_type=external_gte and version = fence + 1, so a replay
  * rewrites the same version and a stale writer gets a 409 instead of moving
  * a practitioner backwards. A practitioner's document is written before its
- * state, and states before the checkpoint, so a crash between steps only
- * causes a replay. Checkpoints use compare-and-set (if_seq_no /
+ * state (the changed days' slots, then the head: the commit point), and
+ * states before the checkpoint, so a crash between steps only causes a
+ * replay. Checkpoints use compare-and-set (if_seq_no /
  * if_primary_term, or op_type=create when there is none).
  *
  * Errors: RM_ERR_OK, RM_ERR_IO (connection, timeout, HTTP 429 or 5xx:
@@ -77,8 +81,13 @@ rm_err_t rm_os_sink_ensure(rm_os_sink_t *s, char *diff, size_t cap);
 /* The mapping and settings of a concrete index (new reference). */
 json_t *rm_os_index_body(bool loading);
 
-/* Loads stored states with one _mget (items' st, profile, partition,
- * fence, corrupt). */
+/* Loads stored states (items' st, profile, partition, fence, corrupt): one
+ * _mget of the heads, then _mget requests of their committed slot
+ * documents; a state in the earlier single-document form is decoded and
+ * marked for a whole rewrite. RM_ERR_CORRUPT (the item marked corrupt) for
+ * a state that does not decode, a missing slot or one newer than its head;
+ * other errors as for any request (items then half filled: start them
+ * afresh). */
 rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_sink_item_t *items, size_t n);
 
 /* What the sink did, for tests and diagnostics (not exported as metrics:
@@ -87,9 +96,10 @@ typedef struct {
     unsigned long long bulk_requests, item_retries, rejected, http_errors;
 } rm_os_counters_t;
 
-/* Writes documents, then states (bulk, batched by --opensearch-bulk-docs and
- * -bytes). Items answered 429 or 5xx are retried with capped exponential
- * backoff and jitter up to `attempts` times; RM_ERR_IO when some still fail
+/* Writes documents, then the changed days' state slots, then the state
+ * heads (bulk, batched by --opensearch-bulk-docs and -bytes; the items'
+ * states remember the slots a written head names). Items answered 429 or 5xx are retried with
+ * capped exponential backoff and jitter up to `attempts` times; RM_ERR_IO when some still fail
  * (nothing is then reported written). A missing alias (index dropped) is
  * re-created empty and every item reported stale, so the caller replays. */
 rm_err_t rm_os_sink_flush(rm_os_sink_t *s, rm_sink_item_t *items, size_t n, int attempts);

@@ -10,6 +10,7 @@
  * it are sent again, after a capped exponential backoff with full jitter.
  */
 #include "opensearch_internal.h"
+#include "opensearch_state.h"
 #include "readmodel/clock.h"
 
 #include "readmodel/log.h"
@@ -498,144 +499,18 @@ static rm_err_t ensure_for_writer(rm_os_sink_t *s) {
     return RM_ERR_REPLY;
 }
 
-/* ---- base64 ---- */
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-char *rm_os_b64_encode(const char *in, size_t len) {
-    char *out = malloc((len + 2) / 3 * 4 + 1);
-    if (!out)
-        return NULL;
-    const unsigned char *p = (const unsigned char *)in;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (i + 1 < len ? (unsigned)p[i + 1] << 8 : 0) |
-                     (i + 2 < len ? p[i + 2] : 0);
-        out[o++] = b64[v >> 18 & 63];
-        out[o++] = b64[v >> 12 & 63];
-        out[o++] = i + 1 < len ? b64[v >> 6 & 63] : '=';
-        out[o++] = i + 2 < len ? b64[v & 63] : '=';
-    }
-    out[o] = '\0';
-    return out;
-}
-
-char *rm_os_b64_decode(const char *in, size_t *len) {
-    size_t n = strlen(in);
-    if (n % 4)
-        return NULL;
-    char *out = malloc(n / 4 * 3 + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        unsigned v = 0;
-        int pad = 0;
-        for (int k = 0; k < 4; k++) {
-            const char *c = in[i + k] == '=' ? NULL : strchr(b64, in[i + k]);
-            if (in[i + k] == '=' && i + 4 == n && k >= 2)
-                pad++;
-            else if (!c || !in[i + k] || pad) {
-                free(out);
-                return NULL;
-            }
-            v = v << 6 | (c ? (unsigned)(c - b64) : 0);
-        }
-        out[o++] = (char)(v >> 16);
-        if (pad < 2)
-            out[o++] = (char)(v >> 8 & 255);
-        if (pad < 1)
-            out[o++] = (char)(v & 255);
-    }
-    *len = o;
-    return out;
-}
-
-/* ---- load ---- */
-
-static void state_id(char *out, size_t cap, const char *pid, size_t len) {
-    snprintf(out, cap, "p:%.*s", (int)len, pid);
-}
-
-static int decode_state(json_t *src, rm_sink_item_t *it) {
-    json_t *p = json_object_get(src, "partition"), *f = json_object_get(src, "fence");
-    const char *a = json_string_value(json_object_get(src, "avail"));
-    if (!json_is_integer(p) || !json_is_integer(f) || !a)
-        return -1;
-    size_t len;
-    char *bytes = rm_os_b64_decode(a, &len);
-    if (!bytes)
-        return -1;
-    int rc = rm_avail_decode(it->st, bytes, len);
-    free(bytes);
-    if (rc || rm_profile_from_json(it->profile, json_object_get(src, "profile")))
-        return -1;
-    it->partition = (int32_t)json_integer_value(p);
-    it->fence = json_integer_value(f);
-    return 0;
-}
-
-rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_sink_item_t *items, size_t n) {
-    if (!n)
-        return RM_ERR_OK;
-    json_t *ids = json_array();
-    bool nomem = !ids;
-    for (size_t i = 0; i < n; i++) {
-        char id[80];
-        state_id(id, sizeof(id), items[i].pid, items[i].pid_len);
-        nomem = nomem || json_array_append_new(ids, json_string(id)) != 0;
-        items[i].partition = -1;
-        items[i].fence = -1;
-        items[i].corrupt = false;
-    }
-    json_t *body = nomem ? NULL : json_pack("{s:O}", "ids", ids);
-    json_decref(ids);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (!text) {
-        snprintf(s->err, sizeof(s->err), "out of memory building a _mget request");
-        return RM_ERR_NOMEM;
-    }
-    char path[300];
-    snprintf(path, sizeof(path), "/%s/_mget", s->state_alias);
-    long st = 0;
-    json_t *r = NULL;
-    rm_err_t e = rm_os_request(s, "POST", path, text, strlen(text), NULL, &st, &r);
-    free(text);
-    if (e)
-        return e;
-    json_t *docs = json_object_get(r, "docs");
-    if (st != 200 || json_array_size(docs) != n) {
-        e = rm_os_reply_error(s, path, st, r);
-        json_decref(r);
-        return e;
-    }
-    rm_err_t result = RM_ERR_OK;
-    for (size_t i = 0; i < n; i++) {
-        json_t *d = json_array_get(docs, i);
-        if (json_object_get(d, "error")) {
-            e = rm_os_reply_error(s, path, st, d);
-            json_decref(r);
-            return e;
-        }
-        if (!json_is_true(json_object_get(d, "found")))
-            continue;
-        if (decode_state(json_object_get(d, "_source"), &items[i]) < 0) {
-            items[i].corrupt = true;
-            items[i].partition = -1;
-            items[i].fence = -1;
-            snprintf(s->err, sizeof(s->err), "stored state of %.*s does not decode",
-                     (int)items[i].pid_len, items[i].pid);
-            result = RM_ERR_CORRUPT;
-        }
-    }
-    json_decref(r);
-    return result;
-}
-
 /* ---- flush ---- */
 
-typedef enum { ST_PENDING, ST_DONE, ST_RETRY, ST_STALE, ST_REJECTED, ST_MISSING } item_state_t;
+/* ST_CREATED: a head written where none existed (see write_states). */
+typedef enum {
+    ST_PENDING,
+    ST_DONE,
+    ST_CREATED,
+    ST_RETRY,
+    ST_STALE,
+    ST_REJECTED,
+    ST_MISSING
+} item_state_t;
 
 typedef struct {
     char *buf;
@@ -659,42 +534,65 @@ static int append(text_t *t, const char *p, size_t n) {
     return 0;
 }
 
-/* The NDJSON pair of item i: document or state. */
-static int item_lines(const rm_sink_item_t *it, bool state, const char *index, text_t *t) {
-    char meta[512], id[80];
-    if (state)
-        state_id(id, sizeof(id), it->pid, it->pid_len);
-    else
-        snprintf(id, sizeof(id), "%.*s", (int)it->pid_len, it->pid);
+/* Which documents a bulk pass writes. */
+typedef enum { K_DOCS, K_SLOTS, K_HEADS } kind_t;
+
+/* One index action and its source. */
+static int action(text_t *t, const char *index, const char *id, int64_t fence, const char *src,
+                  size_t len) {
+    char meta[512];
     snprintf(meta, sizeof(meta),
              "{\"index\":{\"_index\":\"%s\",\"_id\":\"%s\",\"version\":%lld,\"version_type\":"
              "\"external_gte\"}}\n",
-             index, id, (long long)it->fence + 1);
+             index, id, (long long)fence + 1);
+    return append(t, meta, strlen(meta)) || append(t, src, len) || append(t, "\n", 1) ? -1 : 0;
+}
+
+/* The slot documents of the days plan p writes, each into its new slot. */
+static int slot_lines(const rm_sink_item_t *it, const rm_os_plan_t *p, const char *index, text_t *t,
+                      size_t *nact) {
+    char *buf;
+    rm_day_bytes_t *days;
+    size_t n;
+    if (rm_avail_encode_days(it->st, p->written, &buf, &days, &n))
+        return -1;
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        char id[128];
+        rm_os_slot_id(id, sizeof(id), it->pid, it->pid_len, days[k].day,
+                      roaring_bitmap_contains(p->slot1, days[k].day) ? 1 : 0);
+        char *src = rm_os_slot_source(&days[k]);
+        rc = src ? action(t, index, id, it->fence, src, strlen(src)) : -1;
+        free(src);
+        (*nact)++;
+    }
+    free(buf);
+    free(days);
+    return rc;
+}
+
+/* The actions of one item for one kind: its document, the slot documents of
+ * its changed days, or its head; *nact is how many. */
+static int item_lines(const rm_sink_item_t *it, const rm_os_plan_t *p, kind_t kind,
+                      const char *index, text_t *t, size_t *nact) {
+    *nact = 0;
+    if (kind == K_SLOTS)
+        return slot_lines(it, p, index, t, nact);
+    char id[80];
     char *src = NULL;
     size_t len = 0;
-    if (!state) {
+    if (kind == K_DOCS) {
+        snprintf(id, sizeof(id), "%.*s", (int)it->pid_len, it->pid);
         if (rm_doc_render(it->pid, it->pid_len, it->profile, it->st, &src, &len))
             return -1;
     } else {
-        char *bytes;
-        size_t blen;
-        if (rm_avail_encode(it->st, &bytes, &blen))
-            return -1;
-        char *a = rm_os_b64_encode(bytes, blen);
-        free(bytes);
-        json_t *prof = rm_profile_to_json(it->profile);
-        json_t *o = a && prof
-                        ? json_pack("{s:i,s:I,s:s,s:o}", "partition", (int)it->partition, "fence",
-                                    (json_int_t)it->fence, "avail", a, "profile", prof)
-                        : NULL;
-        free(a);
-        src = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
-        if (!src)
+        rm_os_head_id(id, sizeof(id), it->pid, it->pid_len);
+        if (!(src = rm_os_head_source(it, p)))
             return -1;
         len = strlen(src);
     }
-    int rc = append(t, meta, strlen(meta)) || append(t, src, len) || append(t, "\n", 1) ? -1 : 0;
+    *nact = 1;
+    int rc = action(t, index, id, it->fence, src, len);
     free(src);
     return rc;
 }
@@ -716,70 +614,84 @@ static bool index_missing(json_t *answer) {
     return type && !strcmp(type, "index_not_found_exception");
 }
 
-/* Sends the items in `todo` (indices into items) as bulk requests and sets
- * each one's state. Returns RM_ERR_OK, or the error of a request that could
- * not be sent at all (its items are left ST_RETRY). */
+/* The outcome of one _bulk answer item (the value of its "index" key). */
+static item_state_t item_outcome(rm_os_sink_t *s, kind_t kind, bool require_alias,
+                                 const rm_sink_item_t *it, json_t *item) {
+    long code = (long)json_integer_value(json_object_get(item, "status"));
+    if (code >= 200 && code < 300) {
+        if (kind != K_DOCS && require_alias) /* live writes through the alias */
+            saw_state_index(s, item);
+        const char *result = json_string_value(json_object_get(item, "result"));
+        return kind == K_HEADS && result && !strcmp(result, "created") ? ST_CREATED : ST_DONE;
+    }
+    if (code == 409)
+        return ST_STALE;
+    if (code == 429 || code >= 500)
+        return ST_RETRY;
+    if (code == 404 && index_missing(item))
+        return ST_MISSING;
+    json_t *err = json_object_get(item, "error");
+    const char *type = json_string_value(json_object_get(err, "type"));
+    const char *reason = json_string_value(json_object_get(err, "reason"));
+    rm_log_ctx_t ctx = {"opensearch", it->partition, it->fence};
+    char pid[128]; /* ids are at most 64 bytes (events.md) */
+    snprintf(pid, sizeof(pid), "%.*s", (int)it->pid_len, it->pid);
+    rm_log_fields(RM_LOG_ERROR, &ctx,
+                  kind != K_DOCS ? "practitioner state rejected for good"
+                                 : "document rejected for good",
+                  RM_LOG_S("practitioner", pid), RM_LOG_I("http_status", code),
+                  RM_LOG_S("error_type", type), RM_LOG_S("reason", reason));
+    return ST_REJECTED;
+}
 
-static rm_err_t bulk_pass(rm_os_sink_t *s, const char *index, bool state, bool require_alias,
-                          const rm_sink_item_t *items, size_t *todo, size_t nt,
-                          item_state_t *states) {
+/* Sends the items in `todo` (indices into items) as bulk requests and sets
+ * each one's state: the worst outcome of its actions (ST_DONE < ST_RETRY <
+ * ST_STALE < ST_REJECTED < ST_MISSING; an item without actions is done).
+ * Returns RM_ERR_OK, or the error of a request that could not be sent at all
+ * (its items are left ST_RETRY). nact has room for nt counts. */
+static rm_err_t bulk_pass(rm_os_sink_t *s, const char *index, kind_t kind, bool require_alias,
+                          const rm_sink_item_t *items, const rm_os_plan_t *plans, size_t *todo,
+                          size_t nt, item_state_t *states, size_t *nact) {
     rm_err_t last = RM_ERR_OK;
     size_t i = 0;
     while (i < nt) {
         text_t t = {0};
-        size_t first = i;
+        size_t first = i, acts = 0;
         while (i < nt && i - first < s->cfg.bulk_docs &&
                (t.len == 0 || t.len < s->cfg.bulk_bytes)) {
-            if (item_lines(&items[todo[i]], state, index, &t) < 0) {
+            const rm_os_plan_t *p = plans ? &plans[todo[i]] : NULL;
+            if (item_lines(&items[todo[i]], p, kind, index, &t, &nact[i]) < 0) {
                 free(t.buf);
                 return RM_ERR_NOMEM;
             }
-            i++;
+            acts += nact[i++];
         }
         char path[64];
         snprintf(path, sizeof(path), "/_bulk%s", require_alias ? "?require_alias=true" : "");
         long st = 0;
         json_t *r = NULL;
-        s->counters.bulk_requests++;
-        rm_err_t e = rm_os_request(s, "POST", path, t.buf, t.len, "application/x-ndjson", &st, &r);
+        rm_err_t e = RM_ERR_OK;
+        if (acts) {
+            s->counters.bulk_requests++;
+            e = rm_os_request(s, "POST", path, t.buf, t.len, "application/x-ndjson", &st, &r);
+        }
         free(t.buf);
         json_t *res = json_object_get(r, "items");
-        if (!e && (st != 200 || json_array_size(res) != i - first)) {
+        if (acts && !e && (st != 200 || json_array_size(res) != acts)) {
             e = rm_os_reply_error(s, "_bulk", st, r);
             json_decref(r);
             return e; /* a malformed request is not retried */
         }
-        for (size_t k = first; k < i; k++) {
-            if (e) {
-                states[todo[k]] = ST_RETRY;
-                continue;
+        for (size_t k = first, at = 0; k < i; k++) {
+            item_state_t worst = ST_DONE;
+            for (size_t a = 0; a < nact[k]; a++, at++) {
+                item_state_t one =
+                    e ? ST_RETRY
+                      : item_outcome(s, kind, require_alias, &items[todo[k]],
+                                     json_object_get(json_array_get(res, at), "index"));
+                worst = one > worst ? one : worst;
             }
-            json_t *item = json_object_get(json_array_get(res, k - first), "index");
-            long code = (long)json_integer_value(json_object_get(item, "status"));
-            if (code >= 200 && code < 300) {
-                states[todo[k]] = ST_DONE;
-                if (state && require_alias) /* live writes through the alias */
-                    saw_state_index(s, item);
-            } else if (code == 409)
-                states[todo[k]] = ST_STALE;
-            else if (code == 429 || code >= 500)
-                states[todo[k]] = ST_RETRY;
-            else if (code == 404 && index_missing(item))
-                states[todo[k]] = ST_MISSING;
-            else {
-                states[todo[k]] = ST_REJECTED;
-                json_t *err = json_object_get(item, "error");
-                const char *type = json_string_value(json_object_get(err, "type"));
-                const char *reason = json_string_value(json_object_get(err, "reason"));
-                rm_log_ctx_t ctx = {"opensearch", items[todo[k]].partition, items[todo[k]].fence};
-                char pid[128]; /* ids are at most 64 bytes (events.md) */
-                snprintf(pid, sizeof(pid), "%.*s", (int)items[todo[k]].pid_len, items[todo[k]].pid);
-                rm_log_fields(RM_LOG_ERROR, &ctx,
-                              state ? "practitioner state rejected for good"
-                                    : "document rejected for good",
-                              RM_LOG_S("practitioner", pid), RM_LOG_I("http_status", code),
-                              RM_LOG_S("error_type", type), RM_LOG_S("reason", reason));
-            }
+            states[todo[k]] = worst;
         }
         json_decref(r);
         if (e)
@@ -788,14 +700,19 @@ static rm_err_t bulk_pass(rm_os_sink_t *s, const char *index, bool state, bool r
     return last;
 }
 
-/* Writes documents or states of the items marked ST_PENDING, retrying per
- * item. On return no item is ST_PENDING; RM_ERR_IO when some are ST_RETRY. */
-static rm_err_t bulk_items(rm_os_sink_t *s, const char *index, bool state, bool require_alias,
-                           const rm_sink_item_t *items, size_t n, item_state_t *states,
-                           int attempts) {
+/* Writes the documents, slots or heads of the items marked ST_PENDING,
+ * retrying per item. On return no item is ST_PENDING; RM_ERR_IO when some
+ * are ST_RETRY. */
+static rm_err_t bulk_items(rm_os_sink_t *s, const char *index, kind_t kind, bool require_alias,
+                           const rm_sink_item_t *items, const rm_os_plan_t *plans, size_t n,
+                           item_state_t *states, int attempts) {
     size_t *todo = malloc((n ? n : 1) * sizeof(*todo));
-    if (!todo)
+    size_t *nact = malloc((n ? n : 1) * sizeof(*nact));
+    if (!todo || !nact) {
+        free(todo);
+        free(nact);
         return RM_ERR_NOMEM;
+    }
     long backoff = RETRY_MIN_MS;
     rm_err_t e = RM_ERR_OK;
     for (int attempt = 0;; attempt++) {
@@ -813,7 +730,7 @@ static rm_err_t bulk_items(rm_os_sink_t *s, const char *index, bool state, bool 
                 if (e == RM_ERR_OK)
                     snprintf(s->err, sizeof(s->err),
                              "%zu %s still refused (429/5xx) after %d attempts", nt,
-                             state ? "states" : "documents", attempts);
+                             kind != K_DOCS ? "states" : "documents", attempts);
                 e = RM_ERR_IO;
                 break;
             }
@@ -822,11 +739,84 @@ static rm_err_t bulk_items(rm_os_sink_t *s, const char *index, bool state, bool 
             rm_sleep_ms((int)(backoff / 2 + (long)((s->rng >> 8) % (unsigned)(backoff / 2 + 1))));
             backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2;
         }
-        e = bulk_pass(s, index, state, require_alias, items, todo, nt, states);
+        e = bulk_pass(s, index, kind, require_alias, items, plans, todo, nt, states, nact);
         if (e == RM_ERR_REPLY || e == RM_ERR_NOMEM)
             break;
     }
     free(todo);
+    free(nact);
+    return e;
+}
+
+/* The slot documents, then the heads, of the items marked ST_PENDING
+ * (the others are left as they are): slots first, then, for the items
+ * whose slots were all written, their heads: the commit point. When the
+ * slots' answers show a rebuild moved the alias (s->moved), no head is
+ * written: the caller reports every item stale. */
+static rm_err_t slots_then_heads(rm_os_sink_t *s, const char *index, bool require_alias,
+                                 rm_sink_item_t *items, rm_os_plan_t *plans, size_t n,
+                                 item_state_t *states, int attempts) {
+    bool *active = malloc((n ? n : 1) * sizeof(*active));
+    if (!active)
+        return RM_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        active[i] = states[i] == ST_PENDING;
+    rm_err_t e = bulk_items(s, index, K_SLOTS, require_alias, items, plans, n, states, attempts);
+    if (!e && !(require_alias && s->moved)) {
+        for (size_t i = 0; i < n; i++)
+            if (active[i] && states[i] == ST_DONE)
+                states[i] = ST_PENDING;
+        e = bulk_items(s, index, K_HEADS, require_alias, items, plans, n, states, attempts);
+    }
+    free(active);
+    return e;
+}
+
+/* The states of the items marked ST_PENDING (see opensearch_state.h): the
+ * slot documents of their changed days (every stored day for a rebuild's
+ * fresh generation, a forced write, or a state read in the old form), then
+ * their heads. A live head written where none existed although this writer
+ * read or wrote one before (expect_fence), or although the write left some
+ * stored day out, may name slots the index does not hold: the index was
+ * dropped and re-created (by another writer) since, perhaps between this
+ * flush's slot and head requests. Such an item is written again whole, at
+ * the same version, so its head names only slots the new index holds. A
+ * written head's slots become the committed ones in memory. */
+static rm_err_t write_states(rm_os_sink_t *s, const char *index, bool require_alias,
+                             rm_sink_item_t *items, rm_os_plan_t *plans, size_t n,
+                             item_state_t *states, int attempts) {
+    for (size_t i = 0; i < n; i++) {
+        bool whole = items[i].force || items[i].st->rewrite || !require_alias;
+        if (states[i] == ST_PENDING && rm_os_plan(items[i].st, whole, &plans[i]))
+            return RM_ERR_NOMEM;
+    }
+    rm_err_t e = slots_then_heads(s, index, require_alias, items, plans, n, states, attempts);
+    if (e || (require_alias && s->moved)) /* nothing of it is committed in memory */
+        return e;
+    bool again = false;
+    for (size_t i = 0; i < n; i++) {
+        if (states[i] != ST_CREATED)
+            continue;
+        states[i] = ST_DONE;
+        if (!require_alias ||
+            (items[i].expect_fence < 0 && roaring_bitmap_equals(plans[i].written, plans[i].stored)))
+            continue;
+        rm_os_plan_free(&plans[i]);
+        if (rm_os_plan(items[i].st, true, &plans[i]))
+            return RM_ERR_NOMEM;
+        states[i] = ST_PENDING;
+        again = true;
+    }
+    if (again &&
+        ((e = slots_then_heads(s, index, require_alias, items, plans, n, states, attempts)) ||
+         (require_alias && s->moved)))
+        return e;
+    for (size_t i = 0; i < n; i++) {
+        if (states[i] == ST_CREATED)
+            states[i] = ST_DONE;
+        if (states[i] == ST_DONE)
+            rm_os_plan_commit(items[i].st, &plans[i]);
+    }
     return e;
 }
 
@@ -836,21 +826,23 @@ rm_err_t rm_os_write(rm_os_sink_t *s, const char *docs_index, const char *state_
     *missing = false;
     item_state_t *docs = calloc(n ? n : 1, sizeof(*docs));
     item_state_t *states = calloc(n ? n : 1, sizeof(*states));
-    if (!docs || !states) {
+    rm_os_plan_t *plans = calloc(n ? n : 1, sizeof(*plans));
+    if (!docs || !states || !plans) {
         free(docs);
         free(states);
+        free(plans);
         return RM_ERR_NOMEM;
     }
     for (size_t i = 0; i < n; i++)
         items[i].written = items[i].stale = items[i].rejected = false;
-    rm_err_t e = bulk_items(s, docs_index, false, require_alias, items, n, docs, attempts);
+    rm_err_t e = bulk_items(s, docs_index, K_DOCS, require_alias, items, NULL, n, docs, attempts);
     for (size_t i = 0; !e && i < n; i++) {
         *missing |= docs[i] == ST_MISSING;
         /* A stale document's state is not written: the stored one is newer. */
         states[i] = docs[i] == ST_DONE || docs[i] == ST_REJECTED ? ST_PENDING : ST_STALE;
     }
     if (!e && !*missing)
-        e = bulk_items(s, state_index, true, require_alias, items, n, states, attempts);
+        e = write_states(s, state_index, require_alias, items, plans, n, states, attempts);
     for (size_t i = 0; !e && !*missing && i < n; i++) {
         *missing |= states[i] == ST_MISSING;
         if (states[i] == ST_REJECTED) {
@@ -866,8 +858,11 @@ rm_err_t rm_os_write(rm_os_sink_t *s, const char *docs_index, const char *state_
         if (items[i].rejected)
             s->counters.rejected++;
     }
+    for (size_t i = 0; i < n; i++)
+        rm_os_plan_free(&plans[i]);
     free(docs);
     free(states);
+    free(plans);
     return e;
 }
 

@@ -487,27 +487,30 @@ static void test_idle_serve_after_rebuild(void **state) {
     assert_int_equal(e2e_run(&e, "serve", os), 0);
     assert_int_equal(compare_index(&e, srv, NULL, false), 0);
 
-    /* Damage p-00001's stored state: give it p-00002's availability. */
+    /* Damage p-00001's stored state: its first free day, in both slot
+     * documents (whichever its head names), holds only slot 0 published
+     * and no booking. */
     char u[256];
     long st;
     snprintf(u, sizeof(u), "%s/practitioners-state/_doc/p:p-00001", os_url(srv));
     json_t *x = http_json("GET", u, NULL, &st);
     assert_int_equal(st, 200);
-    snprintf(u, sizeof(u), "%s/practitioners-state/_doc/p:p-00002", os_url(srv));
-    json_t *y = http_json("GET", u, NULL, &st);
-    assert_int_equal(st, 200);
-    json_t *src = json_deep_copy(json_object_get(x, "_source"));
-    json_object_set(src, "avail", json_object_get(json_object_get(y, "_source"), "avail"));
-    char *body = json_dumps(src, JSON_COMPACT);
-    snprintf(u, sizeof(u),
-             "%s/practitioners-state/_doc/p:p-00001?version=%lld&version_type=external_gte",
-             os_url(srv), (long long)json_integer_value(json_object_get(x, "_version")));
-    json_decref(http_json("PUT", u, body, &st));
-    assert_int_equal(st, 200);
-    free(body);
-    json_decref(src);
+    long long version = (long long)json_integer_value(json_object_get(x, "_version"));
     json_decref(x);
-    json_decref(y);
+    json_t *before = os_server_get(srv, "practitioners", "p-00001");
+    const char *day = json_string_value(json_array_get(json_object_get(before, "free_dates"), 0));
+    assert_non_null(day);
+    /* 36 bytes of published bits (byte 0 = 0x01), then 0 bookings (u16) */
+    const char *body = "{\"v\":\"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}";
+    for (int slot = 0; slot < 2; slot++) {
+        snprintf(
+            u, sizeof(u),
+            "%s/practitioners-state/_doc/p:p-00001:%s:%d?version=%lld&version_type=external_gte",
+            os_url(srv), day, slot, version);
+        json_decref(http_json("PUT", u, body, &st));
+        assert_true(st == 200 || st == 201);
+    }
+    json_decref(before);
 
     /* A new serve loads the damaged state on p-00001's next event. */
     const char *live[] = {"--opensearch", os_url(srv), NULL};

@@ -411,6 +411,13 @@ static void count_kind(os_server_t *s, const char *kind) {
                         json_integer(json_integer_value(json_object_get(s->counts, kind)) + 1));
 }
 
+/* Adds n to the counter `kind` (bytes of _bulk bodies: "bulk_bytes"). */
+static void count_add(os_server_t *s, const char *kind, size_t n) {
+    json_object_set_new(
+        s->counts, kind,
+        json_integer(json_integer_value(json_object_get(s->counts, kind)) + (json_int_t)n));
+}
+
 static reply_t create_index(os_server_t *s, const char *name, const upload_t *u) {
     if (!valid_index_name(name)) {
         char reason[512];
@@ -781,7 +788,7 @@ static reply_t bulk(os_server_t *s, struct MHD_Connection *c, const char *path_i
     size_t line = 0;
     const char *p = u->body, *end = u->body + u->len;
     while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *nl = memchr(p, '\n', (size_t)(end - p)), *action_start = p;
         line++;
         if (nl == p) { /* blank lines are skipped */
             p++;
@@ -833,6 +840,9 @@ static reply_t bulk(os_server_t *s, struct MHD_Connection *c, const char *path_i
         const char *iname = json_string_value(json_object_get(meta, "_index"));
         if (!iname)
             iname = path_index;
+        char bytes_kind[300]; /* the bytes of this action and its source, per index name */
+        snprintf(bytes_kind, sizeof(bytes_kind), "bulk_bytes:%s", iname ? iname : "");
+        count_add(s, bytes_kind, (size_t)(p - action_start));
         const char *id = json_string_value(json_object_get(meta, "_id"));
         json_t *item;
         char why[512];
@@ -1184,6 +1194,7 @@ static reply_t route(os_server_t *s, struct MHD_Connection *c, const char *metho
     const char *a = parts[0];
     if (np == 1 && !strcmp(a, "_bulk") && (post || put)) {
         count_kind(s, "bulk");
+        count_add(s, "bulk_bytes", u->len);
         return bulk(s, c, NULL, u);
     }
     if (np == 1 && !strcmp(a, "_aliases") && post) {
@@ -1209,6 +1220,7 @@ static reply_t route(os_server_t *s, struct MHD_Connection *c, const char *metho
     const char *b = parts[1];
     if (np == 2 && !strcmp(b, "_bulk") && (post || put)) {
         count_kind(s, "bulk");
+        count_add(s, "bulk_bytes", u->len);
         return bulk(s, c, a, u);
     }
     if (np == 2 && !strcmp(b, "_refresh") && (post || get)) {
@@ -1518,6 +1530,12 @@ SETTER(os_fault_delay_ms, delay_ms)
 void os_fault_reject_id(os_server_t *s, const char *id) {
     pthread_mutex_lock(&s->mu);
     json_object_set_new(s->reject_ids, id, json_true());
+    pthread_mutex_unlock(&s->mu);
+}
+
+void os_fault_accept_id(os_server_t *s, const char *id) {
+    pthread_mutex_lock(&s->mu);
+    json_object_del(s->reject_ids, id);
     pthread_mutex_unlock(&s->mu);
 }
 

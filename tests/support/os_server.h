@@ -42,12 +42,16 @@ void os_fault_item_429(os_server_t *s, int n);           /* n bulk items get sta
 void os_fault_503(os_server_t *s, int n);                /* any request answered 503 */
 void os_fault_drop(os_server_t *s, int n);               /* connection closed, no response */
 void os_fault_reject_id(os_server_t *s, const char *id); /* items with this _id: 400 */
+void os_fault_accept_id(os_server_t *s, const char *id); /* undoes os_fault_reject_id */
 void os_fault_delay_ms(os_server_t *s, int ms);          /* every response delayed (0: off) */
 
 /* Inspection (under the server's lock): the _source of a document read
  * through an index or alias name (realtime, as GET _doc), a new reference or
  * NULL; the ids of all documents (new array); the concrete indices; requests
- * served so far by endpoint kind ("bulk", "search", ...). */
+ * served so far by endpoint kind ("bulk", "search", ...), or with kind
+ * "bulk_bytes" the bytes of all _bulk bodies received, with kind
+ * "bulk_bytes:NAME" those of the actions (and sources) whose _index was NAME
+ * as written (an alias or an index). */
 json_t *os_server_get(os_server_t *s, const char *index, const char *id);
 json_t *os_server_ids(os_server_t *s, const char *index);
 json_t *os_server_indices(os_server_t *s);

@@ -1,7 +1,9 @@
 /*
  * OpenSearch sink against the test server: layout and mapping check, bulk
  * writes and their per-item outcomes under injected faults, monotonic
- * versions, checkpoints, the lease, generations and the alias move, auth.
+ * versions, checkpoints, the lease, generations and the alias move, auth,
+ * and the per-day state form (bounded write cost, a failed head write,
+ * states stored by an earlier release).
  * The test server's own contract checks (malformed NDJSON, aliases) are
  * exercised here too, through raw requests.
  */
@@ -67,7 +69,9 @@ static void batch_init(batch_t *b, int n, int64_t fence) {
                                        .st = &b->st[i],
                                        .profile = &b->prof[i],
                                        .partition = 0,
-                                       .fence = fence + i};
+                                       .fence = fence + i,
+                                       .expect_partition = -1,
+                                       .expect_fence = -1};
     }
 }
 
@@ -192,8 +196,9 @@ static void test_flush_load_versions(void **state) {
         assert_string_equal(json_string_value(json_object_get(doc, "name")), "Dr X");
         json_decref(doc);
     }
-    /* 16 items in bulks of 7: 3 requests for documents, 3 for states. */
-    assert_int_equal(rm_os_sink_counters(f->s)->bulk_requests, 6);
+    /* 16 items in bulks of 7: 3 requests for documents, 3 for the states'
+     * slot documents (one day each), 3 for their heads. */
+    assert_int_equal(rm_os_sink_counters(f->s)->bulk_requests, 9);
 
     /* Rewriting the same fences is idempotent. */
     assert_int_equal(rm_os_sink_flush(f->s, b.items, 16, 3), RM_ERR_OK);
@@ -693,6 +698,322 @@ static long raw(fx_t *f, const char *method, const char *path, const char *ctype
     return st;
 }
 
+/* ---- the per-day state form: write cost, crash convergence, old form ---- */
+
+#define D0 9823 /* 2026-11-23 */
+
+/* Base64 of the sink (opensearch_sink.c), to store a state as an earlier
+ * release did. */
+char *rm_os_b64_encode(const char *in, size_t len);
+
+static void apply(rm_avail_t *st, rm_event_type_t t, const char *id, uint16_t day, uint16_t start,
+                  uint16_t n) {
+    rm_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.type = t;
+    e.slots = (rm_slots_t){day, start, n};
+    e.booking_id = (rm_span_t){id, strlen(id)};
+    rm_avail_apply(st, &e);
+}
+
+/* The state of one practitioner, encoded whole (canonical bytes). */
+static void assert_same_state(const rm_avail_t *a, const rm_avail_t *b) {
+    char *x, *y;
+    size_t lx, ly;
+    assert_int_equal(rm_avail_encode(a, &x, &lx), 0);
+    assert_int_equal(rm_avail_encode(b, &y, &ly), 0);
+    assert_int_equal(lx, ly);
+    assert_memory_equal(x, y, lx);
+    free(x);
+    free(y);
+}
+
+/* Loads pid through a new sink (as a restarted process would) into *st
+ * (initialised here); returns the stored fence. */
+static int64_t load_fresh(fx_t *f, const char *pid, rm_avail_t *st, rm_err_t want) {
+    rm_os_config_t cfg = {.url = f->url, .timeout_ms = 5000};
+    rm_os_sink_t *s = rm_os_sink_new(&cfg);
+    rm_profile_t prof = {0};
+    assert_int_equal(rm_avail_init(st), 0);
+    rm_sink_item_t it = {.pid = pid, .pid_len = strlen(pid), .st = st, .profile = &prof};
+    assert_int_equal(rm_os_sink_load(s, &it, 1), want);
+    rm_profile_free(&prof);
+    rm_os_sink_free(s);
+    return it.fence;
+}
+
+#define BIG_BOOKINGS 200000
+#define PER_DAY      48 /* 6-slot bookings filling each published day */
+
+/* Flushes the one item, clears its dirty days and moves its fence on;
+ * returns the bytes of the _bulk bodies the server received for it. */
+static long flush_measured(fx_t *f, rm_sink_item_t *it) {
+    long before = os_server_requests(f->srv, "bulk_bytes");
+    assert_int_equal(rm_os_sink_flush(f->s, it, 1, 3), RM_ERR_OK);
+    assert_true(it->written);
+    rm_avail_clear_dirty(it->st);
+    it->expect_partition = it->partition;
+    it->expect_fence = it->fence++;
+    return os_server_requests(f->srv, "bulk_bytes") - before;
+}
+
+/* The OpenSearch counterpart of test_redis_sink's
+ * test_write_cost_bounded_by_change: after 200,000 bookings on one
+ * practitioner (4,167 days), a cancellation on its first day, a booking on
+ * a new day and a reschedule each send a few KB of _bulk bodies (the
+ * document, one or two day slots and the head); the whole state in one
+ * document cost about 4 MB each. What is stored loads back the same. */
+static void test_write_cost_bounded_by_change(void **state) {
+    fx_t *f = *state;
+    assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
+    rm_avail_t st;
+    rm_profile_t prof = {0};
+    rm_avail_init(&st);
+    char id[32];
+    uint16_t last = D0;
+    for (int b = 0; b < BIG_BOOKINGS; b++) {
+        last = (uint16_t)(D0 + b / PER_DAY);
+        if (b % PER_DAY == 0)
+            apply(&st, RM_EV_SLOTS_PUBLISHED, "", last, 0, 288);
+        snprintf(id, sizeof(id), "b-%06d", b);
+        apply(&st, RM_EV_BOOKING_CREATED, id, last, (uint16_t)(b % PER_DAY * 6), 6);
+    }
+    rm_sink_item_t it = {.pid = "big",
+                         .pid_len = 3,
+                         .st = &st,
+                         .profile = &prof,
+                         .partition = 0,
+                         .fence = 1,
+                         .expect_partition = -1,
+                         .expect_fence = -1};
+    long first = flush_measured(f, &it);
+    apply(&st, RM_EV_BOOKING_CANCELLED, "b-000003", 0, 0, 0);
+    long one = flush_measured(f, &it);
+    apply(&st, RM_EV_BOOKING_CREATED, "new-1", (uint16_t)(last + 1), 0, 2);
+    long two = flush_measured(f, &it);
+    apply(&st, RM_EV_BOOKING_RESCHEDULED, "b-100000", (uint16_t)(last + 2), 4, 2);
+    long three = flush_measured(f, &it);
+    print_message("state of %d bookings: first write %ld B of _bulk bodies; one event after it: "
+                  "%ld, %ld, %ld B\n",
+                  BIG_BOOKINGS, first, one, two, three);
+    assert_true(first > 2000000); /* the measurement sees a large write */
+    assert_true(one < 4096);
+    assert_true(two < 4096);
+    assert_true(three < 4096);
+
+    rm_avail_t back;
+    assert_int_equal(load_fresh(f, "big", &back, RM_ERR_OK), it.fence - 1);
+    assert_same_state(&st, &back);
+    rm_avail_free(&back);
+    rm_avail_free(&st);
+}
+
+/* A flush whose head write fails after its day slots were written (the
+ * head item refused) leaves the stored state at the previous commit: a
+ * restarted writer loads it, replays the event and converges to the
+ * reference. A stale writer (lower fence) overwrites no slot of the newer
+ * commit, not even a committed one it addresses. */
+static void test_head_failure_converges(void **state) {
+    fx_t *f = *state;
+    assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
+    rm_avail_t st, ref;
+    rm_profile_t prof = {0};
+    rm_avail_init(&st);
+    rm_avail_init(&ref);
+    for (int d = 0; d < 4; d++) {
+        apply(&st, RM_EV_SLOTS_PUBLISHED, "", (uint16_t)(D0 + d), 0, 100);
+        apply(&ref, RM_EV_SLOTS_PUBLISHED, "", (uint16_t)(D0 + d), 0, 100);
+    }
+    rm_sink_item_t it = {.pid = "cc",
+                         .pid_len = 2,
+                         .st = &st,
+                         .profile = &prof,
+                         .partition = 0,
+                         .fence = 10,
+                         .expect_partition = -1,
+                         .expect_fence = -1};
+    assert_int_equal(rm_os_sink_flush(f->s, &it, 1, 3), RM_ERR_OK);
+    rm_avail_clear_dirty(&st);
+    it.expect_partition = 0;
+    it.expect_fence = 10;
+    /* Event at 11 changes days 0 and 1; its head write is refused. */
+    apply(&st, RM_EV_BOOKING_CREATED, "b1", D0, 0, 4);
+    apply(&st, RM_EV_SLOTS_PUBLISHED, "", D0 + 1, 100, 10);
+    it.fence = 11;
+    long bulks = os_server_requests(f->srv, "bulk");
+    os_fault_reject_id(f->srv, "p:cc");
+    assert_int_equal(rm_os_sink_flush(f->s, &it, 1, 3), RM_ERR_REPLY);
+    assert_int_equal(os_server_requests(f->srv, "bulk") - bulks, 3); /* doc, slots, head */
+    os_fault_accept_id(f->srv, "p:cc");
+    rm_avail_free(&st);
+
+    /* Restart: the state of fence 10, whatever the slots now hold. */
+    rm_avail_t back;
+    assert_int_equal(load_fresh(f, "cc", &back, RM_ERR_OK), 10);
+    assert_same_state(&ref, &back);
+    apply(&ref, RM_EV_BOOKING_CREATED, "b1", D0, 0, 4);
+    apply(&ref, RM_EV_SLOTS_PUBLISHED, "", D0 + 1, 100, 10);
+    apply(&back, RM_EV_BOOKING_CREATED, "b1", D0, 0, 4); /* the replay */
+    apply(&back, RM_EV_SLOTS_PUBLISHED, "", D0 + 1, 100, 10);
+    it.st = &back;
+    it.fence = 11;
+    assert_int_equal(rm_os_sink_flush(f->s, &it, 1, 3), RM_ERR_OK);
+    assert_true(it.written);
+    rm_avail_free(&back);
+    assert_int_equal(load_fresh(f, "cc", &back, RM_ERR_OK), 11);
+    assert_same_state(&ref, &back);
+    rm_avail_free(&back);
+
+    /* A stale writer at fence 5 whose document gets through (it was
+     * deleted): every slot it addresses, committed ones included, is
+     * newer, so it is told stale and writes no head. */
+    char out[512];
+    assert_int_equal(
+        raw(f, "DELETE", "/practitioners/_doc/cc", "application/json", NULL, out, sizeof(out)),
+        200);
+    rm_avail_t old;
+    rm_avail_init(&old);
+    for (int d = 0; d < 4; d++)
+        apply(&old, RM_EV_SLOTS_PUBLISHED, "", (uint16_t)(D0 + d), 0, 7);
+    rm_sink_item_t z = {.pid = "cc",
+                        .pid_len = 2,
+                        .st = &old,
+                        .profile = &prof,
+                        .partition = 0,
+                        .fence = 5,
+                        .expect_partition = -1,
+                        .expect_fence = -1};
+    assert_int_equal(rm_os_sink_flush(f->s, &z, 1, 3), RM_ERR_OK);
+    assert_true(z.stale);
+    assert_false(z.written);
+    assert_int_equal(load_fresh(f, "cc", &back, RM_ERR_OK), 11);
+    assert_same_state(&ref, &back);
+    rm_avail_free(&back);
+    /* A slot newer than its head (a writer with a higher fence wrote it and
+     * never committed) is not taken for the head's value: corrupt. */
+    for (int slot = 0; slot < 2; slot++) {
+        char path[128];
+        snprintf(
+            path, sizeof(path),
+            "/practitioners-state/_doc/p:cc:2026-11-23:%d?version=99&version_type=external_gte",
+            slot);
+        long code = raw(f, "PUT", path, "application/json",
+                        "{\"v\":\"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}", out,
+                        sizeof(out));
+        assert_true(code == 200 || code == 201);
+    }
+    load_fresh(f, "cc", &back, RM_ERR_CORRUPT);
+    rm_avail_free(&back);
+    rm_avail_free(&old);
+    rm_avail_free(&ref);
+    rm_profile_free(&prof);
+}
+
+/* The model dropped and re-created by another writer between two flushes
+ * of this one: its next flush finds no head where it wrote one, and writes
+ * the practitioner whole instead of a head that names slots the new index
+ * does not hold. */
+static void test_recreated_index_written_whole(void **state) {
+    fx_t *f = *state;
+    assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
+    rm_avail_t st;
+    rm_profile_t prof = {0};
+    rm_avail_init(&st);
+    for (int d = 0; d < 3; d++)
+        apply(&st, RM_EV_SLOTS_PUBLISHED, "", (uint16_t)(D0 + d), 0, 50);
+    rm_sink_item_t it = {.pid = "rc",
+                         .pid_len = 2,
+                         .st = &st,
+                         .profile = &prof,
+                         .partition = 0,
+                         .fence = 10,
+                         .expect_partition = -1,
+                         .expect_fence = -1};
+    assert_int_equal(rm_os_sink_flush(f->s, &it, 1, 3), RM_ERR_OK);
+    rm_avail_clear_dirty(&st);
+    it.expect_partition = 0;
+    it.expect_fence = 10;
+    drop_model(f, true);
+    rm_os_config_t cfg = {.url = f->url, .timeout_ms = 5000};
+    rm_os_sink_t *other = rm_os_sink_new(&cfg);
+    assert_int_equal(rm_os_sink_ensure(other, NULL, 0), RM_ERR_OK);
+    rm_os_sink_free(other);
+    apply(&st, RM_EV_BOOKING_CREATED, "b1", D0 + 1, 0, 2);
+    it.fence = 11;
+    assert_int_equal(rm_os_sink_flush(f->s, &it, 1, 3), RM_ERR_OK);
+    assert_true(it.written);
+    rm_avail_t back;
+    assert_int_equal(load_fresh(f, "rc", &back, RM_ERR_OK), 11);
+    assert_same_state(&st, &back);
+    rm_avail_free(&back);
+    rm_avail_free(&st);
+}
+
+/* A state stored by an earlier release (the whole state in field `avail`
+ * of p:<pid>) loads, is marked for a whole rewrite, and the next write
+ * stores it per day: a head without `avail` and one slot document a day. */
+static void test_old_state_format_migrates(void **state) {
+    fx_t *f = *state;
+    assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
+    rm_avail_t st;
+    rm_avail_init(&st);
+    apply(&st, RM_EV_SLOTS_PUBLISHED, "", D0, 0, 20);
+    apply(&st, RM_EV_BOOKING_CREATED, "b1", D0, 2, 3);
+    apply(&st, RM_EV_SLOTS_PUBLISHED, "", D0 + 3, 5, 5);
+    char *blob;
+    size_t len;
+    assert_int_equal(rm_avail_encode(&st, &blob, &len), 0);
+    char *a = rm_os_b64_encode(blob, len);
+    free(blob);
+    rm_profile_t op = {.set = RM_PROFILE_NAME, .name = strdup("\"Dr O\"")};
+    json_t *doc = json_pack("{s:i,s:i,s:s,s:o}", "partition", 1, "fence", 10, "avail", a, "profile",
+                            rm_profile_to_json(&op));
+    char *body = json_dumps(doc, JSON_COMPACT), out[1024];
+    json_decref(doc);
+    rm_profile_free(&op);
+    free(a);
+    assert_int_equal(raw(f, "PUT",
+                         "/practitioners-state/_doc/p:old?version=11&version_type=external_gte",
+                         "application/json", body, out, sizeof(out)),
+                     201);
+    free(body);
+
+    rm_avail_t back;
+    rm_profile_t prof = {0};
+    rm_avail_init(&back);
+    rm_sink_item_t it = {.pid = "old", .pid_len = 3, .st = &back, .profile = &prof};
+    assert_int_equal(rm_os_sink_load(f->s, &it, 1), RM_ERR_OK);
+    assert_int_equal(it.partition, 1);
+    assert_int_equal(it.fence, 10);
+    assert_string_equal(prof.name, "\"Dr O\"");
+    assert_same_state(&st, &back);
+    assert_true(back.rewrite);
+    apply(&back, RM_EV_SLOTS_PUBLISHED, "", D0 + 1, 0, 1);
+    apply(&st, RM_EV_SLOTS_PUBLISHED, "", D0 + 1, 0, 1);
+    it.fence = 11;
+    assert_int_equal(rm_os_sink_flush(f->s, &it, 1, 3), RM_ERR_OK);
+    assert_true(it.written);
+    json_t *head = os_server_get(f->srv, "practitioners-state", "p:old");
+    assert_non_null(head);
+    assert_null(json_object_get(head, "avail"));
+    assert_non_null(json_object_get(head, "days"));
+    json_decref(head);
+    json_t *ids = os_server_ids(f->srv, "practitioners-state");
+    int slots = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) slots += !strncmp(json_string_value(v), "p:old:", 6);
+    json_decref(ids);
+    assert_int_equal(slots, 3); /* days 0, 1 and 3, each in one slot */
+    rm_avail_free(&back);
+    rm_profile_free(&prof);
+    assert_int_equal(load_fresh(f, "old", &back, RM_ERR_OK), 11);
+    assert_same_state(&st, &back);
+    assert_false(back.rewrite);
+    rm_avail_free(&back);
+    rm_avail_free(&st);
+}
+
 static void test_server_contract(void **state) {
     fx_t *f = *state;
     char out[2048];
@@ -757,6 +1078,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_load_out_of_memory, setup, teardown),
         cmocka_unit_test(test_tls),
         cmocka_unit_test_setup_teardown(test_server_contract, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_cost_bounded_by_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_failure_converges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_state_format_migrates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recreated_index_written_whole, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
