@@ -131,33 +131,6 @@ static void read_records(rm_stats_t *st, rm_sink_t *health) {
     }
 }
 
-/* Whether Kafka answers, for /readyz: a metadata request (the locally
- * known topics, 1 s at most) on every refresh. The workers' consumers also
- * report every broker down (error_cb), but librdkafka 2.0.2 counts only the
- * brokers it has tried to reach again, so with its sparse connections that
- * report can come late or not at all (seen on a fresh machine: no report
- * 25 s after every broker was killed); the probe bounds the time. A
- * failure marks Kafka down (once), an answer clears it; /readyz turns 503
- * only after RM_KAFKA_DOWN_GRACE_MS of it. */
-static void kafka_answers(pipeline_t *pl) {
-    rm_stats_t *st = pl->sh.stats;
-    if (pl->started < 1 || !pl->workers[0].rk)
-        return;
-    const struct rd_kafka_metadata *md = NULL;
-    bool up =
-        rd_kafka_metadata(pl->workers[0].rk, 0, NULL, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        md->broker_cnt > 0;
-    if (up && atomic_load(&st->kafka_down_since_ms)) {
-        rm_info("Kafka answers again (%d broker(s))", md->broker_cnt);
-        atomic_store(&st->kafka_down_since_ms, 0);
-    } else if (!up) {
-        long long zero = 0;
-        atomic_compare_exchange_strong(&st->kafka_down_since_ms, &zero, rm_mono_ms());
-    }
-    if (md)
-        rd_kafka_metadata_destroy(md);
-}
-
 /* Refreshes what /metrics shows that no worker reports by itself: partition
  * end and earliest offsets (librdkafka's cached watermarks, updated by every
  * fetch response, so lag grows while a worker is stuck on its sink), the
@@ -178,7 +151,6 @@ static void pipeline_refresh(pipeline_t *pl, const char *topic) {
             atomic_store(&st->parts[p].earliest, lo);
         }
     }
-    kafka_answers(pl);
     long long none = 0;
     if (owned > 0)
         atomic_store(&st->unowned_since_ms, 0);
@@ -300,6 +272,43 @@ typedef struct {
     rd_kafka_t *rk; /* --until-caught-up: for the log's current end (owned) */
 } serve_t;
 
+/* Whether Kafka answers, for /readyz: one metadata request (the locally
+ * known topics, 1 s at most) a second for the whole process, through the
+ * first pipeline's first consumer (every pipeline reads the same cluster),
+ * its answer written to every pipeline's block. The workers' consumers also
+ * report every broker down (error_cb), but librdkafka 2.0.2 counts only the
+ * brokers it has tried to reach again, so with its sparse connections that
+ * report can come late or not at all (seen on a fresh machine: no report
+ * 25 s after every broker was killed); the probe bounds the time. A
+ * failure marks Kafka down (once), an answer clears it; /readyz turns 503
+ * only after RM_KAFKA_DOWN_GRACE_MS of it. */
+static void kafka_answers(serve_t *sv) {
+    rd_kafka_t *rk = NULL;
+    for (size_t i = 0; !rk && i < sv->n; i++)
+        if (sv->pls[i].started >= 1)
+            rk = sv->pls[i].workers[0].rk;
+    if (!rk)
+        return;
+    const struct rd_kafka_metadata *md = NULL;
+    bool up = rd_kafka_metadata(rk, 0, NULL, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+              md->broker_cnt > 0;
+    bool was_down = false;
+    for (size_t i = 0; i < sv->n; i++) {
+        rm_stats_t *st = sv->pls[i].sh.stats;
+        if (up && atomic_load(&st->kafka_down_since_ms)) {
+            was_down = true;
+            atomic_store(&st->kafka_down_since_ms, 0);
+        } else if (!up) {
+            long long zero = 0;
+            atomic_compare_exchange_strong(&st->kafka_down_since_ms, &zero, rm_mono_ms());
+        }
+    }
+    if (was_down)
+        rm_info("Kafka answers again (%d broker(s))", md->broker_cnt);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+}
+
 /* Sets up the pipelines, the metrics endpoint and --until-caught-up's
  * partition count. 0, 1 or 2 as pipeline_init. */
 static int serve_init(serve_t *sv, rm_stats_t *stats) {
@@ -363,6 +372,7 @@ static void serve_loop(serve_t *sv) {
         usleep(100 * 1000);
         if (sv->http && rm_mono_ms() - last_refresh >= 1000) {
             last_refresh = rm_mono_ms();
+            kafka_answers(sv);
             for (size_t i = 0; i < sv->n; i++)
                 pipeline_refresh(&sv->pls[i], cfg->topic);
         }
