@@ -270,7 +270,49 @@ typedef struct {
     int partitions; /* of the topic when serve started; 0 unknown */
     int64_t *ends;  /* --until-caught-up: each partition's end offset then (owned) */
     rd_kafka_t *rk; /* --until-caught-up: for the log's current end (owned) */
+    int32_t leaders[RM_MAX_PARTITIONS]; /* the topic's partition leaders in serve's last
+                                           metadata answer; -1 none, -2 not seen yet */
 } serve_t;
+
+/* The topic's partition leaders in a metadata answer of serve's probe,
+ * compared with the previous answer's: a change (a leader died and the
+ * controller elected another, or leadership moved back) is logged in one
+ * line, so a leader failover shows in the log when serve has recovered
+ * from it: a warning while a partition has no leader, info once it has. */
+static void log_leaders(serve_t *sv, const struct rd_kafka_metadata *md) {
+    char moves[512];
+    size_t o = 0;
+    bool leaderless = false;
+    for (int t = 0; t < md->topic_cnt; t++) {
+        const rd_kafka_metadata_topic_t *tp = &md->topics[t];
+        if (tp->err || strcmp(tp->topic, sv->cfg->topic) != 0)
+            continue;
+        for (int i = 0; i < tp->partition_cnt; i++) {
+            int p = tp->partitions[i].id;
+            int32_t now = tp->partitions[i].leader;
+            if (p < 0 || p >= RM_MAX_PARTITIONS || sv->leaders[p] == now)
+                continue;
+            int32_t was = sv->leaders[p];
+            sv->leaders[p] = now;
+            leaderless |= now < 0;
+            if (was == -2 || o >= sizeof(moves))
+                continue; /* the first answer; or a line long enough */
+            char from[24] = "none", to[24] = "none";
+            if (was >= 0)
+                snprintf(from, sizeof(from), "%d", was);
+            if (now >= 0)
+                snprintf(to, sizeof(to), "%d", now);
+            o += (size_t)snprintf(moves + o, sizeof(moves) - o, "%s[%d] broker %s -> %s",
+                                  o ? ", " : "", p, from, to);
+        }
+    }
+    if (o == 0)
+        return;
+    if (leaderless)
+        rm_warn("topic %s: partition leaders changed: %s", sv->cfg->topic, moves);
+    else
+        rm_info("topic %s: partition leaders changed: %s", sv->cfg->topic, moves);
+}
 
 /* Whether Kafka answers, for /readyz: one metadata request (the locally
  * known topics, 1 s at most) a second for the whole process, through the
@@ -305,6 +347,8 @@ static void kafka_answers(serve_t *sv) {
     }
     if (was_down)
         rm_info("Kafka answers again (%d broker(s))", md->broker_cnt);
+    if (up)
+        log_leaders(sv, md);
     if (md)
         rd_kafka_metadata_destroy(md);
 }
@@ -314,6 +358,8 @@ static void kafka_answers(serve_t *sv) {
 static int serve_init(serve_t *sv, rm_stats_t *stats) {
     const rm_config_t *cfg = sv->cfg;
     const rm_sink_ops_t *ops[MAX_PIPELINES];
+    for (int p = 0; p < RM_MAX_PARTITIONS; p++)
+        sv->leaders[p] = -2;
     sv->n = rm_sinks_configured(cfg, ops, MAX_PIPELINES);
     if (sv->n == 0) {
         rm_error("no sink is configured");
