@@ -3,7 +3,9 @@
 # test_opensearch_answers): resolves org.opensearch:opensearch with the
 # netty4 transport and the common analyzers from Maven Central into ~/.m2
 # (tests/support/opensearch-node/pom.xml), and compiles the launcher
-# RmOpenSearchNode.java against them into ~/.cache/readmodel/<node>/:
+# (common/RmNodeLauncher.java, shared, and the version's
+# RmOpenSearchNode.java, which makes its Node) against them into
+# ~/.cache/readmodel/<node>/:
 # classpath.txt (the jars, one Java classpath line), classes/, java_home (the
 # JDK that runs it) and version.
 #
@@ -30,7 +32,8 @@ jars_present() {
 build_node() {
   local name=$1 version=$2 launcher=$3 jdk=$4
   local cache=$cache_root/$name stamp
-  stamp=$(cat "$src/pom.xml" "$launcher/RmOpenSearchNode.java" | sha256sum | cut -c1-16)
+  stamp=$(cat "$src/pom.xml" "$src/common/RmNodeLauncher.java" "$launcher/RmOpenSearchNode.java" |
+    sha256sum | cut -c1-16)
   stamp="$stamp $version $jdk"
   if [ "$(cat "$cache/stamp" 2>/dev/null)" = "$stamp" ] && jars_present "$cache" &&
     [ -f "$cache/classes/RmOpenSearchNode.class" ]; then
@@ -47,7 +50,7 @@ build_node() {
     return 1
   fi
   "$jdk/bin/javac" -nowarn -d "$cache/classes" -cp "$(cat "$cache/classpath.txt")" \
-    "$launcher/RmOpenSearchNode.java"
+    "$src/common/RmNodeLauncher.java" "$launcher/RmOpenSearchNode.java"
   echo "$jdk" >"$cache/java_home"
   echo "$version" >"$cache/version"
   echo "$stamp" >"$cache/stamp"

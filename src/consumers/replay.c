@@ -141,7 +141,8 @@ static rd_kafka_t *new_consumer(const rm_config_t *cfg, const char *suffix) {
 #define OFFSET_ATTEMPT_MS 15000
 static rm_err_t log_offsets(const rm_config_t *cfg, int n, int64_t *low, int64_t *high) {
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__FAIL;
-    for (int attempt = 1; attempt <= OFFSET_ATTEMPTS && err && rm_running(); attempt++) {
+    int attempt = 1;
+    for (; attempt <= OFFSET_ATTEMPTS && err && rm_running(); attempt++) {
         rd_kafka_t *rk = new_consumer(cfg, "replay");
         if (!rk)
             return RM_ERR_IO;
@@ -154,6 +155,9 @@ static rm_err_t log_offsets(const rm_config_t *cfg, int n, int64_t *low, int64_t
     }
     if (err)
         rm_error("topic %s: offsets: %s", cfg->topic, rd_kafka_err2str(err));
+    else if (attempt > 2) /* the recovery of the warnings above */
+        rm_info("topic %s: offsets answered on attempt %d of %d", cfg->topic, attempt - 1,
+                OFFSET_ATTEMPTS);
     return err ? RM_ERR_IO : RM_ERR_OK;
 }
 

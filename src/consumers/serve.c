@@ -131,33 +131,6 @@ static void read_records(rm_stats_t *st, rm_sink_t *health) {
     }
 }
 
-/* Whether Kafka answers, for /readyz: a metadata request (the locally
- * known topics, 1 s at most) on every refresh. The workers' consumers also
- * report every broker down (error_cb), but librdkafka 2.0.2 counts only the
- * brokers it has tried to reach again, so with its sparse connections that
- * report can come late or not at all (seen on a fresh machine: no report
- * 25 s after every broker was killed); the probe bounds the time. A
- * failure marks Kafka down (once), an answer clears it; /readyz turns 503
- * only after RM_KAFKA_DOWN_GRACE_MS of it. */
-static void kafka_answers(pipeline_t *pl) {
-    rm_stats_t *st = pl->sh.stats;
-    if (pl->started < 1 || !pl->workers[0].rk)
-        return;
-    const struct rd_kafka_metadata *md = NULL;
-    bool up =
-        rd_kafka_metadata(pl->workers[0].rk, 0, NULL, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        md->broker_cnt > 0;
-    if (up && atomic_load(&st->kafka_down_since_ms)) {
-        rm_info("Kafka answers again (%d broker(s))", md->broker_cnt);
-        atomic_store(&st->kafka_down_since_ms, 0);
-    } else if (!up) {
-        long long zero = 0;
-        atomic_compare_exchange_strong(&st->kafka_down_since_ms, &zero, rm_mono_ms());
-    }
-    if (md)
-        rd_kafka_metadata_destroy(md);
-}
-
 /* Refreshes what /metrics shows that no worker reports by itself: partition
  * end and earliest offsets (librdkafka's cached watermarks, updated by every
  * fetch response, so lag grows while a worker is stuck on its sink), the
@@ -178,7 +151,6 @@ static void pipeline_refresh(pipeline_t *pl, const char *topic) {
             atomic_store(&st->parts[p].earliest, lo);
         }
     }
-    kafka_answers(pl);
     long long none = 0;
     if (owned > 0)
         atomic_store(&st->unowned_since_ms, 0);
@@ -298,13 +270,96 @@ typedef struct {
     int partitions; /* of the topic when serve started; 0 unknown */
     int64_t *ends;  /* --until-caught-up: each partition's end offset then (owned) */
     rd_kafka_t *rk; /* --until-caught-up: for the log's current end (owned) */
+    int32_t leaders[RM_MAX_PARTITIONS]; /* the topic's partition leaders in serve's last
+                                           metadata answer; -1 none, -2 not seen yet */
 } serve_t;
+
+/* The topic's partition leaders in a metadata answer of serve's probe,
+ * compared with the previous answer's: a change (a leader died and the
+ * controller elected another, or leadership moved back) is logged in one
+ * line, so a leader failover shows in the log when serve has recovered
+ * from it: a warning while a partition has no leader, info once it has. */
+static void log_leaders(serve_t *sv, const struct rd_kafka_metadata *md) {
+    char moves[512];
+    size_t o = 0;
+    bool leaderless = false;
+    for (int t = 0; t < md->topic_cnt; t++) {
+        const rd_kafka_metadata_topic_t *tp = &md->topics[t];
+        if (tp->err || strcmp(tp->topic, sv->cfg->topic) != 0)
+            continue;
+        for (int i = 0; i < tp->partition_cnt; i++) {
+            int p = tp->partitions[i].id;
+            int32_t now = tp->partitions[i].leader;
+            if (p < 0 || p >= RM_MAX_PARTITIONS || sv->leaders[p] == now)
+                continue;
+            int32_t was = sv->leaders[p];
+            sv->leaders[p] = now;
+            leaderless |= now < 0;
+            if (was == -2 || o >= sizeof(moves))
+                continue; /* the first answer; or a line long enough */
+            char from[24] = "none", to[24] = "none";
+            if (was >= 0)
+                snprintf(from, sizeof(from), "%d", was);
+            if (now >= 0)
+                snprintf(to, sizeof(to), "%d", now);
+            o += (size_t)snprintf(moves + o, sizeof(moves) - o, "%s[%d] broker %s -> %s",
+                                  o ? ", " : "", p, from, to);
+        }
+    }
+    if (o == 0)
+        return;
+    if (leaderless)
+        rm_warn("topic %s: partition leaders changed: %s", sv->cfg->topic, moves);
+    else
+        rm_info("topic %s: partition leaders changed: %s", sv->cfg->topic, moves);
+}
+
+/* Whether Kafka answers, for /readyz: one metadata request (the locally
+ * known topics, 1 s at most) a second for the whole process, through the
+ * first pipeline's first consumer (every pipeline reads the same cluster),
+ * its answer written to every pipeline's block. The workers' consumers also
+ * report every broker down (error_cb), but librdkafka 2.0.2 counts only the
+ * brokers it has tried to reach again, so with its sparse connections that
+ * report can come late or not at all (seen on a fresh machine: no report
+ * 25 s after every broker was killed); the probe bounds the time. A
+ * failure marks Kafka down (once), an answer clears it; /readyz turns 503
+ * only after RM_KAFKA_DOWN_GRACE_MS of it. */
+static void kafka_answers(serve_t *sv) {
+    rd_kafka_t *rk = NULL;
+    for (size_t i = 0; !rk && i < sv->n; i++)
+        if (sv->pls[i].started >= 1)
+            rk = sv->pls[i].workers[0].rk;
+    if (!rk)
+        return;
+    const struct rd_kafka_metadata *md = NULL;
+    bool up = rd_kafka_metadata(rk, 0, NULL, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+              md->broker_cnt > 0;
+    bool was_down = false;
+    for (size_t i = 0; i < sv->n; i++) {
+        rm_stats_t *st = sv->pls[i].sh.stats;
+        if (up && atomic_load(&st->kafka_down_since_ms)) {
+            was_down = true;
+            atomic_store(&st->kafka_down_since_ms, 0);
+        } else if (!up) {
+            long long zero = 0;
+            atomic_compare_exchange_strong(&st->kafka_down_since_ms, &zero, rm_mono_ms());
+        }
+    }
+    if (was_down)
+        rm_info("Kafka answers again (%d broker(s))", md->broker_cnt);
+    if (up)
+        log_leaders(sv, md);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+}
 
 /* Sets up the pipelines, the metrics endpoint and --until-caught-up's
  * partition count. 0, 1 or 2 as pipeline_init. */
 static int serve_init(serve_t *sv, rm_stats_t *stats) {
     const rm_config_t *cfg = sv->cfg;
     const rm_sink_ops_t *ops[MAX_PIPELINES];
+    for (int p = 0; p < RM_MAX_PARTITIONS; p++)
+        sv->leaders[p] = -2;
     sv->n = rm_sinks_configured(cfg, ops, MAX_PIPELINES);
     if (sv->n == 0) {
         rm_error("no sink is configured");
@@ -363,6 +418,7 @@ static void serve_loop(serve_t *sv) {
         usleep(100 * 1000);
         if (sv->http && rm_mono_ms() - last_refresh >= 1000) {
             last_refresh = rm_mono_ms();
+            kafka_answers(sv);
             for (size_t i = 0; i < sv->n; i++)
                 pipeline_refresh(&sv->pls[i], cfg->topic);
         }

@@ -6,6 +6,9 @@
  * started while no broker is reachable, and three serve processes of one
  * group scaled 1 -> 3 -> 1 while events flow. Each ends with zero
  * difference from the reference projection; the recovery times are printed.
+ * The log lines that tell an operator what happened (a leader's failover,
+ * no broker at start, Kafka back) are read from the commands' logs
+ * (e2e_command_logged, a file per command, removed when the case passes).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -80,6 +83,12 @@ static bool wait_status(int port, const char *path, int want, int timeout_s) {
     return false;
 }
 
+/* A file for a command's log, per test program and name. */
+static const char *log_path(char *buf, size_t cap, const char *name) {
+    snprintf(buf, cap, "/tmp/rm-kafka-cluster-%d-%s.log", (int)getpid(), name);
+    return buf;
+}
+
 static void restart_all(void) {
     for (int i = 0; i < 3; i++)
         assert_int_equal(kafka_real_restart(cluster, i), 0);
@@ -87,15 +96,19 @@ static void restart_all(void) {
 }
 
 /* The leader of partition 0 killed -9 while serve catches up and events
- * keep arriving: the producer and serve move to the new leader. */
+ * keep arriving: the producer and serve move to the new leader, and serve
+ * logs the recovery (the partition's new leader). */
 static void test_leader_killed_during_serve(void **state) {
     (void)state;
     e2e_t e;
     assert_int_equal(e2e_start_real(&e, cluster, "failover.events", 6, 3), 0);
     rm_gen_t *g = e2e_generator(51, 300, 10);
     e2e_produce_generated(&e, g, 15000);
-    pid_t serve = e2e_serve(&e, NULL);
+    char log[128];
+    const char *info[] = {"--log-level", "info", NULL};
+    pid_t serve = e2e_command_logged(&e, "serve", info, log_path(log, sizeof(log), "leader"));
     assert_true(e2e_metrics_port(serve, 30) > 0);
+    assert_true(e2e_wait_log(log, "serving failover.events", 30)); /* the probe has begun */
     int leader = kafka_real_leader(cluster, e.topic, 0);
     assert_true(leader >= 0);
     double t0 = now_s();
@@ -108,17 +121,29 @@ static void test_leader_killed_during_serve(void **state) {
             "(10,000 more events produced meanwhile)\n",
             leader + 1, now_s() - t0);
     assert_true(running(serve));
+    /* "partition leaders changed: [0] broker L -> N" (or "none -> N" when
+     * the partition was seen without a leader in between). */
+    char moved[128];
+    snprintf(moved, sizeof(moved), "partition leaders changed: .*\\[0\\] broker (%d|none) -> [0-9]",
+             leader + 1);
+    assert_true(e2e_wait_log_match(log, moved, 60));
+    fprintf(stderr, "serve logged partition 0's new leader %.1f s after the kill\n", now_s() - t0);
     assert_int_equal(e2e_compare(&e), 0);
     assert_int_equal(kafka_real_restart(cluster, leader), 0);
     assert_int_equal(kafka_real_wait_up(cluster, 180), 0);
     kill(serve, SIGTERM);
     assert_int_equal(e2e_wait_timeout(serve, 60), 0);
+    unlink(log);
     e2e_stop(&e);
 }
 
 /* The leader of partition 0 killed -9 as a rebuild starts (during its
  * plan, before the controller has noticed): the plan and the replay wait
- * for the new leader instead of failing or hanging. */
+ * for the new leader instead of failing or hanging, and the rebuild logs
+ * the retry and the recovery. (The kill lands within a millisecond of the
+ * fork, long before the child's plan asks for offsets; the controller
+ * fences the dead broker only after 6 s, so the plan's first ListOffsets
+ * goes to it and times out.) */
 static void test_leader_killed_during_rebuild(void **state) {
     (void)state;
     e2e_t e;
@@ -132,13 +157,18 @@ static void test_leader_killed_during_rebuild(void **state) {
     double base = now_s() - t0;
     int leader = kafka_real_leader(cluster, e.topic, 0);
     assert_true(leader >= 0);
+    const char *logged[] = {"--target", "redis", "--from-beginning", "--log-level", "info", NULL};
+    char log[128];
     t0 = now_s();
-    pid_t pid = e2e_command(&e, "rebuild", rebuild);
+    pid_t pid = e2e_command_logged(&e, "rebuild", logged, log_path(log, sizeof(log), "rebuild"));
     assert_int_equal(kafka_real_kill(cluster, leader, SIGKILL), 0);
     int rc = e2e_wait_timeout(pid, 180);
     fprintf(stderr, "rebuild: %.1f s undisturbed, %.1f s with leader %d killed -9 (exit %d)\n",
             base, now_s() - t0, leader + 1, rc);
     assert_int_equal(rc, 0);
+    assert_true(e2e_wait_log(log, "failed): asking again", 5));
+    assert_true(e2e_wait_log_match(log, "offsets answered on attempt [2-4] of 4", 5));
+    unlink(log);
     assert_int_equal(e2e_compare(&e), 0);
     assert_int_equal(kafka_real_restart(cluster, leader), 0);
     assert_int_equal(kafka_real_wait_up(cluster, 180), 0);
@@ -146,15 +176,18 @@ static void test_leader_killed_during_rebuild(void **state) {
 }
 
 /* Every broker down for 30 s while serve A runs, and serve B started in
- * that time: both say they are not ready, and both catch up once the
- * brokers are back. */
+ * that time: both say they are not ready, B logs that no broker answers
+ * and that it keeps trying, both catch up once the brokers are back, and A
+ * logs that Kafka answers again. */
 static void test_all_brokers_down(void **state) {
     (void)state;
     e2e_t a, b;
     assert_int_equal(e2e_start_real(&a, cluster, "outage.events", 6, 3), 0);
     rm_gen_t *g = e2e_generator(57, 200, 10);
     e2e_produce_generated(&a, g, 8000);
-    pid_t serve_a = e2e_serve(&a, NULL);
+    char log_a[128], log_b[128];
+    const char *info[] = {"--log-level", "info", NULL};
+    pid_t serve_a = e2e_command_logged(&a, "serve", info, log_path(log_a, sizeof(log_a), "a"));
     int port_a = e2e_metrics_port(serve_a, 30);
     assert_true(port_a > 0);
     assert_true(e2e_wait_caught_up(&a, 120));
@@ -168,12 +201,16 @@ static void test_all_brokers_down(void **state) {
     b.bootstraps = a.bootstraps;
     snprintf(b.group, sizeof(b.group), "rm-test-%d-b", (int)getpid());
     assert_int_equal(rm_test_redis_start(&b.redis), 0);
-    pid_t serve_b = e2e_serve(&b, NULL);
+    pid_t serve_b = e2e_command_logged(&b, "serve", NULL, log_path(log_b, sizeof(log_b), "b"));
     int port_b = e2e_metrics_port(serve_b, 30);
     assert_true(port_b > 0);
     assert_true(wait_status(port_a, "/readyz", 503, 25));
     assert_true(wait_status(port_b, "/readyz", 503, 25));
     fprintf(stderr, "all brokers down: /readyz 503 on both after %.1f s\n", now_s() - t0);
+    /* The clear line of a serve started with no broker (a warning: shown at
+     * the default --log-level warn that B runs with). */
+    assert_true(e2e_wait_log_match(
+        log_b, "warn .*topic outage\\.events: metadata: .* from .*; serve keeps trying", 30));
     while (now_s() - t0 < 30)
         e2e_sleep_ms(200);
     assert_true(running(serve_a) && running(serve_b));
@@ -189,6 +226,7 @@ static void test_all_brokers_down(void **state) {
     assert_true(e2e_wait_caught_up(&b, 180));
     assert_true(wait_status(port_a, "/readyz", 200, 60));
     assert_true(wait_status(port_b, "/readyz", 200, 60));
+    assert_true(e2e_wait_log(log_a, "Kafka answers again", 30));
     fprintf(stderr,
             "brokers back: cluster up %.1f s after the restart, both serves caught up and ready "
             "%.1f s after it\n",
@@ -201,6 +239,8 @@ static void test_all_brokers_down(void **state) {
     kill(serve_b, SIGTERM);
     assert_int_equal(e2e_wait_timeout(serve_a, 60), 0);
     assert_int_equal(e2e_wait_timeout(serve_b, 60), 0);
+    unlink(log_a);
+    unlink(log_b);
     b.bootstraps = NULL;
     e2e_stop(&b);
     e2e_stop(&a);

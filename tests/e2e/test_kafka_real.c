@@ -608,15 +608,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_compacted_topic),
         cmocka_unit_test(test_idempotent_retries),
     };
-    /* --compat: the cases that tell whether a broker version works
-     * (ctest runs them on the other Kafka version, RM_KAFKA_VERSION). */
-    const struct CMUnitTest compat[] = {
-        cmocka_unit_test(test_transactional_topic),
-        cmocka_unit_test(test_both_targets),
-        cmocka_unit_test(test_retention_truncates),
-    };
-    if (argc > 1 && strcmp(argv[1], "--compat") == 0)
-        return cmocka_run_group_tests(compat, broker_up, broker_down);
+    /* ctest runs every case on each Kafka version (RM_KAFKA_VERSION). */
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
     return cmocka_run_group_tests(tests, broker_up, broker_down);

@@ -18,6 +18,7 @@
 #include "cases.h"
 
 #include "e2e.h"
+#include "http_json.h"
 #include "os_server.h"
 #include "readmodel/gen.h"
 
@@ -104,34 +105,8 @@ static int rebuild_os(e2e_t *e, os_server_t *srv, const char *grace_s) {
     return e2e_run(e, "rebuild", args);
 }
 
-static size_t keep_body(char *p, size_t size, size_t n, void *arg) {
-    char *buf = arg;
-    size_t have = strlen(buf), add = size * n;
-    if (have + add < 1 << 20) {
-        memcpy(buf + have, p, add);
-        buf[have + add] = '\0';
-    }
-    return add;
-}
-
 static json_t *http_json(const char *method, const char *url, const char *body, long *status) {
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    static char buf[1 << 20];
-    buf[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, buf);
-    *status = 0;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return json_loads(buf, 0, NULL);
+    return test_http_json(NULL, method, url, body, NULL, status);
 }
 
 /* The HTTP status of a request (body discarded). */
@@ -342,26 +317,18 @@ static void *reader_main(void *arg) {
     rd->min_count = -1;
     while (!atomic_load(&rd->stop)) {
         char u[128];
-        static char body[1 << 20];
-        body[0] = '\0';
         bool search = rd->reads % 2;
         snprintf(u, sizeof(u), "%s/practitioners/%s", rd->url, search ? "_search" : "_count");
-        curl_easy_setopt(c, CURLOPT_URL, u);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
-        long st = 0;
-        CURLcode cc = curl_easy_perform(c);
-        if (cc == CURLE_OK)
-            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+        long st;
+        json_t *j = test_http_json(c, "GET", u, NULL, NULL, &st);
         rd->reads++;
-        json_t *j = json_loads(body, 0, NULL);
         long n = search ? (long)json_integer_value(json_object_get(
                               json_object_get(json_object_get(j, "hits"), "total"), "value"))
                         : (long)json_integer_value(json_object_get(j, "count"));
         if (st != 200 || !j) {
             if (rd->failures < 5) /* what failed, for whoever reads a failure */
-                fprintf(stderr, "reader: %s failed: %s, HTTP %ld, body %.200s\n", u,
-                        curl_easy_strerror(cc), st, body);
+                fprintf(stderr, "reader: %s failed: HTTP %ld (0: no answer)%s\n", u, st,
+                        j ? "" : ", no JSON body");
             rd->failures++;
         } else if (rd->min_count < 0 || n < rd->min_count) {
             rd->min_count = n;

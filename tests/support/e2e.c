@@ -5,8 +5,10 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -536,4 +538,93 @@ void e2e_begin(e2e_t *e, const char *topic, int partitions) {
     signal(SIGPIPE, SIG_IGN);
     e->topic = topic;
     e->partitions = partitions;
+}
+
+/* ---- a command's log in a file ---- */
+
+pid_t e2e_command_logged(e2e_t *e, const char *cmd, const char *const *extra, const char *path) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+    if (fd < 0)
+        return -1;
+    /* The child inherits stderr: point ours at the file around the fork. */
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    pid_t pid = e2e_command(e, cmd, extra);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    return pid;
+}
+
+/* The file's text (caller frees), NULL when it cannot be read. */
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t len = 0, cap = 65536;
+    char *text = malloc(cap);
+    size_t got;
+    while (text && (got = fread(text + len, 1, cap - len - 1, f)) > 0) {
+        len += got;
+        if (cap - len < 4096) {
+            char *bigger = realloc(text, cap *= 2);
+            if (!bigger)
+                free(text);
+            text = bigger;
+        }
+    }
+    fclose(f);
+    if (text)
+        text[len] = '\0';
+    return text;
+}
+
+/* Whether text has needle (a substring, or an extended regular expression
+ * matched line by line when re is given). */
+static bool log_has(const char *text, const char *needle, const regex_t *re) {
+    return re ? regexec(re, text, 0, NULL, 0) == 0 : strstr(text, needle) != NULL;
+}
+
+static bool wait_log(const char *path, const char *needle, const regex_t *re, int timeout_s) {
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        char *text = read_text(path);
+        bool found = text && log_has(text, needle, re);
+        free(text);
+        if (found)
+            return true;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec >= timeout_s)
+            break;
+        e2e_sleep_ms(200);
+    }
+    fprintf(stderr, "%s: no line %s \"%s\" within %d s; the log:\n", path, re ? "matching" : "with",
+            needle, timeout_s);
+    e2e_log_dump(path);
+    return false;
+}
+
+bool e2e_wait_log(const char *path, const char *needle, int timeout_s) {
+    return wait_log(path, needle, NULL, timeout_s);
+}
+
+bool e2e_wait_log_match(const char *path, const char *pattern, int timeout_s) {
+    regex_t re;
+    if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB | REG_NEWLINE) != 0) {
+        fprintf(stderr, "bad regular expression: %s\n", pattern);
+        return false;
+    }
+    bool found = wait_log(path, pattern, &re, timeout_s);
+    regfree(&re);
+    return found;
+}
+
+void e2e_log_dump(const char *path) {
+    char *text = read_text(path);
+    if (text)
+        fputs(text, stderr);
+    free(text);
 }

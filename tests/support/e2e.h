@@ -109,4 +109,17 @@ const char *e2e_bootstraps(const e2e_t *e);
  * makes sure every child is killed at exit. */
 void e2e_begin(e2e_t *e, const char *topic, int partitions);
 
+/* ---- a command's log ----
+ * e2e_command with the command's stderr (its log) written to the file at
+ * path (created or emptied) instead of the test's. Not thread-safe: it
+ * points the test's own stderr at the file around the fork. */
+pid_t e2e_command_logged(e2e_t *e, const char *cmd, const char *const *extra, const char *path);
+/* Polls the file at path until a line contains needle, at most timeout_s;
+ * true when one does. When none does it prints the file to stderr. */
+bool e2e_wait_log(const char *path, const char *needle, int timeout_s);
+/* The same with a POSIX extended regular expression matched line by line. */
+bool e2e_wait_log_match(const char *path, const char *pattern, int timeout_s);
+/* Prints the file at path to stderr (for whoever reads a test's output). */
+void e2e_log_dump(const char *path);
+
 #endif

@@ -1,5 +1,6 @@
 /* A real OpenSearch node for tests: see opensearch_real.h. */
 #include "opensearch_real.h"
+#include "http_json.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -413,46 +414,17 @@ int os_real_restart(os_real_t *n, bool keep_data) {
     return spawn(n);
 }
 
-static size_t collect(char *p, size_t size, size_t nmemb, void *arg) {
-    char **buf = arg;
-    size_t have = *buf ? strlen(*buf) : 0, add = size * nmemb;
-    char *grown = realloc(*buf, have + add + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + have, p, add);
-    grown[have + add] = '\0';
-    *buf = grown;
-    return add;
-}
-
 json_t *os_real_http(const os_real_t *n, const char *method, const char *path, const char *body,
                      long *status) {
     os_real_t *m = (os_real_t *)n;
     if (!m->curl)
         m->curl = curl_easy_init();
-    CURL *c = m->curl;
-    if (!c)
+    *status = 0;
+    if (!m->curl)
         return NULL;
-    curl_easy_reset(c);
     char url[1024];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", n->port, path);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    char *buf = NULL;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &buf);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 90L);
-    *status = 0;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_slist_free_all(h);
-    json_t *j = buf ? json_loads(buf, JSON_DECODE_ANY, NULL) : NULL;
-    free(buf);
-    return j;
+    return test_http_json(m->curl, method, url, body, NULL, status);
 }
 
 int os_real_wipe(os_real_t *n) {

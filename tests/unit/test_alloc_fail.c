@@ -1,7 +1,8 @@
 /*
  * Allocation-failure injection into one serve flush cycle: malloc, calloc,
- * realloc and strdup are wrapped (-Wl,--wrap, so only calls from rmcore and
- * this test's objects, not librdkafka's), and the Nth allocation of a worker
+ * realloc, strdup and strndup are wrapped (tests/support/alloc_fail.c;
+ * -Wl,--wrap, so only calls from rmcore and this test's objects, not
+ * librdkafka's), and the Nth allocation of a worker
  * (its init, one batch through it with the fake sink, and its stop) fails,
  * for N = 1, 2, ... until a run never reaches N. Each run must not crash or
  * leak (ASan build), must either complete (every partition checkpointed at
@@ -19,6 +20,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "alloc_fail.h"
 #include "fake_sink.h"
 #include "readmodel/log.h"
 
@@ -30,54 +32,18 @@
 
 /* ---- the allocator ---- */
 
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t n);
-char *__real_strdup(const char *s);
 rm_apply_t __real_rm_avail_apply(rm_avail_t *st, const rm_event_t *ev);
-
-static atomic_long fail_at;   /* the allocation number that fails; 0: none */
-static atomic_long counted;   /* allocations counted since arming */
-static atomic_int failed_one; /* the Nth allocation was reached and failed */
-static _Thread_local bool tls_counted, tls_in_apply;
-
-/* Whether this allocation fails. */
-static bool inject(void) {
-    if (!tls_counted || tls_in_apply)
-        return false;
-    long n = atomic_fetch_add(&counted, 1) + 1;
-    if (n == atomic_load(&fail_at)) {
-        atomic_store(&failed_one, 1);
-        return true;
-    }
-    return false;
-}
-
-void *__wrap_malloc(size_t n) {
-    return inject() ? NULL : __real_malloc(n);
-}
-
-void *__wrap_calloc(size_t n, size_t size) {
-    return inject() ? NULL : __real_calloc(n, size);
-}
-
-void *__wrap_realloc(void *p, size_t n) {
-    return inject() ? NULL : __real_realloc(p, n);
-}
-
-char *__wrap_strdup(const char *s) {
-    return inject() ? NULL : __real_strdup(s);
-}
+rm_apply_t __wrap_rm_avail_apply(rm_avail_t *st, const rm_event_t *ev);
 
 rm_apply_t __wrap_rm_avail_apply(rm_avail_t *st, const rm_event_t *ev) {
-    tls_in_apply = true;
+    alloc_fail_pause_thread(true);
     rm_apply_t r = __real_rm_avail_apply(st, ev);
-    tls_in_apply = false;
+    alloc_fail_pause_thread(false);
     return r;
 }
 
 static void *counted_worker(void *arg) {
-    tls_counted = true;
+    alloc_fail_count_thread(true);
     return rm_worker_main(arg);
 }
 
@@ -102,7 +68,7 @@ static int group_teardown(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    atomic_store(&fail_at, 0);
+    alloc_fail_disarm();
     fk_teardown(&T);
     return 0;
 }
@@ -162,13 +128,11 @@ static bool run_cycle(long n, long *allocations) {
     snprintf(name, sizeof(name), "af-%ld", n);
     assert_int_equal(fk_setup(&T, mk, name, 2, 6, 0, 1000), 0);
     assert_int_equal(fk_produce(&T, 0, T.n), 0);
-    atomic_store(&counted, 0);
-    atomic_store(&failed_one, 0);
-    atomic_store(&fail_at, n);
-    tls_counted = true; /* rm_worker_init runs on this thread */
+    alloc_fail_arm(n);
+    alloc_fail_count_thread(true); /* rm_worker_init runs on this thread */
     T.inited[0] = true;
     int init = rm_worker_init(&T.w[0], 0, &T.sh);
-    tls_counted = false;
+    alloc_fail_count_thread(false);
     bool completed = false;
     if (init == 0) {
         assert_int_equal(pthread_create(&T.w[0].thread, NULL, counted_worker, &T.w[0]), 0);
@@ -177,9 +141,9 @@ static bool run_cycle(long n, long *allocations) {
         completed = fk_caught_up(&T);
     }
     fk_workers_stop(&T); /* the stop path is counted too */
-    atomic_store(&fail_at, 0);
-    bool reached = atomic_load(&failed_one);
-    *allocations = atomic_load(&counted);
+    alloc_fail_disarm();
+    bool reached = alloc_fail_hit();
+    *allocations = alloc_fail_counted();
 
     /* Completed, or reported failure; never a partial or uncovered store. */
     bool reported = init != 0 || atomic_load(&T.sh.failed);

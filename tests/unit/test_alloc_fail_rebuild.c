@@ -5,7 +5,8 @@
  * MULTI/EXEC writes, the leftovers that should not exist and their delete,
  * and --flush's delete of the whole model). The file under test is
  * included, so its static steps are called directly; malloc, calloc,
- * realloc, strdup and strndup are wrapped (-Wl,--wrap: calls from this
+ * realloc, strdup and strndup are wrapped (tests/support/alloc_fail.c;
+ * -Wl,--wrap: calls from this
  * object and from rmcore, not from hiredis or CRoaring).
  *
  * For N = 1, 2, ... the Nth allocation of the phase fails, until a run
@@ -23,6 +24,7 @@
 
 #include "../../src/admin/redis_rebuild.c"
 #include "readmodel/date.h"
+#include "alloc_fail.h"
 #include "test_redis.h"
 
 #include <hiredis/hiredis.h>
@@ -30,54 +32,13 @@
 
 /* ---- the allocator ---- */
 
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t n);
-char *__real_strdup(const char *s);
-char *__real_strndup(const char *s, size_t n);
-
-static long fail_at; /* the allocation number that fails; 0: none */
-static long counted; /* allocations counted since arming */
-static bool hit;     /* the Nth allocation was reached and failed */
-
-static bool inject(void) {
-    if (fail_at == 0)
-        return false;
-    if (++counted == fail_at) {
-        hit = true;
-        return true;
-    }
-    return false;
-}
-
-void *__wrap_malloc(size_t n) {
-    return inject() ? NULL : __real_malloc(n);
-}
-
-void *__wrap_calloc(size_t n, size_t size) {
-    return inject() ? NULL : __real_calloc(n, size);
-}
-
-void *__wrap_realloc(void *p, size_t n) {
-    return inject() ? NULL : __real_realloc(p, n);
-}
-
-char *__wrap_strdup(const char *s) {
-    return inject() ? NULL : __real_strdup(s);
-}
-
-char *__wrap_strndup(const char *s, size_t n) {
-    return inject() ? NULL : __real_strndup(s, n);
-}
-
 static void arm(long n) {
-    counted = 0;
-    hit = false;
-    fail_at = n;
+    alloc_fail_count_thread(true); /* the phase runs on this thread */
+    alloc_fail_arm(n);
 }
 
 static void disarm(void) {
-    fail_at = 0;
+    alloc_fail_disarm();
 }
 
 /* ---- the fixture: Redis with a damaged model, practitioners replayed ---- */
@@ -221,7 +182,7 @@ static void test_write_phase_allocation_failures(void **state) {
         arm(n);
         int rc = write_phase(s, all, &d);
         disarm();
-        if (!hit) { /* a run that never reached N: every allocation was tried */
+        if (!alloc_fail_hit()) { /* a run that never reached N: every allocation was tried */
             assert_int_equal(rc, 0);
             assert_model(all);
             assert_true(d.missing >= 1 && d.wrong >= 1 && d.extra >= 2);
@@ -257,7 +218,7 @@ static void test_flush_model_allocation_failures(void **state) {
         freeReplyObject(r);
         if (rc == 0)
             assert_int_equal(left, 0); /* --flush deleted the whole model */
-        if (!hit)
+        if (!alloc_fail_hit())
             break;
     }
     fprintf(stderr, "flush_model: %ld allocations each failed in turn\n", n - 1);

@@ -1,30 +1,13 @@
 /*
- * The real OpenSearch node of readmodel's `real` tests: one node, security
- * off, HTTP and transport on loopback, the netty4 transport and the common
- * analyzers on the classpath (as the distribution loads them as modules).
- *
- *   java -cp CLASSPATH RmOpenSearchNode HOME_DIR HTTP_PORT [--exit-on-stdin-eof]
- *
- * HOME_DIR holds data/ and logs/ (kept across a restart, which is how a
- * test restarts the node "with its data"). HTTP_PORT 0 lets the kernel
- * choose. Once the node answers, one line "RM_OPENSEARCH_READY http=PORT"
- * goes to stdout; logs go to stderr. SIGTERM closes the node, and so does
- * the end of stdin with --exit-on-stdin-eof (the test program holds the
- * pipe's other end: if it dies, even by SIGKILL, the node goes too and
- * removes HOME_DIR).
+ * The real OpenSearch 2.x node of readmodel's `real` tests (Java 17): the
+ * Node with the netty4 transport and the common analyzers; everything else
+ * is ../common/RmNodeLauncher.java (usage there).
  */
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.Paths;
 import java.util.Arrays;
 import java.util.Collection;
-import java.util.concurrent.CountDownLatch;
 
 import org.opensearch.analysis.common.CommonAnalysisPlugin;
-import org.opensearch.common.logging.LogConfigurator;
-import org.opensearch.common.settings.Settings;
 import org.opensearch.env.Environment;
-import org.opensearch.http.HttpServerTransport;
 import org.opensearch.node.Node;
 import org.opensearch.plugins.Plugin;
 import org.opensearch.transport.Netty4Plugin;
@@ -34,77 +17,8 @@ public final class RmOpenSearchNode extends Node {
         super(env, plugins, true);
     }
 
-    private static volatile boolean orphaned;
-
-    private static void deleteTree(Path root) throws java.io.IOException {
-        try (java.util.stream.Stream<Path> paths = Files.walk(root)) {
-            for (Path p : (Iterable<Path>) paths.sorted(java.util.Comparator.reverseOrder())::iterator)
-                Files.deleteIfExists(p);
-        }
-    }
-
     public static void main(String[] args) throws Exception {
-        boolean watchStdin = args.length == 3 && args[2].equals("--exit-on-stdin-eof");
-        if (args.length != 2 && !watchStdin) {
-            System.err.println("usage: RmOpenSearchNode HOME_DIR HTTP_PORT [--exit-on-stdin-eof]");
-            System.exit(2);
-        }
-        Path home = Paths.get(args[0]).toAbsolutePath();
-        Files.createDirectories(home.resolve("config"));
-        Settings settings = Settings.builder()
-            .put("path.home", home.toString())
-            .put("path.data", home.resolve("data").toString())
-            .put("path.logs", home.resolve("logs").toString())
-            .put("cluster.name", "readmodel-test")
-            .put("node.name", "node-1")
-            .put("discovery.type", "single-node")
-            .put("network.host", "127.0.0.1")
-            .put("http.port", args[1])
-            .put("transport.port", "0")
-            .put("http.type", "netty4")
-            .put("transport.type", "netty4")
-            /* A test wipes its indices between cases (DELETE /_all). */
-            .put("action.destructive_requires_name", false)
-            /* No disk watermark surprises on a nearly full test machine. */
-            .put("cluster.routing.allocation.disk.threshold_enabled", false)
-            .build();
-        LogConfigurator.registerErrorListener();
-        LogConfigurator.configureWithoutConfig(settings);
-        LogConfigurator.setNodeName("node-1");
-        Collection<Class<? extends Plugin>> plugins =
-            Arrays.asList(Netty4Plugin.class, CommonAnalysisPlugin.class);
-        Environment env = new Environment(settings, home.resolve("config"));
-        RmOpenSearchNode node = new RmOpenSearchNode(env, plugins);
-        CountDownLatch closed = new CountDownLatch(1);
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            try {
-                node.close();
-                if (orphaned)
-                    deleteTree(home);
-            } catch (Exception e) {
-                e.printStackTrace();
-            }
-            closed.countDown();
-        }));
-        if (watchStdin) {
-            Thread watch = new Thread(() -> {
-                try {
-                    while (System.in.read() >= 0) {
-                    }
-                } catch (java.io.IOException e) {
-                    /* the same as the end of input */
-                }
-                orphaned = true; /* the test program is gone: nobody else cleans up */
-                System.exit(0);
-            }, "stdin-watch");
-            watch.setDaemon(true);
-            watch.start();
-        }
-        node.start();
-        int port = node.injector().getInstance(HttpServerTransport.class)
-                       .boundAddress().publishAddress().getPort();
-        System.out.println("RM_OPENSEARCH_READY http=" + port);
-        System.out.flush();
-        closed.await();
+        RmNodeLauncher.run(args, env -> new RmOpenSearchNode(env,
+            Arrays.asList(Netty4Plugin.class, CommonAnalysisPlugin.class)));
     }
 }
