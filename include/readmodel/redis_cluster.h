@@ -99,13 +99,20 @@ rm_err_t rm_rclient_master_try(rm_rclient_t *cl, size_t i, redisReply **out, int
  * no-op for one server. */
 rm_err_t rm_rclient_wait_replicas(rm_rclient_t *cl, int timeout_ms, int *lagging);
 
-/* Connects (as rm_rclient_connect) and writes the mode to out, as lines of
- * `--check-config`: "redis-mode=single server HOST:PORT", or
+/* Receives rm_rclient_describe's findings as they come: (master, NULL)
+ * just before a master is PINGed, (NULL, line) for each line (ending in
+ * "\n"). Both strings are borrowed for the call. */
+typedef void (*rm_rclient_describe_fn)(void *arg, const char *master, const char *line);
+
+/* Connects (as rm_rclient_connect) and reports the mode through fn, as
+ * lines of `--check-config`: "redis-mode=single server HOST:PORT", or
  * "redis-mode=cluster of N master(s)" then one "redis-master=HOST:PORT
  * (answers)" or "(does not answer: REASON)" line per master of the slot
- * map, each PINGed once. Returns the connect's error (out then empty), or
- * RM_ERR_CONFIG when a master refuses the credentials or its certificate;
- * a master that is down is a line, not an error. No secret is written. */
-rm_err_t rm_rclient_describe(rm_rclient_t *cl, char *out, size_t cap);
+ * map, each PINGed once (up to the connection's I/O timeout, so a caller
+ * with a deadline learns which master it was waiting for). Returns the
+ * connect's error (no line then), or RM_ERR_CONFIG when a master refuses
+ * the credentials or its certificate; a master that is down is a line, not
+ * an error. No secret is written. */
+rm_err_t rm_rclient_describe(rm_rclient_t *cl, rm_rclient_describe_fn fn, void *arg);
 
 #endif

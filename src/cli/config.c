@@ -519,7 +519,7 @@ static const rm_opt_t options[] = {
      .set = set_log_level, .flags = RM_OPT_OWN_DEFAULT, .help = "debug, info, warn or error"},
     {"check-config", NULL, NULL, NOSTAT, RM_OPT_BOOL, OFF(check_config),
      .help = "validate, print the effective configuration (secrets masked) and the Redis "
-             "mode (asks the server, at most 2 s); exit 0, or 2 on a bad configuration or one "
+             "mode (asks the server, at most 3 s); exit 0, or 2 on a bad configuration or one "
              "the server refuses (unreachable is not an error)"},
     {"help", NULL, NULL, ALL4 | GEN | DEVK, RM_OPT_HELP, .help = "this help"},
 };

@@ -302,14 +302,37 @@ int rm_config_validate(rm_command_t cmd, rm_config_t *cfg, char *err, size_t err
 
 /* ---- --check-config: the Redis mode ---------------------------------------- */
 
-#define PROBE_MS 2000
+#define PROBE_MS 3000 /* above the connection's 2 s connect timeout */
 
 enum { PROBE_REACHED = 0, PROBE_UNREACHED = 1, PROBE_REFUSED = 2 };
 
-/* The child: asks the server, writes the mode lines (or the reason) to fd
- * and ends with a PROBE_ status. Never returns. */
+/* The child's lines to the parent: the mode lines as they are found,
+ * "?HOST:PORT" just before a master is PINGed (so the parent can name the
+ * one it waited for when the deadline passes), and "!REASON" when the
+ * server was not reached or refused the configuration. */
+static void put(int fd, const char *a, const char *b) {
+    char buf[1536];
+    int n = snprintf(buf, sizeof(buf), "%s%s", a, b);
+    for (int o = 0; n > 0 && o < n && o < (int)sizeof(buf);) {
+        ssize_t w = write(fd, buf + o, (size_t)n - (size_t)o);
+        if (w <= 0)
+            return;
+        o += (int)w;
+    }
+}
+
+static void on_found(void *arg, const char *master, const char *line) {
+    int fd = *(int *)arg;
+    if (master)
+        put(fd, "?", master), put(fd, "\n", "");
+    else
+        put(fd, line, "");
+}
+
+/* The child: asks the server and reports as above; ends with a PROBE_
+ * status. Never returns. */
 static void probe_child(const rm_config_t *cfg, int fd) {
-    char text[4096] = "redis: out of memory";
+    char text[512] = "redis: out of memory";
     int status = PROBE_UNREACHED;
     rm_redis_url_t u;
     if (rm_redis_url_parse(cfg->redis_url, &u, text, sizeof(text)) == 0) {
@@ -318,18 +341,17 @@ static void probe_child(const rm_config_t *cfg, int fd) {
         if (rm_redis_url_set_tls(&u, cfg->redis_ca_file, cfg->redis_cert_file, cfg->redis_key_file,
                                  cfg->redis_tls_server_name) == 0 &&
             (cl = rm_rclient_new(&u)))
-            e = rm_rclient_describe(cl, text, sizeof(text));
+            e = rm_rclient_describe(cl, on_found, &fd);
         if (e && cl)
             snprintf(text, sizeof(text), "%s", rm_rclient_error(cl));
         status = e == RM_ERR_OK ? PROBE_REACHED : e == RM_ERR_CONFIG ? PROBE_REFUSED : status;
         rm_rclient_free(cl);
         rm_redis_url_free(&u);
     }
-    for (size_t o = 0, n = strlen(text); o < n;) {
-        ssize_t w = write(fd, text + o, n - o);
-        if (w <= 0)
-            break;
-        o += (size_t)w;
+    if (status != PROBE_REACHED) {
+        text[strcspn(text, "\r\n")] = '\0';
+        put(fd, "!", text);
+        put(fd, "\n", "");
     }
     _exit(status);
 }
@@ -345,6 +367,7 @@ static long long now_ms(void) {
 static bool read_until_deadline(int fd, char *buf, size_t cap) {
     size_t len = 0;
     long long deadline = now_ms() + PROBE_MS;
+    buf[0] = '\0';
     for (;;) {
         long long left = deadline - now_ms();
         struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -364,12 +387,14 @@ static bool read_until_deadline(int fd, char *buf, size_t cap) {
     return true;
 }
 
-/* Runs probe_child with a deadline: the PROBE_ status, the text in buf. */
-static int probe(const rm_config_t *cfg, char *buf, size_t cap) {
+/* Runs probe_child with a deadline: the PROBE_ status; the child's lines in
+ * buf; *timed_out when the deadline passed first. */
+static int probe(const rm_config_t *cfg, char *buf, size_t cap, bool *timed_out) {
     int fds[2];
     buf[0] = '\0';
+    *timed_out = false;
     if (pipe2(fds, O_CLOEXEC) < 0) {
-        snprintf(buf, cap, "cannot start the check: %s", strerror(errno));
+        snprintf(buf, cap, "!cannot start the check: %s\n", strerror(errno));
         return PROBE_UNREACHED;
     }
     pid_t pid = fork();
@@ -380,7 +405,7 @@ static int probe(const rm_config_t *cfg, char *buf, size_t cap) {
     close(fds[1]);
     if (pid < 0) {
         close(fds[0]);
-        snprintf(buf, cap, "cannot start the check: %s", strerror(errno));
+        snprintf(buf, cap, "!cannot start the check: %s\n", strerror(errno));
         return PROBE_UNREACHED;
     }
     bool done = read_until_deadline(fds[0], buf, cap);
@@ -390,11 +415,39 @@ static int probe(const rm_config_t *cfg, char *buf, size_t cap) {
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
-    if (!done || !WIFEXITED(st)) {
-        snprintf(buf, cap, "no answer within %d s", PROBE_MS / 1000);
+    *timed_out = !done;
+    if (!done || !WIFEXITED(st))
         return PROBE_UNREACHED;
-    }
     return WEXITSTATUS(st) <= PROBE_REFUSED ? WEXITSTATUS(st) : PROBE_UNREACHED;
+}
+
+/* Prints the child's mode lines; the master it was waiting for when the
+ * deadline passed, if any; the reason line into why (empty when none). */
+static bool print_findings(const char *text, bool timed_out, FILE *out, char *why, size_t cap) {
+    bool any = false;
+    char pending[256] = "";
+    why[0] = '\0';
+    for (const char *l = text; *l;) {
+        size_t n = strcspn(l, "\n");
+        if (l[n] != '\n' && timed_out)
+            break; /* a line cut by the deadline */
+        if (*l == '?')
+            snprintf(pending, sizeof(pending), "%.*s", (int)(n - 1), l + 1);
+        else if (*l == '!')
+            snprintf(why, cap, "%.*s", (int)(n - 1), l + 1);
+        else if (n) {
+            fprintf(out, "%.*s\n", (int)n, l);
+            any = true;
+            pending[0] = '\0';
+        }
+        l += n + (l[n] == '\n');
+    }
+    if (timed_out && any && pending[0])
+        fprintf(out,
+                "redis-master=%s (does not answer within the check's %d s; masters after it "
+                "not checked)\n",
+                pending, PROBE_MS / 1000);
+    return any;
 }
 
 int rm_config_check_redis(rm_command_t cmd, const rm_config_t *cfg, FILE *out, char *err,
@@ -402,19 +455,23 @@ int rm_config_check_redis(rm_command_t cmd, const rm_config_t *cfg, FILE *out, c
     if (cmd == RM_CMD_GEN || cmd == RM_CMD_DEV_KAFKA ||
         (cmd != RM_CMD_SERVE && cfg->target && strcmp(cfg->target, "opensearch") == 0))
         return 0; /* no Redis in this command */
-    char text[4096];
+    char text[8192], why[512];
+    bool timed_out;
     fflush(out); /* the child must not inherit unwritten lines */
-    int st = probe(cfg, text, sizeof(text));
-    text[strcspn(text, st == PROBE_REACHED ? "" : "\r\n")] = '\0';
-    if (st == PROBE_REACHED) {
-        fputs(text, out);
-        return 0;
-    }
-    fprintf(out, "redis-mode=unknown (%s: %s)\n",
-            st == PROBE_REFUSED ? "the server refuses this configuration" : "not reached", text);
+    int st = probe(cfg, text, sizeof(text), &timed_out);
+    bool any = print_findings(text, timed_out, out, why, sizeof(why));
     if (st == PROBE_REFUSED) {
-        snprintf(err, errlen, "--redis: %s", text);
+        fprintf(out,
+                any ? "redis-refused=%s\n"
+                    : "redis-mode=unknown (the server refuses this configuration: %s)\n",
+                why);
+        snprintf(err, errlen, "--redis: %s", why);
         return -1;
     }
+    if (st == PROBE_REACHED || any)
+        return 0; /* the mode is known; a master that did not answer is a line */
+    if (timed_out)
+        snprintf(why, sizeof(why), "no answer within %d s", PROBE_MS / 1000);
+    fprintf(out, "redis-mode=unknown (not reached: %s)\n", why);
     return 0;
 }

@@ -629,34 +629,39 @@ rm_err_t rm_rclient_wait_replicas(rm_rclient_t *cl, int timeout_ms, int *lagging
     return RM_ERR_OK;
 }
 
-rm_err_t rm_rclient_describe(rm_rclient_t *cl, char *out, size_t cap) {
-    out[0] = '\0';
+rm_err_t rm_rclient_describe(rm_rclient_t *cl, rm_rclient_describe_fn fn, void *arg) {
     rm_err_t e = rm_rclient_connect(cl, NULL);
     if (e)
         return e;
-    size_t n = cl->nmasters, o;
+    char line[1024];
+    size_t n = cl->nmasters;
     if (!cl->cluster) {
-        snprintf(out, cap, "redis-mode=single server %s\n",
+        snprintf(line, sizeof(line), "redis-mode=single server %s\n",
                  n ? cl->nodes[cl->masters[0]].name : "?");
+        fn(arg, NULL, line);
         return RM_ERR_OK;
     }
-    o = (size_t)snprintf(out, cap, "redis-mode=cluster of %zu master(s)\n", n);
+    snprintf(line, sizeof(line), "redis-mode=cluster of %zu master(s)\n", n);
+    fn(arg, NULL, line);
     static const char *argv[] = {"PING"};
     static const size_t lens[] = {4};
-    for (size_t m = 0; m < n && o < cap; m++) {
+    for (size_t m = 0; m < n; m++) {
+        char name[300]; /* copied: the PING may refresh the slot map */
+        snprintf(name, sizeof(name), "%s", rm_rclient_master_name(cl, m));
+        fn(arg, name, NULL);
         redisReply *r = NULL;
         e = rm_rclient_master_try(cl, m, &r, 1, argv, lens);
         bool up = e == RM_ERR_OK && r->type == REDIS_REPLY_STATUS;
         if (e == RM_ERR_CONFIG) /* credentials or TLS: the configuration's fault */
             return e;
-        o +=
-            (size_t)snprintf(out + o, cap - o, "redis-master=%s %s%.200s%s\n",
-                             rm_rclient_master_name(cl, m), up ? "(answers)" : "(does not answer: ",
-                             up  ? ""
-                             : e ? cl->err
-                                 : r->str,
-                             up ? "" : ")");
+        snprintf(line, sizeof(line), "redis-master=%s %s%.200s%s\n", name,
+                 up ? "(answers)" : "(does not answer: ",
+                 up  ? ""
+                 : e ? cl->err
+                     : r->str,
+                 up ? "" : ")");
         freeReplyObject(r);
+        fn(arg, NULL, line);
     }
     return RM_ERR_OK;
 }

@@ -379,6 +379,66 @@ static void config_set(int i, const char *name, const char *value) {
     redisFree(c);
 }
 
+/* Whether any live node's CLUSTER NODES flags the node `id` fail or
+ * pfail. */
+static bool node_flagged_failed(const char *id) {
+    bool flagged = false;
+    for (int i = 0; i < cluster.n && !flagged; i++) {
+        redisContext *c = rc_connect(&cluster, i);
+        redisReply *r = c ? redisCommand(c, "CLUSTER NODES") : NULL;
+        const char *l = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, id) : NULL;
+        if (l) {
+            const char *eol = strchr(l, '\n');
+            size_t len = eol ? (size_t)(eol - l) : strlen(l);
+            char buf[512];
+            snprintf(buf, sizeof(buf), "%.*s", (int)len, l);
+            flagged = strstr(buf, "fail") != NULL;
+        }
+        freeReplyObject(r);
+        if (c)
+            redisFree(c);
+    }
+    return flagged;
+}
+
+/* --check-config while a master accepts connections but never answers
+ * (SIGSTOP): the probe's deadline passes, the mode is still shown, the
+ * silent master is named, exit 0. Its replica is held back so the stop
+ * does not fail the master over. */
+static void test_check_config_silent_master(void **state) {
+    (void)state;
+    int masters[RC_MAX_NODES], m = -1;
+    int n = rc_masters(&cluster, masters, RC_MAX_NODES);
+    for (int i = 0; i < n; i++)
+        if (masters[i] != 0) /* node 0 is --redis's seed */
+            m = masters[i];
+    assert_true(m > 0);
+    int replica = rc_replica_of(&cluster, m);
+    assert_true(replica >= 0);
+    config_set(replica, "cluster-replica-no-failover", "yes");
+    assert_int_equal(kill(cluster.pid[m], SIGSTOP), 0);
+    const char *check[] = {"--check-config", NULL};
+    int rc;
+    char *out = e2e_capture(&env, "serve", check, &rc);
+    kill(cluster.pid[m], SIGCONT);
+    /* the replica may fail over again only once no node flags m failed */
+    char id[64];
+    rc_node_id(&cluster, m, id, sizeof(id));
+    time_t deadline = time(NULL) + 120;
+    while (node_flagged_failed(id) && time(NULL) < deadline)
+        e2e_sleep_ms(100);
+    assert_false(node_flagged_failed(id));
+    config_set(replica, "cluster-replica-no-failover", "no");
+    assert_non_null(out);
+    char line[160];
+    snprintf(line, sizeof(line), "\nredis-master=127.0.0.1:%d (does not answer within the check's",
+             cluster.port[m]);
+    if (rc != 0 || !strstr(out, "\nredis-mode=cluster of 3 master(s)\n") || !strstr(out, line))
+        fail_msg("exit %d; --check-config lacks the mode or %s in:\n%s", rc, line + 1, out);
+    free(out);
+    assert_true(rc_wait_ok(&cluster, 120));
+}
+
 /* Polls until node i is one of 3 masters owning slots; false after
  * timeout_s. */
 static bool wait_promoted(int i, int timeout_s) {
@@ -459,6 +519,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_reshard_while_serving),
         cmocka_unit_test(test_rebuild_during_reshard),
         cmocka_unit_test(test_ask_during_a_slot_migration),
+        cmocka_unit_test(test_check_config_silent_master),
         cmocka_unit_test(test_master_killed_while_serving),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -550,7 +550,7 @@ static void test_check_config_redis_mode_without_server(void **state) {
     out = check_redis_of(RM_CMD_VERIFY, &cfg, &rc, err, sizeof(err));
     close(fd);
     assert_int_equal(rc, 0);
-    assert_non_null(strstr(out, "redis-mode=unknown (not reached: no answer within 2 s)\n"));
+    assert_non_null(strstr(out, "redis-mode=unknown (not reached: no answer within 3 s)\n"));
     assert_true(time(NULL) - t0 <= 5);
     free(out);
     rm_config_free(&cfg);
