@@ -22,8 +22,10 @@
 typedef struct pract {
     char pid[RM_MAX_ID_CHARS + 1];
     uint8_t pid_len;
-    bool dirty;  /* an event was applied since the last flush */
-    bool loaded; /* stored state has been read */
+    bool dirty;       /* an event was applied since the last flush */
+    bool loaded;      /* stored state has been read */
+    bool quarantined; /* the stored state does not decode: events skipped, nothing
+                       * written, until a rebuild repairs it */
     int32_t fence_partition;
     int64_t fence;            /* offset of the last event applied, -1 if none */
     int32_t stored_partition; /* the fence the sink holds, as last read or written */

@@ -22,7 +22,8 @@
     X(INVALID, "invalid")                                                                          \
     X(IGNORED, "ignored")                                                                          \
     X(DUPLICATE, "duplicate")                                                                      \
-    X(TOMBSTONE, "tombstone")
+    X(TOMBSTONE, "tombstone")                                                                      \
+    X(QUARANTINED, "quarantined")
 
 typedef enum {
 #define RM_RESULT_ENUM(n, s) RM_RESULT_##n,
@@ -109,8 +110,9 @@ typedef struct rm_stats {
     atomic_uint_least64_t flushes;
     atomic_uint_least64_t practitioners_written;
     atomic_uint_least64_t sink_errors;
-    atomic_uint_least64_t resets;   /* checkpoint moved under us: partition re-read */
-    atomic_uint_least64_t rejected; /* documents refused for good (OpenSearch 4xx) */
+    atomic_uint_least64_t resets;         /* checkpoint moved under us: partition re-read */
+    atomic_uint_least64_t rejected;       /* documents refused for good (OpenSearch 4xx) */
+    atomic_uint_least64_t corrupt_states; /* loads that found a stored state undecodable */
 
     atomic_uint_least64_t sink_error_kinds[RM_SINK_ERROR__COUNT];
     atomic_int sink_write_ok;      /* last write or read by a worker succeeded */

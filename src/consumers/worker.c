@@ -169,7 +169,7 @@ static int load_missing(rm_worker_t *w, pract_t **need, int32_t *parts, size_t n
         rm_err_t e = track(w, w->sink.ops->load(w->sink.impl, items, n));
         if (e == RM_ERR_OK || e == RM_ERR_CORRUPT) {
             if (e == RM_ERR_CORRUPT)
-                rm_error("worker %d: %s; that practitioner is projected from the retained log only "
+                rm_error("worker %d: %s; its events are skipped and nothing of it is written "
                          "until `readmodel rebuild` repairs it",
                          w->id, sink_error(w));
             break;
@@ -184,8 +184,14 @@ static int load_missing(rm_worker_t *w, pract_t **need, int32_t *parts, size_t n
         }
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (items[i].corrupt) /* never project on a half-decoded state */
+        /* Never project on a half-decoded state, and never write over the
+         * stored one: a write from the retained log alone would replace
+         * history with less. Quarantined until a rebuild repairs it. */
+        need[i]->quarantined = items[i].corrupt;
+        if (items[i].corrupt) {
             pract_reset_state(need[i]);
+            atomic_fetch_add_explicit(&w->sh->stats->corrupt_states, 1, memory_order_relaxed);
+        }
         part_t *p = items[i].fence < 0 && !items[i].corrupt ? part_get(w, parts[i]) : NULL;
         if (p) /* new, or the sink lost it: verify_absent_loads tells which */
             p->loaded_absent = true;
@@ -309,6 +315,10 @@ static void apply_message(rm_worker_t *w, rd_kafka_message_t *m) {
         }
     }
     pr->last_used = w->batch_seq;
+    if (pr->quarantined) {
+        count(w, RM_RESULT_QUARANTINED);
+        return;
+    }
     if (pr->fence_partition == m->partition && m->offset <= pr->fence) {
         count(w, RM_RESULT_DUPLICATE);
         return;

@@ -30,7 +30,7 @@ void rm_metrics_process_started(void) {
     X(BUILD_INFO, ALL, "readmodel_build_info", "gauge", "Version of this build (value is 1).")     \
     X(EVENTS, SERVE, "readmodel_events_total", "counter",                                          \
       "Messages consumed, by result: applied, invalid, ignored (unknown type), duplicate (at or "  \
-      "below a fence), tombstone.")                                                                \
+      "below a fence), tombstone, quarantined (its practitioner's stored state does not decode).") \
     X(INVALID, SERVE, "readmodel_invalid_events_total", "counter", "Invalid events, by reason.")   \
     X(DEAD_LETTERED, SERVE, "readmodel_dead_lettered_total", "counter",                            \
       "Invalid events produced to the dead-letter topic.")                                         \
@@ -43,6 +43,10 @@ void rm_metrics_process_started(void) {
     X(REJECTED, SERVE, "readmodel_documents_rejected_total", "counter",                            \
       "Documents the sink refused for good (OpenSearch 4xx item errors); their state is kept and " \
       "the next event of that practitioner writes the document again.")                            \
+    X(CORRUPT, SERVE, "readmodel_corrupt_states_total", "counter",                                 \
+      "Loads that found a practitioner's stored state undecodable: its events are skipped "        \
+      "(readmodel_events_total result quarantined) and nothing of it is written until readmodel "  \
+      "rebuild repairs it.")                                                                       \
     X(LAG_MESSAGES, SERVE, "readmodel_consumer_lag_messages", "gauge",                             \
       "End offset minus the next offset to apply, per partition assigned to this process.")        \
     X(LAG_SECONDS, SERVE, "readmodel_consumer_lag_seconds", "gauge",                               \
@@ -217,6 +221,10 @@ static void render_counter(out_t *o, int m, rm_stats_t *st, const char *name, co
     case M_REJECTED:
         emit(o, "%s{target=\"%s\"} %llu\n", name, target,
              (unsigned long long)atomic_load(&st->rejected));
+        break;
+    case M_CORRUPT:
+        emit(o, "%s{target=\"%s\"} %llu\n", name, target,
+             (unsigned long long)atomic_load(&st->corrupt_states));
         break;
     case M_WRITTEN:
         emit(o, "%s{target=\"%s\"} %llu\n", name, target,

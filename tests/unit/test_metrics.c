@@ -131,6 +131,7 @@ static void test_two_pipelines(void **state) {
     atomic_store(&st->events[RM_RESULT_APPLIED], 7);
     atomic_store(&os->events[RM_RESULT_APPLIED], 5);
     atomic_store(&os->rejected, 2);
+    atomic_store(&os->corrupt_states, 3);
     atomic_store(&os->sink_ping_ok, 1);
     atomic_store(&os->sink_write_ok, 0);
     char *m = rm_metrics_render(st, "booking.events", "redis");
@@ -138,6 +139,8 @@ static void test_two_pipelines(void **state) {
     assert_non_null(
         strstr(m, "readmodel_events_total{target=\"opensearch\",result=\"applied\"} 5\n"));
     assert_non_null(strstr(m, "readmodel_documents_rejected_total{target=\"opensearch\"} 2\n"));
+    assert_non_null(strstr(m, "readmodel_corrupt_states_total{target=\"opensearch\"} 3\n"));
+    assert_non_null(strstr(m, "readmodel_corrupt_states_total{target=\"redis\"} 0\n"));
     assert_non_null(strstr(m, "readmodel_sink_up{target=\"opensearch\"} 0\n"));
     const char *first = strstr(m, "# TYPE readmodel_events_total");
     assert_non_null(first);

@@ -242,6 +242,50 @@ static void test_item_not_written(void **state) {
     assert_converged(&T);
 }
 
+/* d2. A practitioner whose stored state does not decode is quarantined:
+ * its events are counted and skipped, its stored bytes are never written
+ * over (a write from the retained log alone would replace its history with
+ * less), and the partition goes on for everyone else. */
+static void test_corrupt_state_quarantined(void **state) {
+    (void)state;
+    assert_int_equal(fk_setup(&T, mk, "w-q", 3, 16, 0, 16), 0);
+    assert_int_equal(fk_produce(&T, 0, T.n), 0);
+    const fk_msg_t *victim = NULL;
+    for (size_t i = 0; i < T.produced && !victim; i++)
+        if (T.msgs[i].valid)
+            victim = &T.msgs[i];
+    assert_non_null(victim);
+    static const char garbage[] = "not a state";
+    fake_sink_lock(T.fs);
+    assert_int_equal(fake_sink_put(T.fs, victim->pid, victim->partition, victim->offset - 1,
+                                   garbage, sizeof(garbage)),
+                     0);
+    fake_sink_unlock(T.fs);
+    size_t of_victim = 0;
+    for (size_t i = 0; i < T.produced; i++)
+        of_victim += T.msgs[i].valid && strcmp(T.msgs[i].pid, victim->pid) == 0;
+    start_one(&T);
+    assert_true(fk_wait(&T, fk_caught_up, WAIT_MS));
+    fk_workers_stop(&T);
+
+    assert_true(STAT(corrupt_states) >= 1);
+    assert_int_equal(STAT(events[RM_RESULT_QUARANTINED]), of_victim);
+    assert_int_equal(STAT(events[RM_RESULT_APPLIED]), T.nvalid - of_victim);
+    fake_sink_lock(T.fs);
+    fake_pract_t *p = fake_sink_find(T.fs, victim->pid);
+    bool untouched = p && p->state_len == sizeof(garbage) &&
+                     memcmp(p->state, garbage, sizeof(garbage)) == 0 &&
+                     p->fence == victim->offset - 1;
+    fake_sink_unlock(T.fs);
+    assert_true(untouched);
+    /* everyone else converged: the victim is the one practitioner that
+     * differs, and its events the only ones not stored once */
+    assert_int_equal(fk_compare(&T, NULL), 1);
+    assert_int_equal(fk_applied_wrong(&T), of_victim);
+    for (int p2 = 0; p2 < T.nparts; p2++)
+        assert_int_equal(T.fs->cp[p2], T.end[p2]);
+}
+
 /* e. */
 static void test_lease_pauses(void **state) {
     (void)state;
@@ -401,6 +445,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_teardown(test_flush_retried, teardown),
         cmocka_unit_test_teardown(test_checkpoint_moved, teardown),
         cmocka_unit_test_teardown(test_item_not_written, teardown),
+        cmocka_unit_test_teardown(test_corrupt_state_quarantined, teardown),
         cmocka_unit_test_teardown(test_lease_pauses, teardown),
         cmocka_unit_test_teardown(test_generation_moved, teardown),
         cmocka_unit_test_teardown(test_revocation_eager, teardown),
