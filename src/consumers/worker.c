@@ -199,8 +199,20 @@ static int load_missing(rm_worker_t *w, pract_t **need, int32_t *parts, size_t n
         need[i]->stored_partition = items[i].partition;
         need[i]->stored_fence = items[i].fence;
         /* A fence from another partition (the topic was repartitioned) does
-         * not order offsets of this one. */
+         * not order offsets of this one. Unsupported (README, "do not add
+         * partitions"): said once per partition. */
         bool same = items[i].partition == parts[i];
+        part_t *mp = !same && items[i].partition >= 0 ? part_get(w, parts[i]) : NULL;
+        if (mp && !mp->moved_warned) {
+            mp->moved_warned = true;
+            rm_error(
+                "worker %d (%s): practitioner %.*s was stored from partition %d and now arrives "
+                "on partition %d: the topic's partition count changed, which readmodel "
+                "does not support (README, \"do not add partitions\"); move to a new topic "
+                "and rebuild",
+                w->id, target_name(w), (int)need[i]->pid_len, need[i]->pid, (int)items[i].partition,
+                (int)parts[i]);
+        }
         need[i]->fence = same ? items[i].fence : -1;
         need[i]->fence_partition = same ? items[i].partition : -1;
     }

@@ -38,6 +38,7 @@ typedef struct {
     int64_t stored_cp;   /* checkpoint known to be in the sink; -1 none */
     int64_t last_ts_ms;  /* timestamp of the last message applied */
     bool loaded_absent;  /* this batch loaded a practitioner the sink did not hold */
+    bool moved_warned;   /* a practitioner stored from another partition was logged */
     pract_map_t cache;
 } part_t;
 
