@@ -548,7 +548,8 @@ static int action(text_t *t, const char *index, const char *id, int64_t fence, c
     return append(t, meta, strlen(meta)) || append(t, src, len) || append(t, "\n", 1) ? -1 : 0;
 }
 
-/* The slot documents of the days plan p writes, each into its new slot. */
+/* The slot documents of the days plan p writes, each under a new id that
+ * carries this write's fence. */
 static int slot_lines(const rm_sink_item_t *it, const rm_os_plan_t *p, const char *index, text_t *t,
                       size_t *nact) {
     char *buf;
@@ -559,8 +560,7 @@ static int slot_lines(const rm_sink_item_t *it, const rm_os_plan_t *p, const cha
     int rc = 0;
     for (size_t k = 0; rc == 0 && k < n; k++) {
         char id[128];
-        rm_os_slot_id(id, sizeof(id), it->pid, it->pid_len, days[k].day,
-                      roaring_bitmap_contains(p->slot1, days[k].day) ? 1 : 0);
+        rm_os_slot_id(id, sizeof(id), it->pid, it->pid_len, days[k].day, it->fence);
         char *src = rm_os_slot_source(&days[k]);
         rc = src ? action(t, index, id, it->fence, src, strlen(src)) : -1;
         free(src);
@@ -772,6 +772,81 @@ static rm_err_t slots_then_heads(rm_os_sink_t *s, const char *index, bool requir
     return e;
 }
 
+/* Collects the delete actions of superseded slot documents into a text. */
+typedef struct {
+    text_t t;
+    const char *index;
+    const rm_sink_item_t *it;
+    size_t nact;
+} deletes_t;
+
+static int delete_line(void *arg, uint16_t day, int64_t fence) {
+    deletes_t *d = arg;
+    char id[128], meta[512];
+    rm_os_slot_id(id, sizeof(id), d->it->pid, d->it->pid_len, day, fence);
+    snprintf(meta, sizeof(meta), "{\"delete\":{\"_index\":\"%s\",\"_id\":\"%s\"}}\n", d->index, id);
+    d->nact++;
+    return append(&d->t, meta, strlen(meta));
+}
+
+/* Sends the collected deletes; counts and logs the ones that failed. */
+static void delete_send(rm_os_sink_t *s, bool require_alias, deletes_t *d) {
+    long st = 0;
+    json_t *r = NULL;
+    size_t failed = d->nact;
+    rm_err_t e = RM_ERR_OK;
+    if (d->nact) {
+        s->counters.bulk_requests++;
+        e = rm_os_request(s, "POST", require_alias ? "/_bulk?require_alias=true" : "/_bulk",
+                          d->t.buf, d->t.len, "application/x-ndjson", &st, &r);
+    }
+    json_t *res = json_object_get(r, "items");
+    if (!e && st == 200 && json_array_size(res) == d->nact) {
+        failed = 0;
+        size_t k;
+        json_t *one;
+        json_array_foreach(res, k, one) {
+            long code =
+                (long)json_integer_value(json_object_get(json_object_get(one, "delete"), "status"));
+            failed += !(code >= 200 && code < 300) && code != 404;
+        }
+    }
+    if (failed) {
+        s->counters.slot_delete_failures += failed;
+        rm_warn("OpenSearch: %zu superseded state slot documents not deleted (%s); they stay "
+                "as garbage until a rebuild",
+                failed, e ? s->err : "refused");
+    }
+    json_decref(r);
+    free(d->t.buf);
+    memset(&d->t, 0, sizeof(d->t));
+    d->nact = 0;
+}
+
+/* After the heads: deletes, best effort, the slot documents the written
+ * heads superseded (see opensearch_state.h). Only a writer whose head was
+ * written deletes, and only slots its own loaded or written head named:
+ * docs/architecture.md argues no committed head names them any more. */
+static void delete_superseded(rm_os_sink_t *s, const char *index, bool require_alias,
+                              const rm_sink_item_t *items, const rm_os_plan_t *plans, size_t n,
+                              const item_state_t *states) {
+    deletes_t d = {.index = index};
+    for (size_t i = 0; i < n; i++) {
+        if (states[i] != ST_DONE || !items[i].st->os_n)
+            continue;
+        d.it = &items[i];
+        if (rm_os_plan_superseded(items[i].st, &plans[i], delete_line, &d)) {
+            s->counters.slot_delete_failures += d.nact;
+            rm_warn("OpenSearch: out of memory listing superseded state slot documents");
+            free(d.t.buf);
+            return;
+        }
+        if (d.nact >= s->cfg.bulk_docs || d.t.len >= s->cfg.bulk_bytes)
+            delete_send(s, require_alias, &d);
+    }
+    delete_send(s, require_alias, &d);
+}
+
 /* The states of the items marked ST_PENDING (see opensearch_state.h): the
  * slot documents of their changed days (every stored day for a rebuild's
  * fresh generation, a forced write, or a state read in the old form), then
@@ -787,7 +862,7 @@ static rm_err_t write_states(rm_os_sink_t *s, const char *index, bool require_al
                              item_state_t *states, int attempts) {
     for (size_t i = 0; i < n; i++) {
         bool whole = items[i].force || items[i].st->rewrite || !require_alias;
-        if (states[i] == ST_PENDING && rm_os_plan(items[i].st, whole, &plans[i]))
+        if (states[i] == ST_PENDING && rm_os_plan(items[i].st, whole, items[i].fence, &plans[i]))
             return RM_ERR_NOMEM;
     }
     rm_err_t e = slots_then_heads(s, index, require_alias, items, plans, n, states, attempts);
@@ -802,7 +877,7 @@ static rm_err_t write_states(rm_os_sink_t *s, const char *index, bool require_al
             (items[i].expect_fence < 0 && roaring_bitmap_equals(plans[i].written, plans[i].stored)))
             continue;
         rm_os_plan_free(&plans[i]);
-        if (rm_os_plan(items[i].st, true, &plans[i]))
+        if (rm_os_plan(items[i].st, true, items[i].fence, &plans[i]))
             return RM_ERR_NOMEM;
         states[i] = ST_PENDING;
         again = true;
@@ -811,12 +886,13 @@ static rm_err_t write_states(rm_os_sink_t *s, const char *index, bool require_al
         ((e = slots_then_heads(s, index, require_alias, items, plans, n, states, attempts)) ||
          (require_alias && s->moved)))
         return e;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         if (states[i] == ST_CREATED)
             states[i] = ST_DONE;
+    delete_superseded(s, index, require_alias, items, plans, n, states);
+    for (size_t i = 0; i < n; i++)
         if (states[i] == ST_DONE)
             rm_os_plan_commit(items[i].st, &plans[i]);
-    }
     return e;
 }
 
@@ -838,8 +914,11 @@ rm_err_t rm_os_write(rm_os_sink_t *s, const char *docs_index, const char *state_
     rm_err_t e = bulk_items(s, docs_index, K_DOCS, require_alias, items, NULL, n, docs, attempts);
     for (size_t i = 0; !e && i < n; i++) {
         *missing |= docs[i] == ST_MISSING;
-        /* A stale document's state is not written: the stored one is newer. */
-        states[i] = docs[i] == ST_DONE || docs[i] == ST_REJECTED ? ST_PENDING : ST_STALE;
+        /* A stale document's state is written all the same: the head alone
+         * decides (a head refused after its document was written leaves the
+         * document ahead of the state; a writer that resumes from the state
+         * below that fence must be able to commit, see docs/architecture.md). */
+        states[i] = ST_PENDING;
     }
     if (!e && !*missing)
         e = write_states(s, state_index, require_alias, items, plans, n, states, attempts);
