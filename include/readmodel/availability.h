@@ -93,6 +93,10 @@ typedef struct {
                                * Both owned, freed by rm_avail_free; nothing else reads
                                * or writes them */
     uint32_t os_n;
+    int32_t os_gen; /* kept by the OpenSearch sink: the generation of the
+                     * state index this state was loaded from (0: unknown);
+                     * a live flush writes its state there, not through the
+                     * alias */
 } rm_avail_t;
 
 typedef enum {

@@ -134,6 +134,9 @@ rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_sink_item_t *items, size_t n) {
     json_decref(ids);
     for (size_t i = 0; !e && i < n; i++) {
         json_t *d = json_array_get(docs, i);
+        /* found or not: the generation its state belongs to */
+        items[i].st->os_gen = (int32_t)rm_os_index_gen(
+            s->state_alias, json_string_value(json_object_get(d, "_index")));
         if (json_is_true(json_object_get(d, "found")) &&
             rm_os_head_read(d, &items[i], &hs[i]) < 0) {
             rm_os_head_free(&hs[i]);

@@ -13,6 +13,8 @@
 #include "os_server.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1079,6 +1081,117 @@ static void test_two_slot_form_migrates(void **state) {
     rm_profile_free(&prof);
 }
 
+typedef struct {
+    rm_os_sink_t *s;
+    rm_sink_item_t *it;
+    rm_err_t rc;
+} flush_job_t;
+
+static void *flush_thread(void *arg) {
+    flush_job_t *j = arg;
+    j->rc = rm_os_sink_flush(j->s, j->it, 1, 8);
+    return NULL;
+}
+
+/* The state of "mv" after events 1..fence: days 0..2 published (1..5),
+ * a booking on day 0 (6..10), one on day 1 (11). */
+static void mv_state(rm_avail_t *st, int fence) {
+    rm_avail_init(st);
+    for (int d = 0; d < 3; d++)
+        apply(st, RM_EV_SLOTS_PUBLISHED, "", (uint16_t)(D0 + d), 0, 50);
+    if (fence >= 10)
+        apply(st, RM_EV_BOOKING_CREATED, "b1", D0, 0, 4);
+    if (fence >= 11)
+        apply(st, RM_EV_BOOKING_CREATED, "b2", D0 + 1, 8, 4);
+}
+
+/* A live flush whose head write is retried (429) across a rebuild's alias
+ * move: its state goes to the generation it was loaded from, so the new
+ * generation (whose rebuild stopped at fence 5) is not given a per-day head
+ * naming slots it does not hold; it loads as the rebuild wrote it, and a
+ * writer resuming from it converges. */
+static void test_flush_across_alias_move(void **state) {
+    fx_t *f = *state;
+    assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
+    rm_profile_t prof = {0};
+    rm_avail_t st, a5, ref;
+    mv_state(&st, 10);
+    rm_sink_item_t it = {.pid = "mv",
+                         .pid_len = 2,
+                         .st = &st,
+                         .profile = &prof,
+                         .partition = 0,
+                         .fence = 10,
+                         .expect_partition = -1,
+                         .expect_fence = -1};
+    assert_int_equal(rm_os_sink_flush(f->s, &it, 1, 3), RM_ERR_OK);
+    rm_avail_free(&st);
+    /* The live writer loads it (generation 1) and applies event 11. */
+    rm_avail_init(&st);
+    rm_sink_item_t lv = {.pid = "mv", .pid_len = 2, .st = &st, .profile = &prof};
+    assert_int_equal(rm_os_sink_load(f->s, &lv, 1), RM_ERR_OK);
+    apply(&st, RM_EV_BOOKING_CREATED, "b2", D0 + 1, 8, 4);
+    lv.expect_partition = 0;
+    lv.expect_fence = 10;
+    lv.fence = 11;
+    /* A rebuild's generation 2 holds it at fence 5, not yet active. */
+    rm_os_config_t cfg = {.url = f->url, .timeout_ms = 5000};
+    rm_os_sink_t *rb = rm_os_sink_new(&cfg);
+    mv_state(&a5, 5);
+    rm_sink_item_t ri = {.pid = "mv",
+                         .pid_len = 2,
+                         .st = &a5,
+                         .profile = &prof,
+                         .partition = 0,
+                         .fence = 5,
+                         .expect_partition = -1,
+                         .expect_fence = -1,
+                         .force = true};
+    assert_int_equal(rm_os_generation_create(rb, 2), RM_ERR_OK);
+    assert_int_equal(rm_os_generation_load(rb, 2, &ri, 1, 3), RM_ERR_OK);
+    assert_int_equal(rm_os_generation_finish(rb, 2), RM_ERR_OK);
+    /* The head is refused (429) three times; the aliases move while the
+     * writer backs off. */
+    os_fault_busy_id(f->srv, "p:mv", 3);
+    long bulks = os_server_requests(f->srv, "bulk");
+    flush_job_t job = {f->s, &lv, RM_ERR_OK};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, flush_thread, &job), 0);
+    for (int i = 0; i < 10000 && os_server_requests(f->srv, "bulk") < bulks + 3; i++)
+        usleep(1000); /* docs, slots, the first refused head */
+    assert_int_equal(rm_os_generation_activate(rb, 2), RM_ERR_OK);
+    pthread_join(th, NULL);
+    assert_int_equal(job.rc, RM_ERR_OK);
+    /* The new generation: as the rebuild wrote it. */
+    rm_avail_t got;
+    assert_int_equal(load_fresh(f, "mv", &got, RM_ERR_OK), 5);
+    assert_same_state(&a5, &got);
+    /* A writer resuming from it (events 6..11) converges. */
+    rm_os_sink_t *next = rm_os_sink_new(&cfg);
+    rm_avail_free(&got);
+    rm_avail_init(&got);
+    rm_sink_item_t nx = {.pid = "mv", .pid_len = 2, .st = &got, .profile = &prof};
+    assert_int_equal(rm_os_sink_load(next, &nx, 1), RM_ERR_OK);
+    apply(&got, RM_EV_BOOKING_CREATED, "b1", D0, 0, 4);
+    apply(&got, RM_EV_BOOKING_CREATED, "b2", D0 + 1, 8, 4);
+    nx.expect_partition = 0;
+    nx.expect_fence = 5;
+    nx.fence = 11;
+    assert_int_equal(rm_os_sink_flush(next, &nx, 1, 3), RM_ERR_OK);
+    assert_true(nx.written);
+    rm_avail_free(&got);
+    mv_state(&ref, 11);
+    assert_int_equal(load_fresh(f, "mv", &got, RM_ERR_OK), 11);
+    assert_same_state(&ref, &got);
+    rm_avail_free(&got);
+    rm_os_sink_free(next);
+    rm_os_sink_free(rb);
+    rm_avail_free(&ref);
+    rm_avail_free(&a5);
+    rm_avail_free(&st);
+    rm_profile_free(&prof);
+}
+
 /* The model dropped and re-created by another writer between two flushes
  * of this one: its next flush finds no head where it wrote one, and writes
  * the practitioner whole instead of a head that names slots the new index
@@ -1254,6 +1367,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_recreated_index_written_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smaller_fence_after_failed_head, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_slot_form_migrates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_across_alias_move, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
