@@ -1192,6 +1192,51 @@ static void test_flush_across_alias_move(void **state) {
     rm_profile_free(&prof);
 }
 
+/* A superseded slot document whose delete is refused stays as garbage:
+ * the flush is still done, the failure counted, the state loads. */
+static void test_refused_delete_leaves_garbage(void **state) {
+    fx_t *f = *state;
+    assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
+    rm_avail_t st;
+    rm_profile_t prof = {0};
+    rm_avail_init(&st);
+    apply(&st, RM_EV_SLOTS_PUBLISHED, "", D0, 0, 20);
+    rm_sink_item_t it = {.pid = "dl",
+                         .pid_len = 2,
+                         .st = &st,
+                         .profile = &prof,
+                         .partition = 0,
+                         .fence = 10,
+                         .expect_partition = -1,
+                         .expect_fence = -1};
+    assert_int_equal(rm_os_sink_flush(f->s, &it, 1, 3), RM_ERR_OK);
+    rm_avail_clear_dirty(&st);
+    apply(&st, RM_EV_BOOKING_CREATED, "b1", D0, 0, 2);
+    it.expect_partition = 0;
+    it.expect_fence = 10;
+    it.fence = 11;
+    os_fault_reject_id(f->srv, "p:dl:2026-11-23@10");
+    assert_int_equal(rm_os_sink_flush(f->s, &it, 1, 3), RM_ERR_OK);
+    assert_true(it.written);
+    assert_int_equal(rm_os_sink_counters(f->s)->slot_delete_failures, 1);
+    assert_int_equal(count_slots(f, "dl"), 2);
+    rm_avail_t back;
+    assert_int_equal(load_fresh(f, "dl", &back, RM_ERR_OK), 11);
+    assert_same_state(&st, &back);
+    rm_avail_free(&back);
+    os_fault_accept_id(f->srv, "p:dl:2026-11-23@10");
+    /* The next change of the day deletes only what its head superseded. */
+    rm_avail_clear_dirty(&st);
+    apply(&st, RM_EV_BOOKING_CREATED, "b2", D0, 4, 2);
+    it.expect_fence = 11;
+    it.fence = 12;
+    assert_int_equal(rm_os_sink_flush(f->s, &it, 1, 3), RM_ERR_OK);
+    assert_int_equal(count_slots(f, "dl"), 2); /* @10 (garbage) and @12 */
+    assert_int_equal(rm_os_sink_counters(f->s)->slot_delete_failures, 1);
+    rm_avail_free(&st);
+    rm_profile_free(&prof);
+}
+
 /* The model dropped and re-created by another writer between two flushes
  * of this one: its next flush finds no head where it wrote one, and writes
  * the practitioner whole instead of a head that names slots the new index
@@ -1368,6 +1413,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_smaller_fence_after_failed_head, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_slot_form_migrates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_across_alias_move, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_delete_leaves_garbage, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
