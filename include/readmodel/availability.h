@@ -78,18 +78,25 @@ typedef struct {
                          * per step instead of a 128-byte entry; owned */
     uint32_t ndays, days_cap;
     rm_booking_table_t bookings;
-    roaring_bitmap_t *dirty;    /* day numbers whose Redis value may have changed */
-    roaring_bitmap_t *sdirty;   /* day numbers whose stored state (published slots or
-                                 * bookings) changed: the days a per-day write carries */
-    bool rewrite;               /* the stored copy is not in per-day form (it was
-                                 * decoded from rm_avail_encode bytes): the next
-                                 * per-day write must replace it whole */
-    bool no_dirty_marks;        /* set by a replay, which marks every day at the end
-                                 * (rm_avail_mark_all_dirty): apply skips the marks */
-    roaring_bitmap_t *os_slot1; /* kept by the OpenSearch sink (opensearch_state.c):
-                                 * the stored days whose committed value is in slot
-                                 * document 1 (else 0); NULL: none. Owned, freed by
-                                 * rm_avail_free; nothing else reads or writes it */
+    roaring_bitmap_t *dirty;  /* day numbers whose Redis value may have changed */
+    roaring_bitmap_t *sdirty; /* day numbers whose stored state (published slots or
+                               * bookings) changed: the days a per-day write carries */
+    bool rewrite;             /* the stored copy is not in per-day form (it was
+                               * decoded from rm_avail_encode bytes): the next
+                               * per-day write must replace it whole */
+    bool no_dirty_marks;      /* set by a replay, which marks every day at the end
+                               * (rm_avail_mark_all_dirty): apply skips the marks */
+    uint16_t *os_days;        /* kept by the OpenSearch sink (opensearch_state.c): the
+                               * stored days its last committed head names, ascending
+                               * (os_n of them; NULL: none) ... */
+    int64_t *os_fences;       /* ... and the fence in each one's slot document id.
+                               * Both owned, freed by rm_avail_free; nothing else reads
+                               * or writes them */
+    uint32_t os_n;
+    int32_t os_gen; /* kept by the OpenSearch sink: the generation of the
+                     * state index this state was loaded from (0: unknown);
+                     * a live flush writes its state there, not through the
+                     * alias */
 } rm_avail_t;
 
 typedef enum {

@@ -83,9 +83,10 @@ json_t *rm_os_index_body(bool loading);
 
 /* Loads stored states (items' st, profile, partition, fence, corrupt): one
  * _mget of the heads, then _mget requests of their committed slot
- * documents; a state in the earlier single-document form is decoded and
- * marked for a whole rewrite. RM_ERR_CORRUPT (the item marked corrupt) for
- * a state that does not decode, a missing slot or one newer than its head;
+ * documents (at most 1,000 ids a request); a state in an earlier form
+ * (single document, two fixed slots a day) is decoded and marked for a
+ * whole rewrite. RM_ERR_CORRUPT (the item marked corrupt) for
+ * a state that does not decode or a missing slot;
  * other errors as for any request (items then half filled: start them
  * afresh). */
 rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_sink_item_t *items, size_t n);
@@ -94,11 +95,16 @@ rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_sink_item_t *items, size_t n);
  * the worker counts rejected documents itself from the items). */
 typedef struct {
     unsigned long long bulk_requests, item_retries, rejected, http_errors;
+    /* superseded slot documents whose best-effort delete failed (garbage
+     * left in the state index; a rebuild's new generation drops it) */
+    unsigned long long slot_delete_failures;
 } rm_os_counters_t;
 
 /* Writes documents, then the changed days' state slots, then the state
- * heads (bulk, batched by --opensearch-bulk-docs and -bytes; the items'
- * states remember the slots a written head names). Items answered 429 or 5xx are retried with
+ * heads, then deletes the slot documents the heads superseded (best
+ * effort; bulk, batched by --opensearch-bulk-docs and -bytes; the items'
+ * states remember the slots a written head names). A document refused as
+ * stale (409) does not stop its state: the head decides. Items answered 429 or 5xx are retried with
  * capped exponential backoff and jitter up to `attempts` times; RM_ERR_IO when some still fail
  * (nothing is then reported written). A missing alias (index dropped) is
  * re-created empty and every item reported stale, so the caller replays. */

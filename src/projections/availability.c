@@ -34,8 +34,8 @@ void rm_avail_free(rm_avail_t *st) {
         roaring_bitmap_free(st->dirty);
     if (st->sdirty)
         roaring_bitmap_free(st->sdirty);
-    if (st->os_slot1)
-        roaring_bitmap_free(st->os_slot1);
+    free(st->os_days);
+    free(st->os_fences);
     free(st->days);
     free(st->day_keys);
     rm_booking_table_free(&st->bookings);

@@ -20,6 +20,9 @@ struct rm_os_sink {
      * aliases, and everything this writer holds belongs to the old model. */
     char state_index[256];
     bool moved;
+    /* This flush writes each state to the concrete state index of its
+     * item's generation (rm_avail_t.os_gen), not through the alias. */
+    bool state_concrete;
 };
 
 /* One request: path is appended to the base URL; body may be NULL. On
@@ -37,6 +40,8 @@ json_t *rm_os_state_body(bool loading);
 rm_err_t rm_os_write(rm_os_sink_t *s, const char *docs_index, const char *state_index,
                      bool require_alias, rm_sink_item_t *items, size_t n, int attempts,
                      bool *missing);
+/* The generation N of index "<alias>-<N>" (six digits or more), or 0. */
+long rm_os_index_gen(const char *alias, const char *index);
 /* Base64 (RFC 4648) for the binary availability state. */
 char *rm_os_b64_encode(const char *in, size_t len);
 char *rm_os_b64_decode(const char *in, size_t *len);

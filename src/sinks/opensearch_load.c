@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Slot documents asked for in one _mget (a practitioner's are never split). */
+/* Slot documents asked for in one _mget (one practitioner's are split too). */
 #define SLOT_MGET_IDS 1000
 
 /* POST <state alias>/_mget of ids. On RM_ERR_OK *r is the answer (caller
@@ -56,42 +56,63 @@ static rm_err_t corrupt(rm_os_sink_t *s, rm_sink_item_t *it, const char *why) {
     return RM_ERR_CORRUPT;
 }
 
+/* Drops the first `at` documents of *acc (the answers already decoded). */
+static int acc_trim(json_t **acc, size_t *at) {
+    if (*at == 0)
+        return 0;
+    json_t *rest = json_array();
+    for (size_t k = *at; rest && k < json_array_size(*acc); k++)
+        if (json_array_append(rest, json_array_get(*acc, k)))
+            json_decref(rest), rest = NULL;
+    if (!rest)
+        return -1;
+    json_decref(*acc);
+    *acc = rest;
+    *at = 0;
+    return 0;
+}
+
 /* Reads the committed slot documents of the pending heads, in _mget
- * requests of about SLOT_MGET_IDS ids, and decodes each state. */
+ * requests of at most SLOT_MGET_IDS ids (a practitioner with more days
+ * spans several), and decodes each state once all of its answers are in. */
 static rm_err_t load_slots(rm_os_sink_t *s, rm_sink_item_t *items, rm_os_head_t *hs, size_t n,
                            rm_err_t *result) {
     char id[128];
-    for (size_t i = 0; i < n;) {
+    json_t *acc = json_array();
+    size_t i = 0, j = 0, done = 0, at = 0; /* next id: hs[i] day j; next to decode: hs[done] */
+    rm_err_t e = acc ? RM_ERR_OK : RM_ERR_NOMEM;
+    while (!e && done < n) {
         json_t *ids = json_array(), *r = NULL, *docs = NULL;
-        size_t first = i;
-        for (; ids && i < n && json_array_size(ids) < SLOT_MGET_IDS; i++)
-            for (size_t k = 0; hs[i].pending && k < hs[i].n; k++) {
-                rm_os_slot_id(id, sizeof(id), items[i].pid, items[i].pid_len, hs[i].days[k],
-                              hs[i].slot[k]);
+        for (; ids && i < n && json_array_size(ids) < SLOT_MGET_IDS; j = 0, i++) {
+            for (; hs[i].pending && j < hs[i].n && json_array_size(ids) < SLOT_MGET_IDS; j++) {
+                rm_os_head_slot_id(&items[i], &hs[i], j, id, sizeof(id));
                 if (json_array_append_new(ids, json_string(id))) {
                     json_decref(ids);
                     ids = NULL;
                     break;
                 }
             }
-        rm_err_t e = !ids                   ? RM_ERR_NOMEM
-                     : json_array_size(ids) ? mget(s, ids, &r, &docs)
-                                            : RM_ERR_OK;
-        json_decref(ids);
-        if (e)
-            return e;
-        for (size_t k = first, at = 0; k < i; k++) {
-            if (!hs[k].pending)
-                continue;
-            if (rm_os_head_finish(&items[k], &hs[k], docs, at) < 0)
-                *result = corrupt(s, &items[k],
-                                  " (a committed slot document is missing, newer than its head or "
-                                  "not readable)");
-            at += hs[k].n;
+            if (!ids || (hs[i].pending && j < hs[i].n))
+                break; /* this head continues in the next request */
         }
+        e = !ids ? RM_ERR_NOMEM : json_array_size(ids) ? mget(s, ids, &r, &docs) : RM_ERR_OK;
+        json_decref(ids);
+        if (!e && docs && json_array_extend(acc, docs))
+            e = RM_ERR_NOMEM;
         json_decref(r);
+        for (; !e && done < n && (done < i || !hs[done].pending); done++) {
+            if (!hs[done].pending)
+                continue;
+            if (rm_os_head_finish(&items[done], &hs[done], acc, at) < 0)
+                *result = corrupt(s, &items[done],
+                                  " (a committed slot document is missing or not readable)");
+            at += hs[done].n;
+        }
+        if (!e && acc_trim(&acc, &at))
+            e = RM_ERR_NOMEM;
     }
-    return RM_ERR_OK;
+    json_decref(acc);
+    return e;
 }
 
 rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_sink_item_t *items, size_t n) {
@@ -113,6 +134,9 @@ rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_sink_item_t *items, size_t n) {
     json_decref(ids);
     for (size_t i = 0; !e && i < n; i++) {
         json_t *d = json_array_get(docs, i);
+        /* found or not: the generation its state belongs to */
+        items[i].st->os_gen = (int32_t)rm_os_index_gen(
+            s->state_alias, json_string_value(json_object_get(d, "_index")));
         if (json_is_true(json_object_get(d, "found")) &&
             rm_os_head_read(d, &items[i], &hs[i]) < 0) {
             rm_os_head_free(&hs[i]);

@@ -325,6 +325,19 @@ void rm_os_gen_names(const rm_os_sink_t *s, long gen, char *docs, char *state, s
     snprintf(state, cap, "%s-%06ld", s->state_alias, gen);
 }
 
+long rm_os_index_gen(const char *alias, const char *index) {
+    size_t n = strlen(alias);
+    if (!index || strncmp(index, alias, n) || index[n] != '-' || !index[n + 1])
+        return 0;
+    long gen = 0;
+    for (const char *p = index + n + 1; *p; p++) {
+        if (*p < '0' || *p > '9' || gen > 100000000)
+            return 0;
+        gen = gen * 10 + (*p - '0');
+    }
+    return gen;
+}
+
 static rm_err_t put_json(rm_os_sink_t *s, const char *path, json_t *body, long *status,
                          json_t **resp) {
     char *text = json_dumps(body, JSON_COMPACT);
@@ -548,7 +561,8 @@ static int action(text_t *t, const char *index, const char *id, int64_t fence, c
     return append(t, meta, strlen(meta)) || append(t, src, len) || append(t, "\n", 1) ? -1 : 0;
 }
 
-/* The slot documents of the days plan p writes, each into its new slot. */
+/* The slot documents of the days plan p writes, each under a new id that
+ * carries this write's fence. */
 static int slot_lines(const rm_sink_item_t *it, const rm_os_plan_t *p, const char *index, text_t *t,
                       size_t *nact) {
     char *buf;
@@ -559,8 +573,7 @@ static int slot_lines(const rm_sink_item_t *it, const rm_os_plan_t *p, const cha
     int rc = 0;
     for (size_t k = 0; rc == 0 && k < n; k++) {
         char id[128];
-        rm_os_slot_id(id, sizeof(id), it->pid, it->pid_len, days[k].day,
-                      roaring_bitmap_contains(p->slot1, days[k].day) ? 1 : 0);
+        rm_os_slot_id(id, sizeof(id), it->pid, it->pid_len, days[k].day, it->fence);
         char *src = rm_os_slot_source(&days[k]);
         rc = src ? action(t, index, id, it->fence, src, strlen(src)) : -1;
         free(src);
@@ -573,9 +586,22 @@ static int slot_lines(const rm_sink_item_t *it, const rm_os_plan_t *p, const cha
 
 /* The actions of one item for one kind: its document, the slot documents of
  * its changed days, or its head; *nact is how many. */
-static int item_lines(const rm_sink_item_t *it, const rm_os_plan_t *p, kind_t kind,
-                      const char *index, text_t *t, size_t *nact) {
+/* Where an item's state goes: the concrete state index of its generation
+ * when this flush writes states so (s->state_concrete), else index. */
+static const char *state_target(const rm_os_sink_t *s, const rm_sink_item_t *it, const char *index,
+                                char *buf, size_t cap) {
+    if (!s->state_concrete || it->st->os_gen <= 0)
+        return index;
+    snprintf(buf, cap, "%s-%06ld", s->state_alias, (long)it->st->os_gen);
+    return buf;
+}
+
+static int item_lines(const rm_os_sink_t *s, const rm_sink_item_t *it, const rm_os_plan_t *p,
+                      kind_t kind, const char *index, text_t *t, size_t *nact) {
     *nact = 0;
+    char target[300];
+    if (kind != K_DOCS)
+        index = state_target(s, it, index, target, sizeof(target));
     if (kind == K_SLOTS)
         return slot_lines(it, p, index, t, nact);
     char id[80];
@@ -619,8 +645,14 @@ static item_state_t item_outcome(rm_os_sink_t *s, kind_t kind, bool require_alia
                                  const rm_sink_item_t *it, json_t *item) {
     long code = (long)json_integer_value(json_object_get(item, "status"));
     if (code >= 200 && code < 300) {
-        if (kind != K_DOCS && require_alias) /* live writes through the alias */
+        if (kind != K_DOCS && require_alias && !s->state_concrete) /* through the alias */
             saw_state_index(s, item);
+        const char *idx = json_string_value(json_object_get(item, "_index"));
+        if (kind == K_DOCS && require_alias && it->st->os_gen > 0 &&
+            rm_os_index_gen(s->alias, idx) != it->st->os_gen)
+            s->moved = true; /* the documents' alias moved since the state was loaded */
+        if (kind == K_HEADS && require_alias && it->st->os_gen <= 0)
+            it->st->os_gen = (int32_t)rm_os_index_gen(s->state_alias, idx);
         const char *result = json_string_value(json_object_get(item, "result"));
         return kind == K_HEADS && result && !strcmp(result, "created") ? ST_CREATED : ST_DONE;
     }
@@ -660,14 +692,15 @@ static rm_err_t bulk_pass(rm_os_sink_t *s, const char *index, kind_t kind, bool 
         while (i < nt && i - first < s->cfg.bulk_docs &&
                (t.len == 0 || t.len < s->cfg.bulk_bytes)) {
             const rm_os_plan_t *p = plans ? &plans[todo[i]] : NULL;
-            if (item_lines(&items[todo[i]], p, kind, index, &t, &nact[i]) < 0) {
+            if (item_lines(s, &items[todo[i]], p, kind, index, &t, &nact[i]) < 0) {
                 free(t.buf);
                 return RM_ERR_NOMEM;
             }
             acts += nact[i++];
         }
         char path[64];
-        snprintf(path, sizeof(path), "/_bulk%s", require_alias ? "?require_alias=true" : "");
+        bool via_alias = require_alias && !(kind != K_DOCS && s->state_concrete);
+        snprintf(path, sizeof(path), "/_bulk%s", via_alias ? "?require_alias=true" : "");
         long st = 0;
         json_t *r = NULL;
         rm_err_t e = RM_ERR_OK;
@@ -772,6 +805,84 @@ static rm_err_t slots_then_heads(rm_os_sink_t *s, const char *index, bool requir
     return e;
 }
 
+/* Collects the delete actions of superseded slot documents into a text. */
+typedef struct {
+    text_t t;
+    const rm_os_sink_t *s;
+    const char *index;
+    const rm_sink_item_t *it;
+    size_t nact;
+} deletes_t;
+
+static int delete_line(void *arg, uint16_t day, int64_t fence) {
+    deletes_t *d = arg;
+    char id[128], meta[512], target[300];
+    rm_os_slot_id(id, sizeof(id), d->it->pid, d->it->pid_len, day, fence);
+    snprintf(meta, sizeof(meta), "{\"delete\":{\"_index\":\"%s\",\"_id\":\"%s\"}}\n",
+             state_target(d->s, d->it, d->index, target, sizeof(target)), id);
+    d->nact++;
+    return append(&d->t, meta, strlen(meta));
+}
+
+/* Sends the collected deletes; counts and logs the ones that failed. */
+static void delete_send(rm_os_sink_t *s, bool require_alias, deletes_t *d) {
+    long st = 0;
+    json_t *r = NULL;
+    size_t failed = d->nact;
+    rm_err_t e = RM_ERR_OK;
+    if (d->nact) {
+        s->counters.bulk_requests++;
+        e = rm_os_request(
+            s, "POST", require_alias && !s->state_concrete ? "/_bulk?require_alias=true" : "/_bulk",
+            d->t.buf, d->t.len, "application/x-ndjson", &st, &r);
+    }
+    json_t *res = json_object_get(r, "items");
+    if (!e && st == 200 && json_array_size(res) == d->nact) {
+        failed = 0;
+        size_t k;
+        json_t *one;
+        json_array_foreach(res, k, one) {
+            long code =
+                (long)json_integer_value(json_object_get(json_object_get(one, "delete"), "status"));
+            failed += !(code >= 200 && code < 300) && code != 404;
+        }
+    }
+    if (failed) {
+        s->counters.slot_delete_failures += failed;
+        rm_warn("OpenSearch: %zu superseded state slot documents not deleted (%s); they stay "
+                "as garbage until a rebuild",
+                failed, e ? s->err : "refused");
+    }
+    json_decref(r);
+    free(d->t.buf);
+    memset(&d->t, 0, sizeof(d->t));
+    d->nact = 0;
+}
+
+/* After the heads: deletes, best effort, the slot documents the written
+ * heads superseded (see opensearch_state.h). Only a writer whose head was
+ * written deletes, and only slots its own loaded or written head named:
+ * docs/architecture.md argues no committed head names them any more. */
+static void delete_superseded(rm_os_sink_t *s, const char *index, bool require_alias,
+                              const rm_sink_item_t *items, const rm_os_plan_t *plans, size_t n,
+                              const item_state_t *states) {
+    deletes_t d = {.s = s, .index = index};
+    for (size_t i = 0; i < n; i++) {
+        if (states[i] != ST_DONE || !items[i].st->os_n)
+            continue;
+        d.it = &items[i];
+        if (rm_os_plan_superseded(items[i].st, &plans[i], delete_line, &d)) {
+            s->counters.slot_delete_failures += d.nact;
+            rm_warn("OpenSearch: out of memory listing superseded state slot documents");
+            free(d.t.buf);
+            return;
+        }
+        if (d.nact >= s->cfg.bulk_docs || d.t.len >= s->cfg.bulk_bytes)
+            delete_send(s, require_alias, &d);
+    }
+    delete_send(s, require_alias, &d);
+}
+
 /* The states of the items marked ST_PENDING (see opensearch_state.h): the
  * slot documents of their changed days (every stored day for a rebuild's
  * fresh generation, a forced write, or a state read in the old form), then
@@ -787,7 +898,7 @@ static rm_err_t write_states(rm_os_sink_t *s, const char *index, bool require_al
                              item_state_t *states, int attempts) {
     for (size_t i = 0; i < n; i++) {
         bool whole = items[i].force || items[i].st->rewrite || !require_alias;
-        if (states[i] == ST_PENDING && rm_os_plan(items[i].st, whole, &plans[i]))
+        if (states[i] == ST_PENDING && rm_os_plan(items[i].st, whole, items[i].fence, &plans[i]))
             return RM_ERR_NOMEM;
     }
     rm_err_t e = slots_then_heads(s, index, require_alias, items, plans, n, states, attempts);
@@ -802,7 +913,7 @@ static rm_err_t write_states(rm_os_sink_t *s, const char *index, bool require_al
             (items[i].expect_fence < 0 && roaring_bitmap_equals(plans[i].written, plans[i].stored)))
             continue;
         rm_os_plan_free(&plans[i]);
-        if (rm_os_plan(items[i].st, true, &plans[i]))
+        if (rm_os_plan(items[i].st, true, items[i].fence, &plans[i]))
             return RM_ERR_NOMEM;
         states[i] = ST_PENDING;
         again = true;
@@ -811,12 +922,40 @@ static rm_err_t write_states(rm_os_sink_t *s, const char *index, bool require_al
         ((e = slots_then_heads(s, index, require_alias, items, plans, n, states, attempts)) ||
          (require_alias && s->moved)))
         return e;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         if (states[i] == ST_CREATED)
             states[i] = ST_DONE;
+    delete_superseded(s, index, require_alias, items, plans, n, states);
+    for (size_t i = 0; i < n; i++)
         if (states[i] == ST_DONE)
             rm_os_plan_commit(items[i].st, &plans[i]);
+    return e;
+}
+
+/* Before a live flush writes states to their concrete indices: the state
+ * alias must still point to the generation of every item (else s->moved),
+ * and exist (else *missing: OpenSearch would create a concrete index that
+ * is gone on the first write to it, without its alias or mapping). */
+static rm_err_t check_generation(rm_os_sink_t *s, const rm_sink_item_t *items, size_t n,
+                                 bool *missing) {
+    char path[300];
+    snprintf(path, sizeof(path), "/_alias/%s", s->state_alias);
+    long st = 0;
+    json_t *r = NULL;
+    rm_err_t e = rm_os_request(s, "GET", path, NULL, 0, NULL, &st, &r);
+    if (e)
+        return e;
+    void *one = json_object_iter(r);
+    if (st == 404) {
+        *missing = true;
+    } else if (st != 200 || !one || json_object_iter_next(r, one)) {
+        e = rm_os_reply_error(s, path, st, r);
+    } else {
+        long gen = rm_os_index_gen(s->state_alias, json_object_iter_key(one));
+        for (size_t i = 0; i < n; i++)
+            s->moved = s->moved || items[i].st->os_gen != gen;
     }
+    json_decref(r);
     return e;
 }
 
@@ -838,11 +977,25 @@ rm_err_t rm_os_write(rm_os_sink_t *s, const char *docs_index, const char *state_
     rm_err_t e = bulk_items(s, docs_index, K_DOCS, require_alias, items, NULL, n, docs, attempts);
     for (size_t i = 0; !e && i < n; i++) {
         *missing |= docs[i] == ST_MISSING;
-        /* A stale document's state is not written: the stored one is newer. */
-        states[i] = docs[i] == ST_DONE || docs[i] == ST_REJECTED ? ST_PENDING : ST_STALE;
+        /* A stale document's state is written all the same: the head alone
+         * decides (a head refused after its document was written leaves the
+         * document ahead of the state; a writer that resumes from the state
+         * below that fence must be able to commit, see docs/architecture.md). */
+        states[i] = ST_PENDING;
     }
-    if (!e && !*missing)
+    /* A live flush writes each state to the state index it was loaded from
+     * (its generation), never through the alias: an alias moved by a
+     * rebuild between two of its requests (or their retries) must not get
+     * a per-day write on top of the new generation's head. A move seen in
+     * the documents' answers stops it before any state is written. */
+    s->state_concrete = require_alias && n > 0;
+    for (size_t i = 0; i < n; i++)
+        s->state_concrete = s->state_concrete && items[i].st->os_gen > 0;
+    if (!e && !*missing && s->state_concrete)
+        e = check_generation(s, items, n, missing);
+    if (!e && !*missing && !(require_alias && s->moved))
         e = write_states(s, state_index, require_alias, items, plans, n, states, attempts);
+    s->state_concrete = false;
     for (size_t i = 0; !e && !*missing && i < n; i++) {
         *missing |= states[i] == ST_MISSING;
         if (states[i] == ST_REJECTED) {

@@ -863,7 +863,12 @@ static reply_t bulk(os_server_t *s, struct MHD_Connection *c, const char *path_i
             s->item_429--;
             item = item_error(iname, id, 429, "es_rejected_execution_exception",
                               "rejected execution of coordinating operation [write queue full]");
-        } else if (id && json_object_get(s->reject_ids, id)) {
+        } else if (id && json_integer_value(json_object_get(s->reject_ids, id)) > 0) {
+            json_t *left = json_object_get(s->reject_ids, id); /* os_fault_busy_id */
+            json_integer_set(left, json_integer_value(left) - 1);
+            item = item_error(iname, id, 429, "es_rejected_execution_exception",
+                              "rejected execution of coordinating operation [write queue full]");
+        } else if (id && json_is_true(json_object_get(s->reject_ids, id))) {
             item = item_error(iname, id, 400, "mapper_parsing_exception",
                               "failed to parse field [name] of type [text] (injected)");
         } else {
@@ -1536,6 +1541,12 @@ void os_fault_reject_id(os_server_t *s, const char *id) {
 void os_fault_accept_id(os_server_t *s, const char *id) {
     pthread_mutex_lock(&s->mu);
     json_object_del(s->reject_ids, id);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void os_fault_busy_id(os_server_t *s, const char *id, int n) {
+    pthread_mutex_lock(&s->mu);
+    json_object_set_new(s->reject_ids, id, json_integer(n));
     pthread_mutex_unlock(&s->mu);
 }
 

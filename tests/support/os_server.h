@@ -44,6 +44,8 @@ void os_fault_drop(os_server_t *s, int n);               /* connection closed, n
 void os_fault_reject_id(os_server_t *s, const char *id); /* items with this _id: 400 */
 void os_fault_accept_id(os_server_t *s, const char *id); /* undoes os_fault_reject_id */
 void os_fault_delay_ms(os_server_t *s, int ms);          /* every response delayed (0: off) */
+/* bulk items with this _id answered 429 the next n times */
+void os_fault_busy_id(os_server_t *s, const char *id, int n);
 
 /* Inspection (under the server's lock): the _source of a document read
  * through an index or alias name (realtime, as GET _doc), a new reference or
