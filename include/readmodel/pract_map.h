@@ -44,7 +44,8 @@ pract_t *rm_pract_find(pract_map_t *m, const char *pid, size_t len);
 /* Inserts a new, loaded=false entry; NULL on ENOMEM. */
 pract_t *rm_pract_add(pract_map_t *m, const char *pid, size_t len);
 /* Frees entries not used in the current batch until at most `limit` remain
- * (dirty entries are never evicted). */
+ * (dirty and quarantined entries are never evicted: a quarantine holds
+ * until the partition is re-read from its stored checkpoint). */
 void rm_pract_evict(pract_map_t *m, size_t limit, uint64_t current_seq);
 void rm_pract_remove(pract_map_t *m, pract_t *p);
 void rm_pract_map_free(pract_map_t *m);

@@ -100,7 +100,7 @@ void rm_pract_remove(pract_map_t *m, pract_t *p) {
 void rm_pract_evict(pract_map_t *m, size_t limit, uint64_t current_seq) {
     for (uint32_t i = 0; i < m->capacity && m->count > limit;) {
         pract_t *p = m->slots[i];
-        if (p && !p->dirty && p->last_used < current_seq) {
+        if (p && !p->dirty && !p->quarantined && p->last_used < current_seq) {
             delete_slot(m, i); /* slot i may now hold a later entry: look again */
             pract_free(p);
         } else {

@@ -11,6 +11,10 @@
 
 /* Slot documents asked for in one _mget (one practitioner's are split too). */
 #define SLOT_MGET_IDS 1000
+/* Heads asked for in one _mget. */
+#define HEAD_MGET_IDS 1000
+/* Loads of a practitioner that looked corrupt before it is reported so. */
+#define LOAD_ATTEMPTS 3
 
 /* POST <state alias>/_mget of ids. On RM_ERR_OK *r is the answer (caller
  * decrefs) and *docs its array of as many documents (borrowed from *r). */
@@ -115,7 +119,8 @@ static rm_err_t load_slots(rm_os_sink_t *s, rm_sink_item_t *items, rm_os_head_t 
     return e;
 }
 
-rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_sink_item_t *items, size_t n) {
+/* One load of at most HEAD_MGET_IDS items: their heads, then their slots. */
+static rm_err_t load_once(rm_os_sink_t *s, rm_sink_item_t *items, size_t n) {
     if (!n)
         return RM_ERR_OK;
     rm_os_head_t *hs = calloc(n, sizeof(*hs));
@@ -150,4 +155,70 @@ rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_sink_item_t *items, size_t n) {
         rm_os_head_free(&hs[i]);
     free(hs);
     return e ? e : result;
+}
+
+/* A load of items[i] that looked corrupt, reset to be read again (the
+ * state and profile as freshly initialised). 0, or -1 out of memory. */
+static int reset_item(rm_sink_item_t *it) {
+    rm_avail_free(it->st);
+    if (rm_avail_init(it->st) != 0)
+        return -1;
+    if (it->profile)
+        rm_profile_free(it->profile);
+    it->corrupt = false;
+    return 0;
+}
+
+/* Reads again the items that looked corrupt, as one batch; *left counts
+ * those still corrupt. */
+static rm_err_t load_again(rm_os_sink_t *s, rm_sink_item_t *items, size_t n, size_t *left) {
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        m += items[i].corrupt;
+    rm_sink_item_t *again = malloc((m ? m : 1) * sizeof(*again));
+    size_t *where = malloc((m ? m : 1) * sizeof(*where));
+    rm_err_t e = again && where ? RM_ERR_OK : RM_ERR_NOMEM;
+    size_t k = 0;
+    for (size_t i = 0; !e && i < n; i++)
+        if (items[i].corrupt) {
+            if (reset_item(&items[i]) < 0)
+                e = RM_ERR_NOMEM;
+            again[k] = items[i];
+            where[k++] = i;
+        }
+    if (!e)
+        e = load_once(s, again, m);
+    *left = 0;
+    for (size_t j = 0; j < k; j++) {
+        items[where[j]] = again[j];
+        *left += again[j].corrupt;
+    }
+    free(again);
+    free(where);
+    return e;
+}
+
+/* A head and its slots are read in separate requests, so a writer that
+ * commits a newer head and deletes the slots the old one named, or a
+ * rebuild that moves the alias, between the two makes a sound state look
+ * corrupt for one read. Such items are read again (the newer head names
+ * slots that exist); only a state that looks corrupt LOAD_ATTEMPTS times
+ * in a row is reported corrupt. Heads are read HEAD_MGET_IDS at a time. */
+rm_err_t rm_os_sink_load(rm_os_sink_t *s, rm_sink_item_t *items, size_t n) {
+    rm_err_t result = RM_ERR_OK;
+    for (size_t at = 0; at < n; at += HEAD_MGET_IDS) {
+        size_t m = n - at < HEAD_MGET_IDS ? n - at : HEAD_MGET_IDS;
+        rm_err_t e = load_once(s, items + at, m);
+        size_t left = 1;
+        for (int a = 1; e == RM_ERR_CORRUPT && a < LOAD_ATTEMPTS; a++) {
+            e = load_again(s, items + at, m, &left);
+            if (e == RM_ERR_OK && left)
+                e = RM_ERR_CORRUPT;
+        }
+        if (e && e != RM_ERR_CORRUPT)
+            return e;
+        if (e)
+            result = e;
+    }
+    return result;
 }

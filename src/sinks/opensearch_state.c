@@ -213,17 +213,22 @@ static int get_varint(const char *f, size_t fl, size_t *at, uint64_t *u) {
  * their slot bits. */
 static int day_slots(rm_os_head_t *h, int64_t fence, const char *f, size_t fl) {
     if (h->slot) {
+        if ((h->n + 7) / 8 != fl) /* checked before f is read */
+            return -1;
         for (size_t k = 0; k < h->n; k++)
             h->slot[k] = (uint8_t)f[k / 8] >> k % 8 & 1;
-        return (h->n + 7) / 8 == fl ? 0 : -1;
+        return 0;
     }
     size_t at = 0, k = 0;
     while (at < fl) {
         uint64_t run, z;
         if (get_varint(f, fl, &at, &run) || get_varint(f, fl, &at, &z) || !run || run > h->n - k)
             return -1;
+        int64_t day_fence; /* garbage must not overflow the subtraction */
+        if (__builtin_sub_overflow(fence, unzigzag(z), &day_fence) || day_fence < -1)
+            return -1;
         for (; run; run--)
-            h->fences[k++] = fence - unzigzag(z);
+            h->fences[k++] = day_fence;
     }
     return k == h->n ? 0 : -1;
 }

@@ -35,6 +35,7 @@ struct os_server {
     int bulk_429, item_429, f503, drop, delay_ms;
     json_t *reject_ids;
     char *tls_cert, *tls_key; /* PEM; NULL: plain HTTP */
+    json_t *copy_after_mget;  /* [index, from, to] applied after the next _mget, or NULL */
 };
 
 typedef struct {
@@ -1185,6 +1186,18 @@ static reply_t do_refresh(os_server_t *s, const char *name) {
 }
 
 /* Routes one request (lock held). parts: the path split on '/'. */
+/* Document `to` of the index behind `index` becomes a copy of `from`
+ * (source, version, seq_no); a missing `from` deletes `to`. Under s->mu. */
+static void copy_doc(os_server_t *s, const char *index, const char *from, const char *to) {
+    const char *w = write_index(s, index);
+    json_t *docs = w ? json_object_get(index_get(s, w), "docs") : NULL;
+    json_t *d = docs ? json_object_get(docs, from) : NULL;
+    if (d)
+        json_object_set_new(docs, to, json_deep_copy(d));
+    else if (docs)
+        json_object_del(docs, to);
+}
+
 static reply_t route(os_server_t *s, struct MHD_Connection *c, const char *method, char **parts,
                      int np, const upload_t *u) {
     bool get = !strcmp(method, "GET"), head = !strcmp(method, "HEAD"), put = !strcmp(method, "PUT"),
@@ -1247,7 +1260,16 @@ static reply_t route(os_server_t *s, struct MHD_Connection *c, const char *metho
     }
     if (np == 2 && !strcmp(b, "_mget") && (get || post)) {
         count_kind(s, "mget");
-        return mget(s, a, u);
+        reply_t r = mget(s, a, u);
+        json_t *cp = s->copy_after_mget; /* os_fault_copy_after_mget */
+        if (cp) {
+            s->copy_after_mget = NULL;
+            copy_doc(s, json_string_value(json_array_get(cp, 0)),
+                     json_string_value(json_array_get(cp, 1)),
+                     json_string_value(json_array_get(cp, 2)));
+            json_decref(cp);
+        }
+        return r;
     }
     if (np == 2 && (!strcmp(b, "_search") || !strcmp(b, "_count")) && (get || post)) {
         count_kind(s, b + 1);
@@ -1496,6 +1518,7 @@ void os_server_stop(os_server_t *s) {
     json_decref(s->aliases);
     json_decref(s->counts);
     json_decref(s->reject_ids);
+    json_decref(s->copy_after_mget);
     free(s->user);
     free(s->password);
     free(s->tls_cert);
@@ -1547,6 +1570,19 @@ void os_fault_accept_id(os_server_t *s, const char *id) {
 void os_fault_busy_id(os_server_t *s, const char *id, int n) {
     pthread_mutex_lock(&s->mu);
     json_object_set_new(s->reject_ids, id, json_integer(n));
+    pthread_mutex_unlock(&s->mu);
+}
+
+void os_server_copy(os_server_t *s, const char *index, const char *from, const char *to) {
+    pthread_mutex_lock(&s->mu);
+    copy_doc(s, index, from, to);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void os_fault_copy_after_mget(os_server_t *s, const char *index, const char *from, const char *to) {
+    pthread_mutex_lock(&s->mu);
+    json_decref(s->copy_after_mget);
+    s->copy_after_mget = json_pack("[sss]", index, from, to);
     pthread_mutex_unlock(&s->mu);
 }
 

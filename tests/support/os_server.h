@@ -46,6 +46,12 @@ void os_fault_accept_id(os_server_t *s, const char *id); /* undoes os_fault_reje
 void os_fault_delay_ms(os_server_t *s, int ms);          /* every response delayed (0: off) */
 /* bulk items with this _id answered 429 the next n times */
 void os_fault_busy_id(os_server_t *s, const char *id, int n);
+/* After the next _mget is answered, document `to` of the index behind
+ * `index` becomes a copy of `from` (a missing `from` deletes it): another
+ * writer's commit landing between a reader's two requests. */
+void os_fault_copy_after_mget(os_server_t *s, const char *index, const char *from, const char *to);
+/* Now: document `to` becomes a copy of `from` (as above). */
+void os_server_copy(os_server_t *s, const char *index, const char *from, const char *to);
 
 /* Inspection (under the server's lock): the _source of a document read
  * through an index or alias name (realtime, as GET _doc), a new reference or

@@ -928,6 +928,59 @@ static int count_slots(fx_t *f, const char *pid) {
  * fence: its slot documents carry their own fence, so nothing of W's stands
  * in its way; it commits and converges to the reference. Each commit
  * deletes the slots it superseded; W's stay as garbage. */
+/* A head and its slots are read in two requests. Another writer that
+ * commits a newer head and deletes the slots the old one named in between
+ * makes the first read look corrupt; the load reads again and gets the new
+ * head with its slots (reported corrupt, it would quarantine a sound
+ * practitioner). */
+static void test_commit_between_head_and_slot_reads(void **state) {
+    fx_t *f = *state;
+    assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
+    rm_avail_t st, ref;
+    rm_profile_t prof = {0};
+    rm_avail_init(&st);
+    rm_avail_init(&ref);
+    for (int d = 0; d < 3; d++) {
+        apply(&st, RM_EV_SLOTS_PUBLISHED, "", (uint16_t)(D0 + d), 0, 100);
+        apply(&ref, RM_EV_SLOTS_PUBLISHED, "", (uint16_t)(D0 + d), 0, 100);
+    }
+    rm_sink_item_t it = {.pid = "rc",
+                         .pid_len = 2,
+                         .st = &st,
+                         .profile = &prof,
+                         .partition = 0,
+                         .fence = 10,
+                         .expect_partition = -1,
+                         .expect_fence = -1};
+    assert_int_equal(rm_os_sink_flush(f->s, &it, 1, 3), RM_ERR_OK);
+    const char *idx = "practitioners-state";
+    os_server_copy(f->srv, idx, "p:rc", "saved-10");
+    /* the other writer: day 0 changes at 20, its @10 slot is deleted */
+    rm_avail_clear_dirty(&st);
+    apply(&st, RM_EV_BOOKING_CREATED, "b1", D0, 0, 4);
+    apply(&ref, RM_EV_BOOKING_CREATED, "b1", D0, 0, 4);
+    it.expect_partition = 0;
+    it.expect_fence = 10;
+    it.fence = 20;
+    assert_int_equal(rm_os_sink_flush(f->s, &it, 1, 3), RM_ERR_OK);
+    assert_null(os_server_get(f->srv, idx, "p:rc:2026-11-23@10"));
+    /* the reader sees the head of 10, then (after its head _mget) the 20 */
+    os_server_copy(f->srv, idx, "p:rc", "saved-20");
+    os_server_copy(f->srv, idx, "saved-10", "p:rc");
+    os_fault_copy_after_mget(f->srv, idx, "saved-20", "p:rc");
+    rm_avail_t got;
+    assert_int_equal(load_fresh(f, "rc", &got, RM_ERR_OK), 20);
+    assert_same_state(&ref, &got);
+    rm_avail_free(&got);
+    /* a head that names a missing slot every time is corrupt */
+    os_server_copy(f->srv, idx, "saved-10", "p:rc");
+    assert_int_equal(load_fresh(f, "rc", &got, RM_ERR_CORRUPT), -1);
+    rm_avail_free(&got);
+    rm_avail_free(&st);
+    rm_avail_free(&ref);
+    rm_profile_free(&prof);
+}
+
 static void test_smaller_fence_after_failed_head(void **state) {
     fx_t *f = *state;
     assert_int_equal(rm_os_sink_ensure(f->s, NULL, 0), RM_ERR_OK);
@@ -1411,6 +1464,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_old_state_format_migrates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recreated_index_written_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smaller_fence_after_failed_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_between_head_and_slot_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_slot_form_migrates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_across_alias_move, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_delete_leaves_garbage, setup, teardown),
