@@ -553,12 +553,14 @@ typedef enum { K_DOCS, K_SLOTS, K_HEADS } kind_t;
 /* One index action and its source. */
 static int action(text_t *t, const char *index, const char *id, int64_t fence, const char *src,
                   size_t len) {
-    char meta[512];
-    snprintf(meta, sizeof(meta),
-             "{\"index\":{\"_index\":\"%s\",\"_id\":\"%s\",\"version\":%lld,\"version_type\":"
-             "\"external_gte\"}}\n",
-             index, id, (long long)fence + 1);
-    return append(t, meta, strlen(meta)) || append(t, src, len) || append(t, "\n", 1) ? -1 : 0;
+    char meta[1024];
+    int ml = snprintf(meta, sizeof(meta),
+                      "{\"index\":{\"_index\":\"%s\",\"_id\":\"%s\",\"version\":%lld,"
+                      "\"version_type\":\"external_gte\"}}\n",
+                      index, id, (long long)fence + 1);
+    if (ml < 0 || (size_t)ml >= sizeof(meta))
+        return -1;
+    return append(t, meta, (size_t)ml) || append(t, src, len) || append(t, "\n", 1) ? -1 : 0;
 }
 
 /* The slot documents of the days plan p writes, each under a new id that
