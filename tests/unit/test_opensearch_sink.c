@@ -24,6 +24,8 @@
 
 #include <cmocka.h>
 
+#include "avail_check.h"
+
 typedef struct {
     os_server_t *srv;
     rm_os_sink_t *s;
@@ -716,18 +718,6 @@ static void apply(rm_avail_t *st, rm_event_type_t t, const char *id, uint16_t da
     e.slots = (rm_slots_t){day, start, n};
     e.booking_id = (rm_span_t){id, strlen(id)};
     rm_avail_apply(st, &e);
-}
-
-/* The state of one practitioner, encoded whole (canonical bytes). */
-static void assert_same_state(const rm_avail_t *a, const rm_avail_t *b) {
-    char *x, *y;
-    size_t lx, ly;
-    assert_int_equal(rm_avail_encode(a, &x, &lx), 0);
-    assert_int_equal(rm_avail_encode(b, &y, &ly), 0);
-    assert_int_equal(lx, ly);
-    assert_memory_equal(x, y, lx);
-    free(x);
-    free(y);
 }
 
 /* Loads pid through a new sink (as a restarted process would) into *st

@@ -12,6 +12,7 @@
 #include "readmodel/redis_cluster.h"
 #include "readmodel/redis_sink.h"
 #include "test_redis.h"
+#include "avail_check.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -652,18 +653,6 @@ static long long net_input(redisContext *c) {
     long long n = atoll(at + strlen("total_net_input_bytes:"));
     freeReplyObject(r);
     return n;
-}
-
-/* The state of one practitioner, encoded whole (canonical bytes). */
-static void assert_same_state(const rm_avail_t *a, const rm_avail_t *b) {
-    char *x, *y;
-    size_t lx, ly;
-    assert_int_equal(rm_avail_encode(a, &x, &lx), 0);
-    assert_int_equal(rm_avail_encode(b, &y, &ly), 0);
-    assert_int_equal(lx, ly);
-    assert_memory_equal(x, y, lx);
-    free(x);
-    free(y);
 }
 
 #define BIG_BOOKINGS 200000
